@@ -1,0 +1,128 @@
+import type {
+  AgentSummary,
+  Prompt,
+  Run,
+  RunDetail,
+  Stats,
+  Step,
+  TrajectoryDetail,
+  TrajectoryPage,
+} from './types';
+
+export const KEY_STORAGE = 'lightning.apiKey';
+
+/** An error answered by the collector (or a network failure, status 0). */
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+  }
+  get unauthorized(): boolean {
+    return this.status === 401;
+  }
+  get notFound(): boolean {
+    return this.status === 404;
+  }
+}
+
+export type Query = Record<string, string | number | boolean | null | undefined>;
+
+export function queryString(params: Query): string {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === '') continue;
+    search.set(name, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+export interface RequestOptions {
+  method?: 'GET' | 'POST' | 'DELETE';
+  body?: unknown;
+  signal?: AbortSignal;
+}
+
+/** Thin client over the collector's HTTP API (docs/api.md). */
+export class Api {
+  readonly key: string;
+  readonly base: string;
+  /** Called when the server rejects the key, so the app can sign out. */
+  onUnauthorized: (() => void) | null = null;
+
+  constructor(key: string, base = '') {
+    this.key = key;
+    this.base = base;
+  }
+
+  async request<T>(path: string, options: RequestOptions = {}): Promise<T> {
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.key}`, Accept: 'application/json' };
+    let body: string | undefined;
+    if (options.body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      body = JSON.stringify(options.body);
+    }
+    let response: Response;
+    try {
+      response = await fetch(this.base + path, { method: options.method ?? 'GET', headers, body, signal: options.signal });
+    } catch (err) {
+      if (err instanceof DOMException && err.name === 'AbortError') throw err;
+      throw new ApiError(0, 'Cannot reach the collector. Is `lightning serve` running?');
+    }
+    const text = await response.text();
+    let data: unknown = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const message =
+        data && typeof data === 'object' && 'error' in data && typeof (data as { error: unknown }).error === 'string'
+          ? (data as { error: string }).error
+          : `${response.status} ${response.statusText}`.trim();
+      const error = new ApiError(response.status, message);
+      if (error.unauthorized) this.onUnauthorized?.();
+      throw error;
+    }
+    return data as T;
+  }
+
+  listTrajectories(filters: Query, signal?: AbortSignal): Promise<TrajectoryPage> {
+    return this.request(`/api/trajectories${queryString(filters)}`, { signal });
+  }
+  trajectory(id: string, signal?: AbortSignal): Promise<TrajectoryDetail> {
+    return this.request(`/api/trajectories/${encodeURIComponent(id)}`, { signal });
+  }
+  stepsAfter(id: string, after: number, limit = 1000, signal?: AbortSignal): Promise<{ steps: Step[] }> {
+    return this.request(`/api/trajectories/${encodeURIComponent(id)}/steps${queryString({ after, limit })}`, { signal });
+  }
+  stats(filters: Query, signal?: AbortSignal): Promise<Stats> {
+    return this.request(`/api/stats${queryString(filters)}`, { signal });
+  }
+  agents(signal?: AbortSignal): Promise<{ agents: AgentSummary[] }> {
+    return this.request('/api/agents', { signal });
+  }
+  runs(filters: Query, signal?: AbortSignal): Promise<{ runs: Run[] }> {
+    return this.request(`/api/optimization-runs${queryString(filters)}`, { signal });
+  }
+  run(id: string, signal?: AbortSignal): Promise<RunDetail> {
+    return this.request(`/api/optimization-runs/${encodeURIComponent(id)}`, { signal });
+  }
+  prompts(agentId: string, signal?: AbortSignal): Promise<{ prompts: Prompt[] }> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts`, { signal });
+  }
+  promote(agentId: string, version: number): Promise<Prompt> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/promote`, { method: 'POST' });
+  }
+}
+
+/** Check a key against the API; resolves when accepted, throws ApiError otherwise. */
+export async function verifyKey(key: string, base = ''): Promise<void> {
+  const api = new Api(key, base);
+  await api.request('/api/trajectories?limit=1');
+}

@@ -1,0 +1,377 @@
+import { useMemo, useState } from 'react';
+import { useApi } from '../auth';
+import { AgentSelect } from '../components/AgentSelect';
+import { Badge, CodeBlock, EmptyState, ErrorBox, Loading, PageHeader } from '../components/common';
+import { DiffView } from '../components/DiffView';
+import { ApiError } from '../lib/api';
+import { DASH, formatDateTime, formatDuration, formatNumber, formatScore, shortId } from '../lib/format';
+import { useAsync } from '../lib/hooks';
+import { Link, navigate, setSearch, useLocation } from '../lib/router';
+import type { Candidate, CandidateStatus, Prompt, Run, RunDetail as RunDetailData } from '../lib/types';
+
+function NotAvailable({ what }: { what: string }) {
+  return (
+    <EmptyState title={`No ${what} yet`}>
+      This collector does not serve {what} yet (the API answered 404). They appear here once the optimizer has run.
+    </EmptyState>
+  );
+}
+
+const RUN_TONE = { running: 'info', completed: 'ok', failed: 'bad' } as const;
+const CANDIDATE_TONE: Record<CandidateStatus, 'neutral' | 'bad' | 'info' | 'ok' | 'accent'> = {
+  seed: 'neutral',
+  pruned: 'bad',
+  evaluated: 'info',
+  kept: 'ok',
+  best: 'accent',
+};
+
+function runDuration(run: Run): string {
+  if (!run.finishedAt) return DASH;
+  return formatDuration(new Date(run.finishedAt).getTime() - new Date(run.startedAt).getTime());
+}
+
+export function Optimization() {
+  const api = useApi();
+  const { search } = useLocation();
+  const agentId = search.get('agentId') ?? '';
+  const runs = useAsync((signal) => api.runs({ agentId, limit: 100 }, signal), `runs:${agentId}`);
+  const runsMissing = runs.error instanceof ApiError && runs.error.notFound;
+
+  return (
+    <div>
+      <PageHeader title="Optimization">
+        <button type="button" onClick={runs.reload}>
+          Refresh
+        </button>
+      </PageHeader>
+      <form className="filters card" aria-label="Optimization filters" onSubmit={(e) => e.preventDefault()}>
+        <AgentSelect value={agentId} onChange={(v) => setSearch({ agentId: v })} />
+        {agentId && (
+          <div className="field field-action">
+            <Link className="button" href={`/optimization/prompts/${encodeURIComponent(agentId)}`}>
+              Prompt versions of {agentId}
+            </Link>
+          </div>
+        )}
+      </form>
+      <section className="card" aria-labelledby="runs-h">
+        <h2 id="runs-h">Runs</h2>
+        {runsMissing ? (
+          <NotAvailable what="optimization runs" />
+        ) : runs.error ? (
+          <ErrorBox error={runs.error} onRetry={runs.reload} />
+        ) : runs.loading && !runs.data ? (
+          <Loading />
+        ) : !runs.data?.runs.length ? (
+          <EmptyState title="No optimization runs yet">Start one with the optimizer; its runs are listed here.</EmptyState>
+        ) : (
+          <table className="table">
+            <thead>
+              <tr>
+                <th scope="col">Run</th>
+                <th scope="col">Agent</th>
+                <th scope="col">Status</th>
+                <th scope="col">Started</th>
+                <th scope="col" className="num">Duration</th>
+                <th scope="col" className="num">Baseline</th>
+                <th scope="col" className="num">Best</th>
+                <th scope="col" className="num">Evaluations</th>
+                <th scope="col">Prompts</th>
+              </tr>
+            </thead>
+            <tbody>
+              {runs.data.runs.map((run) => (
+                <tr key={run.id} className="clickable" onClick={() => navigate(`/optimization/runs/${encodeURIComponent(run.id)}`)}>
+                  <td>
+                    <Link href={`/optimization/runs/${encodeURIComponent(run.id)}`} onClick={(e) => e.stopPropagation()} aria-label={`Open run ${run.id}`}>
+                      <span className="mono">{shortId(run.id)}</span>
+                    </Link>
+                  </td>
+                  <td>{run.agentId}</td>
+                  <td>
+                    <Badge tone={RUN_TONE[run.status] ?? 'neutral'}>{run.status}</Badge>
+                  </td>
+                  <td>{formatDateTime(run.startedAt)}</td>
+                  <td className="num">{runDuration(run)}</td>
+                  <td className="num">{formatScore(run.baselineScore)}</td>
+                  <td className="num">{formatScore(run.bestScore)}</td>
+                  <td className="num">{formatNumber(run.evaluations)}</td>
+                  <td>
+                    <Link href={`/optimization/prompts/${encodeURIComponent(run.agentId)}`} onClick={(e) => e.stopPropagation()}>
+                      Versions
+                    </Link>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </div>
+  );
+}
+
+interface TreeNode {
+  candidate: Candidate;
+  children: TreeNode[];
+}
+
+export function buildLineage(candidates: Candidate[]): TreeNode[] {
+  const nodes = new Map<string, TreeNode>();
+  for (const c of candidates) nodes.set(c.id, { candidate: c, children: [] });
+  const roots: TreeNode[] = [];
+  for (const c of candidates) {
+    const node = nodes.get(c.id) as TreeNode;
+    const parent = c.parentId ? nodes.get(c.parentId) : undefined;
+    if (parent && parent !== node) parent.children.push(node);
+    else roots.push(node);
+  }
+  const order = (a: TreeNode, b: TreeNode) => a.candidate.round - b.candidate.round || a.candidate.createdAt.localeCompare(b.candidate.createdAt);
+  const sortDeep = (list: TreeNode[]) => {
+    list.sort(order);
+    for (const n of list) sortDeep(n.children);
+  };
+  sortDeep(roots);
+  return roots;
+}
+
+function score(c: Candidate): number | null {
+  return c.validationScore ?? c.minibatchScore;
+}
+
+function LineageTree({ nodes, selected, onSelect, level = 1 }: { nodes: TreeNode[]; selected: string | null; onSelect: (id: string) => void; level?: number }) {
+  return (
+    <ul className={level === 1 ? 'lineage' : 'lineage-children'} role={level === 1 ? 'tree' : 'group'} aria-label={level === 1 ? 'Candidate lineage' : undefined}>
+      {nodes.map(({ candidate: c, children }) => (
+        <li key={c.id} role="treeitem" aria-level={level} aria-selected={c.id === selected} aria-expanded={children.length ? true : undefined}>
+          <button type="button" className={c.id === selected ? 'node selected' : 'node'} onClick={() => onSelect(c.id)}>
+            <span className="node-round">R{c.round}</span>
+            <span className="mono">{shortId(c.id)}</span>
+            <Badge tone={CANDIDATE_TONE[c.status] ?? 'neutral'}>{c.status}</Badge>
+            <span className="node-score" title="validation score (minibatch score if not validated)">
+              {formatScore(score(c))}
+            </span>
+          </button>
+          {children.length > 0 && <LineageTree nodes={children} selected={selected} onSelect={onSelect} level={level + 1} />}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function RunDetail({ id }: { id: string }) {
+  const api = useApi();
+  const { data, error, loading, reload } = useAsync<RunDetailData>((signal) => api.run(id, signal), `run:${id}`);
+  const [picked, setPicked] = useState<string | null>(null);
+  const candidates = data?.candidates ?? [];
+  const tree = useMemo(() => buildLineage(candidates), [candidates]);
+  const rounds = useMemo(() => {
+    const map = new Map<number, Candidate[]>();
+    for (const c of candidates) map.set(c.round, [...(map.get(c.round) ?? []), c]);
+    return [...map.entries()].sort((a, b) => a[0] - b[0]);
+  }, [candidates]);
+
+  if (error) {
+    if (error instanceof ApiError && error.notFound) return <NotAvailable what="details for this run" />;
+    return <ErrorBox error={error} onRetry={reload} />;
+  }
+  if (loading || !data) return <Loading label="Loading run…" />;
+  const selectedId = picked ?? data.bestCandidateId ?? candidates[0]?.id ?? null;
+  const selected = candidates.find((c) => c.id === selectedId) ?? null;
+  const parent = selected?.parentId ? candidates.find((c) => c.id === selected.parentId) ?? null : null;
+
+  return (
+    <div>
+      <nav aria-label="Breadcrumb" className="breadcrumb">
+        <Link href="/optimization">Optimization</Link> <span aria-hidden="true">/</span> <span>Run {shortId(data.id)}</span>
+      </nav>
+      <PageHeader title={`Run ${shortId(data.id)} · ${data.agentId}`}>
+        <Badge tone={RUN_TONE[data.status] ?? 'neutral'}>{data.status}</Badge>
+        <Link className="button" href={`/optimization/prompts/${encodeURIComponent(data.agentId)}`}>
+          Prompt versions
+        </Link>
+      </PageHeader>
+      <dl className="summary card">
+        {(
+          [
+            ['Started', formatDateTime(data.startedAt)],
+            ['Finished', formatDateTime(data.finishedAt)],
+            ['Baseline score', formatScore(data.baselineScore)],
+            ['Best score', formatScore(data.bestScore)],
+            ['Trajectories', formatNumber(data.trajectories)],
+            ['LLM calls', formatNumber(data.llmCalls)],
+            ['Evaluations', formatNumber(data.evaluations)],
+            ['Candidates', formatNumber(candidates.length)],
+          ] as [string, string][]
+        ).map(([k, v]) => (
+          <div key={k} className="summary-item">
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </div>
+        ))}
+      </dl>
+      {data.error && <CodeBlock text={data.error} label="Run error" tone="error" />}
+      {data.config && Object.keys(data.config).length > 0 && (
+        <details className="disclosure card">
+          <summary>Configuration</summary>
+          <CodeBlock text={JSON.stringify(data.config, null, 2)} label="Run configuration" />
+        </details>
+      )}
+      {candidates.length === 0 ? (
+        <EmptyState title="No candidates yet" />
+      ) : (
+        <div className="run-grid">
+          <section className="card" aria-labelledby="lineage-h">
+            <h2 id="lineage-h">Candidates</h2>
+            <ol className="rounds" aria-label="Rounds">
+              {rounds.map(([round, list]) => {
+                const best = Math.max(...list.map((c) => score(c) ?? -Infinity));
+                return (
+                  <li key={round}>
+                    <strong>Round {round}</strong> <span className="muted">{list.length} candidate{list.length === 1 ? '' : 's'} · best {Number.isFinite(best) ? formatScore(best) : DASH}</span>
+                  </li>
+                );
+              })}
+            </ol>
+            <LineageTree nodes={tree} selected={selectedId} onSelect={setPicked} />
+          </section>
+          {selected && (
+            <section className="card" aria-labelledby="cand-h">
+              <h2 id="cand-h">
+                Candidate <span className="mono">{shortId(selected.id)}</span> <Badge tone={CANDIDATE_TONE[selected.status] ?? 'neutral'}>{selected.status}</Badge>
+              </h2>
+              <dl className="summary inline">
+                <div className="summary-item">
+                  <dt>Round</dt>
+                  <dd>{selected.round}</dd>
+                </div>
+                <div className="summary-item">
+                  <dt>Minibatch score</dt>
+                  <dd>{formatScore(selected.minibatchScore)}</dd>
+                </div>
+                <div className="summary-item">
+                  <dt>Validation score</dt>
+                  <dd>{formatScore(selected.validationScore)}</dd>
+                </div>
+                <div className="summary-item">
+                  <dt>Evaluations</dt>
+                  <dd>{formatNumber(selected.evaluations)}</dd>
+                </div>
+                <div className="summary-item">
+                  <dt>Parent</dt>
+                  <dd>
+                    {parent ? (
+                      <button type="button" className="link-button mono" onClick={() => setPicked(parent.id)}>
+                        {shortId(parent.id)}
+                      </button>
+                    ) : (
+                      'none (seed)'
+                    )}
+                  </dd>
+                </div>
+              </dl>
+              <h3>Critique</h3>
+              {selected.critique ? <CodeBlock text={selected.critique} label="Critique" /> : <p className="muted">No critique.</p>}
+              <h3>{parent ? 'Prompt compared with its parent' : 'Prompt'}</h3>
+              {parent ? (
+                <DiffView before={parent.prompt} after={selected.prompt} beforeLabel={`Parent ${shortId(parent.id)} (round ${parent.round})`} afterLabel={`Candidate ${shortId(selected.id)} (round ${selected.round})`} />
+              ) : (
+                <CodeBlock text={selected.prompt} label="Prompt" />
+              )}
+            </section>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}
+
+export function PromptVersions({ agentId }: { agentId: string }) {
+  const api = useApi();
+  const { data, error, loading, reload } = useAsync((signal) => api.prompts(agentId, signal), `prompts:${agentId}`);
+  const [busy, setBusy] = useState<number | null>(null);
+  const [actionError, setActionError] = useState<Error | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const [compare, setCompare] = useState<number | null>(null);
+  const prompts: Prompt[] = data?.prompts ?? [];
+
+  const promote = async (version: number) => {
+    setBusy(version);
+    setActionError(null);
+    setMessage(null);
+    try {
+      await api.promote(agentId, version);
+      setMessage(`Version ${version} is now the promoted prompt of ${agentId}.`);
+      reload();
+    } catch (err) {
+      setActionError(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const missing = error instanceof ApiError && error.notFound;
+  const comparing = compare !== null ? prompts.find((p) => p.version === compare) : undefined;
+  const previous = comparing ? prompts.filter((p) => p.version < comparing.version).sort((a, b) => b.version - a.version)[0] : undefined;
+
+  return (
+    <div>
+      <nav aria-label="Breadcrumb" className="breadcrumb">
+        <Link href="/optimization">Optimization</Link> <span aria-hidden="true">/</span> <span>Prompt versions</span>
+      </nav>
+      <PageHeader title={`Prompt versions · ${agentId}`}>
+        <button type="button" onClick={reload}>
+          Refresh
+        </button>
+      </PageHeader>
+      {message && (
+        <p className="notice" role="status">
+          {message}
+        </p>
+      )}
+      {actionError && <ErrorBox error={actionError} />}
+      {missing ? (
+        <NotAvailable what="prompt versions" />
+      ) : error ? (
+        <ErrorBox error={error} onRetry={reload} />
+      ) : loading && !data ? (
+        <Loading />
+      ) : prompts.length === 0 ? (
+        <EmptyState title={`No prompt versions for ${agentId}`} />
+      ) : (
+        <div className="prompt-list">
+          {prompts.map((p) => (
+            <article key={p.version} className={p.promoted ? 'card prompt promoted' : 'card prompt'} aria-labelledby={`pv-${p.version}`}>
+              <div className="section-head">
+                <h2 id={`pv-${p.version}`}>
+                  Version {p.version} {p.promoted && <Badge tone="ok">promoted</Badge>}
+                </h2>
+                <div className="toolbar">
+                  <span className="muted small">{formatDateTime(p.createdAt)}</span>
+                  {p.sourceRunId && (
+                    <Link href={`/optimization/runs/${encodeURIComponent(p.sourceRunId)}`}>from run {shortId(p.sourceRunId)}</Link>
+                  )}
+                  {prompts.some((o) => o.version < p.version) && (
+                    <button type="button" aria-pressed={compare === p.version} onClick={() => setCompare(compare === p.version ? null : p.version)}>
+                      {compare === p.version ? 'Hide diff' : 'Diff with previous'}
+                    </button>
+                  )}
+                  <button type="button" className="primary" disabled={p.promoted || busy !== null} onClick={() => void promote(p.version)}>
+                    {busy === p.version ? 'Promoting…' : p.promoted ? 'Promoted' : 'Promote'}
+                  </button>
+                </div>
+              </div>
+              {p.note && <p>{p.note}</p>}
+              {compare === p.version && previous ? (
+                <DiffView before={previous.text} after={p.text} beforeLabel={`Version ${previous.version}`} afterLabel={`Version ${p.version}`} />
+              ) : (
+                <CodeBlock text={p.text} label={`Prompt version ${p.version}`} />
+              )}
+            </article>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
