@@ -1,0 +1,223 @@
+/**
+ * Public types of @agent-lightning/instrumentation.
+ *
+ * The Claude Agent SDK types are described structurally here so that this package has no
+ * runtime or type-level dependency on the SDK: `lightning.hooks` is assignable to the SDK's
+ * `Options['hooks']` (checked by the end-to-end test against the real SDK).
+ */
+
+/** JSON value as sent to the collector. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** The subset of the SDK hook input this package reads. Every SDK `HookInput` is assignable. */
+export interface HookInputLike {
+  hook_event_name: string;
+  session_id: string;
+  cwd?: string;
+  prompt_id?: string;
+  permission_mode?: string;
+  agent_id?: string;
+  agent_type?: string;
+  [key: string]: unknown;
+}
+
+/** What every instrumentation callback resolves to: "no opinion". */
+export type EmptyHookOutput = Record<string, never>;
+
+export type LightningHookCallback = (
+  input: HookInputLike,
+  toolUseID: string | undefined,
+  options: { signal: AbortSignal },
+) => Promise<EmptyHookOutput>;
+
+export interface LightningHookMatcher {
+  matcher?: string;
+  hooks: LightningHookCallback[];
+  timeout?: number;
+}
+
+/** Events this package registers callbacks for. */
+export type InstrumentedEvent =
+  | 'UserPromptSubmit'
+  | 'PreToolUse'
+  | 'PostToolUse'
+  | 'PostToolUseFailure'
+  | 'PostToolBatch'
+  | 'PermissionRequest'
+  | 'Stop'
+  | 'StopFailure'
+  | 'SessionStart'
+  | 'SessionEnd';
+
+export type LightningHooks = { [E in InstrumentedEvent]: LightningHookMatcher[] };
+
+/** A step as sent to `POST /api/trajectories/{id}/steps/batch`. */
+export interface StepPayload {
+  stepNumber: number;
+  toolName: string;
+  timestamp?: string;
+  toolInput?: JsonValue;
+  toolOutput?: JsonValue;
+  error?: string | null;
+  durationMs?: number;
+  toolUseId?: string;
+  metadata?: { [key: string]: JsonValue };
+}
+
+/** Usage as sent with a completion. */
+export interface UsagePayload {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadInputTokens: number;
+  cacheCreationInputTokens: number;
+}
+
+export interface StartPayload {
+  trajectoryId: string;
+  agentId: string;
+  taskType?: string;
+  startTime: string;
+  sessionId?: string;
+  prompt?: string;
+  systemPrompt?: string;
+  promptVersion?: string;
+  model?: string;
+  metadata?: { [key: string]: JsonValue };
+}
+
+export interface CompletePayload {
+  success: boolean;
+  result?: JsonValue;
+  error?: string;
+  totalSteps?: number;
+  duration?: number;
+  endTime: string;
+  costUsd?: number;
+  usage?: UsagePayload;
+  numTurns?: number;
+}
+
+/** A user sanitizer. Receives a copy of a step after built-in redaction and may mutate it or
+ * return a replacement. If it throws (or returns something that is not a step), the step's
+ * toolInput/toolOutput/error are withheld: they are never sent raw. */
+export type StepSanitizer = (step: StepPayload) => StepPayload | void;
+
+export interface Logger {
+  debug(message: string): void;
+  warn(message: string): void;
+}
+
+export interface RetryOptions {
+  /** First backoff delay in ms (full jitter is applied). Default 500. */
+  baseDelayMs?: number;
+  /** Upper bound of one backoff delay in ms. Default 30000. */
+  maxDelayMs?: number;
+  /** Upper bound honoured for a Retry-After header, in ms. Default 60000. */
+  maxRetryAfterMs?: number;
+}
+
+export interface InstrumentOptions {
+  /** Base URL of the collector, e.g. http://localhost:4000 */
+  collectorUrl: string;
+  /** Bearer token the collector expects (its API_KEY). */
+  apiKey: string;
+  /** Identifies this agent in the collector. */
+  agentId: string;
+  /** Optional categorisation of the trajectories. */
+  taskType?: string;
+  /** Flush when this many steps are queued; also the most steps sent in one request. Default 10. */
+  batchSize?: number;
+  /** Flush at least this often, in ms. 0 disables the timer (count/bytes/explicit flush only). Default 5000. */
+  flushInterval?: number;
+  /** Flush when queued serialized bytes reach this; also the most bytes in one request. Default 512 KiB. */
+  maxBatchBytes?: number;
+  /** Print debug logs. Default false. */
+  debug?: boolean;
+  /** Most records (starts, steps, completions) kept in memory; the oldest is dropped (or spooled) beyond. Default 10000. */
+  maxQueueSize?: number;
+  /** Directory for the disk spool: undelivered records are written there and replayed by the next process. */
+  spoolDir?: string;
+  /** Most bytes one spool directory may hold; records beyond are dropped. Default 64 MiB. */
+  maxSpoolBytes?: number;
+  /** Largest serialized size of one field (toolInput, toolOutput, error, result…). Default 32 KiB. */
+  maxFieldBytes?: number;
+  /** Built-in secret redaction. Default true. */
+  redact?: boolean;
+  /** Extra patterns to redact (must be global regexes or will be made global). */
+  redactPatterns?: RegExp[];
+  /** User sanitizer for steps; fails closed. */
+  sanitize?: StepSanitizer;
+  /** Timeout of one HTTP request in ms. Default 10000. */
+  requestTimeoutMs?: number;
+  /** Backoff settings. */
+  retry?: RetryOptions;
+  /** How long shutdown() and the exit handlers wait for delivery, in ms. Default 5000. */
+  shutdownTimeoutMs?: number;
+  /** Register beforeExit/SIGTERM/exit handlers. Default true. */
+  handleProcessExit?: boolean;
+  /** Extra metadata put on every trajectory. */
+  metadata?: { [key: string]: JsonValue };
+  /** Where logs go. Default: console.error for debug, console.warn for warnings. */
+  logger?: Logger;
+  /** fetch implementation. Default: globalThis.fetch. */
+  fetch?: typeof fetch;
+}
+
+/** Context a caller may give to track() about the query it wraps. */
+export interface TrackContext {
+  /** The task prompt (recorded when no UserPromptSubmit hook delivered it). */
+  prompt?: string;
+  /** The system prompt used for the query. */
+  systemPrompt?: string | string[] | { type: string; prompt?: string; append?: string; preset?: string };
+  /** Overrides the instance's taskType for this query's trajectory. */
+  taskType?: string;
+  /** Extra trajectory metadata for this query. */
+  metadata?: { [key: string]: JsonValue };
+}
+
+export interface LightningStats {
+  /** Records (starts, steps, completions) the collector accepted. */
+  sent: number;
+  /** Records waiting in memory (including the request in flight). */
+  queued: number;
+  /** Records lost: queue overflow, rejected by the collector, capture disabled, spool full. */
+  dropped: number;
+  /** HTTP requests that failed (network error, timeout or error status). */
+  failed: number;
+  /** Requests retried after a retriable failure. */
+  retries: number;
+  /** Records written to the disk spool. */
+  spooled: number;
+  /** Records read back from the disk spool. */
+  replayed: number;
+  /** Trajectories started by this instance. */
+  trajectories: number;
+  /** True once the collector answered 401: capture is off for this instance. */
+  disabled: boolean;
+  /** Prompt version remembered from prompt(), if any. */
+  promptVersion: string | null;
+  /** Last delivery error, if any. */
+  lastError: string | null;
+}
+
+export interface PromptResult {
+  text: string;
+  version: string | null;
+  source: 'collector' | 'fallback';
+}
+
+export interface Lightning {
+  /** Hook matchers to pass as `options.hooks` (or merge with mergeHooks). */
+  readonly hooks: LightningHooks;
+  /** Wraps a query: yields every message unchanged, records the result. */
+  track<Q extends AsyncIterable<unknown>>(query: Q, context?: TrackContext): Q;
+  /** Sends everything queued now. */
+  flush(): Promise<void>;
+  /** Flushes, stops timers and handlers; resolves when delivered, spooled or after the timeout. */
+  shutdown(options?: { timeoutMs?: number }): Promise<void>;
+  stats(): LightningStats;
+  /** Latest prompt text for this agent from the collector, or `fallback`. */
+  prompt(fallback: string): Promise<string>;
+  /** Like prompt() but says where the text came from. */
+  promptDetails(fallback: string): Promise<PromptResult>;
+}
