@@ -178,9 +178,9 @@ export function TrajectoryDetail({ id }: { id: string }) {
         <section className="card" aria-labelledby="outcome-h">
           <h2 id="outcome-h">{t.error ? 'Error' : 'Result'}</h2>
           {t.error ? (
-            <CodeBlock text={t.error} label="Error" tone="error" />
+            <CodeBlock text={t.error} label="Trajectory error" tone="error" />
           ) : t.result !== null && t.result !== undefined ? (
-            <CodeBlock text={prettyValue(t.result)} label="Result" />
+            <CodeBlock text={prettyValue(t.result)} label="Trajectory result" />
           ) : (
             <p className="muted">{t.status === 'running' ? 'Still running.' : 'No result recorded.'}</p>
           )}

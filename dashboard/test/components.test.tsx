@@ -1,0 +1,167 @@
+import { fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+import { describe, expect, it, vi } from 'vitest';
+import { App } from '../src/App';
+import { DiffView } from '../src/components/DiffView';
+import { StepRow } from '../src/components/StepList';
+import { TimelineChart } from '../src/components/TimelineChart';
+import { VirtualList } from '../src/components/VirtualList';
+import { Api, ApiError, KEY_STORAGE } from '../src/lib/api';
+import { mockFetch, step } from './helpers';
+
+describe('Api client', () => {
+  it('sends the key as a Bearer token and drops empty filters', async () => {
+    const calls = mockFetch(() => ({ body: { trajectories: [], nextCursor: null } }));
+    await new Api('k1').listTrajectories({ agentId: 'a', taskType: '', limit: 5, cursor: null });
+    expect(calls[0]?.headers.Authorization).toBe('Bearer k1');
+    expect(calls[0]?.url.pathname).toBe('/api/trajectories');
+    expect([...calls[0]!.url.searchParams.entries()]).toEqual([
+      ['agentId', 'a'],
+      ['limit', '5'],
+    ]);
+  });
+
+  it('turns error bodies into ApiError and reports 401s', async () => {
+    mockFetch(() => ({ status: 401, body: { error: 'Unauthorized' } }));
+    const api = new Api('bad');
+    const onUnauthorized = vi.fn();
+    api.onUnauthorized = onUnauthorized;
+    const error = await api.stats({}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect((error as ApiError).status).toBe(401);
+    expect((error as ApiError).message).toBe('Unauthorized');
+    expect(onUnauthorized).toHaveBeenCalledOnce();
+  });
+});
+
+describe('sign in', () => {
+  it('shows a clear message for a wrong key and keeps the user on the form', async () => {
+    mockFetch(() => ({ status: 401, body: { error: 'Unauthorized' } }));
+    render(<App />);
+    fireEvent.change(screen.getByLabelText('API key'), { target: { value: 'wrong' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toMatch(/Wrong API key/);
+    expect(screen.getByLabelText('API key').getAttribute('aria-invalid')).toBe('true');
+    expect(window.localStorage.getItem(KEY_STORAGE)).toBeNull();
+  });
+
+  it('stores an accepted key and shows the app', async () => {
+    const calls = mockFetch((call) => {
+      if (call.url.pathname === '/api/trajectories') return { body: { trajectories: [], nextCursor: null } };
+      if (call.url.pathname === '/api/agents') return { body: { agents: [] } };
+      if (call.url.pathname === '/api/stats')
+        return {
+          body: { trajectories: 0, running: 0, succeeded: 0, failed: 0, successRate: null, meanSteps: null, meanDurationMs: null, meanCostUsd: null, totalCostUsd: null, tools: [], agents: [], timeline: [] },
+        };
+      return undefined;
+    });
+    render(<App />);
+    fireEvent.change(screen.getByLabelText('API key'), { target: { value: 'good-key' } });
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    expect(await screen.findByRole('heading', { name: 'Overview', level: 1 })).toBeTruthy();
+    expect(window.localStorage.getItem(KEY_STORAGE)).toBe('good-key');
+    expect(calls.every((c) => c.headers.Authorization === 'Bearer good-key')).toBe(true);
+    fireEvent.click(screen.getByRole('button', { name: 'Sign out' }));
+    expect(screen.getByLabelText('API key')).toBeTruthy();
+    expect(window.localStorage.getItem(KEY_STORAGE)).toBeNull();
+  });
+
+  it('signs out with a notice when a stored key stops working', async () => {
+    window.localStorage.setItem(KEY_STORAGE, 'stale');
+    mockFetch(() => ({ status: 401, body: { error: 'Unauthorized' } }));
+    render(<App />);
+    expect(await screen.findByText(/no longer accepts this API key/)).toBeTruthy();
+    expect(window.localStorage.getItem(KEY_STORAGE)).toBeNull();
+  });
+});
+
+describe('StepRow', () => {
+  const span = 1000;
+
+  it('renders tool input and output as text, never as HTML', () => {
+    const hostile = step(7, { toolInput: { html: '<img src=x onerror="alert(1)">' }, toolOutput: '<script>alert(2)</script><b>bold</b>' });
+    const { container } = render(<StepRow step={hostile} start={0} end={50} span={span} expanded onToggle={() => {}} />);
+    expect(container.querySelector('img')).toBeNull();
+    expect(container.querySelector('script')).toBeNull();
+    expect(container.querySelector('b')).toBeNull();
+    expect(screen.getByLabelText('Output').textContent).toBe('<script>alert(2)</script><b>bold</b>');
+    expect(screen.getByLabelText('Input').textContent).toBe('{\n  "html": "<img src=x onerror=\\"alert(1)\\">"\n}');
+  });
+
+  it('toggles through its button and reports the expanded state', () => {
+    const onToggle = vi.fn();
+    render(<StepRow step={step(3)} start={0} end={50} span={span} expanded={false} onToggle={onToggle} />);
+    const button = screen.getByRole('button');
+    expect(button.getAttribute('aria-expanded')).toBe('false');
+    expect(screen.queryByLabelText('Input')).toBeNull();
+    fireEvent.click(button);
+    expect(onToggle).toHaveBeenCalledWith(3);
+  });
+
+  it('highlights errors and marks subagent steps', () => {
+    const failing = step(4, { error: 'permission denied', metadata: { agent_id: 'sub-9', agent_type: 'explorer' } });
+    const { container } = render(<StepRow step={failing} start={0} end={50} span={span} expanded onToggle={() => {}} />);
+    expect(container.querySelector('.step-has-error')).not.toBeNull();
+    expect(screen.getByText('error')).toBeTruthy();
+    expect(screen.getByText('subagent: explorer')).toBeTruthy();
+    expect(screen.getByLabelText('Error').textContent).toBe('permission denied');
+    expect(screen.getByText('sub-9')).toBeTruthy();
+  });
+});
+
+describe('VirtualList', () => {
+  it('mounts only a window of 10,000 items and moves focus with the keyboard', async () => {
+    const renderItem = (i: number) => (
+      <button type="button" data-focus-target="">
+        item {i}
+      </button>
+    );
+    const key = (i: number) => i;
+    render(<VirtualList count={10_000} estimateHeight={40} renderItem={renderItem} itemKey={key} label="Items" fallbackViewport={400} overscan={200} />);
+    const list = screen.getByRole('list', { name: 'Items' });
+    const mounted = within(list).getAllByRole('listitem');
+    expect(mounted.length).toBeGreaterThan(5);
+    expect(mounted.length).toBeLessThan(40);
+    expect(list.style.height).toBe('400000px');
+    expect(mounted[0]?.getAttribute('aria-setsize')).toBe('10000');
+
+    const first = screen.getByRole('button', { name: 'item 0' });
+    first.focus();
+    fireEvent.keyDown(first, { key: 'End' });
+    await waitFor(() => expect(document.activeElement?.textContent).toBe('item 9999'));
+    fireEvent.keyDown(document.activeElement as Element, { key: 'ArrowUp' });
+    await waitFor(() => expect(document.activeElement?.textContent).toBe('item 9998'));
+  });
+});
+
+describe('TimelineChart', () => {
+  const timeline = [
+    { bucket: '2026-11-26T10:00:00Z', trajectories: 4, succeeded: 3, failed: 1 },
+    { bucket: '2026-11-26T11:00:00Z', trajectories: 2, succeeded: 0, failed: 1 },
+  ];
+
+  it('draws stacked bars and a success-rate line, readable by keyboard', () => {
+    const { container } = render(<TimelineChart timeline={timeline} />);
+    const chart = screen.getByRole('img');
+    expect(chart.getAttribute('aria-label')).toMatch(/6 in 2 hourly buckets, overall success rate 60%/);
+    expect(container.querySelectorAll('rect.bar-ok')).toHaveLength(1);
+    expect(container.querySelectorAll('rect.bar-bad')).toHaveLength(2);
+    expect(container.querySelectorAll('rect.bar-running')).toHaveLength(1);
+    expect(container.querySelector('path.chart-rate')?.getAttribute('d')).toMatch(/^M[\d.]+,[\d.]+ L[\d.]+,[\d.]+$/);
+    fireEvent.keyDown(chart, { key: 'ArrowRight' });
+    expect(container.querySelector('.chart-readout')?.textContent).toMatch(/4 trajectories, 3 succeeded, 1 failed, success rate 75%/);
+    fireEvent.keyDown(chart, { key: 'ArrowRight' });
+    expect(container.querySelector('.chart-readout')?.textContent).toMatch(/2 trajectories, 0 succeeded, 1 failed, success rate 0%/);
+  });
+});
+
+describe('DiffView', () => {
+  it('shows both versions side by side with changes marked', () => {
+    const { container } = render(<DiffView before={'a\nb\nc'} after={'a\nB\nc\nd'} beforeLabel="Parent" afterLabel="Candidate" />);
+    expect(screen.getByRole('status').textContent).toBe('1 line removed, 2 lines added.');
+    expect(screen.getByRole('columnheader', { name: 'Parent' })).toBeTruthy();
+    expect([...container.querySelectorAll('td.diff-del')].map((td) => td.textContent)).toEqual(['removed: b']);
+    expect([...container.querySelectorAll('td.diff-ins')].map((td) => td.textContent)).toEqual(['added: B', 'added: d']);
+  });
+});
+

@@ -1,0 +1,145 @@
+import { fireEvent, screen, waitFor, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import type { Candidate } from '../src/lib/types';
+import { Optimization, PromptVersions, RunDetail, buildLineage } from '../src/views/Optimization';
+import { TrajectoryDetail } from '../src/views/TrajectoryDetail';
+import { Trajectories } from '../src/views/Trajectories';
+import { mockFetch, renderSignedIn, step, trajectory } from './helpers';
+
+describe('Trajectories view', () => {
+  it('lists trajectories, filters by outcome through the API and pages with nextCursor', async () => {
+    const calls = mockFetch((call) => {
+      if (call.url.pathname === '/api/agents') return { body: { agents: [{ agentId: 'agent-a', trajectories: 2, succeeded: 1, failed: 1, lastSeen: null }] } };
+      if (call.url.pathname === '/api/trajectories') {
+        const status = call.url.searchParams.get('status');
+        if (call.url.searchParams.get('cursor') === 'c2') return { body: { trajectories: [trajectory({ id: 'older', agentId: 'agent-old' })], nextCursor: null } };
+        if (status === 'failed')
+          return { body: { trajectories: [trajectory({ id: 'f1', status: 'failed', success: false, error: 'boom' })], nextCursor: 'c2' } };
+        return { body: { trajectories: [trajectory({ id: 't1' }), trajectory({ id: 'f1', status: 'failed', success: false })], nextCursor: null } };
+      }
+      return undefined;
+    });
+    renderSignedIn(<Trajectories />);
+    const table = await screen.findByRole('table');
+    await waitFor(() => expect(within(table).getAllByRole('row')).toHaveLength(3));
+    expect(within(table).getAllByText('Succeeded')).toHaveLength(1);
+
+    fireEvent.change(screen.getByLabelText('Outcome'), { target: { value: 'failed' } });
+    await waitFor(() => expect(within(table).getAllByRole('row')).toHaveLength(2));
+    expect(window.location.search).toBe('?status=failed');
+    const last = calls.filter((c) => c.url.pathname === '/api/trajectories').at(-1);
+    expect(last?.url.searchParams.get('status')).toBe('failed');
+    expect(last?.url.searchParams.get('limit')).toBe('50');
+
+    fireEvent.click(screen.getByRole('button', { name: 'Older →' }));
+    expect(await within(table).findByText('agent-old')).toBeTruthy();
+    expect(calls.at(-1)?.url.searchParams.get('cursor')).toBe('c2');
+    fireEvent.click(screen.getByRole('button', { name: '← Newer' }));
+    await waitFor(() => expect(within(table).queryByText('agent-old')).toBeNull());
+  });
+
+  it('says so when nothing matches', async () => {
+    window.history.replaceState(null, '', '/trajectories?q=zzz');
+    mockFetch((call) => {
+      if (call.url.pathname === '/api/agents') return { body: { agents: [] } };
+      if (call.url.pathname === '/api/trajectories') return { body: { trajectories: [], nextCursor: null } };
+      return undefined;
+    });
+    renderSignedIn(<Trajectories />);
+    expect(await screen.findByText('No trajectories match these filters')).toBeTruthy();
+    expect((screen.getByLabelText('Search') as HTMLInputElement).value).toBe('zzz');
+  });
+});
+
+describe('Trajectory detail', () => {
+  it('shows the summary, outcome, steps and the error step', async () => {
+    const detail = {
+      ...trajectory({ status: 'failed', success: false, error: 'Task failed: tests red', result: null, errorCount: 1, stepCount: 3 }),
+      steps: [step(0), step(1, { toolName: 'Bash', error: 'exit 1' }), step(2, { toolName: 'Task', metadata: { agent_type: 'reviewer' } })],
+    };
+    mockFetch((call) => (call.url.pathname === `/api/trajectories/${detail.id}` ? { body: detail } : undefined));
+    renderSignedIn(<TrajectoryDetail id={detail.id} />);
+    expect(await screen.findByRole('heading', { level: 1 })).toBeTruthy();
+    expect(screen.getByText('model-x')).toBeTruthy();
+    expect(screen.getByText('$0.01')).toBeTruthy();
+    expect(screen.getByText('100 in · 50 out')).toBeTruthy();
+    expect(screen.getByLabelText('Trajectory error').textContent).toBe('Task failed: tests red');
+    const list = screen.getByRole('list', { name: 'Steps (3)' });
+    expect(within(list).getAllByRole('listitem')).toHaveLength(3);
+    expect(within(list).getByText('subagent: reviewer')).toBeTruthy();
+
+    fireEvent.click(screen.getByLabelText(/Errors only/));
+    const filtered = screen.getByRole('list', { name: 'Steps (1)' });
+    const head = within(filtered).getByRole('button');
+    fireEvent.click(head);
+    expect(head.getAttribute('aria-expanded')).toBe('true');
+    expect(within(filtered).getAllByText('exit 1').length).toBeGreaterThan(0);
+  });
+
+  it('explains an unknown id', async () => {
+    mockFetch(() => ({ status: 404, body: { error: 'trajectory not found' } }));
+    renderSignedIn(<TrajectoryDetail id="missing" />);
+    expect(await screen.findByText('Trajectory not found')).toBeTruthy();
+  });
+});
+
+describe('Optimization views', () => {
+  const candidates: Candidate[] = [
+    { id: 'seed', runId: 'r1', parentId: null, round: 0, prompt: 'Be brief.', critique: null, minibatchScore: 0.5, validationScore: 0.5, evaluations: 10, status: 'seed', createdAt: '2026-11-26T12:00:00Z' },
+    { id: 'c1', runId: 'r1', parentId: 'seed', round: 1, prompt: 'Be brief.\nCite files.', critique: 'Missed citations', minibatchScore: 0.7, validationScore: 0.8, evaluations: 10, status: 'best', createdAt: '2026-11-26T12:01:00Z' },
+    { id: 'c2', runId: 'r1', parentId: 'seed', round: 1, prompt: 'Be verbose.', critique: 'Too long', minibatchScore: 0.2, validationScore: null, evaluations: 5, status: 'pruned', createdAt: '2026-11-26T12:01:30Z' },
+  ];
+
+  it('builds the lineage from parent ids', () => {
+    const roots = buildLineage(candidates);
+    expect(roots.map((r) => r.candidate.id)).toEqual(['seed']);
+    expect(roots[0]?.children.map((c) => c.candidate.id)).toEqual(['c1', 'c2']);
+  });
+
+  it('shows an empty state when the server has no optimization endpoints (404)', async () => {
+    mockFetch((call) => (call.url.pathname === '/api/agents' ? { body: { agents: [] } } : undefined));
+    renderSignedIn(<Optimization />);
+    expect(await screen.findByText('No optimization runs yet')).toBeTruthy();
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+
+  it('shows a run with its candidate tree, critique and a diff against the parent', async () => {
+    const run = { id: 'r1', agentId: 'agent-a', status: 'completed', startedAt: '2026-11-26T12:00:00Z', finishedAt: '2026-11-26T12:05:00Z', config: {}, baselineScore: 0.5, bestScore: 0.8, bestCandidateId: 'c1', trajectories: 20, llmCalls: 40, evaluations: 25, error: null, candidates };
+    mockFetch((call) => (call.url.pathname === '/api/optimization-runs/r1' ? { body: run } : undefined));
+    renderSignedIn(<RunDetail id="r1" />);
+    const tree = await screen.findByRole('tree', { name: 'Candidate lineage' });
+    expect(within(tree).getAllByRole('treeitem')).toHaveLength(3);
+    expect(screen.getByLabelText('Critique').textContent).toBe('Missed citations');
+    expect(screen.getByRole('status').textContent).toBe('0 lines removed, 1 line added.');
+    fireEvent.click(within(tree).getByRole('button', { name: /c2/ }));
+    expect(screen.getByLabelText('Critique').textContent).toBe('Too long');
+    fireEvent.click(within(tree).getByRole('button', { name: /seed/ }));
+    expect(screen.getByText('Prompt')).toBeTruthy();
+  });
+
+  it('lists prompt versions and promotes one', async () => {
+    let promoted = 2;
+    const calls = mockFetch((call) => {
+      if (call.url.pathname === '/api/agents/agent-a/prompts')
+        return {
+          body: {
+            prompts: [2, 1].map((version) => ({ agentId: 'agent-a', version, text: `prompt v${version}`, sourceRunId: null, note: null, promoted: version === promoted, createdAt: '2026-11-26T12:00:00Z' })),
+          },
+        };
+      if (call.url.pathname === '/api/agents/agent-a/prompts/1/promote' && call.method === 'POST') {
+        promoted = 1;
+        return { body: { agentId: 'agent-a', version: 1, text: 'prompt v1', sourceRunId: null, note: null, promoted: true, createdAt: '2026-11-26T12:00:00Z' } };
+      }
+      return undefined;
+    });
+    renderSignedIn(<PromptVersions agentId="agent-a" />);
+    const promote = await screen.findByRole('button', { name: 'Promote' });
+    expect(screen.getByRole('button', { name: 'Promoted' }).hasAttribute('disabled')).toBe(true);
+    fireEvent.click(promote);
+    expect(await screen.findByText('Version 1 is now the promoted prompt of agent-a.')).toBeTruthy();
+    expect(calls.some((c) => c.method === 'POST' && c.url.pathname.endsWith('/prompts/1/promote'))).toBe(true);
+    await waitFor(() => expect(screen.getByRole('button', { name: 'Promoted' }).closest('article')?.textContent).toMatch(/Version 1/));
+    fireEvent.click(screen.getByRole('button', { name: 'Diff with previous' }));
+    expect(screen.getByRole('region', { name: 'Diff of Version 1 and Version 2' })).toBeTruthy();
+  });
+});
