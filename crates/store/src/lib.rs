@@ -1,0 +1,161 @@
+//! Trajectory storage: one [`Store`] trait, implemented for SQLite (embedded default) and
+//! PostgreSQL (production). All SQL of the project lives in this crate.
+
+mod error;
+mod export;
+pub mod postgres;
+mod sql;
+mod sql_store;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use lightning_core::{
+    AgentSummary, Completion, NewStep, NewTrajectory, Stats, StatsFilter, Step, Trajectory,
+    TrajectoryFilter, TrajectoryPage,
+};
+use uuid::Uuid;
+
+pub use error::{StoreError, StoreResult};
+pub use export::export_stream;
+
+/// Storage used by the collector and the optimizer. Implementations keep no state between calls
+/// beyond their connection pools, so any number of collectors can share one database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and `/health`.
+    fn backend(&self) -> Backend;
+
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a trajectory, or does nothing when `trajectory_id` is given and already exists.
+    async fn start_trajectory(&self, trajectory: &NewTrajectory) -> StoreResult<Uuid>;
+
+    /// Upserts steps in one transaction (see [`NewStep::merge`] for the merge rule).
+    /// `NotFound` when the trajectory does not exist; then nothing is written.
+    async fn append_steps(&self, trajectory_id: Uuid, steps: &[NewStep]) -> StoreResult<()>;
+
+    /// Records the outcome; repeating it overwrites the fields the newer call carries.
+    async fn complete_trajectory(
+        &self,
+        trajectory_id: Uuid,
+        completion: &Completion,
+    ) -> StoreResult<()>;
+
+    async fn get_trajectory(&self, trajectory_id: Uuid) -> StoreResult<Trajectory>;
+
+    /// Steps with `step_number > after`, in order.
+    async fn list_steps(
+        &self,
+        trajectory_id: Uuid,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<Step>>;
+
+    /// Newest first, keyset-paginated.
+    async fn list_trajectories(&self, filter: &TrajectoryFilter) -> StoreResult<TrajectoryPage>;
+
+    async fn stats(&self, filter: &StatsFilter) -> StoreResult<Stats>;
+
+    async fn agents(&self) -> StoreResult<Vec<AgentSummary>>;
+
+    /// Deletes a trajectory and its steps; `NotFound` if there was none.
+    async fn delete_trajectory(&self, trajectory_id: Uuid) -> StoreResult<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the data lives and how hard to try reaching it.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `postgres://…`, `sqlite://path`, or `None` for `<data_dir>/lightning.db`.
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering "unavailable".
+    pub acquire_timeout: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(database_url: Option<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            database_url,
+            data_dir: data_dir.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn backend(&self) -> StoreResult<Backend> {
+        match self.database_url.as_deref() {
+            None => Ok(Backend::Sqlite),
+            Some(url) if url.starts_with("sqlite:") => Ok(Backend::Sqlite),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Backend::Postgres)
+            }
+            Some(url) => Err(StoreError::Config(format!(
+                "DATABASE_URL must start with postgres://, postgresql:// or sqlite:// (got {})",
+                redact_url(url)
+            ))),
+        }
+    }
+}
+
+/// Opens the configured backend and applies its migrations.
+pub async fn open(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
+    Ok(match config.backend()? {
+        Backend::Sqlite => Arc::new(sqlite::SqliteStore::open(config).await?),
+        Backend::Postgres => Arc::new(postgres::PgStore::open(config).await?),
+    })
+}
+
+/// A database URL safe to print: the password, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://u:s3cret@db:5432/x?sslmode=require"),
+            "postgres://u:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact_url("sqlite://a/b.db"), "sqlite://a/b.db");
+    }
+
+    #[test]
+    fn backend_from_url() {
+        let c = |u: Option<&str>| StoreConfig::new(u.map(String::from), ".").backend();
+        assert_eq!(c(None).unwrap(), Backend::Sqlite);
+        assert_eq!(c(Some("sqlite://x.db")).unwrap(), Backend::Sqlite);
+        assert_eq!(c(Some("postgresql://h/db")).unwrap(), Backend::Postgres);
+        assert!(c(Some("mysql://u:pw@h/db"))
+            .unwrap_err()
+            .to_string()
+            .contains("***"));
+    }
+}

@@ -1,0 +1,107 @@
+//! PostgreSQL backend for production: JSON as `jsonb`, timestamps as `timestamptz`, and any
+//! number of stateless collectors sharing one database.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use lightning_core::TimeBucket;
+use serde_json::Value;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+    PgPool, Postgres, QueryBuilder, Row,
+};
+use uuid::Uuid;
+
+use crate::{
+    redact_url,
+    sql::{Dialect, TypedRow},
+    Backend, StoreConfig, StoreError, StoreResult,
+};
+
+impl Dialect for Postgres {
+    const ILIKE: &'static str = "ILIKE";
+
+    fn bind_id(qb: &mut QueryBuilder<'_, Self>, id: Uuid) {
+        qb.push_bind(id);
+    }
+    fn bind_ts(qb: &mut QueryBuilder<'_, Self>, ts: DateTime<Utc>) {
+        qb.push_bind(ts);
+    }
+    fn bind_json(qb: &mut QueryBuilder<'_, Self>, value: Option<&Value>) {
+        qb.push_bind(value.cloned().map(sqlx::types::Json));
+    }
+    fn bind_text(qb: &mut QueryBuilder<'_, Self>, text: Option<String>) {
+        qb.push_bind(text);
+    }
+    fn bind_int(qb: &mut QueryBuilder<'_, Self>, value: Option<i64>) {
+        qb.push_bind(value);
+    }
+    fn bind_float(qb: &mut QueryBuilder<'_, Self>, value: Option<f64>) {
+        qb.push_bind(value);
+    }
+    fn bind_bool(qb: &mut QueryBuilder<'_, Self>, value: Option<bool>) {
+        qb.push_bind(value);
+    }
+    fn bucket_expr(bucket: TimeBucket) -> &'static str {
+        match bucket {
+            TimeBucket::Hour => {
+                "to_char(t.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24\":00:00Z\"')"
+            }
+            TimeBucket::Day => {
+                "to_char(t.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T00:00:00Z\"')"
+            }
+        }
+    }
+}
+
+impl TypedRow for PgRow {
+    fn id(&self, i: usize) -> StoreResult<Uuid> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(self.try_get(i)?)
+    }
+    fn json(&self, i: usize) -> StoreResult<Option<Value>> {
+        Ok(self
+            .try_get::<Option<sqlx::types::Json<Value>>, _>(i)?
+            .map(|j| j.0))
+    }
+    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+pub struct PgStore {
+    writer: PgPool,
+    /// The same pool as `writer`: PostgreSQL needs no reader/writer split.
+    reader: PgPool,
+}
+
+impl PgStore {
+    pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
+        let url = config.database_url.as_deref().unwrap_or_default();
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::Config(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
+        })?;
+        Self::connect_with(options, config).await
+    }
+
+    /// Connects with explicit options (tests use this to pin a `search_path`) and migrates.
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        config: &StoreConfig,
+    ) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+}
+
+crate::sql_store::impl_store!(PgStore, Postgres, Backend::Postgres);

@@ -1,0 +1,599 @@
+//! SQL shared by both backends. Builders only produce queries; each backend executes them and
+//! decodes the columns whose types differ (uuid/timestamptz/jsonb there, text here).
+
+use chrono::{DateTime, Utc};
+use lightning_core::{
+    query::success_rate, AgentStats, NewStep, StatsFilter, Status, TimeBucket, ToolStats,
+    TrajectoryFilter,
+};
+use serde_json::Value;
+use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
+use uuid::Uuid;
+
+use crate::{StoreError, StoreResult};
+
+/// How a backend binds the types whose representation differs between backends.
+pub(crate) trait Dialect: Database {
+    /// Case-insensitive LIKE.
+    const ILIKE: &'static str;
+
+    fn bind_id(qb: &mut QueryBuilder<'_, Self>, id: Uuid);
+    fn bind_ts(qb: &mut QueryBuilder<'_, Self>, ts: DateTime<Utc>);
+    fn bind_json(qb: &mut QueryBuilder<'_, Self>, value: Option<&Value>);
+    fn bind_text(qb: &mut QueryBuilder<'_, Self>, text: Option<String>);
+    fn bind_int(qb: &mut QueryBuilder<'_, Self>, value: Option<i64>);
+    fn bind_float(qb: &mut QueryBuilder<'_, Self>, value: Option<f64>);
+    fn bind_bool(qb: &mut QueryBuilder<'_, Self>, value: Option<bool>);
+    /// `start_time` truncated to the bucket, as fixed-width RFC 3339 text.
+    fn bucket_expr(bucket: TimeBucket) -> &'static str;
+}
+
+pub(crate) const TRAJECTORY_COLUMNS: &str = "id, agent_id, task_type, session_id, prompt, \
+    system_prompt, prompt_version, model, metadata, start_time, end_time, success, result, error, \
+    total_steps, duration_ms, cost_usd, input_tokens, output_tokens, cache_read_input_tokens, \
+    cache_creation_input_tokens, num_turns, step_count, error_count, created_at, updated_at";
+
+pub(crate) const STEP_COLUMNS: &str = "step_number, \"timestamp\", tool_name, tool_input, \
+    tool_output, error, duration_ms, tool_use_id, metadata";
+
+/// Rows per INSERT: 10 binds each stays far below SQLite's 32766-parameter limit.
+pub(crate) const STEP_CHUNK: usize = 1000;
+
+fn sep<DB: Database>(qb: &mut QueryBuilder<'_, DB>, first: &mut bool, s: &str) {
+    if !std::mem::take(first) {
+        qb.push(s);
+    }
+}
+
+pub(crate) fn insert_trajectory<'a, DB: Dialect>(
+    id: Uuid,
+    t: &lightning_core::NewTrajectory,
+    now: DateTime<Utc>,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO trajectories (id, agent_id, task_type, session_id, prompt, system_prompt, \
+         prompt_version, model, metadata, start_time, created_at, updated_at) VALUES (",
+    );
+    DB::bind_id(&mut qb, id);
+    for text in [
+        Some(t.agent_id.clone()),
+        t.task_type.clone(),
+        t.session_id.clone(),
+        t.prompt.clone(),
+        t.system_prompt.clone(),
+        t.prompt_version.clone(),
+        t.model.clone(),
+    ] {
+        qb.push(", ");
+        DB::bind_text(&mut qb, text);
+    }
+    qb.push(", ");
+    DB::bind_json(&mut qb, t.metadata.as_ref());
+    for ts in [t.start_time.unwrap_or(now), now, now] {
+        qb.push(", ");
+        DB::bind_ts(&mut qb, ts);
+    }
+    qb.push(") ON CONFLICT (id) DO NOTHING");
+    qb
+}
+
+pub(crate) fn complete_trajectory<'a, DB: Dialect>(
+    id: Uuid,
+    c: &lightning_core::Completion,
+    now: DateTime<Utc>,
+) -> QueryBuilder<'a, DB> {
+    let usage = c.usage.unwrap_or_default();
+    let mut qb = QueryBuilder::new("UPDATE trajectories SET success = ");
+    DB::bind_bool(&mut qb, Some(c.success));
+    match c.end_time {
+        Some(end) => {
+            qb.push(", end_time = ");
+            DB::bind_ts(&mut qb, end);
+        }
+        None => {
+            qb.push(", end_time = COALESCE(end_time, ");
+            DB::bind_ts(&mut qb, now);
+            qb.push(")");
+        }
+    }
+    qb.push(", result = COALESCE(");
+    DB::bind_json(&mut qb, c.result.as_ref());
+    qb.push(", result), error = COALESCE(");
+    DB::bind_text(&mut qb, c.error.clone());
+    qb.push(", error), cost_usd = COALESCE(");
+    DB::bind_float(&mut qb, c.cost_usd);
+    qb.push(", cost_usd)");
+    for (column, value) in [
+        ("total_steps", c.total_steps),
+        ("duration_ms", c.duration_ms()),
+        ("num_turns", c.num_turns),
+        ("input_tokens", usage.input_tokens),
+        ("output_tokens", usage.output_tokens),
+        ("cache_read_input_tokens", usage.cache_read_input_tokens),
+        (
+            "cache_creation_input_tokens",
+            usage.cache_creation_input_tokens,
+        ),
+    ] {
+        qb.push(format_args!(", {column} = COALESCE("));
+        DB::bind_int(&mut qb, value);
+        qb.push(format_args!(", {column})"));
+    }
+    qb.push(", updated_at = ");
+    DB::bind_ts(&mut qb, now);
+    qb.push(" WHERE id = ");
+    DB::bind_id(&mut qb, id);
+    qb
+}
+
+/// First statement of a step batch: takes the trajectory's row lock (PostgreSQL) or the write
+/// lock (SQLite) so concurrent batches of one trajectory serialize, and tells whether it exists.
+pub(crate) fn touch_trajectory<'a, DB: Dialect>(
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("UPDATE trajectories SET updated_at = ");
+    DB::bind_ts(&mut qb, now);
+    qb.push(" WHERE id = ");
+    DB::bind_id(&mut qb, id);
+    qb
+}
+
+/// One multi-row upsert applying the merge rule of `NewStep::merge` against stored rows
+/// (the stored timestamp is kept: it is when the step started).
+pub(crate) fn upsert_steps<'a, DB: Dialect>(
+    trajectory_id: Uuid,
+    steps: &[NewStep],
+    now: DateTime<Utc>,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO trajectory_steps (trajectory_id, step_number, \"timestamp\", tool_name, \
+         tool_input, tool_output, error, duration_ms, tool_use_id, metadata) VALUES ",
+    );
+    let mut first = true;
+    for step in steps {
+        sep(&mut qb, &mut first, ", ");
+        qb.push("(");
+        DB::bind_id(&mut qb, trajectory_id);
+        qb.push(", ");
+        DB::bind_int(&mut qb, Some(step.step_number));
+        qb.push(", ");
+        DB::bind_ts(&mut qb, step.timestamp.unwrap_or(now));
+        qb.push(", ");
+        DB::bind_text(&mut qb, Some(step.tool_name.clone()));
+        qb.push(", ");
+        DB::bind_json(&mut qb, step.tool_input.as_ref());
+        qb.push(", ");
+        DB::bind_json(&mut qb, step.tool_output.as_ref());
+        qb.push(", ");
+        DB::bind_text(&mut qb, step.error.clone());
+        qb.push(", ");
+        DB::bind_int(&mut qb, step.duration_ms);
+        qb.push(", ");
+        DB::bind_text(&mut qb, step.tool_use_id.clone());
+        qb.push(", ");
+        DB::bind_json(&mut qb, step.metadata.as_ref());
+        qb.push(")");
+    }
+    qb.push(
+        " ON CONFLICT (trajectory_id, step_number) DO UPDATE SET \
+         tool_name = excluded.tool_name, \
+         tool_input = COALESCE(excluded.tool_input, trajectory_steps.tool_input), \
+         tool_output = COALESCE(excluded.tool_output, trajectory_steps.tool_output), \
+         error = COALESCE(excluded.error, trajectory_steps.error), \
+         duration_ms = COALESCE(excluded.duration_ms, trajectory_steps.duration_ms), \
+         tool_use_id = COALESCE(excluded.tool_use_id, trajectory_steps.tool_use_id), \
+         metadata = COALESCE(excluded.metadata, trajectory_steps.metadata)",
+    );
+    qb
+}
+
+/// Recounts the denormalized step counters after a batch (inside the batch's transaction).
+pub(crate) fn refresh_counts<'a, DB: Dialect>(id: Uuid) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "UPDATE trajectories SET \
+         step_count = (SELECT COUNT(*) FROM trajectory_steps s WHERE s.trajectory_id = trajectories.id), \
+         error_count = (SELECT COUNT(*) FROM trajectory_steps s WHERE s.trajectory_id = trajectories.id \
+         AND s.error IS NOT NULL) WHERE id = ",
+    );
+    DB::bind_id(&mut qb, id);
+    qb
+}
+
+pub(crate) fn select_trajectory<'a, DB: Dialect>(id: Uuid) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {TRAJECTORY_COLUMNS} FROM trajectories WHERE id = "
+    ));
+    DB::bind_id(&mut qb, id);
+    qb
+}
+
+pub(crate) fn select_steps<'a, DB: Dialect>(
+    id: Uuid,
+    after: Option<i64>,
+    limit: i64,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {STEP_COLUMNS} FROM trajectory_steps WHERE trajectory_id = "
+    ));
+    DB::bind_id(&mut qb, id);
+    qb.push(" AND step_number > ");
+    DB::bind_int(&mut qb, Some(after.unwrap_or(-1)));
+    qb.push(" ORDER BY step_number LIMIT ");
+    DB::bind_int(&mut qb, Some(limit));
+    qb
+}
+
+pub(crate) fn delete_trajectory<'a, DB: Dialect>(id: Uuid) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("DELETE FROM trajectories WHERE id = ");
+    DB::bind_id(&mut qb, id);
+    qb
+}
+
+/// Appends ` AND …` conditions on the trajectory table aliased as `t`.
+fn push_time_and_agent<DB: Dialect>(
+    qb: &mut QueryBuilder<'_, DB>,
+    agent_id: &Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) {
+    if let Some(agent) = agent_id {
+        qb.push(" AND t.agent_id = ");
+        DB::bind_text(qb, Some(agent.clone()));
+    }
+    if let Some(since) = since {
+        qb.push(" AND t.start_time >= ");
+        DB::bind_ts(qb, since);
+    }
+    if let Some(until) = until {
+        qb.push(" AND t.start_time < ");
+        DB::bind_ts(qb, until);
+    }
+}
+
+fn like_pattern(needle: &str) -> String {
+    let escaped = needle
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+pub(crate) fn list_trajectories<'a, DB: Dialect>(f: &TrajectoryFilter) -> QueryBuilder<'a, DB> {
+    let columns = TRAJECTORY_COLUMNS.replace(", ", ", t.");
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT t.{columns} FROM trajectories t WHERE 1 = 1"
+    ));
+    push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    if let Some(task_type) = &f.task_type {
+        qb.push(" AND t.task_type = ");
+        DB::bind_text(&mut qb, Some(task_type.clone()));
+    }
+    match f.status {
+        None => {}
+        Some(Status::Running) => {
+            qb.push(" AND t.success IS NULL");
+        }
+        Some(status) => {
+            qb.push(" AND t.success = ");
+            DB::bind_bool(&mut qb, Some(status == Status::Succeeded));
+        }
+    }
+    if let Some(search) = f.search.as_deref().filter(|s| !s.is_empty()) {
+        let pattern = like_pattern(search);
+        qb.push(" AND (");
+        let mut first = true;
+        for column in [
+            "CAST(t.id AS TEXT)",
+            "t.agent_id",
+            "t.task_type",
+            "t.prompt",
+        ] {
+            sep(&mut qb, &mut first, " OR ");
+            qb.push(format_args!("{column} {} ", DB::ILIKE));
+            DB::bind_text(&mut qb, Some(pattern.clone()));
+            qb.push(" ESCAPE '\\'");
+        }
+        qb.push(")");
+    }
+    if let Some(cursor) = f.cursor {
+        qb.push(" AND (t.start_time < ");
+        DB::bind_ts(&mut qb, cursor.start_time);
+        qb.push(" OR (t.start_time = ");
+        DB::bind_ts(&mut qb, cursor.start_time);
+        qb.push(" AND t.id < ");
+        DB::bind_id(&mut qb, cursor.id);
+        qb.push("))");
+    }
+    qb.push(" ORDER BY t.start_time DESC, t.id DESC LIMIT ");
+    // One extra row tells whether there is a next page.
+    DB::bind_int(&mut qb, Some(f.limit + 1));
+    qb
+}
+
+const OUTCOME_COUNTS: &str = "COUNT(*), \
+    CAST(COALESCE(SUM(CASE WHEN t.success IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(CASE WHEN t.success THEN 1 ELSE 0 END), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(CASE WHEN NOT t.success THEN 1 ELSE 0 END), 0) AS BIGINT)";
+
+pub(crate) fn stats_summary<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {OUTCOME_COUNTS}, CAST(AVG(t.step_count) AS DOUBLE PRECISION), \
+         CAST(AVG(t.duration_ms) AS DOUBLE PRECISION), CAST(AVG(t.cost_usd) AS DOUBLE PRECISION), \
+         CAST(COALESCE(SUM(t.cost_usd), 0) AS DOUBLE PRECISION) FROM trajectories t WHERE 1 = 1"
+    ));
+    push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    qb
+}
+
+pub(crate) fn stats_tools<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "SELECT s.tool_name, COUNT(*), \
+         CAST(COALESCE(SUM(CASE WHEN s.error IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(AVG(s.duration_ms) AS DOUBLE PRECISION) \
+         FROM trajectory_steps s JOIN trajectories t ON t.id = s.trajectory_id WHERE 1 = 1",
+    );
+    push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    qb.push(" GROUP BY s.tool_name ORDER BY COUNT(*) DESC, s.tool_name LIMIT 100");
+    qb
+}
+
+pub(crate) fn stats_agents<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT t.agent_id, {OUTCOME_COUNTS} FROM trajectories t WHERE 1 = 1"
+    ));
+    push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    qb.push(" GROUP BY t.agent_id ORDER BY COUNT(*) DESC, t.agent_id LIMIT 100");
+    qb
+}
+
+pub(crate) fn stats_timeline<'a, DB: Dialect>(
+    f: &StatsFilter,
+    bucket: TimeBucket,
+) -> QueryBuilder<'a, DB> {
+    let expr = DB::bucket_expr(bucket);
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {expr} AS bucket, {OUTCOME_COUNTS} FROM trajectories t WHERE 1 = 1"
+    ));
+    push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    qb.push(" GROUP BY 1 ORDER BY 1");
+    qb
+}
+
+pub(crate) fn agents<'a, DB: Dialect>() -> QueryBuilder<'a, DB> {
+    QueryBuilder::new(format!(
+        "SELECT t.agent_id, {OUTCOME_COUNTS}, MAX(t.updated_at) FROM trajectories t \
+         GROUP BY t.agent_id ORDER BY MAX(t.updated_at) DESC"
+    ))
+}
+
+/// Column decoding that is the same on both backends (integers, floats, text).
+pub(crate) trait PlainRow: Row + Sized
+where
+    usize: ColumnIndex<Self>,
+{
+    fn int(&self, i: usize) -> StoreResult<i64>;
+    fn opt_float(&self, i: usize) -> StoreResult<Option<f64>>;
+    fn text(&self, i: usize) -> StoreResult<String>;
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>>;
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>>;
+}
+
+impl<R> PlainRow for R
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn int(&self, i: usize) -> StoreResult<i64> {
+        Ok(self.try_get::<i64, _>(i)?)
+    }
+    fn opt_float(&self, i: usize) -> StoreResult<Option<f64>> {
+        Ok(self.try_get::<Option<f64>, _>(i)?)
+    }
+    fn text(&self, i: usize) -> StoreResult<String> {
+        Ok(self.try_get::<String, _>(i)?)
+    }
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+        Ok(self.try_get::<Option<i64>, _>(i)?)
+    }
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+        Ok(self.try_get::<Option<String>, _>(i)?)
+    }
+}
+
+/// Decoding of the columns whose storage differs per backend.
+pub(crate) trait TypedRow: PlainRow
+where
+    usize: ColumnIndex<Self>,
+{
+    fn id(&self, i: usize) -> StoreResult<Uuid>;
+    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>>;
+    fn json(&self, i: usize) -> StoreResult<Option<Value>>;
+    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>>;
+
+    fn ts(&self, i: usize) -> StoreResult<DateTime<Utc>> {
+        self.opt_ts(i)?
+            .ok_or_else(|| StoreError::Corrupt(format!("column {i} is null")))
+    }
+}
+
+/// Decodes a row selected with [`TRAJECTORY_COLUMNS`].
+pub(crate) fn decode_trajectory<R: TypedRow>(r: &R) -> StoreResult<lightning_core::Trajectory>
+where
+    usize: ColumnIndex<R>,
+{
+    let success = r.opt_bool(11)?;
+    let usage = lightning_core::Usage {
+        input_tokens: r.opt_int(17)?,
+        output_tokens: r.opt_int(18)?,
+        cache_read_input_tokens: r.opt_int(19)?,
+        cache_creation_input_tokens: r.opt_int(20)?,
+    };
+    let has_usage = usage != lightning_core::Usage::default();
+    Ok(lightning_core::Trajectory {
+        id: r.id(0)?,
+        agent_id: r.text(1)?,
+        task_type: r.opt_text(2)?,
+        session_id: r.opt_text(3)?,
+        prompt: r.opt_text(4)?,
+        system_prompt: r.opt_text(5)?,
+        prompt_version: r.opt_text(6)?,
+        model: r.opt_text(7)?,
+        metadata: r.json(8)?,
+        start_time: r.ts(9)?,
+        end_time: r.opt_ts(10)?,
+        status: Status::from_success(success),
+        success,
+        result: r.json(12)?,
+        error: r.opt_text(13)?,
+        total_steps: r.opt_int(14)?,
+        duration_ms: r.opt_int(15)?,
+        cost_usd: r.opt_float(16)?,
+        usage: has_usage.then_some(usage),
+        num_turns: r.opt_int(21)?,
+        step_count: r.int(22)?,
+        error_count: r.int(23)?,
+        created_at: r.ts(24)?,
+        updated_at: r.ts(25)?,
+    })
+}
+
+/// Decodes a row selected with [`STEP_COLUMNS`].
+pub(crate) fn decode_step<R: TypedRow>(r: &R) -> StoreResult<lightning_core::Step>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(lightning_core::Step {
+        step_number: r.int(0)?,
+        timestamp: r.ts(1)?,
+        tool_name: r.text(2)?,
+        tool_input: r.json(3)?,
+        tool_output: r.json(4)?,
+        error: r.opt_text(5)?,
+        duration_ms: r.opt_int(6)?,
+        tool_use_id: r.opt_text(7)?,
+        metadata: r.json(8)?,
+    })
+}
+
+pub(crate) fn decode_agent<R: TypedRow>(r: &R) -> StoreResult<lightning_core::AgentSummary>
+where
+    usize: ColumnIndex<R>,
+{
+    let [trajectories, _running, succeeded, failed] = outcome_counts(r, 1)?;
+    Ok(lightning_core::AgentSummary {
+        agent_id: r.text(0)?,
+        trajectories,
+        succeeded,
+        failed,
+        last_seen: r.ts(5)?,
+    })
+}
+
+/// Turns `limit + 1` fetched rows into a page and the cursor of the next one.
+pub(crate) fn into_page(
+    mut trajectories: Vec<lightning_core::Trajectory>,
+    limit: i64,
+) -> lightning_core::TrajectoryPage {
+    let more = trajectories.len() as i64 > limit;
+    trajectories.truncate(limit.max(0) as usize);
+    let next_cursor = more.then(|| trajectories.last()).flatten().map(|t| {
+        lightning_core::Cursor {
+            start_time: t.start_time,
+            id: t.id,
+        }
+        .encode()
+    });
+    lightning_core::TrajectoryPage {
+        trajectories,
+        next_cursor,
+    }
+}
+
+/// (count, running, succeeded, failed) starting at column `at`.
+pub(crate) fn outcome_counts<R: PlainRow>(row: &R, at: usize) -> StoreResult<[i64; 4]>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok([
+        row.int(at)?,
+        row.int(at + 1)?,
+        row.int(at + 2)?,
+        row.int(at + 3)?,
+    ])
+}
+
+pub(crate) fn decode_stats<R: PlainRow>(
+    summary: &R,
+    tools: &[R],
+    agents: &[R],
+    timeline: &[R],
+    bucket: TimeBucket,
+) -> StoreResult<lightning_core::Stats>
+where
+    usize: ColumnIndex<R>,
+{
+    let [trajectories, running, succeeded, failed] = outcome_counts(summary, 0)?;
+    let tools = tools
+        .iter()
+        .map(|r| {
+            let (calls, errors) = (r.int(1)?, r.int(2)?);
+            Ok(ToolStats {
+                tool_name: r.text(0)?,
+                calls,
+                errors,
+                error_rate: if calls > 0 {
+                    errors as f64 / calls as f64
+                } else {
+                    0.0
+                },
+                mean_duration_ms: r.opt_float(3)?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    let agents = agents
+        .iter()
+        .map(|r| {
+            let [n, _running, ok, failed] = outcome_counts(r, 1)?;
+            Ok(AgentStats {
+                agent_id: r.text(0)?,
+                trajectories: n,
+                succeeded: ok,
+                failed,
+                success_rate: success_rate(ok, failed),
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    let timeline = timeline
+        .iter()
+        .map(|r| {
+            let [n, _running, ok, failed] = outcome_counts(r, 1)?;
+            let bucket = r.text(0)?;
+            Ok(lightning_core::TimelinePoint {
+                bucket: lightning_core::time::parse(&bucket)
+                    .map_err(|e| StoreError::Corrupt(format!("time bucket {bucket:?}: {e}")))?,
+                trajectories: n,
+                succeeded: ok,
+                failed,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(lightning_core::Stats {
+        trajectories,
+        running,
+        succeeded,
+        failed,
+        success_rate: success_rate(succeeded, failed),
+        mean_steps: summary.opt_float(4)?,
+        mean_duration_ms: summary.opt_float(5)?,
+        mean_cost_usd: summary.opt_float(6)?,
+        total_cost_usd: summary.opt_float(7)?.unwrap_or(0.0),
+        bucket,
+        tools,
+        agents,
+        timeline,
+    })
+}

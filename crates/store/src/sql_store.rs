@@ -1,0 +1,185 @@
+//! The [`Store`](crate::Store) implementation shared by both backends. It is a macro rather than
+//! a generic impl because sqlx's executor bounds over a generic `Database` do not compose with
+//! `async_trait`; each backend supplies its pools (`writer`, `reader`) and its [`Dialect`].
+
+use uuid::Uuid;
+
+use crate::StoreError;
+
+pub(crate) fn not_found(id: Uuid) -> StoreError {
+    StoreError::NotFound(format!("trajectory {id}"))
+}
+
+macro_rules! impl_store {
+    ($store:ident, $db:ty, $backend:expr) => {
+        impl $store {
+            async fn fetch_all(
+                &self,
+                mut qb: sqlx::QueryBuilder<'_, $db>,
+            ) -> $crate::StoreResult<Vec<<$db as sqlx::Database>::Row>> {
+                Ok(qb.build().fetch_all(&self.reader).await?)
+            }
+
+            async fn fetch_optional(
+                &self,
+                mut qb: sqlx::QueryBuilder<'_, $db>,
+            ) -> $crate::StoreResult<Option<<$db as sqlx::Database>::Row>> {
+                Ok(qb.build().fetch_optional(&self.reader).await?)
+            }
+
+            async fn execute(
+                &self,
+                mut qb: sqlx::QueryBuilder<'_, $db>,
+            ) -> $crate::StoreResult<u64> {
+                Ok(qb.build().execute(&self.writer).await?.rows_affected())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> $crate::Backend {
+                $backend
+            }
+
+            async fn ping(&self) -> $crate::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                Ok(())
+            }
+
+            async fn start_trajectory(
+                &self,
+                trajectory: &lightning_core::NewTrajectory,
+            ) -> $crate::StoreResult<uuid::Uuid> {
+                let id = trajectory.trajectory_id.unwrap_or_else(uuid::Uuid::now_v7);
+                self.execute($crate::sql::insert_trajectory(
+                    id,
+                    trajectory,
+                    lightning_core::time::now(),
+                ))
+                .await?;
+                Ok(id)
+            }
+
+            async fn append_steps(
+                &self,
+                trajectory_id: uuid::Uuid,
+                steps: &[lightning_core::NewStep],
+            ) -> $crate::StoreResult<()> {
+                let now = lightning_core::time::now();
+                let mut tx = self.writer.begin().await?;
+                let touched = $crate::sql::touch_trajectory::<$db>(trajectory_id, now)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+                if touched.rows_affected() == 0 {
+                    return Err($crate::sql_store::not_found(trajectory_id));
+                }
+                for chunk in steps.chunks($crate::sql::STEP_CHUNK) {
+                    $crate::sql::upsert_steps::<$db>(trajectory_id, chunk, now)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                $crate::sql::refresh_counts::<$db>(trajectory_id)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn complete_trajectory(
+                &self,
+                trajectory_id: uuid::Uuid,
+                completion: &lightning_core::Completion,
+            ) -> $crate::StoreResult<()> {
+                match self
+                    .execute($crate::sql::complete_trajectory(
+                        trajectory_id,
+                        completion,
+                        lightning_core::time::now(),
+                    ))
+                    .await?
+                {
+                    0 => Err($crate::sql_store::not_found(trajectory_id)),
+                    _ => Ok(()),
+                }
+            }
+
+            async fn get_trajectory(
+                &self,
+                trajectory_id: uuid::Uuid,
+            ) -> $crate::StoreResult<lightning_core::Trajectory> {
+                let row = self
+                    .fetch_optional($crate::sql::select_trajectory(trajectory_id))
+                    .await?;
+                $crate::sql::decode_trajectory(
+                    &row.ok_or_else(|| $crate::sql_store::not_found(trajectory_id))?,
+                )
+            }
+
+            async fn list_steps(
+                &self,
+                trajectory_id: uuid::Uuid,
+                after: Option<i64>,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<lightning_core::Step>> {
+                let rows = self
+                    .fetch_all($crate::sql::select_steps(trajectory_id, after, limit))
+                    .await?;
+                rows.iter().map($crate::sql::decode_step).collect()
+            }
+
+            async fn list_trajectories(
+                &self,
+                filter: &lightning_core::TrajectoryFilter,
+            ) -> $crate::StoreResult<lightning_core::TrajectoryPage> {
+                let rows = self
+                    .fetch_all($crate::sql::list_trajectories(filter))
+                    .await?;
+                let trajectories = rows
+                    .iter()
+                    .map($crate::sql::decode_trajectory)
+                    .collect::<$crate::StoreResult<_>>()?;
+                Ok($crate::sql::into_page(trajectories, filter.limit))
+            }
+
+            async fn stats(
+                &self,
+                filter: &lightning_core::StatsFilter,
+            ) -> $crate::StoreResult<lightning_core::Stats> {
+                let bucket = filter.effective_bucket(chrono::Utc::now());
+                let summary = self.fetch_all($crate::sql::stats_summary(filter)).await?;
+                let tools = self.fetch_all($crate::sql::stats_tools(filter)).await?;
+                let agents = self.fetch_all($crate::sql::stats_agents(filter)).await?;
+                let timeline = self
+                    .fetch_all($crate::sql::stats_timeline(filter, bucket))
+                    .await?;
+                let summary = summary
+                    .first()
+                    .ok_or_else(|| $crate::StoreError::Corrupt("empty aggregate".into()))?;
+                $crate::sql::decode_stats(summary, &tools, &agents, &timeline, bucket)
+            }
+
+            async fn agents(&self) -> $crate::StoreResult<Vec<lightning_core::AgentSummary>> {
+                let rows = self.fetch_all($crate::sql::agents()).await?;
+                rows.iter().map($crate::sql::decode_agent).collect()
+            }
+
+            async fn delete_trajectory(
+                &self,
+                trajectory_id: uuid::Uuid,
+            ) -> $crate::StoreResult<()> {
+                match self
+                    .execute($crate::sql::delete_trajectory(trajectory_id))
+                    .await?
+                {
+                    0 => Err($crate::sql_store::not_found(trajectory_id)),
+                    _ => Ok(()),
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

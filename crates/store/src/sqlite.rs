@@ -1,0 +1,119 @@
+//! SQLite backend: the zero-setup default. One writer connection (SQLite has one writer anyway,
+//! and a single connection avoids SQLITE_BUSY on lock upgrades) and a pool of readers, in WAL mode.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use lightning_core::{time, TimeBucket};
+use serde_json::Value;
+use sqlx::{
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+    QueryBuilder, Row, Sqlite, SqlitePool,
+};
+use uuid::Uuid;
+
+use crate::{
+    sql::{Dialect, TypedRow},
+    Backend, StoreConfig, StoreError, StoreResult,
+};
+
+impl Dialect for Sqlite {
+    const ILIKE: &'static str = "LIKE";
+
+    fn bind_id(qb: &mut QueryBuilder<'_, Self>, id: Uuid) {
+        qb.push_bind(id.hyphenated().to_string());
+    }
+    fn bind_ts(qb: &mut QueryBuilder<'_, Self>, ts: DateTime<Utc>) {
+        qb.push_bind(time::format(ts));
+    }
+    fn bind_json(qb: &mut QueryBuilder<'_, Self>, value: Option<&Value>) {
+        qb.push_bind(value.map(Value::to_string));
+    }
+    fn bind_text(qb: &mut QueryBuilder<'_, Self>, text: Option<String>) {
+        qb.push_bind(text);
+    }
+    fn bind_int(qb: &mut QueryBuilder<'_, Self>, value: Option<i64>) {
+        qb.push_bind(value);
+    }
+    fn bind_float(qb: &mut QueryBuilder<'_, Self>, value: Option<f64>) {
+        qb.push_bind(value);
+    }
+    fn bind_bool(qb: &mut QueryBuilder<'_, Self>, value: Option<bool>) {
+        qb.push_bind(value);
+    }
+    fn bucket_expr(bucket: TimeBucket) -> &'static str {
+        match bucket {
+            TimeBucket::Hour => "substr(t.start_time, 1, 13) || ':00:00Z'",
+            TimeBucket::Day => "substr(t.start_time, 1, 10) || 'T00:00:00Z'",
+        }
+    }
+}
+
+impl TypedRow for SqliteRow {
+    fn id(&self, i: usize) -> StoreResult<Uuid> {
+        let raw: String = self.try_get(i)?;
+        raw.parse()
+            .map_err(|e| StoreError::Corrupt(format!("id {raw:?}: {e}")))
+    }
+    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
+        let raw: Option<String> = self.try_get(i)?;
+        raw.map(|s| {
+            time::parse(&s).map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
+        })
+        .transpose()
+    }
+    fn json(&self, i: usize) -> StoreResult<Option<Value>> {
+        let raw: Option<String> = self.try_get(i)?;
+        raw.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("json: {e}"))))
+            .transpose()
+    }
+    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
+        let options = match config.database_url.as_deref() {
+            Some(url) => SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Config(format!("invalid SQLite URL {url:?}: {e}")))?,
+            None => {
+                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                    StoreError::Config(format!(
+                        "cannot create data directory {}: {e}",
+                        config.data_dir.display()
+                    ))
+                })?;
+                SqliteConnectOptions::new().filename(config.data_dir.join("lightning.db"))
+            }
+        }
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // NORMAL in WAL mode survives a process crash; only an OS crash can lose the last commits.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(config.max_connections.max(2))
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+crate::sql_store::impl_store!(SqliteStore, Sqlite, Backend::Sqlite);

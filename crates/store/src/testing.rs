@@ -1,0 +1,108 @@
+//! Throwaway stores for tests: a SQLite file in a temporary directory, or a fresh schema in the
+//! PostgreSQL named by `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! Each store is isolated, so tests run in parallel. PostgreSQL being unreachable is an error,
+//! never a skip.
+
+use std::{str::FromStr, sync::Arc};
+
+use sqlx::{postgres::PgConnectOptions, Connection, PgConnection};
+
+use crate::{postgres::PgStore, sqlite::SqliteStore, Backend, Store, StoreConfig};
+
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub fn test_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
+}
+
+/// A store plus whatever must be cleaned up when the test ends.
+pub struct TestStore {
+    pub store: Arc<dyn Store>,
+    /// `DATABASE_URL` a separate process (e.g. a `lightning serve`) can use to reach this store.
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => Self::sqlite().await,
+            Backend::Postgres => Self::postgres().await,
+        }
+    }
+
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = StoreConfig::new(None, dir.path());
+        let store = SqliteStore::open(&config).await.expect("open SQLite store");
+        let database_url = format!("sqlite://{}", dir.path().join("lightning.db").display());
+        Self {
+            store: Arc::new(store),
+            database_url,
+            _dir: dir,
+            schema: None,
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        let url = test_database_url();
+        let schema = format!("lt_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&url).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} is required for tests: {e}",
+                crate::redact_url(&url)
+            )
+        });
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .expect("create schema");
+        admin.close().await.ok();
+        let options = PgConnectOptions::from_str(&url)
+            .expect("url")
+            .options([("search_path", schema.as_str())]);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = StoreConfig::new(Some(url.clone()), dir.path());
+        config.max_connections = 5;
+        let store = PgStore::connect_with(options, &config)
+            .await
+            .expect("open PostgreSQL store");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let database_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+        Self {
+            store: Arc::new(store),
+            database_url,
+            _dir: dir,
+            schema: Some(schema),
+        }
+    }
+
+    /// Schema this store lives in (PostgreSQL only).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let Some(schema) = self.schema.take() else {
+            return;
+        };
+        // Drop runs outside async context; use a private runtime on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut c = PgConnection::connect(&test_database_url()).await.ok()?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut c)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}

@@ -1,0 +1,667 @@
+//! One conformance suite, each case written once and run against SQLite and PostgreSQL.
+
+use std::{collections::HashSet, sync::Arc};
+
+use chrono::{Duration, TimeZone, Utc};
+use futures::TryStreamExt;
+use lightning_core::{
+    ingest::StepBatch, Completion, NewStep, NewTrajectory, StatsFilter, Status, TimeBucket,
+    TrajectoryFilter, Usage,
+};
+use lightning_store::{export_stream, testing::TestStore, Backend, Store, StoreError};
+use serde_json::json;
+use uuid::Uuid;
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() {
+                let t = lightning_store::testing::TestStore::new(lightning_store::Backend::Sqlite).await;
+                super::$name(&t).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                let t = lightning_store::testing::TestStore::new(lightning_store::Backend::Postgres).await;
+                super::$name(&t).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    start_then_get_returns_every_field,
+    start_with_client_id_is_idempotent,
+    steps_are_stored_in_order_with_counts,
+    steps_for_unknown_trajectory_write_nothing,
+    resent_steps_merge_instead_of_duplicating,
+    concurrent_identical_batches_never_duplicate,
+    large_batch_spanning_statements_is_atomic,
+    complete_records_outcome_and_merges_repeats,
+    complete_unknown_trajectory_is_not_found,
+    list_filters_and_paginates_without_gaps,
+    search_matches_substrings_and_escapes_wildcards,
+    stats_aggregate_outcomes_tools_agents_and_timeline,
+    agents_summarize_counts_and_last_seen,
+    delete_removes_steps_too,
+    export_streams_every_trajectory_with_steps,
+    json_values_round_trip_exactly,
+);
+
+fn new_trajectory(agent: &str) -> NewTrajectory {
+    NewTrajectory {
+        agent_id: agent.into(),
+        ..Default::default()
+    }
+}
+
+fn step(n: i64, tool: &str) -> NewStep {
+    NewStep {
+        step_number: n,
+        tool_name: tool.into(),
+        tool_input: Some(json!({"n": n})),
+        ..Default::default()
+    }
+}
+
+async fn start(store: &Arc<dyn Store>, agent: &str) -> Uuid {
+    store
+        .start_trajectory(&new_trajectory(agent))
+        .await
+        .unwrap()
+}
+
+async fn start_at(store: &Arc<dyn Store>, agent: &str, minutes_ago: i64) -> Uuid {
+    let mut t = new_trajectory(agent);
+    t.start_time = Some(lightning_core::time::now() - Duration::minutes(minutes_ago));
+    store.start_trajectory(&t).await.unwrap()
+}
+
+async fn complete(store: &Arc<dyn Store>, id: Uuid, success: bool) {
+    let c = Completion {
+        success,
+        ..Default::default()
+    };
+    store.complete_trajectory(id, &c).await.unwrap();
+}
+
+async fn start_then_get_returns_every_field(t: &TestStore) {
+    let s = &t.store;
+    let start =
+        Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap() + Duration::microseconds(123_456);
+    let mut input = NewTrajectory {
+        agent_id: "coder".into(),
+        task_type: Some("bugfix".into()),
+        start_time: Some(start),
+        trajectory_id: None,
+        session_id: Some("sess-1".into()),
+        prompt: Some("Fix the bug ✓".into()),
+        system_prompt: Some("You are careful.".into()),
+        prompt_version: Some("7".into()),
+        model: Some("claude-sonnet".into()),
+        metadata: Some(json!({"repo": "x", "nested": {"a": [1, 2]}})),
+    };
+    input.validate().unwrap();
+    let id = s.start_trajectory(&input).await.unwrap();
+    let got = s.get_trajectory(id).await.unwrap();
+    assert_eq!(got.id, id);
+    assert_eq!(got.agent_id, "coder");
+    assert_eq!(got.task_type.as_deref(), Some("bugfix"));
+    assert_eq!(got.session_id.as_deref(), Some("sess-1"));
+    assert_eq!(got.prompt.as_deref(), Some("Fix the bug ✓"));
+    assert_eq!(got.system_prompt.as_deref(), Some("You are careful."));
+    assert_eq!(got.prompt_version.as_deref(), Some("7"));
+    assert_eq!(got.model.as_deref(), Some("claude-sonnet"));
+    assert_eq!(got.metadata, input.metadata);
+    assert_eq!(got.start_time, start);
+    assert_eq!(got.status, Status::Running);
+    assert_eq!((got.success, got.end_time, got.step_count), (None, None, 0));
+    assert!(got.usage.is_none());
+    let missing = s.get_trajectory(Uuid::new_v4()).await.unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+}
+
+async fn start_with_client_id_is_idempotent(t: &TestStore) {
+    let s = &t.store;
+    let id = Uuid::new_v4();
+    let mut first = new_trajectory("a");
+    first.trajectory_id = Some(id);
+    first.prompt = Some("first".into());
+    let mut again = first.clone();
+    again.prompt = Some("second".into());
+    assert_eq!(s.start_trajectory(&first).await.unwrap(), id);
+    assert_eq!(s.start_trajectory(&again).await.unwrap(), id);
+    assert_eq!(
+        s.get_trajectory(id).await.unwrap().prompt.as_deref(),
+        Some("first")
+    );
+    let page = s
+        .list_trajectories(&TrajectoryFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.trajectories.len(), 1);
+}
+
+async fn steps_are_stored_in_order_with_counts(t: &TestStore) {
+    let s = &t.store;
+    let id = start(s, "a").await;
+    let mut failing = step(2, "Bash");
+    failing.error = Some("exit 1".into());
+    failing.duration_ms = Some(42);
+    let steps = StepBatch {
+        steps: vec![step(3, "Edit"), step(1, "Read"), failing],
+    }
+    .validate()
+    .unwrap();
+    s.append_steps(id, &steps).await.unwrap();
+    let stored = s.list_steps(id, None, 100).await.unwrap();
+    let order: Vec<_> = stored
+        .iter()
+        .map(|s| (s.step_number, s.tool_name.as_str()))
+        .collect();
+    assert_eq!(order, [(1, "Read"), (2, "Bash"), (3, "Edit")]);
+    assert_eq!(stored[1].error.as_deref(), Some("exit 1"));
+    assert_eq!(stored[1].duration_ms, Some(42));
+    assert_eq!(stored[0].tool_input, Some(json!({"n": 1})));
+    let after = s.list_steps(id, Some(1), 1).await.unwrap();
+    assert_eq!(after.iter().map(|s| s.step_number).collect::<Vec<_>>(), [2]);
+    let got = s.get_trajectory(id).await.unwrap();
+    assert_eq!((got.step_count, got.error_count), (3, 1));
+}
+
+async fn steps_for_unknown_trajectory_write_nothing(t: &TestStore) {
+    let s = &t.store;
+    let ghost = Uuid::new_v4();
+    let err = s.append_steps(ghost, &[step(1, "Read")]).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound(ref what) if what.contains(&ghost.to_string())),
+        "{err}"
+    );
+    assert!(s.list_steps(ghost, None, 10).await.unwrap().is_empty());
+}
+
+async fn resent_steps_merge_instead_of_duplicating(t: &TestStore) {
+    let s = &t.store;
+    let id = start(s, "a").await;
+    let opened_at = lightning_core::time::now() - Duration::seconds(5);
+    let mut open = step(1, "Read");
+    open.timestamp = Some(opened_at);
+    s.append_steps(id, &[open.clone()]).await.unwrap();
+    let mut closed = NewStep {
+        step_number: 1,
+        tool_name: "Read".into(),
+        tool_output: Some(json!("file contents")),
+        duration_ms: Some(12),
+        timestamp: Some(opened_at + Duration::seconds(1)),
+        ..Default::default()
+    };
+    s.append_steps(id, &[closed.clone()]).await.unwrap();
+    closed.tool_output = None; // a retry that lost a field must not erase it
+    s.append_steps(id, &[closed]).await.unwrap();
+    let stored = s.list_steps(id, None, 10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].tool_input, Some(json!({"n": 1})));
+    assert_eq!(stored[0].tool_output, Some(json!("file contents")));
+    assert_eq!(stored[0].duration_ms, Some(12));
+    assert_eq!(
+        stored[0].timestamp, opened_at,
+        "the first write's timestamp is kept"
+    );
+    assert_eq!(s.get_trajectory(id).await.unwrap().step_count, 1);
+}
+
+async fn concurrent_identical_batches_never_duplicate(t: &TestStore) {
+    let s = &t.store;
+    let id = start(s, "a").await;
+    let batch: Vec<NewStep> = (1..=10).map(|n| step(n, "Read")).collect();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, batch) = (s.clone(), batch.clone());
+            tokio::spawn(async move { s.append_steps(id, &batch).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let stored = s.list_steps(id, None, 100).await.unwrap();
+    assert_eq!(stored.len(), 10);
+    assert_eq!(s.get_trajectory(id).await.unwrap().step_count, 10);
+}
+
+async fn large_batch_spanning_statements_is_atomic(t: &TestStore) {
+    let s = &t.store;
+    let id = start(s, "a").await;
+    let steps: Vec<NewStep> = (0..2500).map(|n| step(n, "Grep")).collect();
+    s.append_steps(id, &steps).await.unwrap();
+    assert_eq!(s.get_trajectory(id).await.unwrap().step_count, 2500);
+    assert_eq!(s.list_steps(id, None, 10_000).await.unwrap().len(), 2500);
+    // Steps for a trajectory that is gone are refused as a whole, chunks included.
+    let other = start(s, "b").await;
+    s.delete_trajectory(other).await.unwrap();
+    assert!(s.append_steps(other, &steps).await.is_err());
+    assert!(s.list_steps(other, None, 10).await.unwrap().is_empty());
+}
+
+async fn complete_records_outcome_and_merges_repeats(t: &TestStore) {
+    let s = &t.store;
+    let id = start(s, "a").await;
+    let end = lightning_core::time::now();
+    let first = Completion {
+        success: false,
+        result: Some(json!({"text": "partial"})),
+        error: Some("max turns".into()),
+        total_steps: Some(4),
+        duration: Some(1234.6),
+        end_time: Some(end),
+        cost_usd: Some(0.0123),
+        usage: Some(Usage {
+            input_tokens: Some(100),
+            output_tokens: Some(50),
+            cache_read_input_tokens: Some(7),
+            cache_creation_input_tokens: None,
+        }),
+        num_turns: Some(3),
+    };
+    s.complete_trajectory(id, &first).await.unwrap();
+    let got = s.get_trajectory(id).await.unwrap();
+    assert_eq!(got.status, Status::Failed);
+    assert_eq!(got.success, Some(false));
+    assert_eq!(got.result, Some(json!({"text": "partial"})));
+    assert_eq!(got.error.as_deref(), Some("max turns"));
+    assert_eq!(
+        (got.total_steps, got.duration_ms, got.num_turns),
+        (Some(4), Some(1235), Some(3))
+    );
+    assert_eq!(got.end_time, Some(end));
+    assert_eq!(got.cost_usd, Some(0.0123));
+    assert_eq!(got.usage.unwrap().input_tokens, Some(100));
+    assert_eq!(got.usage.unwrap().cache_creation_input_tokens, None);
+    // A repeat wins for what it carries and keeps the rest.
+    let repeat = Completion {
+        success: true,
+        num_turns: Some(5),
+        ..Default::default()
+    };
+    s.complete_trajectory(id, &repeat).await.unwrap();
+    let got = s.get_trajectory(id).await.unwrap();
+    assert_eq!(got.status, Status::Succeeded);
+    assert_eq!(
+        (got.num_turns, got.total_steps, got.cost_usd),
+        (Some(5), Some(4), Some(0.0123))
+    );
+    assert_eq!(got.end_time, Some(end));
+}
+
+async fn complete_unknown_trajectory_is_not_found(t: &TestStore) {
+    let err = t
+        .store
+        .complete_trajectory(Uuid::new_v4(), &Completion::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+async fn list_filters_and_paginates_without_gaps(t: &TestStore) {
+    let s = &t.store;
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let agent = if i % 2 == 0 { "even" } else { "odd" };
+        let id = start_at(s, agent, 100 - i).await;
+        if i % 3 == 0 {
+            complete(s, id, i % 2 == 0).await;
+        }
+        ids.push(id);
+    }
+    // Same start time for several rows: the id breaks ties, so pages never skip or repeat.
+    let tied = lightning_core::time::now() - Duration::minutes(1);
+    for _ in 0..5 {
+        let mut n = new_trajectory("tied");
+        n.start_time = Some(tied);
+        ids.push(s.start_trajectory(&n).await.unwrap());
+    }
+    let mut seen = Vec::new();
+    let mut filter = TrajectoryFilter {
+        limit: 4,
+        ..Default::default()
+    };
+    loop {
+        let page = s.list_trajectories(&filter).await.unwrap();
+        seen.extend(page.trajectories.iter().map(|t| (t.start_time, t.id)));
+        match page.next_cursor {
+            Some(c) => filter.cursor = Some(lightning_core::Cursor::decode(&c).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 30);
+    assert_eq!(seen.iter().map(|x| x.1).collect::<HashSet<_>>().len(), 30);
+    assert!(
+        seen.windows(2).all(|w| w[0] > w[1]),
+        "newest first, strictly ordered"
+    );
+
+    let count = |f: TrajectoryFilter| {
+        let s = s.clone();
+        async move {
+            s.list_trajectories(&TrajectoryFilter { limit: 100, ..f })
+                .await
+                .unwrap()
+                .trajectories
+                .len()
+        }
+    };
+    assert_eq!(
+        count(TrajectoryFilter {
+            agent_id: Some("even".into()),
+            ..Default::default()
+        })
+        .await,
+        13
+    );
+    assert_eq!(
+        count(TrajectoryFilter {
+            status: Some(Status::Succeeded),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    assert_eq!(
+        count(TrajectoryFilter {
+            status: Some(Status::Failed),
+            ..Default::default()
+        })
+        .await,
+        4
+    );
+    assert_eq!(
+        count(TrajectoryFilter {
+            status: Some(Status::Running),
+            ..Default::default()
+        })
+        .await,
+        21
+    );
+    let since = lightning_core::time::now() - Duration::seconds(80 * 60 + 30);
+    let until = lightning_core::time::now() - Duration::minutes(10);
+    // i in 20..=24 started 80..76 minutes ago; the bounds keep exactly those.
+    assert_eq!(
+        count(TrajectoryFilter {
+            since: Some(since),
+            until: Some(until),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    let mut typed = new_trajectory("even");
+    typed.task_type = Some("review".into());
+    s.start_trajectory(&typed).await.unwrap();
+    assert_eq!(
+        count(TrajectoryFilter {
+            task_type: Some("review".into()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+}
+
+async fn search_matches_substrings_and_escapes_wildcards(t: &TestStore) {
+    let s = &t.store;
+    let mut a = new_trajectory("alpha-agent");
+    a.prompt = Some("Refactor the Parser module".into());
+    let a = s.start_trajectory(&a).await.unwrap();
+    let mut b = new_trajectory("beta");
+    b.prompt = Some("100% coverage".into());
+    let b = s.start_trajectory(&b).await.unwrap();
+    let search = |q: &str| {
+        let (s, q) = (s.clone(), q.to_string());
+        async move {
+            let f = TrajectoryFilter {
+                search: Some(q),
+                limit: 10,
+                ..Default::default()
+            };
+            s.list_trajectories(&f)
+                .await
+                .unwrap()
+                .trajectories
+                .into_iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("parser").await, [a]);
+    assert_eq!(search("ALPHA").await, [a]);
+    assert_eq!(search("0%").await, [b]);
+    assert_eq!(search("%").await, [b], "% is literal, not a wildcard");
+    assert_eq!(
+        search(&b.to_string()[24..]).await,
+        [b],
+        "UUIDv7 prefixes are shared; the tail is random"
+    );
+    assert!(search("nothing-like-this").await.is_empty());
+}
+
+async fn stats_aggregate_outcomes_tools_agents_and_timeline(t: &TestStore) {
+    let s = &t.store;
+    for (agent, success, cost) in [
+        ("a", Some(true), 1.0),
+        ("a", Some(false), 3.0),
+        ("b", None, 0.0),
+    ] {
+        let id = start_at(s, agent, 30).await;
+        let mut failing = step(2, "Bash");
+        failing.error = Some("boom".into());
+        failing.duration_ms = Some(30);
+        let mut read = step(1, "Read");
+        read.duration_ms = Some(10);
+        s.append_steps(id, &[read, failing]).await.unwrap();
+        if let Some(success) = success {
+            let c = Completion {
+                success,
+                cost_usd: Some(cost),
+                duration: Some(100.0),
+                ..Default::default()
+            };
+            s.complete_trajectory(id, &c).await.unwrap();
+        }
+    }
+    let stats = s.stats(&StatsFilter::default()).await.unwrap();
+    assert_eq!(
+        (
+            stats.trajectories,
+            stats.running,
+            stats.succeeded,
+            stats.failed
+        ),
+        (3, 1, 1, 1)
+    );
+    assert_eq!(stats.success_rate, Some(0.5));
+    assert_eq!(stats.mean_steps, Some(2.0));
+    assert_eq!(stats.mean_duration_ms, Some(100.0));
+    assert_eq!(stats.mean_cost_usd, Some(2.0));
+    assert_eq!(stats.total_cost_usd, 4.0);
+    let bash = stats.tools.iter().find(|t| t.tool_name == "Bash").unwrap();
+    assert_eq!(
+        (
+            bash.calls,
+            bash.errors,
+            bash.error_rate,
+            bash.mean_duration_ms
+        ),
+        (3, 3, 1.0, Some(30.0))
+    );
+    let read = stats.tools.iter().find(|t| t.tool_name == "Read").unwrap();
+    assert_eq!((read.calls, read.errors, read.error_rate), (3, 0, 0.0));
+    let a = stats.agents.iter().find(|x| x.agent_id == "a").unwrap();
+    assert_eq!(
+        (a.trajectories, a.succeeded, a.failed, a.success_rate),
+        (2, 1, 1, Some(0.5))
+    );
+    assert_eq!(stats.bucket, TimeBucket::Day);
+    assert_eq!(
+        stats.timeline.iter().map(|p| p.trajectories).sum::<i64>(),
+        3
+    );
+    let hourly = s
+        .stats(&StatsFilter {
+            since: Some(Utc::now() - Duration::hours(2)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(hourly.bucket, TimeBucket::Hour);
+    let first = hourly.timeline.first().unwrap().bucket;
+    assert_eq!(
+        first.timestamp() % 3600,
+        0,
+        "hour buckets start on the hour"
+    );
+    let only_b = s
+        .stats(&StatsFilter {
+            agent_id: Some("b".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((only_b.trajectories, only_b.success_rate), (1, None));
+    let empty = s
+        .stats(&StatsFilter {
+            agent_id: Some("none".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (empty.trajectories, empty.mean_steps, empty.total_cost_usd),
+        (0, None, 0.0)
+    );
+}
+
+async fn agents_summarize_counts_and_last_seen(t: &TestStore) {
+    let s = &t.store;
+    let first = start(s, "old").await;
+    complete(s, first, true).await;
+    let second = start(s, "new").await;
+    complete(s, second, false).await;
+    start(s, "new").await;
+    let agents = s.agents().await.unwrap();
+    assert_eq!(
+        agents
+            .iter()
+            .map(|a| a.agent_id.as_str())
+            .collect::<Vec<_>>(),
+        ["new", "old"]
+    );
+    assert_eq!(
+        (
+            agents[0].trajectories,
+            agents[0].succeeded,
+            agents[0].failed
+        ),
+        (2, 0, 1)
+    );
+    assert!(agents[0].last_seen >= agents[1].last_seen);
+}
+
+async fn delete_removes_steps_too(t: &TestStore) {
+    let s = &t.store;
+    let id = start(s, "a").await;
+    s.append_steps(id, &[step(1, "Read")]).await.unwrap();
+    s.delete_trajectory(id).await.unwrap();
+    assert!(matches!(
+        s.get_trajectory(id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.list_steps(id, None, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        s.delete_trajectory(id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s
+        .stats(&StatsFilter::default())
+        .await
+        .unwrap()
+        .tools
+        .is_empty());
+}
+
+async fn export_streams_every_trajectory_with_steps(t: &TestStore) {
+    let s = &t.store;
+    for i in 0..230 {
+        let id = start_at(s, "x", i).await;
+        let steps: Vec<NewStep> = (1..=(i % 4)).map(|n| step(n, "Read")).collect();
+        if !steps.is_empty() {
+            s.append_steps(id, &steps).await.unwrap();
+        }
+    }
+    let all: Vec<_> = export_stream(s.clone(), TrajectoryFilter::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 230);
+    assert_eq!(
+        all.iter()
+            .map(|t| t.trajectory.id)
+            .collect::<HashSet<_>>()
+            .len(),
+        230
+    );
+    assert!(all
+        .iter()
+        .all(|t| t.steps.len() as i64 == t.trajectory.step_count));
+    assert_eq!(
+        all.iter().map(|t| t.steps.len()).sum::<usize>(),
+        (0..230).map(|i| i % 4).sum::<i64>() as usize
+    );
+    let none: Vec<_> = export_stream(
+        s.clone(),
+        TrajectoryFilter {
+            agent_id: Some("y".into()),
+            ..Default::default()
+        },
+    )
+    .try_collect()
+    .await
+    .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn json_values_round_trip_exactly(t: &TestStore) {
+    let s = &t.store;
+    let id = start(s, "a").await;
+    let values = [
+        json!({"deep": {"list": [1, 2.5, -3, true, null, "é 中 🚀"], "empty": {}}}),
+        json!("plain string with \"quotes\" and \\ backslashes\nnewline"),
+        json!(9_007_199_254_740_991_i64),
+        json!([]),
+        json!(false),
+    ];
+    let steps: Vec<NewStep> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| NewStep {
+            step_number: i as i64,
+            tool_name: "T".into(),
+            tool_input: Some(v.clone()),
+            tool_output: Some(v.clone()),
+            metadata: Some(json!({"agent_id": "sub-1", "agent_type": "Explore"})),
+            ..Default::default()
+        })
+        .collect();
+    s.append_steps(id, &steps).await.unwrap();
+    let stored = s.list_steps(id, None, 10).await.unwrap();
+    for (got, want) in stored.iter().zip(&values) {
+        assert_eq!(got.tool_input.as_ref(), Some(want));
+        assert_eq!(got.tool_output.as_ref(), Some(want));
+        assert_eq!(
+            got.metadata,
+            Some(json!({"agent_id": "sub-1", "agent_type": "Explore"}))
+        );
+    }
+    let _ = Backend::Sqlite;
+}
