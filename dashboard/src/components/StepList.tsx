@@ -150,7 +150,7 @@ export function StepList({
       estimateHeight={41}
       itemKey={itemKey}
       renderItem={renderItem}
-      label={`Steps (${steps.length})`}
+      label={`Steps (${steps.length.toLocaleString('en-US')})`}
       className="step-list"
       handleRef={handleRef}
       followTail={followTail}

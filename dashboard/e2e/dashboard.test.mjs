@@ -1,0 +1,245 @@
+// End-to-end: a real `lightning serve` (filled through its HTTP API) and the built dashboard in
+// Debian's headless Chromium. Every test fails on any console error or uncaught exception.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { launch, newPage } from './lib/browser.mjs';
+import { seed, seedBulk, startServer, makeSteps } from './lib/server.mjs';
+
+let server;
+let chrome;
+let ids;
+let bulkId;
+let session; // signed-in page shared by the tests that follow sign-in
+
+async function expectNoProblems(s) {
+  assert.deepEqual(s.problems, [], `page reported errors:\n${s.problems.join('\n')}`);
+}
+
+async function signIn(s, key) {
+  await s.page.goto(`${server.url}/`);
+  await s.page.getByLabel('API key').fill(key);
+  await s.page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+before(async () => {
+  server = await startServer();
+  ids = await seed(server.api);
+  bulkId = await seedBulk(server.api, 10_000);
+  chrome = await launch();
+});
+
+after(async () => {
+  await session?.context.close();
+  await chrome?.close();
+  await server?.stop();
+});
+
+describe('dashboard against lightning serve', () => {
+  it('serves the app with single-page fallback, and keeps /api/* out of it', async () => {
+    const deep = await fetch(`${server.url}/trajectories/${ids.coder}`);
+    assert.equal(deep.status, 200);
+    assert.match(await deep.text(), /<div id="root">/);
+    const api = await fetch(`${server.url}/api/definitely-not-a-route`, { headers: { Authorization: `Bearer ${server.key}` } });
+    assert.equal(api.status, 404);
+    assert.match(api.headers.get('content-type') ?? '', /json/);
+  });
+
+  it('rejects a wrong key with a clear message', async () => {
+    const s = await newPage(chrome.browser);
+    // The browser logs the deliberate 401 response; nothing else may be logged.
+    s.allow(/Failed to load resource: the server responded with a status of 401/);
+    await signIn(s, 'not-the-key');
+    const alert = s.page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /Wrong API key.*401 Unauthorized/s);
+    assert.equal(await s.page.getByLabel('API key').getAttribute('aria-invalid'), 'true');
+    assert.equal(await s.page.evaluate(() => localStorage.getItem('lightning.apiKey')), null);
+    await s.shot('01-wrong-key');
+    await expectNoProblems(s);
+    await s.context.close();
+  });
+
+  it('signs in and shows the overview', async () => {
+    session = await newPage(chrome.browser);
+    await signIn(session, server.key);
+    const { page } = session;
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem('lightning.apiKey')), server.key);
+    await page.locator('.chart svg rect.bar-ok').first().waitFor();
+    const trajectories = page.locator('.stat', { hasText: 'Trajectories' }).locator('.stat-value');
+    assert.equal(await trajectories.innerText(), '11');
+    const tools = page.getByRole('region', { name: 'Top tools' });
+    await tools.getByRole('rowheader', { name: 'Read' }).waitFor();
+    const agents = page.locator('section', { has: page.getByRole('heading', { name: 'Agents' }) });
+    for (const agent of ['support-bot', 'coder', 'bulk-agent']) await agents.getByRole('link', { name: agent }).waitFor();
+    await session.shot('02-overview');
+
+    // Filter the overview by agent.
+    await page.getByLabel('Agent', { exact: true }).selectOption('coder');
+    await page.waitForFunction(() => document.querySelector('.stat .stat-value')?.textContent === '2');
+    assert.match(page.url(), /agentId=coder/);
+    await expectNoProblems(session);
+  });
+
+  it('filters and searches the trajectory list', async () => {
+    const { page } = session;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Trajectories' }).click();
+    const rows = page.locator('table.trajectories-table tbody tr');
+    await page.waitForFunction(() => document.querySelectorAll('table.trajectories-table tbody tr').length === 11);
+
+    await page.getByLabel('Agent', { exact: true }).selectOption('support-bot');
+    await page.waitForFunction(() => document.querySelectorAll('table.trajectories-table tbody tr').length === 8);
+    await page.getByLabel('Outcome', { exact: true }).selectOption('failed');
+    await page.waitForFunction(() => document.querySelectorAll('table.trajectories-table tbody tr').length === 2);
+    for (const text of await rows.allInnerTexts()) assert.match(text, /support-bot[\s\S]*Failed/);
+    await session.shot('03-trajectories-filtered');
+
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await page.getByLabel('Search', { exact: true }).fill('parser.rs');
+    await page.waitForFunction(() => document.querySelectorAll('table.trajectories-table tbody tr').length === 1);
+    assert.match(await rows.first().innerText(), /coder[\s\S]*bugfix[\s\S]*Failed/);
+    await expectNoProblems(session);
+  });
+
+  it('opens a trajectory, expands a step and shows the error step', async () => {
+    const { page } = session;
+    await page.locator('table.trajectories-table tbody tr').first().click();
+    await page.getByRole('heading', { name: /coder/, level: 1 }).waitFor();
+    assert.ok(page.url().endsWith(`/trajectories/${ids.failedCoder}`));
+    assert.equal(await page.getByLabel('Trajectory error').innerText(), 'Tests still failing after 3 attempts');
+    await page.getByText('claude-opus').waitFor();
+    await page.getByText('48,000 in · 5,200 out · 30,000 cache read · 2,000 cache write').waitFor();
+
+    const list = page.getByRole('list', { name: 'Steps (12)' });
+    assert.equal(await list.getByRole('listitem').count(), 12);
+    assert.equal(await list.locator('.badge', { hasText: /^subagent/ }).count(), 2);
+
+    // Expand step 6 whose output looks like HTML: it must show as text.
+    const head6 = list.getByRole('button', { name: /#6 Read/ });
+    await head6.click();
+    assert.equal(await head6.getAttribute('aria-expanded'), 'true');
+    const output = list.getByLabel('Output');
+    assert.equal(await output.innerText(), '<script>alert("not html")</script><b>raw</b>');
+    assert.equal(await list.locator('b, script').count(), 0);
+    const input = list.getByLabel('Input');
+    assert.match(await input.innerText(), /^\{\n {2}"flags": \[|^\{\n {2}"path"/);
+
+    // The error step is highlighted and its error shown when expanded.
+    const errorStep = list.locator('.step-has-error');
+    assert.equal(await errorStep.count(), 1);
+    await errorStep.getByRole('button').click();
+    assert.match(await list.getByLabel('Error').innerText(), /parse_nested \.\.\. FAILED/);
+    const border = await errorStep.locator('.step-head').evaluate((el) => getComputedStyle(el).borderLeftColor);
+    assert.notEqual(border, 'rgba(0, 0, 0, 0)');
+    await session.shot('04-trajectory-detail');
+
+    // Keyboard: errors-only filter, then the step header is reachable and toggles with Enter.
+    await page.getByLabel(/Errors only/).check();
+    const only = page.getByRole('list', { name: 'Steps (1)' });
+    await only.getByRole('button').focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await only.getByRole('button').getAttribute('aria-expanded'), 'false');
+    await expectNoProblems(session);
+  });
+
+  it('makes a 10,000-step trajectory usable', async () => {
+    const { page } = session;
+    await page.goto(`${server.url}/trajectories/${bulkId}`);
+    const list = page.getByRole('list', { name: 'Steps (10,000)' });
+    await list.waitFor({ timeout: 30_000 });
+    const mounted = await list.getByRole('listitem').count();
+    assert.ok(mounted > 5 && mounted < 200, `virtualized list mounted ${mounted} rows`);
+    assert.equal(await list.getByRole('listitem').first().getAttribute('aria-setsize'), '10000');
+
+    // Keyboard to the last step and open it.
+    await list.getByRole('button', { name: /#0 Read/ }).focus();
+    await page.keyboard.press('End');
+    const last = list.getByRole('button', { name: /#9999 / });
+    await last.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.querySelector('.step-no')?.textContent), '#9999');
+    await page.keyboard.press('Enter');
+    assert.equal(await last.getAttribute('aria-expanded'), 'true');
+    await list.getByLabel('Output').waitFor();
+
+    // Jump to the first error from the toolbar.
+    await page.getByRole('button', { name: 'First error' }).click();
+    await list.getByRole('button', { name: /#996 / }).waitFor();
+    assert.ok((await list.getByRole('listitem').count()) < 200);
+    await session.shot('05-ten-thousand-steps');
+    await expectNoProblems(session);
+  });
+
+  it('shows new trajectories and steps live, without a reload', async () => {
+    const { page } = session;
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Live' }).click();
+    await page.getByRole('heading', { name: 'Recent trajectories' }).waitFor();
+    const startTime = new Date().toISOString();
+    const id = await server.api.start({ agentId: 'live-agent', taskType: 'streaming', startTime, prompt: 'watch me' });
+    await page.locator('.live-item', { hasText: 'live-agent' }).waitFor({ timeout: 15_000 });
+    await page.locator('.live-item', { hasText: 'live-agent' }).getByRole('button').click();
+    await server.api.steps(id, makeSteps(3, startTime));
+    const list = page.getByRole('list', { name: /^Steps \(/ });
+    await page.getByRole('list', { name: 'Steps (3)' }).waitFor({ timeout: 15_000 });
+    await server.api.steps(id, makeSteps(2, startTime, { from: 3, errorEvery: 5 }));
+    await page.getByRole('list', { name: 'Steps (5)' }).waitFor({ timeout: 15_000 });
+    assert.equal(await list.locator('.step-has-error').count(), 1);
+    await server.api.complete(id, { success: true, duration: 1000 });
+    await page.locator('.live-item', { hasText: 'live-agent' }).getByText('Succeeded').waitFor({ timeout: 15_000 });
+    await session.shot('06-live');
+    await expectNoProblems(session);
+  });
+
+  it('shows optimization runs and prompt versions, or a clear empty state', async () => {
+    const { page } = session;
+    const probe = await server.api.call('GET', '/api/optimization-runs');
+    if (probe.status === 404) session.allow(/Failed to load resource: the server responded with a status of 404/);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Optimization' }).click();
+    await page.getByRole('heading', { name: 'Runs' }).waitFor();
+    if (probe.status === 404) {
+      await page.getByText('No optimization runs yet').waitFor();
+    } else {
+      assert.equal(probe.status, 200);
+      const count = probe.data.runs.length;
+      if (count === 0) await page.getByText('No optimization runs yet').waitFor();
+      else assert.equal(await page.locator('table tbody tr').count(), count);
+    }
+
+    // Prompt versions: create two through the API when the server supports it, then promote in the UI.
+    const created = await server.api.call('POST', '/api/agents/coder/prompts', { text: 'You are a careful engineer.', note: 'baseline' });
+    await page.goto(`${server.url}/optimization/prompts/coder`);
+    if (created.status === 404) {
+      session.allow(/Failed to load resource: the server responded with a status of 404/);
+      await page.getByText('No prompt versions yet').waitFor();
+    } else {
+      assert.equal(created.status, 201);
+      await server.api.ok('POST', '/api/agents/coder/prompts', { text: 'You are a careful engineer.\nAlways run the tests.', note: 'from run', promote: true });
+      await page.reload();
+      await page.getByRole('heading', { name: /Version 2/ }).waitFor();
+      await page.getByRole('button', { name: 'Promote' }).click();
+      await page.getByText('Version 1 is now the promoted prompt of coder.').waitFor();
+      const latest = await server.api.ok('GET', '/api/agents/coder/prompts/latest');
+      assert.equal(latest.version, 1);
+      await page.getByRole('button', { name: 'Diff with previous' }).click();
+      await page.getByRole('region', { name: 'Diff of Version 1 and Version 2' }).waitFor();
+    }
+    await session.shot('07-optimization');
+    await expectNoProblems(session);
+    session.clearAllowed();
+  });
+
+  it('renders the dark theme', async () => {
+    const s = await newPage(chrome.browser, { colorScheme: 'dark' });
+    await s.page.goto(`${server.url}/`);
+    await s.page.evaluate((key) => localStorage.setItem('lightning.apiKey', key), server.key);
+    await s.page.goto(`${server.url}/trajectories/${ids.failedCoder}`);
+    await s.page.getByRole('list', { name: 'Steps (12)' }).waitFor();
+    const bg = await s.page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(bg, 'rgb(15, 17, 21)');
+    await s.shot('08-dark-detail');
+    await s.page.goto(`${server.url}/`);
+    await s.page.locator('.chart svg rect.bar-ok').first().waitFor();
+    await s.shot('09-dark-overview');
+    await expectNoProblems(s);
+    await s.context.close();
+  });
+});
