@@ -62,15 +62,17 @@ export const StepRow = memo(function StepRow({ step, start, end, span, expanded,
         <span className="step-chevron" aria-hidden="true">
           {expanded ? '▾' : '▸'}
         </span>
-        <span className="step-no">#{step.stepNumber}</span>
-        <span className="step-tool">{step.toolName}</span>
-        {sub && (
-          <Badge tone="accent" title={`Subagent${sub.type ? ` type ${sub.type}` : ''}${sub.id ? ` id ${sub.id}` : ''}`}>
-            subagent{sub.type ? `: ${sub.type}` : ''}
-          </Badge>
-        )}
-        {step.error && <Badge tone="bad">error</Badge>}
-        <span className="step-preview">{preview}</span>
+        <span className="step-main">
+          <span className="step-no">#{step.stepNumber}</span>
+          <span className="step-tool">{step.toolName}</span>
+          {sub && (
+            <Badge tone="accent" title={`Subagent${sub.type ? ` type ${sub.type}` : ''}${sub.id ? ` id ${sub.id}` : ''}`}>
+              subagent{sub.type ? `: ${sub.type}` : ''}
+            </Badge>
+          )}
+          {step.error && <Badge tone="bad">error</Badge>}
+          <span className="step-preview">{preview}</span>
+        </span>
         <span className="step-time">{formatClock(step.timestamp)}</span>
         <span className="step-duration">{formatDuration(step.durationMs)}</span>
         <span className="step-bar" aria-hidden="true">

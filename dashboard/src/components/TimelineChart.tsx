@@ -5,11 +5,13 @@ import type { TimelineBucket } from '../lib/types';
 const HEIGHT = 240;
 const PAD = { top: 16, right: 44, bottom: 28, left: 40 };
 
-function niceMax(n: number): number {
-  if (n <= 4) return Math.max(1, n);
-  const magnitude = 10 ** Math.floor(Math.log10(n));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * magnitude >= n) return step * magnitude;
-  return 10 * magnitude;
+/** Top of the count axis: four equal whole-number intervals that cover `n`. */
+export function niceMax(n: number): number {
+  const raw = Math.max(1, n) / 4;
+  if (raw <= 1) return 4;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  for (const step of [1, 2, 5, 10]) if (step * magnitude >= raw) return step * magnitude * 4;
+  return 40 * magnitude;
 }
 
 function bucketLabel(iso: string, hourly: boolean): string {
@@ -107,7 +109,7 @@ export function TimelineChart({ timeline }: { timeline: TimelineBucket[] }) {
           <g key={t} className="chart-grid">
             <line x1={PAD.left} x2={PAD.left + innerW} y1={y(t * max)} y2={y(t * max)} />
             <text x={PAD.left - 6} y={y(t * max)} dy="0.32em" textAnchor="end">
-              {Number.isInteger(t * max) ? t * max : (t * max).toFixed(1)}
+              {t * max}
             </text>
             <text x={PAD.left + innerW + 6} y={yRate(t)} dy="0.32em" textAnchor="start" className="chart-rate-axis">
               {Math.round(t * 100)}%

@@ -4,7 +4,7 @@ import { buildLanes, type Timeline } from '../lib/steps';
 import type { Step } from '../lib/types';
 
 const LANE_H = 6;
-const MAX_LANES = 120;
+const MAX_LANES = 80;
 const PAD = { top: 8, right: 12, bottom: 22, left: 12 };
 
 /**
@@ -28,8 +28,8 @@ export function Waterfall({ steps, timeline, onJump }: { steps: Step[]; timeline
   }, []);
 
   const lanes = useMemo(() => buildLanes(steps, timeline, MAX_LANES), [steps, timeline]);
-  const laneH = lanes.length > 60 ? 3 : LANE_H;
-  const gap = lanes.length > 60 ? 1 : 2;
+  const laneH = lanes.length > 40 ? 2 : LANE_H;
+  const gap = lanes.length > 40 ? 1 : 2;
   const innerW = Math.max(10, width - PAD.left - PAD.right);
   const height = PAD.top + lanes.length * (laneH + gap) + PAD.bottom;
   const x = (ms: number) => PAD.left + (ms / timeline.span) * innerW;

@@ -233,6 +233,7 @@ export function TrajectoryDetail({ id }: { id: string }) {
           </div>
         </div>
         <div className="step-columns" aria-hidden="true">
+          <span />
           <span>Step · tool</span>
           <span>Time</span>
           <span>Duration</span>
