@@ -46,6 +46,7 @@ describe('format', () => {
 
   it('formats cost and percentages', () => {
     expect(formatCost(0.0123)).toBe('$0.01');
+    expect(formatCost(0.007)).toBe('$0.007');
     expect(formatCost(0.001234)).toBe('$0.0012');
     expect(formatCost(null)).toBe('–');
     expect(formatPercent(0.875, 1)).toBe('87.5%');

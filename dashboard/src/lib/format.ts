@@ -17,7 +17,7 @@ export function formatDuration(ms: number | null | undefined): string {
 export function formatCost(usd: number | null | undefined): string {
   if (usd === null || usd === undefined || !Number.isFinite(usd)) return DASH;
   if (usd === 0) return '$0';
-  if (Math.abs(usd) < 0.01) return `$${usd.toFixed(4)}`;
+  if (Math.abs(usd) < 0.01) return `$${Number(usd.toPrecision(2))}`;
   return `$${usd.toFixed(2)}`;
 }
 

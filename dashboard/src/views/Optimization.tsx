@@ -66,6 +66,7 @@ export function Optimization() {
         ) : !runs.data?.runs.length ? (
           <EmptyState title="No optimization runs yet">Start one with the optimizer; its runs are listed here.</EmptyState>
         ) : (
+          <div className="table-scroll">
           <table className="table">
             <thead>
               <tr>
@@ -106,6 +107,7 @@ export function Optimization() {
               ))}
             </tbody>
           </table>
+          </div>
         )}
       </section>
     </div>

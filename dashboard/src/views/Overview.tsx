@@ -68,6 +68,7 @@ export function Overview() {
             <section className="card" aria-labelledby="tools-h">
               <h2 id="tools-h">Top tools</h2>
               {data.tools.length ? (
+                <div className="table-scroll">
                 <table className="table compact">
                   <thead>
                     <tr>
@@ -95,6 +96,7 @@ export function Overview() {
                     ))}
                   </tbody>
                 </table>
+                </div>
               ) : (
                 <EmptyState title="No tool calls in this range" />
               )}
@@ -102,6 +104,7 @@ export function Overview() {
             <section className="card" aria-labelledby="agents-h">
               <h2 id="agents-h">Agents</h2>
               {data.agents.length ? (
+                <div className="table-scroll">
                 <table className="table compact">
                   <thead>
                     <tr>
@@ -131,6 +134,7 @@ export function Overview() {
                     ))}
                   </tbody>
                 </table>
+                </div>
               ) : (
                 <EmptyState title="No agents in this range" />
               )}
