@@ -53,8 +53,8 @@ export function Trajectories() {
     return () => clearTimeout(timer);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [taskDraft]);
-  useEffect(() => setQDraft(q), [q]);
-  useEffect(() => setTaskDraft(taskType), [taskType]);
+  useEffect(() => setQDraft((d) => (d.trim() === q ? d : q)), [q]);
+  useEffect(() => setTaskDraft((d) => (d.trim() === taskType ? d : taskType)), [taskType]);
 
   const cursor = cursors[page] ?? null;
   // Range is resolved to a timestamp when the filters change, not on every render.
