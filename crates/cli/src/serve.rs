@@ -1,0 +1,159 @@
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context;
+use clap::Args;
+use lightning_collector::{ApiKey, CollectorConfig, DEFAULT_BODY_LIMIT};
+
+use crate::store_args::StoreArgs;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+
+    /// Address to listen on. Use 0.0.0.0 to accept connections from other machines.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    host: String,
+
+    /// Port to listen on (0 picks a free one; the address is logged).
+    #[arg(long, env = "PORT", default_value_t = 4000)]
+    port: u16,
+
+    /// Bearer key required on every /api route. Unset: generated on first start and kept in
+    /// <data-dir>/api_key.
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+
+    /// Largest request body in bytes; larger ones are refused with 413.
+    #[arg(long, env = "LIGHTNING_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+
+    /// Built dashboard to serve at / (the output of `npm run build` in dashboard/).
+    #[arg(
+        long,
+        env = "LIGHTNING_DASHBOARD_DIR",
+        default_value = "dashboard/dist"
+    )]
+    dashboard_dir: PathBuf,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let api_key = resolve_api_key(args.api_key.as_deref(), &args.store.data_dir)?;
+    let store = args.store.open().await?;
+    tracing::info!(
+        "storing into {} ({:?})",
+        args.store.describe(),
+        store.backend()
+    );
+    let config = CollectorConfig {
+        api_key: ApiKey::new(&api_key),
+        body_limit: args.body_limit,
+        dashboard_dir: Some(args.dashboard_dir.clone()),
+    };
+    let app = lightning_collector::router(store, config);
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!("Agent Lightning collector listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("collector stopped");
+    Ok(())
+}
+
+/// The configured key, else the one kept in the data directory, else a new one written there.
+fn resolve_api_key(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<String> {
+    if let Some(key) = configured {
+        anyhow::ensure!(!key.trim().is_empty(), "API_KEY is set but empty");
+        return Ok(key.trim().to_string());
+    }
+    let path = data_dir.join("api_key");
+    if let Ok(stored) = std::fs::read_to_string(&path) {
+        let stored = stored.trim().to_string();
+        anyhow::ensure!(
+            !stored.is_empty(),
+            "{} is empty; delete it to generate a new key",
+            path.display()
+        );
+        tracing::info!("API key: read from {}", path.display());
+        return Ok(stored);
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let key = format!("lk_{}", random_hex(24));
+    write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    // Printed once, when generated, so the quick start needs no configuration.
+    eprintln!(
+        "\n  Generated API key (kept in {}):\n\n    {key}\n",
+        path.display()
+    );
+    Ok(key)
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{contents}")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_is_generated_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = resolve_api_key(None, dir.path()).unwrap();
+        assert!(first.starts_with("lk_") && first.len() == 51, "{first}");
+        assert_eq!(resolve_api_key(None, dir.path()).unwrap(), first);
+        assert_eq!(
+            resolve_api_key(Some(" given "), dir.path()).unwrap(),
+            "given"
+        );
+        assert!(resolve_api_key(Some(""), dir.path()).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("api_key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

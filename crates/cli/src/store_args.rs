@@ -1,0 +1,66 @@
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use lightning_store::{redact_url, Store, StoreConfig, StoreError};
+
+/// Where the data lives; shared by every subcommand that opens the store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Database: postgres://user:pass@host/db, or sqlite://path. Unset: SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory for the embedded SQLite database and the generated API key.
+    #[arg(long, env = "LIGHTNING_DATA_DIR", default_value = "./lightning-data")]
+    pub data_dir: PathBuf,
+
+    /// Most database connections this process opens.
+    #[arg(long, env = "LIGHTNING_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+
+    /// Seconds to keep retrying when the database is unreachable at start-up.
+    #[arg(long, env = "LIGHTNING_DB_CONNECT_TIMEOUT", default_value_t = 30)]
+    pub db_connect_timeout: u64,
+}
+
+impl StoreArgs {
+    pub fn config(&self) -> StoreConfig {
+        let mut config = StoreConfig::new(self.database_url.clone(), &self.data_dir);
+        config.max_connections = self.db_max_connections;
+        config
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.database_url {
+            Some(url) => redact_url(url),
+            None => format!("sqlite://{}", self.data_dir.join("lightning.db").display()),
+        }
+    }
+
+    /// Opens the store, retrying while the database is unreachable (e.g. still starting).
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let config = self.config();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.db_connect_timeout);
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match lightning_store::open(&config).await {
+                Ok(store) => return Ok(store),
+                Err(StoreError::Unavailable(e))
+                    if tokio::time::Instant::now() + delay < deadline =>
+                {
+                    tracing::warn!(
+                        "database {} unreachable ({e}); retrying in {delay:?}",
+                        self.describe()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot open database {}", self.describe()))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Serves the built dashboard with a single-page-app fallback. `/api/*` never reaches this.
+
+use std::path::Path;
+
+use axum::{
+    http::{header, StatusCode},
+    response::{Html, IntoResponse},
+    Router,
+};
+use tower_http::services::{ServeDir, ServeFile};
+
+const NOT_BUILT: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Agent Lightning</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem}
+code{background:#8882;padding:.1rem .3rem;border-radius:4px}</style></head>
+<body><h1>Agent Lightning collector is running</h1>
+<p>The dashboard has not been built, so there is nothing to show here yet. The API works:
+try <code>GET /health</code>.</p>
+<p>Build the dashboard with <code>npm --prefix dashboard ci &amp;&amp; npm --prefix dashboard run build</code>
+(or start everything with <code>./scripts/run</code>), then reload this page. Point the collector at
+another build with <code>--dashboard-dir</code> or <code>LIGHTNING_DASHBOARD_DIR</code>.</p></body></html>"#;
+
+pub fn router(dir: Option<&Path>) -> Router<crate::AppState> {
+    match dir.filter(|d| d.join("index.html").is_file()) {
+        Some(dir) => {
+            let index = dir.join("index.html");
+            Router::new().fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+        }
+        None => {
+            if let Some(dir) = dir {
+                tracing::warn!("dashboard not built: {} has no index.html", dir.display());
+            }
+            Router::new().fallback(|| async {
+                (
+                    StatusCode::OK,
+                    [(header::CACHE_CONTROL, "no-store")],
+                    Html(NOT_BUILT),
+                )
+                    .into_response()
+            })
+        }
+    }
+}
