@@ -729,12 +729,12 @@ class Instrumentation implements Lightning {
     let step: StepPayload = { stepNumber: d.stepNumber, toolName: d.toolName };
     if (d.timestampMs !== undefined) step.timestamp = new Date(d.timestampMs).toISOString();
     if (d.toolUseId !== undefined) step.toolUseId = d.toolUseId;
-    if (d.hasInput) step.toolInput = toJsonSafe(d.input, this.redactor);
-    if (d.hasOutput) step.toolOutput = toJsonSafe(d.output, this.redactor);
-    if (d.error !== undefined) step.error = this.redactor.text(d.error);
+    if (d.hasInput) step.toolInput = toJsonSafe(d.input, this.redactor, max);
+    if (d.hasOutput) step.toolOutput = toJsonSafe(d.output, this.redactor, max);
+    if (d.error !== undefined) step.error = toJsonSafe(d.error, this.redactor, max) as string;
     if (d.durationMs !== undefined) step.durationMs = d.durationMs;
     if (d.metadata !== undefined) {
-      const md = toJsonSafe(d.metadata, this.redactor);
+      const md = toJsonSafe(d.metadata, this.redactor, max);
       if (md && typeof md === 'object' && !Array.isArray(md)) step.metadata = md;
     }
     if (this.options.sanitize) {
@@ -815,9 +815,8 @@ class Instrumentation implements Lightning {
 
   // ------------------------------------------------------------------ lifecycle
 
-  flush(): Promise<void> {
-    this.buffer.prepareAll();
-    return this.buffer.flush();
+  flush(options?: { timeoutMs?: number }): Promise<void> {
+    return this.deliverWithin(options?.timeoutMs ?? this.cfg.shutdownTimeoutMs);
   }
 
   stats(): LightningStats {
@@ -857,7 +856,8 @@ class Instrumentation implements Lightning {
     const loop = async (): Promise<void> => {
       let attempt = 0;
       while (!this.buffer.disabled && this.buffer.pending > 0 && Date.now() < deadline) {
-        await this.flush();
+        this.buffer.prepareAll();
+        await this.buffer.flush();
         if (this.buffer.pending === 0 || this.buffer.disabled) return;
         attempt++;
         const wait = Math.min(deadline - Date.now(), 50 * 2 ** Math.min(attempt, 6));

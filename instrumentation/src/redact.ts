@@ -72,19 +72,19 @@ export const BUILTIN_RULES: readonly RedactionRule[] = [
   // URLs with a password: scheme://user:password@host
   R(
     'url_password',
-    /(?<k>\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}:\/\/[^\s:/@'"]+:)(?!\[REDACTED)[^\s@/'"]+(?=@)/g,
+    /(?<k>\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}:\/\/[^\s:/@'"]{1,256}:)(?!\[REDACTED)[^\s@/'"]{1,1024}(?=@)/g,
     '$<k>[REDACTED:url_password]',
   ),
   // .env-like lines: NAME=value where NAME mentions a secret
   R(
     'env_secret',
-    /^(?<k>[ \t]*(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_.-]*(?:PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN(?!S)|_KEY|APIKEY|CREDENTIALS?|PRIVATE_?KEY)[A-Za-z0-9_]*[ \t]*[=:][ \t]*)(?!\[REDACTED)(?=\S)[^\r\n]+/gim,
+    /^(?<k>[ \t]{0,16}(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_.-]{0,80}(?:PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN(?!S)|_KEY|APIKEY|CREDENTIALS?|PRIVATE_?KEY)[A-Za-z0-9_]{0,80}[ \t]{0,8}[=:][ \t]{0,8})(?!\[REDACTED)(?=\S)[^\r\n]+/gim,
     '$<k>[REDACTED:env_secret]',
   ),
   // JSON / YAML-ish pairs: "password": "…", client_secret: …
   R(
     'secret_field',
-    /(?<k>["']?[A-Za-z0-9_-]*(?:password|passwd|passphrase|secret|api[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token|private[_-]?key)["']?\s*[:=]\s*["'])(?!\[REDACTED)[^"'\r\n]{1,}(?=["'])/gi,
+    /(?<![A-Za-z0-9_-])(?<k>["']?[A-Za-z0-9_-]{0,40}(?:password|passwd|passphrase|secret|api[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token|private[_-]?key)["']?[ \t]{0,8}[:=][ \t]{0,8}["'])(?!\[REDACTED)[^"'\r\n]{1,4096}(?=["'])/gi,
     '$<k>[REDACTED:secret_field]',
   ),
 ];

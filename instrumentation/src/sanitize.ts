@@ -19,13 +19,18 @@ function describeBinary(kind: string, bytes: number): string {
 }
 
 /** Converts any value to JSON-safe data, redacting strings. Never throws. */
-export function toJsonSafe(value: unknown, redactor: Redactor): JsonValue {
+export function toJsonSafe(value: unknown, redactor: Redactor, maxStringBytes = Infinity): JsonValue {
   const seen = new Set<object>();
+  // Huge strings are cut before redaction (which is linear, but still costs on megabytes).
+  // The margin keeps secrets that straddle the final cut intact for the redaction rules.
+  const preCut = maxStringBytes === Infinity ? Infinity : maxStringBytes + 2048;
 
   const walk = (v: unknown, depth: number): JsonValue => {
     switch (typeof v) {
-      case 'string':
-        return redactor.enabled ? redactor.text(v) : v;
+      case 'string': {
+        const s = v.length > preCut ? truncateString(v, preCut) : v;
+        return redactor.enabled ? redactor.text(s) : s;
+      }
       case 'number':
         return Number.isFinite(v) ? v : String(v);
       case 'boolean':
@@ -152,12 +157,24 @@ export function truncationMarker(omittedBytes: number, totalBytes: number): stri
   return `…[truncated: ${omittedBytes} of ${totalBytes} bytes omitted]`;
 }
 
-/** Cuts a string to at most maxBytes UTF-8 bytes (marker included when cut). */
+const MARKER_RE = /…\[truncated: (\d+) of (\d+) bytes omitted\]$/;
+
+/**
+ * Cuts a string to at most maxBytes UTF-8 bytes (marker included when cut). A string that was
+ * already cut keeps counting against its original size.
+ */
 export function truncateString(s: string, maxBytes: number): string {
-  const total = byteLength(s);
-  if (total <= maxBytes) return s;
-  const buf = Buffer.from(s, 'utf8');
-  let keep = Math.max(0, maxBytes - byteLength(truncationMarker(total, total)));
+  const size = byteLength(s);
+  if (size <= maxBytes) return s;
+  let base = s;
+  let total = size;
+  const previous = MARKER_RE.exec(s);
+  if (previous) {
+    base = s.slice(0, previous.index);
+    total = Number(previous[2]);
+  }
+  const buf = Buffer.from(base, 'utf8');
+  let keep = Math.min(buf.length, Math.max(0, maxBytes - byteLength(truncationMarker(total, total))));
   for (;;) {
     // back off to a UTF-8 character boundary (continuation bytes are 10xxxxxx)
     while (keep > 0 && keep < buf.length && ((buf[keep] as number) & 0xc0) === 0x80) keep--;
@@ -231,7 +248,7 @@ export function truncateJson(value: JsonValue, maxBytes: number): JsonValue {
 
 /** Built-in redaction + truncation of one field. */
 export function sanitizeField(value: unknown, redactor: Redactor, maxBytes: number): JsonValue {
-  return truncateJson(toJsonSafe(value, redactor), maxBytes);
+  return truncateJson(toJsonSafe(value, redactor, maxBytes), maxBytes);
 }
 
 export const SANITIZE_FAILED = '[withheld: sanitize() failed]';

@@ -151,7 +151,7 @@ export interface InstrumentOptions {
   requestTimeoutMs?: number;
   /** Backoff settings. */
   retry?: RetryOptions;
-  /** How long shutdown() and the exit handlers wait for delivery, in ms. Default 5000. */
+  /** How long flush(), shutdown() and the exit handlers wait for delivery, in ms. Default 5000. */
   shutdownTimeoutMs?: number;
   /** Register beforeExit/SIGTERM/exit handlers. Default true. */
   handleProcessExit?: boolean;
@@ -211,8 +211,9 @@ export interface Lightning {
   readonly hooks: LightningHooks;
   /** Wraps a query: yields every message unchanged, records the result. */
   track<Q extends AsyncIterable<unknown>>(query: Q, context?: TrackContext): Q;
-  /** Sends everything queued now. */
-  flush(): Promise<void>;
+  /** Sends everything queued now, retrying failures until delivered or `timeoutMs`
+   * (default shutdownTimeoutMs) passes; never rejects. What is left stays queued. */
+  flush(options?: { timeoutMs?: number }): Promise<void>;
   /** Flushes, stops timers and handlers; resolves when delivered, spooled or after the timeout. */
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
   stats(): LightningStats;
