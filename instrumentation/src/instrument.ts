@@ -341,7 +341,7 @@ class Instrumentation implements Lightning {
     how: { output?: unknown; hasOutput?: boolean; error?: string; durationMs?: number; closedBy: string; extra?: Record<string, unknown> },
   ): void {
     s.open.delete(open.toolUseId);
-    const durationMs = how.durationMs ?? Math.round((performance.now() - open.startedAt) * 1000) / 1000;
+    const durationMs = Math.max(0, Math.round(how.durationMs ?? performance.now() - open.startedAt));
     const metadata = { ...open.metadata, ...(how.extra ?? {}), closedBy: how.closedBy };
     const update: Partial<StepDraft> & { stepNumber: number; toolName: string } = {
       stepNumber: open.stepNumber,
@@ -732,7 +732,7 @@ class Instrumentation implements Lightning {
     if (d.hasInput) step.toolInput = toJsonSafe(d.input, this.redactor, max);
     if (d.hasOutput) step.toolOutput = toJsonSafe(d.output, this.redactor, max);
     if (d.error !== undefined) step.error = toJsonSafe(d.error, this.redactor, max) as string;
-    if (d.durationMs !== undefined) step.durationMs = d.durationMs;
+    if (d.durationMs !== undefined) step.durationMs = Math.max(0, Math.round(d.durationMs));
     if (d.metadata !== undefined) {
       const md = toJsonSafe(d.metadata, this.redactor, max);
       if (md && typeof md === 'object' && !Array.isArray(md)) step.metadata = md;
@@ -762,7 +762,7 @@ class Instrumentation implements Lightning {
     if (step.toolInput !== undefined) out.toolInput = toJsonSafe(step.toolInput, plain);
     if (step.toolOutput !== undefined) out.toolOutput = toJsonSafe(step.toolOutput, plain);
     if (step.error !== undefined && step.error !== null) out.error = typeof step.error === 'string' ? step.error : JSON.stringify(toJsonSafe(step.error, plain));
-    if (typeof step.durationMs === 'number' && Number.isFinite(step.durationMs)) out.durationMs = step.durationMs;
+    if (typeof step.durationMs === 'number' && Number.isFinite(step.durationMs)) out.durationMs = Math.max(0, Math.round(step.durationMs));
     if (step.metadata !== undefined) {
       const md = toJsonSafe(step.metadata, plain);
       if (md && typeof md === 'object' && !Array.isArray(md)) out.metadata = md;
@@ -777,10 +777,11 @@ class Instrumentation implements Lightning {
     if (b.result !== undefined) out.result = sanitizeField(b.result, this.redactor, max);
     if (b.error !== undefined) out.error = this.text(b.error, max);
     if (b.totalSteps !== undefined) out.totalSteps = b.totalSteps;
-    if (b.duration !== undefined) out.duration = b.duration;
+    if (b.duration !== undefined) out.duration = Math.max(0, Math.round(b.duration));
     if (b.costUsd !== undefined) out.costUsd = b.costUsd;
     if (b.usage !== undefined) out.usage = b.usage;
-    if (b.numTurns !== undefined) out.numTurns = b.numTurns;
+    if (b.numTurns !== undefined) out.numTurns = Math.max(0, Math.round(b.numTurns));
+    if (b.totalSteps !== undefined) out.totalSteps = Math.max(0, Math.round(b.totalSteps));
     return out;
   }
 

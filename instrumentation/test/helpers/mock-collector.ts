@@ -138,7 +138,7 @@ export class MockCollector {
         return { status: 200, body: { success: true } };
       }
       for (const step of r.body.steps) {
-        if (typeof step.stepNumber !== 'number' || !step.toolName) {
+        if (typeof step.stepNumber !== 'number' || !step.toolName || (step.durationMs != null && !Number.isInteger(step.durationMs))) {
           return { status: 400, body: { error: 'stepNumber and toolName are required' } };
         }
       }

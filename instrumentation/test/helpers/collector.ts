@@ -1,0 +1,121 @@
+/**
+ * Runs the real collector binary (`lightning serve`) on a free local port with a fresh SQLite
+ * data directory, and reads data back through its HTTP API.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const packageRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+
+export function collectorBinary(): string {
+  const bin = process.env.LIGHTNING_BIN
+    ? resolve(process.env.LIGHTNING_BIN)
+    : resolve(packageRoot, '..', 'target', 'debug', 'lightning');
+  if (!existsSync(bin)) {
+    throw new Error(`collector binary not found at ${bin}: build it (cargo build -p lightning) or set LIGHTNING_BIN`);
+  }
+  return bin;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export class Collector {
+  readonly apiKey = 'it-key-' + Math.random().toString(36).slice(2);
+  readonly dataDir: string;
+  port = 0;
+  url = '';
+  private child: ChildProcess | null = null;
+  private output = '';
+
+  constructor(dataDir?: string) {
+    this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), 'lightning-it-'));
+  }
+
+  /** Starts (or restarts, keeping the same port and data) the collector and waits for /health. */
+  async start(port?: number): Promise<this> {
+    this.port = port ?? (this.port || (await freePort()));
+    this.url = `http://127.0.0.1:${this.port}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' };
+    delete env.DATABASE_URL;
+    delete env.API_KEY;
+    delete env.PORT;
+    delete env.HOST;
+    delete env.LIGHTNING_DATA_DIR;
+    const child = spawn(
+      collectorBinary(),
+      ['serve', '--port', String(this.port), '--host', '127.0.0.1', '--data-dir', this.dataDir, '--api-key', this.apiKey],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`collector exited with ${child.exitCode}:\n${this.output}`);
+      try {
+        const r = await fetch(`${this.url}/health`);
+        if (r.status === 200) return this;
+      } catch {
+        /* not up yet */
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`collector did not become healthy:\n${this.output}`);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((done) => {
+      child.once('exit', () => done());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  get logs(): string {
+    return this.output;
+  }
+
+  async get(path: string): Promise<any> {
+    const r = await fetch(this.url + path, { headers: { authorization: `Bearer ${this.apiKey}` } });
+    const text = await r.text();
+    if (r.status !== 200) throw new Error(`GET ${path} → ${r.status}: ${text}`);
+    return JSON.parse(text);
+  }
+
+  async trajectories(agentId: string): Promise<any[]> {
+    return (await this.get(`/api/trajectories?agentId=${encodeURIComponent(agentId)}&limit=1000`)).trajectories;
+  }
+
+  async trajectory(id: string): Promise<any> {
+    return this.get(`/api/trajectories/${encodeURIComponent(id)}`);
+  }
+
+  /** The only trajectory of an agent, with its steps. */
+  async only(agentId: string): Promise<any> {
+    const list = await this.trajectories(agentId);
+    if (list.length !== 1) throw new Error(`expected 1 trajectory for ${agentId}, found ${list.length}`);
+    return this.trajectory(list[0].id);
+  }
+}
