@@ -9,8 +9,12 @@
  */
 export type HookMapLike<M> = { readonly [event: string]: readonly M[] | undefined };
 
-export function mergeHooks<M>(...maps: (HookMapLike<M> | undefined | null)[]): { [event: string]: M[] } {
-  const out: { [event: string]: M[] } = {};
+type MatcherOf<H> = H extends HookMapLike<infer M> ? M : never;
+
+export function mergeHooks<T extends readonly (HookMapLike<unknown> | undefined | null)[]>(
+  ...maps: T
+): { [event: string]: MatcherOf<NonNullable<T[number]>>[] } {
+  const out: { [event: string]: unknown[] } = {};
   for (const map of maps) {
     if (!map) continue;
     for (const event of Object.keys(map)) {
@@ -19,5 +23,5 @@ export function mergeHooks<M>(...maps: (HookMapLike<M> | undefined | null)[]): {
       (out[event] ??= []).push(...matchers);
     }
   }
-  return out;
+  return out as { [event: string]: MatcherOf<NonNullable<T[number]>>[] };
 }

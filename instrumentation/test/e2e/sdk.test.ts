@@ -1,0 +1,198 @@
+/**
+ * End to end: the real @anthropic-ai/claude-agent-sdk (and its bundled Claude Code CLI) runs a
+ * scripted task against a local fake Messages API, with real Read/Edit/Bash in a temp dir, and
+ * the instrumentation delivers to the real collector. Then the collector's data is checked.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { query, type HookCallback, type Options } from '@anthropic-ai/claude-agent-sdk';
+import { instrument, mergeHooks, NO_POST_HOOK } from '../../src/index.js';
+import { Collector } from '../helpers/collector.js';
+import { FakeAnthropic, type Turn } from '../helpers/fake-anthropic.js';
+
+let collector: Collector;
+let work: string;
+let home: string;
+
+before(async () => {
+  collector = await new Collector().start();
+  work = mkdtempSync(join(tmpdir(), 'lightning-e2e-work-'));
+  home = mkdtempSync(join(tmpdir(), 'lightning-e2e-home-'));
+});
+after(async () => {
+  await collector.dispose();
+  rmSync(work, { recursive: true, force: true });
+  rmSync(home, { recursive: true, force: true });
+});
+
+function sdkEnv(baseUrl: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  for (const k of Object.keys(env)) if (k.startsWith('ANTHROPIC_') || k.startsWith('CLAUDE')) delete env[k];
+  return {
+    ...env,
+    ANTHROPIC_BASE_URL: baseUrl,
+    ANTHROPIC_API_KEY: 'sk-ant-test-dummy-key',
+    CLAUDE_CONFIG_DIR: join(home, '.claude'),
+    HOME: home,
+    IS_SANDBOX: '1',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_AUTOUPDATER: '1',
+    DISABLE_ERROR_REPORTING: '1',
+  };
+}
+
+test('a real Claude Agent SDK run is captured step by step', { timeout: 180_000 }, async () => {
+  const file = join(work, 'hello.txt');
+  writeFileSync(file, 'hello\n');
+  const missing = join(work, 'missing.txt');
+  const turns: Turn[] = [
+    {
+      content: [
+        { type: 'text', text: 'Reading the file first.' },
+        { type: 'tool_use', id: 'toolu_e2e_read', name: 'Read', input: { file_path: file } },
+      ],
+      stopReason: 'tool_use',
+    },
+    {
+      content: [{ type: 'tool_use', id: 'toolu_e2e_edit', name: 'Edit', input: { file_path: file, old_string: 'hello', new_string: 'hello world' } }],
+      stopReason: 'tool_use',
+    },
+    {
+      // three calls in one response: they run in parallel
+      content: [
+        { type: 'tool_use', id: 'toolu_e2e_echo', name: 'Bash', input: { command: 'echo hi', description: 'say hi' } },
+        { type: 'tool_use', id: 'toolu_e2e_fail', name: 'Bash', input: { command: 'echo out; echo err 1>&2; exit 3', description: 'fail on purpose' } },
+        { type: 'tool_use', id: 'toolu_e2e_missing', name: 'Read', input: { file_path: missing } },
+      ],
+      stopReason: 'tool_use',
+    },
+    {
+      content: [{ type: 'tool_use', id: 'toolu_e2e_denied', name: 'Bash', input: { command: 'rm -rf ./important', description: 'delete' } }],
+      stopReason: 'tool_use',
+    },
+    {
+      content: [{ type: 'tool_use', id: 'toolu_e2e_write', name: 'Write', input: { file_path: join(work, 'new.txt'), content: 'x' } }],
+      stopReason: 'tool_use',
+    },
+    { content: [{ type: 'text', text: 'Done: hello.txt now says hello world.' }], stopReason: 'end_turn' },
+  ];
+  const fake = await new FakeAnthropic(turns).start();
+  const agentId = `e2e-${Math.random().toString(36).slice(2, 8)}`;
+  const lightning = instrument({
+    collectorUrl: collector.url,
+    apiKey: collector.apiKey,
+    agentId,
+    taskType: 'e2e',
+    batchSize: 3,
+    flushInterval: 200,
+    handleProcessExit: false,
+  });
+  const systemPrompt = await lightning.prompt('You are a careful coding agent.');
+  assert.equal(systemPrompt, 'You are a careful coding agent.', 'no stored prompt: the fallback is used');
+
+  // the user's own hook, merged with the instrumentation's: it denies destructive commands
+  const guard: HookCallback = async (input) => {
+    if (input.hook_event_name === 'PreToolUse' && JSON.stringify(input.tool_input).includes('rm -rf')) {
+      return {
+        hookSpecificOutput: { hookEventName: 'PreToolUse', permissionDecision: 'deny', permissionDecisionReason: 'destructive command blocked' },
+      };
+    }
+    return {};
+  };
+  const stderr: string[] = [];
+  const options: Options = {
+    cwd: work,
+    systemPrompt,
+    model: 'claude-sonnet-4-5-20250929',
+    permissionMode: 'default',
+    allowedTools: ['Read', 'Edit', 'Bash'],
+    settingSources: [],
+    maxTurns: 20,
+    env: sdkEnv(fake.url),
+    stderr: (d) => stderr.push(d),
+    hooks: mergeHooks(lightning.hooks, { PreToolUse: [{ matcher: 'Bash', hooks: [guard] }] }),
+  };
+  const seen: any[] = [];
+  let result: any;
+  try {
+    for await (const message of lightning.track(query({ prompt: 'Make hello.txt say hello world, then check the shell.', options }), { prompt: 'Make hello.txt say hello world, then check the shell.', systemPrompt })) {
+      seen.push(message);
+      if (message.type === 'result') result = message;
+    }
+  } catch (e) {
+    throw new Error(`query failed: ${String(e)}\nstderr: ${stderr.join('').slice(-3000)}\nmessages: ${JSON.stringify(seen).slice(-3000)}`);
+  } finally {
+    await fake.close();
+  }
+  assert.ok(result, 'a result message was yielded');
+  assert.equal(result.is_error, false, JSON.stringify(result));
+  assert.equal(readFileSync(file, 'utf8'), 'hello world\n', 'the real Edit tool ran');
+  assert.equal(existsSync(join(work, 'new.txt')), false, 'the denied Write did not run');
+  assert.ok(fake.mainLoop.length >= 6, `main-loop requests: ${fake.mainLoop.length}`);
+
+  await lightning.flush({ timeoutMs: 10_000 });
+  const stats = lightning.stats();
+  assert.equal(stats.dropped, 0);
+  assert.equal(stats.queued, 0);
+
+  const t = await collector.only(agentId);
+  assert.equal(t.sessionId, result.session_id);
+  assert.equal(t.taskType, 'e2e');
+  assert.equal(t.prompt, 'Make hello.txt say hello world, then check the shell.');
+  assert.equal(t.systemPrompt, 'You are a careful coding agent.');
+  assert.equal(t.model, seen.find((m) => m.type === 'system' && m.subtype === 'init')?.model);
+  assert.equal(t.status, 'succeeded');
+  assert.equal(t.success, true);
+  assert.equal(t.result, 'Done: hello.txt now says hello world.');
+  assert.equal(t.costUsd, result.total_cost_usd);
+  assert.ok(t.costUsd > 0);
+  assert.equal(t.numTurns, result.num_turns);
+  assert.equal(t.durationMs, result.duration_ms);
+  assert.equal(t.usage.inputTokens, result.usage.input_tokens);
+  assert.equal(t.usage.outputTokens, result.usage.output_tokens);
+
+  const steps = t.steps;
+  assert.deepEqual(
+    steps.map((s: any) => [s.stepNumber, s.toolName, s.toolUseId]),
+    [
+      [1, 'Read', 'toolu_e2e_read'],
+      [2, 'Edit', 'toolu_e2e_edit'],
+      [3, 'Bash', 'toolu_e2e_echo'],
+      [4, 'Bash', 'toolu_e2e_fail'],
+      [5, 'Read', 'toolu_e2e_missing'],
+      [6, 'Bash', 'toolu_e2e_denied'],
+      [7, 'Write', 'toolu_e2e_write'],
+    ],
+  );
+  const [read, edit, echo, fail, readMissing, denied, write] = steps;
+  assert.deepEqual(read.toolInput, { file_path: file });
+  assert.equal(read.toolOutput.file.content, 'hello\n');
+  assert.equal(read.error, null);
+  assert.equal(edit.toolInput.new_string, 'hello world');
+  assert.equal(edit.toolOutput.filePath, file);
+  assert.equal(edit.error, null);
+  assert.equal(echo.toolOutput.stdout, 'hi');
+  assert.equal(echo.error, null);
+  assert.match(fail.error, /^Exit code 3/);
+  assert.match(fail.error, /out/);
+  assert.match(fail.error, /err/);
+  assert.equal(fail.toolOutput, null);
+  assert.equal(fail.metadata.closedBy, 'PostToolUseFailure');
+  assert.match(readMissing.error, /does not exist/i);
+  assert.ok(denied.error.startsWith(NO_POST_HOOK), denied.error);
+  assert.match(denied.error, /destructive command blocked/);
+  assert.ok(write.error.startsWith(NO_POST_HOOK) || write.error.startsWith('Permission denied'), write.error);
+  for (const s of steps) {
+    assert.equal(typeof s.durationMs, 'number');
+    assert.ok(!Number.isNaN(Date.parse(s.timestamp)));
+  }
+  for (let i = 1; i < steps.length; i++) assert.ok(Date.parse(steps[i].timestamp) >= Date.parse(steps[i - 1].timestamp));
+  assert.equal(t.errorCount, 4);
+  assert.equal(t.totalSteps, 7);
+  await lightning.shutdown({ timeoutMs: 2000 });
+});
