@@ -11,10 +11,10 @@ export default defineConfig({
     reportCompressedSize: true,
   },
   server: {
-    // `npm run dev` proxies the API to a local `lightning serve` (default port 8080).
+    // `npm run dev` proxies the API to a local `lightning serve` (default port 4000).
     proxy: {
-      '/api': process.env.LIGHTNING_URL ?? 'http://127.0.0.1:8080',
-      '/health': process.env.LIGHTNING_URL ?? 'http://127.0.0.1:8080',
+      '/api': process.env.LIGHTNING_URL ?? 'http://127.0.0.1:4000',
+      '/health': process.env.LIGHTNING_URL ?? 'http://127.0.0.1:4000',
     },
   },
   test: {

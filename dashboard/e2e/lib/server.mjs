@@ -41,7 +41,10 @@ export async function startServer({ key = 'e2e-secret-key' } = {}) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'lightning-e2e-'));
   const args = ['serve', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir, '--api-key', key, '--dashboard-dir', distDir];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } });
+  // A fresh embedded database every time: never inherit a DATABASE_URL meant for something else.
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' };
+  delete env.DATABASE_URL;
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   const keep = (chunk) => {
     output = (output + chunk.toString()).slice(-8000);
