@@ -95,7 +95,9 @@ export interface BufferCounters {
   lastError: string | null;
 }
 
-const STEP_OVERHEAD = 16; // `{"steps":[ … ]}` and commas, roughly
+const STEP_OVERHEAD = 16;
+/** Most steps in one request (at least batchSize), within maxBatchBytes. */
+const MAX_STEPS_PER_REQUEST = 200; // `{"steps":[ … ]}` and commas, roughly
 
 function mergeStepPayload(into: StepPayload, from: StepPayload): void {
   for (const key of Object.keys(from) as (keyof StepPayload)[]) {
@@ -480,7 +482,9 @@ export class StepBuffer {
       const path = head.kind === 'start' ? '/api/trajectories/start' : `/api/trajectories/${tid}/complete`;
       return { items: [head], path, body: JSON.stringify(head.prepared) };
     }
-    const limit = this.splitLimit > 0 ? Math.min(this.splitLimit, this.config.batchSize) : this.config.batchSize;
+    // a backlog (after an outage, or under load) drains in larger requests
+    const perRequest = Math.max(this.config.batchSize, MAX_STEPS_PER_REQUEST);
+    const limit = this.splitLimit > 0 ? Math.min(this.splitLimit, perRequest) : perRequest;
     const taken: StepItem[] = [];
     const takenIdx: number[] = [];
     let bytes = STEP_OVERHEAD;

@@ -125,7 +125,7 @@ export interface InstrumentOptions {
   agentId: string;
   /** Optional categorisation of the trajectories. */
   taskType?: string;
-  /** Flush when this many steps are queued; also the most steps sent in one request. Default 10. */
+  /** Flush when this many steps are queued. Default 10. (A backlog drains up to max(batchSize, 200) steps per request.) */
   batchSize?: number;
   /** Flush at least this often, in ms. 0 disables the timer (count/bytes/explicit flush only). Default 5000. */
   flushInterval?: number;
