@@ -91,6 +91,7 @@ describe('steps', () => {
     expect(lanes).toHaveLength(100);
     expect(lanes[0]).toMatchObject({ first: 0, last: 9 });
     expect(lanes.filter((l) => l.errors > 0)).toEqual([expect.objectContaining({ first: 500, errors: 1 })]);
+    expect(lanes.every((l) => l.subagent === 0)).toBe(true);
   });
 });
 

@@ -78,7 +78,9 @@ export function Waterfall({ steps, timeline, onJump }: { steps: Step[]; timeline
           const y = PAD.top + i * (laneH + gap);
           const left = x(lane.start);
           const w = Math.max(2, x(lane.end) - left);
-          const cls = lane.errors > 0 ? 'wf-bar wf-error' : lane.subagent ? 'wf-bar wf-sub' : 'wf-bar';
+          // A lane of several steps is drawn as subagent work when most of its steps are.
+          const size = lane.last - lane.first + 1;
+          const cls = lane.errors > 0 ? 'wf-bar wf-error' : lane.subagent * 2 >= size ? 'wf-bar wf-sub' : 'wf-bar';
           return (
             <g key={lane.first} className={active === i ? 'wf-lane active' : 'wf-lane'} onClick={() => onJump(lane.first)} onMouseEnter={() => setActive(i)}>
               <rect className="wf-hit" x={PAD.left} y={y - gap / 2} width={innerW} height={laneH + gap} />
@@ -89,7 +91,7 @@ export function Waterfall({ steps, timeline, onJump }: { steps: Step[]; timeline
       </svg>
       <p className="chart-readout" aria-live="polite">
         {current
-          ? `${current.first === current.last ? `Step ${steps[current.first]?.stepNumber}` : `Steps ${steps[current.first]?.stepNumber}–${steps[current.last]?.stepNumber}`}: ${formatDuration(current.start)} → ${formatDuration(current.end)}${current.errors ? `, ${current.errors} error${current.errors > 1 ? 's' : ''}` : ''}${current.subagent ? ', subagent' : ''}`
+          ? `${current.first === current.last ? `Step ${steps[current.first]?.stepNumber}` : `Steps ${steps[current.first]?.stepNumber}–${steps[current.last]?.stepNumber}`}: ${formatDuration(current.start)} → ${formatDuration(current.end)}${current.errors ? `, ${current.errors} error${current.errors > 1 ? 's' : ''}` : ''}${current.subagent ? `, ${current.subagent} subagent step${current.subagent > 1 ? 's' : ''}` : ''}`
           : '\u00a0'}
       </p>
     </div>

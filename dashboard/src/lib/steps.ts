@@ -62,7 +62,8 @@ export interface Lane {
   start: number;
   end: number;
   errors: number;
-  subagent: boolean;
+  /** number of subagent steps in the lane */
+  subagent: number;
 }
 
 /** Group consecutive steps into at most `maxLanes` lanes for the waterfall overview. */
@@ -76,14 +77,14 @@ export function buildLanes(steps: Step[], timeline: Timeline, maxLanes: number):
     let start = Infinity;
     let end = 0;
     let errors = 0;
-    let subagent = false;
+    let subagent = 0;
     for (let i = first; i <= last; i++) {
       const t = timeline.timings[i] as StepTiming;
       if (t.start < start) start = t.start;
       if (t.end > end) end = t.end;
       const step = steps[i] as Step;
       if (step.error) errors++;
-      if (!subagent && subagentOf(step)) subagent = true;
+      if (subagentOf(step)) subagent++;
     }
     lanes.push({ first, last, start, end, errors, subagent });
   }

@@ -13,7 +13,7 @@ const POLL_MS = 2000;
 const RECENT = 30;
 
 /** Polls the list and, for the selected trajectory, its new steps (`steps?after=N`). */
-export function Live() {
+export function Live({ pollMs = POLL_MS }: { pollMs?: number } = {}) {
   const api = useApi();
   const [trajectories, setTrajectories] = useState<Trajectory[]>([]);
   const [fresh, setFresh] = useState<Set<string>>(() => new Set());
@@ -64,7 +64,7 @@ export function Live() {
   useEffect(() => {
     void poll();
   }, [poll]);
-  useInterval(() => void poll(), POLL_MS, !paused);
+  useInterval(() => void poll(), pollMs, !paused);
 
   // Follow the newest running trajectory until the user picks one.
   useEffect(() => {
@@ -96,7 +96,7 @@ export function Live() {
     <div>
       <PageHeader title="Live">
         <span className="muted small" aria-live="off">
-          {paused ? 'Paused' : `Polling every ${POLL_MS / 1000}s`}
+          {paused ? 'Paused' : `Polling every ${pollMs / 1000}s`}
           {lastPoll ? ` · updated ${formatRelative(lastPoll)}` : ''}
         </span>
         <button type="button" aria-pressed={paused} onClick={() => setPaused(!paused)}>
