@@ -47,7 +47,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// Parses a request body, which is always a JSON object (serde would otherwise accept an array
+/// for a struct, field by position).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => {
+            return Err(ApiError::BadRequest(
+                "request body is empty: expected a JSON object".into(),
+            ))
+        }
+        Some(_) if serde_json::from_slice::<serde_json::Value>(bytes).is_err() => {
+            return Err(ApiError::BadRequest(
+                "malformed JSON: expected a JSON object".into(),
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "invalid body: expected a JSON object".into(),
+            ))
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     // Deeply nested input is refused by serde_json's recursion limit (128) before it can hurt.
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {

@@ -78,6 +78,33 @@ impl TestStore {
         }
     }
 
+    /// Another connection pool onto the same PostgreSQL schema, e.g. a second collector, or one
+    /// that reaches the server through a proxy on `port`.
+    pub async fn reconnect_postgres(
+        &self,
+        port: Option<u16>,
+        acquire_timeout: std::time::Duration,
+    ) -> Arc<dyn Store> {
+        let schema = self
+            .schema
+            .as_deref()
+            .expect("reconnect_postgres needs a PostgreSQL TestStore");
+        let mut options = PgConnectOptions::from_str(&test_database_url())
+            .expect("url")
+            .options([("search_path", schema)]);
+        if let Some(port) = port {
+            options = options.port(port);
+        }
+        let mut config = StoreConfig::new(Some(test_database_url()), self._dir.path());
+        config.max_connections = 5;
+        config.acquire_timeout = acquire_timeout;
+        Arc::new(
+            PgStore::connect_with(options, &config)
+                .await
+                .expect("reconnect PostgreSQL store"),
+        )
+    }
+
     /// Schema this store lives in (PostgreSQL only).
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
