@@ -25,10 +25,10 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-fn init_logging() {
+/// `RUST_LOG` overrides `default` (e.g. `RUST_LOG=debug`).
+fn init_logging(default: &str) {
     use tracing_subscriber::{fmt, EnvFilter};
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -39,7 +39,11 @@ fn init_logging() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    // The bench would drown its table in request lines.
+    init_logging(match cli.command {
+        Command::Bench(_) => "warn,sqlx=warn",
+        _ => "info,sqlx=warn",
+    });
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Bench(args) => bench::run(args).await,
