@@ -22,6 +22,7 @@ pub struct TestStore {
     pub database_url: String,
     _dir: tempfile::TempDir,
     schema: Option<String>,
+    admin_url: Option<String>,
 }
 
 impl TestStore {
@@ -42,11 +43,17 @@ impl TestStore {
             database_url,
             _dir: dir,
             schema: None,
+            admin_url: None,
         }
     }
 
     pub async fn postgres() -> Self {
-        let url = test_database_url();
+        Self::postgres_at(&test_database_url()).await
+    }
+
+    /// A fresh schema in the PostgreSQL at `url`, dropped with the store.
+    pub async fn postgres_at(url: &str) -> Self {
+        let url = url.to_string();
         let schema = format!("lt_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&url).await.unwrap_or_else(|e| {
             panic!(
@@ -75,6 +82,7 @@ impl TestStore {
             database_url,
             _dir: dir,
             schema: Some(schema),
+            admin_url: Some(url),
         }
     }
 
@@ -89,13 +97,14 @@ impl TestStore {
             .schema
             .as_deref()
             .expect("reconnect_postgres needs a PostgreSQL TestStore");
-        let mut options = PgConnectOptions::from_str(&test_database_url())
+        let url = self.admin_url.clone().expect("PostgreSQL TestStore knows its URL");
+        let mut options = PgConnectOptions::from_str(&url)
             .expect("url")
             .options([("search_path", schema)]);
         if let Some(port) = port {
             options = options.port(port);
         }
-        let mut config = StoreConfig::new(Some(test_database_url()), self._dir.path());
+        let mut config = StoreConfig::new(Some(url), self._dir.path());
         config.max_connections = 5;
         config.acquire_timeout = acquire_timeout;
         Arc::new(
@@ -113,7 +122,7 @@ impl TestStore {
 
 impl Drop for TestStore {
     fn drop(&mut self) {
-        let Some(schema) = self.schema.take() else {
+        let (Some(schema), Some(url)) = (self.schema.take(), self.admin_url.take()) else {
             return;
         };
         // Drop runs outside async context; use a private runtime on a plain thread.
@@ -123,7 +132,7 @@ impl Drop for TestStore {
                 .build()
                 .ok()?;
             rt.block_on(async {
-                let mut c = PgConnection::connect(&test_database_url()).await.ok()?;
+                let mut c = PgConnection::connect(&url).await.ok()?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .execute(&mut c)
                     .await
