@@ -13,6 +13,7 @@
  */
 import { retryDelay, type BackoffConfig } from './backoff.js';
 import type { LightningClient } from './client.js';
+import { Deque } from './deque.js';
 import type { Spool, SpoolRecord } from './spool.js';
 import type { CompletePayload, Logger, StartPayload, StepPayload } from './types.js';
 
@@ -98,6 +99,10 @@ export interface BufferCounters {
 const STEP_OVERHEAD = 16;
 /** Most steps in one request (at least batchSize), within maxBatchBytes. */
 const MAX_STEPS_PER_REQUEST = 200; // `{"steps":[ … ]}` and commas, roughly
+/** How far eviction looks past start/complete records for a step to drop first. */
+const MAX_EVICTION_SCAN = 256;
+
+const isStep = (i: QueueItem): boolean => i.kind === 'step';
 
 function mergeStepPayload(into: StepPayload, from: StepPayload): void {
   for (const key of Object.keys(from) as (keyof StepPayload)[]) {
@@ -107,8 +112,9 @@ function mergeStepPayload(into: StepPayload, from: StepPayload): void {
 }
 
 export class StepBuffer {
-  private queue: QueueItem[] = [];
-  private readonly unprepared: QueueItem[] = [];
+  /** the outbox, oldest first: a ring buffer, so evicting the oldest record is O(1) */
+  private readonly queue = new Deque<QueueItem>(64);
+  private unprepared: QueueItem[] = [];
   private prepareScheduled = false;
   private pumpScheduled = false;
   private pumping: Promise<void> | null = null;
@@ -256,10 +262,12 @@ export class StepBuffer {
   }
 
   private evictOldest(): void {
-    // prefer evicting a step: losing a start makes the collector 404 the rest of a trajectory
-    let index = this.queue.findIndex((i) => i.kind === 'step');
+    // prefer evicting a step: losing a start makes the collector 404 the rest of a trajectory.
+    // The scan passes only the start/complete records ahead of the oldest step (a few per
+    // session), and the removal moves only those: the cost does not grow with the queue.
+    let index = this.queue.findIndex(isStep, MAX_EVICTION_SCAN);
     if (index < 0) index = 0;
-    const [old] = this.queue.splice(index, 1) as [QueueItem];
+    const old = this.queue.removeAt(index) as QueueItem;
     this.forget(old);
     if (this.spool) {
       this.spillBuffer.push(old);
@@ -294,11 +302,15 @@ export class StepBuffer {
 
   /** Sanitizes and sizes every record not yet prepared; spills evicted records to the spool. */
   prepareAll(): void {
-    while (this.unprepared.length > 0) {
-      const item = this.unprepared.shift() as QueueItem;
-      if (item.prepared || !item.queued) continue;
-      this.prepareItem(item);
-      this.queuedBytes += item.bytes;
+    if (this.unprepared.length > 0) {
+      const list = this.unprepared;
+      this.unprepared = [];
+      for (let k = 0; k < list.length; k++) {
+        const item = list[k]!;
+        if (item.prepared || !item.queued) continue;
+        this.prepareItem(item);
+        this.queuedBytes += item.bytes;
+      }
     }
     if (this.spillBuffer.length > 0) {
       const items = this.spillBuffer.splice(0);
@@ -463,7 +475,7 @@ export class StepBuffer {
   }
 
   private requeueFront(items: QueueItem[]): void {
-    this.queue.unshift(...items);
+    this.queue.unshiftAll(items);
     for (const i of items) {
       i.queued = true;
       if (i.kind === 'step') this.queuedSteps++;
@@ -473,7 +485,7 @@ export class StepBuffer {
 
   /** Takes the next request's records off the queue. */
   private nextRequest(): { items: QueueItem[]; path: string; body: string } | null {
-    const head = this.queue[0];
+    const head = this.queue.peek();
     if (!head) return null;
     const tid = encodeURIComponent(head.trajectoryId);
     if (head.kind === 'start' || head.kind === 'complete') {
@@ -489,7 +501,7 @@ export class StepBuffer {
     const takenIdx: number[] = [];
     let bytes = STEP_OVERHEAD;
     for (let i = 0; i < this.queue.length && taken.length < limit; i++) {
-      const item = this.queue[i]!;
+      const item = this.queue.at(i)!;
       if (item.trajectoryId !== head.trajectoryId) continue;
       if (item.kind !== 'step') break; // never send steps past this trajectory's start/complete
       if (taken.length > 0 && bytes + item.bytes > this.config.maxBatchBytes) break;
@@ -497,7 +509,7 @@ export class StepBuffer {
       taken.push(item);
       takenIdx.push(i);
     }
-    for (let k = takenIdx.length - 1; k >= 0; k--) this.queue.splice(takenIdx[k]!, 1);
+    this.queue.removeIndices(takenIdx);
     for (const item of taken) this.forgetSent(item);
     // a step opened and closed while queued twice in one batch: send it once, merged
     const byNumber = new Map<number, StepPayload>();
@@ -528,7 +540,7 @@ export class StepBuffer {
     this.disabledFlag = true;
     this.counters.dropped += this.queue.length;
     for (const i of this.queue) i.queued = false;
-    this.queue = [];
+    this.queue.clear();
     this.queuedSteps = 0;
     this.queuedBytes = 0;
     this.stopTimers();
@@ -562,7 +574,7 @@ export class StepBuffer {
       item.bytes = Buffer.byteLength(JSON.stringify(item.prepared)) + 1;
       items.push(item);
     }
-    this.queue.unshift(...items);
+    this.queue.unshiftAll(items);
     for (const i of items) {
       i.queued = true;
       if (i.kind === 'step') this.queuedSteps++;
@@ -625,7 +637,7 @@ export class StepBuffer {
     this.prepareAll();
     const items = [...this.inflight, ...this.queue];
     for (const i of this.queue) i.queued = false;
-    this.queue = [];
+    this.queue.clear();
     this.queuedSteps = 0;
     this.queuedBytes = 0;
     if (items.length === 0) {
