@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod handlers;
 mod logging;
+pub mod metrics;
 mod static_files;
 
 use std::{path::PathBuf, sync::Arc};
@@ -37,9 +38,12 @@ pub struct CollectorConfig {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<CollectorConfig>,
+    /// Counters for `/metrics`, per process (Prometheus sums across collectors).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
-/// Every `/api` route, as `(method, path)`; tests walk this list to check auth on each one.
+/// Every route that requires the API key, as `(method, path)`; tests walk this list to check
+/// auth on each one.
 pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/trajectories/start"),
     ("POST", "/api/trajectories/{id}/steps/batch"),
@@ -51,12 +55,14 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/trajectories/{id}/steps"),
     ("GET", "/api/stats"),
     ("GET", "/api/agents"),
+    ("GET", "/metrics"),
 ];
 
 pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
     let state = AppState {
         store,
         config: Arc::new(config),
+        metrics: Arc::default(),
     };
     use handlers::{health, ingest, read};
     let api = Router::new()
@@ -69,18 +75,30 @@ pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
         .route("/trajectories/{id}/steps", get(read::steps))
         .route("/stats", get(read::stats))
         .route("/agents", get(read::agents))
+        .route_layer(middleware::from_fn(metrics::label_route))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,
         ));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_bearer,
+        ));
     Router::new()
         .nest("/api", api)
+        .merge(metrics)
         .route("/health", get(health::health))
+        .route_layer(middleware::from_fn(metrics::label_route))
         .merge(static_files::router(state.config.dashboard_dir.as_deref()))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
-        .layer(middleware::from_fn(logging::log_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            logging::log_request,
+        ))
         .with_state(state)
 }
 

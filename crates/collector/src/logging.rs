@@ -1,10 +1,20 @@
 use std::time::Instant;
 
-use axum::{extract::Request, middleware::Next, response::Response};
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::Response,
+};
+
+use crate::{
+    metrics::{RouteLabel, UNMATCHED},
+    AppState,
+};
 
 /// One line per request in the seed's form: `POST /api/trajectories/start - 200 OK (15ms)`.
 /// The query string is left out: it may carry search terms, and it is noise.
-pub async fn log_request(req: Request, next: Next) -> Response {
+/// Also records the request in the metrics, labelled by route template.
+pub async fn log_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
@@ -12,6 +22,8 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     let status = response.status();
     let ms = started.elapsed().as_millis();
     let reason = status.canonical_reason().unwrap_or("");
+    let route = response.extensions().get::<RouteLabel>().map_or(UNMATCHED, |r| r.0.as_str());
+    state.metrics.observe(method.as_str(), route, status.as_u16(), started.elapsed());
     if status.is_server_error() {
         tracing::warn!(target: "lightning::http", "{method} {path} - {} {reason} ({ms}ms)", status.as_u16());
     } else {

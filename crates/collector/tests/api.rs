@@ -730,6 +730,33 @@ async fn dashboard_is_served_with_spa_fallback_but_api_never_falls_back() {
 }
 
 #[tokio::test]
+async fn metrics_count_requests_by_route_template_and_ingested_steps() {
+    let (_store, s) = server(Backend::Sqlite).await;
+    let id = s.start_trajectory(&json!({"agentId": "a"})).await;
+    let batch = json!({"steps": [{"stepNumber": 1, "toolName": "R"}, {"stepNumber": 2, "toolName": "R"}]});
+    s.post(&format!("/api/trajectories/{id}/steps/batch"), &batch).await;
+    s.post(&format!("/api/trajectories/{id}/steps/batch"), &json!({})).await;
+    s.get("/api/nope").await;
+    let response = s.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.unwrap();
+    for line in [
+        "lightning_http_requests_total{method=\"POST\",route=\"/api/trajectories/{id}/steps/batch\",status=\"200\"} 1",
+        "lightning_http_requests_total{method=\"POST\",route=\"/api/trajectories/{id}/steps/batch\",status=\"400\"} 1",
+        "lightning_http_requests_total{method=\"POST\",route=\"/api/trajectories/start\",status=\"200\"} 1",
+        "lightning_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+        "lightning_http_request_duration_seconds_count{route=\"/api/trajectories/start\"} 1",
+        "lightning_steps_ingested_total 2",
+        "lightning_trajectories_started_total 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(text.contains("lightning_db_pool_connections "));
+    assert!(!text.contains(&id), "raw paths never become labels");
+}
+
+#[tokio::test]
 async fn two_collectors_on_one_postgres_give_exact_totals() {
     let store = TestStore::postgres().await;
     let second = store.reconnect_postgres(None, Duration::from_secs(5)).await;

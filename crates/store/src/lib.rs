@@ -32,6 +32,9 @@ pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Connection pool use, for metrics.
+    fn pool_status(&self) -> PoolStatus;
+
     /// Creates a trajectory, or does nothing when `trajectory_id` is given and already exists.
     async fn start_trajectory(&self, trajectory: &NewTrajectory) -> StoreResult<Uuid>;
 
@@ -65,6 +68,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a trajectory and its steps; `NotFound` if there was none.
     async fn delete_trajectory(&self, trajectory_id: Uuid) -> StoreResult<()>;
+}
+
+/// Connections open, idle, and allowed, summed over a backend's pools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl PoolStatus {
+    pub(crate) fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
+        Self {
+            size: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -78,6 +78,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// `reader` is the same pool as `writer`: count it once.
+    fn pools(&self) -> crate::PoolStatus {
+        crate::PoolStatus::of(&self.writer)
+    }
+
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
         let url = config.database_url.as_deref().unwrap_or_default();
         let options = PgConnectOptions::from_str(url).map_err(|e| {

@@ -41,6 +41,10 @@ macro_rules! impl_store {
                 $backend
             }
 
+            fn pool_status(&self) -> $crate::PoolStatus {
+                self.pools()
+            }
+
             async fn ping(&self) -> $crate::StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.reader).await?;
                 Ok(())

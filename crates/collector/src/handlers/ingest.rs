@@ -1,5 +1,7 @@
 //! The seed's three ingest endpoints.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use axum::{
     extract::{Path, State},
     Json,
@@ -19,6 +21,7 @@ pub async fn start(
 ) -> ApiResult<Json<Value>> {
     body.validate()?;
     let id = state.store.start_trajectory(&body).await?;
+    state.metrics.trajectories_started.fetch_add(1, Relaxed);
     Ok(Json(json!({ "trajectoryId": id })))
 }
 
@@ -34,6 +37,7 @@ pub async fn steps_batch(
         state.store.get_trajectory(id).await?;
     } else {
         state.store.append_steps(id, &steps).await?;
+        state.metrics.steps_ingested.fetch_add(steps.len() as u64, Relaxed);
     }
     Ok(Json(json!({ "success": true })))
 }
@@ -46,5 +50,6 @@ pub async fn complete(
     let id = trajectory_id(&id)?;
     body.validate()?;
     state.store.complete_trajectory(id, &body).await?;
+    state.metrics.trajectories_completed.fetch_add(1, Relaxed);
     Ok(Json(json!({ "success": true })))
 }
