@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const build = join(root, '.test-build', 'test');
 const groups = process.argv.slice(2);
-const wanted = groups.length ? groups : ['unit', 'integration', 'e2e'];
+const wanted = groups.length ? groups : ['unit', 'integration', 'e2e', 'faults'];
 
 const files = [];
 for (const group of wanted) {

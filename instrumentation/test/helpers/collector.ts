@@ -33,16 +33,47 @@ export async function freePort(): Promise<number> {
   });
 }
 
+export interface CollectorOptions {
+  /** `postgres://…`; unset: SQLite in the data directory */
+  databaseUrl?: string;
+  apiKey?: string;
+  /** extra arguments for `lightning serve` */
+  args?: string[];
+  /** how long start() waits for /health (ms) */
+  startTimeoutMs?: number;
+}
+
 export class Collector {
-  readonly apiKey = 'it-key-' + Math.random().toString(36).slice(2);
+  readonly apiKey: string;
   readonly dataDir: string;
   port = 0;
   url = '';
   private child: ChildProcess | null = null;
   private output = '';
 
-  constructor(dataDir?: string) {
+  constructor(dataDir?: string, private readonly options: CollectorOptions = {}) {
     this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), 'lightning-it-'));
+    this.apiKey = options.apiKey ?? 'it-key-' + Math.random().toString(36).slice(2);
+  }
+
+  /** Process id of the running collector (0 when stopped). */
+  get pid(): number {
+    return this.child && this.child.exitCode === null ? (this.child.pid ?? 0) : 0;
+  }
+
+  get running(): boolean {
+    return this.pid !== 0;
+  }
+
+  /** SIGKILL: no graceful shutdown, no flush; resolves once the process is gone. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((done) => {
+      child.once('exit', () => done());
+      child.kill('SIGKILL');
+    });
   }
 
   /** Starts (or restarts, keeping the same port and data) the collector and waits for /health. */
@@ -55,17 +86,18 @@ export class Collector {
     delete env.PORT;
     delete env.HOST;
     delete env.LIGHTNING_DATA_DIR;
+    if (this.options.databaseUrl) env.DATABASE_URL = this.options.databaseUrl;
     const child = spawn(
       collectorBinary(),
-      ['serve', '--port', String(this.port), '--host', '127.0.0.1', '--data-dir', this.dataDir, '--api-key', this.apiKey],
+      ['serve', '--port', String(this.port), '--host', '127.0.0.1', '--data-dir', this.dataDir, '--api-key', this.apiKey, ...(this.options.args ?? [])],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
-    child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
-    const deadline = Date.now() + 30_000;
+    child.stdout!.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-65536)));
+    child.stderr!.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-65536)));
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`collector exited with ${child.exitCode}:\n${this.output}`);
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`collector exited with ${child.exitCode}:\n${this.output}`);
       try {
         const r = await fetch(`${this.url}/health`);
         if (r.status === 200) return this;
@@ -74,13 +106,14 @@ export class Collector {
       }
       await new Promise((r) => setTimeout(r, 50));
     }
+    await this.stop();
     throw new Error(`collector did not become healthy:\n${this.output}`);
   }
 
   async stop(): Promise<void> {
     const child = this.child;
     this.child = null;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((done) => {
       child.once('exit', () => done());
       child.kill('SIGTERM');

@@ -26,11 +26,18 @@ export class FakeAnthropic {
   url = '';
   private readonly server: http.Server;
 
+  /** delay before each answer (ms), to stretch a scripted run over time */
+  latencyMs = 0;
+
   constructor(private readonly turns: Turn[], private readonly model = 'claude-sonnet-4-5-20250929') {
     this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => this.handle(req, res, Buffer.concat(chunks).toString('utf8')));
+      req.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (this.latencyMs > 0) setTimeout(() => this.handle(req, res, text), this.latencyMs);
+        else this.handle(req, res, text);
+      });
     });
   }
 

@@ -1,0 +1,110 @@
+/**
+ * Fault: the collector process is SIGKILLed twice in the middle of a real Claude Agent SDK run
+ * and restarted on the same port and data directory (SQLite). Every step the hooks saw must be
+ * stored exactly once, closed, in order, and the trajectory completed.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { instrument } from '../../src/index.js';
+import { Collector } from '../helpers/collector.js';
+import { FakeAnthropic } from '../helpers/fake-anthropic.js';
+import { bashTurns, runAgent, sleep } from '../helpers/faults.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+test('collector SIGKILLed and restarted twice mid-run: every step arrives exactly once', { timeout: 120_000 }, async () => {
+  const STEPS = 40;
+  const collector = await new Collector().start();
+  cleanups.push(() => collector.dispose());
+  const work = mkdtempSync(join(tmpdir(), 'lightning-fault-work-'));
+  const home = mkdtempSync(join(tmpdir(), 'lightning-fault-home-'));
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  cleanups.push(() => rmSync(home, { recursive: true, force: true }));
+  const fake = await new FakeAnthropic(bashTurns(STEPS, 'kill')).start();
+  fake.latencyMs = 60; // ~35 model turns: the run lasts a few seconds, long enough for two outages
+  cleanups.push(() => fake.close());
+
+  const agentId = `fault-kill-${Math.random().toString(36).slice(2, 8)}`;
+  const lightning = instrument({
+    collectorUrl: collector.url,
+    apiKey: collector.apiKey,
+    agentId,
+    batchSize: 1,
+    flushInterval: 50,
+    retry: { baseDelayMs: 50, maxDelayMs: 400 },
+    requestTimeoutMs: 3000,
+    handleProcessExit: false,
+  });
+  cleanups.push(() => lightning.shutdown({ timeoutMs: 500 }).then(() => undefined));
+
+  const port = collector.port;
+  const events: string[] = [];
+  const storedAtRestart: number[] = [];
+  let outage: Promise<void> = Promise.resolve();
+  const killAndRestart = (n: number, downMs: number) => {
+    outage = outage.then(async () => {
+      await collector.kill();
+      events.push(`SIGKILL after PreToolUse #${n}`);
+      await sleep(downMs);
+      await collector.start(port);
+      const list = await collector.trajectories(agentId);
+      const stored = list.length ? (await collector.trajectory(list[0].id)).steps.length : 0;
+      storedAtRestart.push(stored);
+      events.push(`restarted on :${port}, ${stored} steps stored`);
+    });
+  };
+
+  const run = await runAgent({
+    fakeUrl: fake.url,
+    home,
+    cwd: work,
+    prompt: `Run the ${STEPS} scripted commands.`,
+    hooks: lightning.hooks,
+    track: (q, ctx) => lightning.track(q as any, ctx as any),
+    onPre: (n) => {
+      if (n === 8) killAndRestart(n, 700);
+      if (n === 28) killAndRestart(n, 300);
+    },
+  });
+  await outage;
+  assert.equal(run.result?.is_error, false, JSON.stringify(run.result));
+  assert.equal(run.pre.length, STEPS, 'the hooks saw every scripted call');
+  assert.equal(new Set(run.post).size, STEPS, 'and every post hook');
+  assert.equal(storedAtRestart.length, 2, events.join('; '));
+  for (const stored of storedAtRestart) assert.ok(stored < STEPS, `the kill hit mid-run (${stored} of ${STEPS} stored at restart)`);
+
+  await lightning.flush({ timeoutMs: 20_000 });
+  const stats = lightning.stats();
+  assert.equal(stats.queued, 0);
+  assert.equal(stats.dropped, 0);
+  assert.ok(stats.failed >= 2, `requests failed while the collector was dead (failed=${stats.failed})`);
+
+  const t = await collector.only(agentId);
+  assert.equal(t.stepCount, STEPS, 'stored step count (no duplicate rows, no missing ones)');
+  assert.deepEqual(
+    t.steps.map((s: any) => s.stepNumber),
+    Array.from({ length: STEPS }, (_, i) => i + 1),
+  );
+  assert.deepEqual(t.steps.map((s: any) => s.toolUseId), run.pre, 'stored steps are exactly what PreToolUse saw, in order');
+  for (const s of t.steps) {
+    const n = Number(String(s.toolUseId).split('_').pop());
+    assert.equal(s.toolName, 'Bash');
+    assert.equal(s.toolInput.command, `echo step-${n}`);
+    assert.equal(s.toolOutput?.stdout, `step-${n}`, `step ${s.stepNumber} was closed with its output`);
+    assert.equal(s.error, null);
+    assert.equal(typeof s.durationMs, 'number');
+  }
+  assert.equal(t.status, 'succeeded');
+  assert.equal(t.numTurns, run.result.num_turns);
+  assert.equal(t.totalSteps, STEPS);
+  console.log(
+    `# kill/restart: ${events.join('; ')}; delivered ${t.stepCount}/${STEPS} steps once each; ` +
+      `sent=${stats.sent} failed=${stats.failed} retries=${stats.retries}`,
+  );
+});
