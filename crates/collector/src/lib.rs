@@ -8,6 +8,7 @@ pub mod extract;
 mod handlers;
 mod logging;
 pub mod metrics;
+pub mod openapi;
 mod static_files;
 
 use std::{path::PathBuf, sync::Arc};
@@ -15,10 +16,12 @@ use std::{path::PathBuf, sync::Arc};
 use axum::{
     extract::{DefaultBodyLimit, OriginalUri},
     middleware,
-    routing::{get, post},
-    Router,
+    routing::{any, get},
+    Json, Router,
 };
 use lightning_store::Store;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use auth::ApiKey;
 use error::ApiError;
@@ -42,57 +45,33 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
 }
 
-/// Every route that requires the API key, as `(method, path)`; tests walk this list to check
-/// auth on each one.
-pub const API_ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/trajectories/start"),
-    ("POST", "/api/trajectories/{id}/steps/batch"),
-    ("POST", "/api/trajectories/{id}/complete"),
-    ("GET", "/api/trajectories"),
-    ("GET", "/api/trajectories/export"),
-    ("GET", "/api/trajectories/{id}"),
-    ("DELETE", "/api/trajectories/{id}"),
-    ("GET", "/api/trajectories/{id}/steps"),
-    ("GET", "/api/stats"),
-    ("GET", "/api/agents"),
-    ("GET", "/metrics"),
-];
-
 pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
     let state = AppState {
         store,
         config: Arc::new(config),
         metrics: Arc::default(),
     };
-    use handlers::{health, ingest, read};
-    let api = Router::new()
-        .route("/trajectories/start", post(ingest::start))
-        .route("/trajectories/{id}/steps/batch", post(ingest::steps_batch))
-        .route("/trajectories/{id}/complete", post(ingest::complete))
-        .route("/trajectories", get(read::list))
-        .route("/trajectories/export", get(read::export))
-        .route("/trajectories/{id}", get(read::get).delete(read::delete))
-        .route("/trajectories/{id}/steps", get(read::steps))
-        .route("/stats", get(read::stats))
-        .route("/agents", get(read::agents))
-        .route_layer(middleware::from_fn(metrics::label_route))
-        .fallback(api_not_found)
-        .method_not_allowed_fallback(api_method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_bearer,
-        ));
-    let metrics = Router::new()
-        .route("/metrics", get(metrics::metrics))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_bearer,
-        ));
+    let (protected, mut openapi) = protected_routes().split_for_parts();
+    let (public, public_doc) = public_routes().split_for_parts();
+    openapi.merge(public_doc);
+    let openapi = Arc::new(openapi);
+    let require_key = middleware::from_fn_with_state(state.clone(), auth::require_bearer);
     Router::new()
-        .nest("/api", api)
-        .merge(metrics)
-        .route("/health", get(health::health))
+        .merge(protected)
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { Json(doc) }
+            }),
+        )
+        .route("/api", any(api_not_found))
+        .route("/api/{*rest}", any(api_not_found))
+        // Everything above needs the key (unknown /api paths too: they reveal nothing without it).
+        .route_layer(require_key)
+        .merge(public)
         .route_layer(middleware::from_fn(metrics::label_route))
+        .method_not_allowed_fallback(api_method_not_allowed)
         .merge(static_files::router(state.config.dashboard_dir.as_deref()))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(middleware::from_fn_with_state(
@@ -100,6 +79,35 @@ pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
             logging::log_request,
         ))
         .with_state(state)
+}
+
+/// Every route that needs the API key. The router and the OpenAPI document are both built from
+/// this list (and [`public_routes`]), so neither can have a route the other lacks.
+fn protected_routes() -> OpenApiRouter<AppState> {
+    use handlers::{ingest, read};
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ingest::start))
+        .routes(routes!(ingest::steps_batch))
+        .routes(routes!(ingest::complete))
+        .routes(routes!(read::list))
+        .routes(routes!(read::export))
+        .routes(routes!(read::get, read::delete))
+        .routes(routes!(read::steps))
+        .routes(routes!(read::stats))
+        .routes(routes!(read::agents))
+        .routes(routes!(metrics::metrics))
+}
+
+/// Routes open to anyone (documented with an empty security requirement).
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(handlers::health::health))
+}
+
+/// The OpenAPI document served at `/api/openapi.json` (which itself needs the key).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = protected_routes().into_openapi();
+    doc.merge(public_routes().into_openapi());
+    doc
 }
 
 async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {

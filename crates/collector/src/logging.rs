@@ -22,8 +22,13 @@ pub async fn log_request(State(state): State<AppState>, req: Request, next: Next
     let status = response.status();
     let ms = started.elapsed().as_millis();
     let reason = status.canonical_reason().unwrap_or("");
-    let route = response.extensions().get::<RouteLabel>().map_or(UNMATCHED, |r| r.0.as_str());
-    state.metrics.observe(method.as_str(), route, status.as_u16(), started.elapsed());
+    let route = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map_or(UNMATCHED, |r| r.0.as_str());
+    state
+        .metrics
+        .observe(method.as_str(), route, status.as_u16(), started.elapsed());
     if status.is_server_error() {
         tracing::warn!(target: "lightning::http", "{method} {path} - {} {reason} ({ms}ms)", status.as_u16());
     } else {

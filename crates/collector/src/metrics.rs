@@ -22,7 +22,9 @@ use axum::{
 use crate::AppState;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 /// Route label for requests that matched no route (bounded: never the raw path).
 pub const UNMATCHED: &str = "unmatched";
@@ -50,7 +52,12 @@ pub struct RouteLabel(pub String);
 impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let key = (method.to_string(), route.to_string(), status);
-        *self.requests.lock().expect("metrics lock").entry(key).or_default() += 1;
+        *self
+            .requests
+            .lock()
+            .expect("metrics lock")
+            .entry(key)
+            .or_default() += 1;
         let secs = elapsed.as_secs_f64();
         let mut latency = self.latency.lock().expect("metrics lock");
         let h = latency.entry(route.to_string()).or_default();
@@ -65,7 +72,9 @@ impl Metrics {
 
     pub fn render(&self, pool: lightning_store::PoolStatus) -> String {
         let mut out = String::new();
-        out.push_str("# HELP lightning_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str(
+            "# HELP lightning_http_requests_total HTTP requests by method, route and status.\n",
+        );
         out.push_str("# TYPE lightning_http_requests_total counter\n");
         for ((method, route, status), n) in self.requests.lock().expect("metrics lock").iter() {
             let _ = writeln!(
@@ -87,22 +96,61 @@ impl Metrics {
                 "lightning_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "lightning_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(out, "lightning_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "lightning_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "lightning_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
         }
         for (name, help, value) in [
-            ("lightning_steps_ingested_total", "Steps accepted in batches (after merging repeats).", &self.steps_ingested),
-            ("lightning_trajectories_started_total", "Trajectory starts accepted (repeats included).", &self.trajectories_started),
-            ("lightning_trajectories_completed_total", "Trajectory completions accepted.", &self.trajectories_completed),
+            (
+                "lightning_steps_ingested_total",
+                "Steps accepted in batches (after merging repeats).",
+                &self.steps_ingested,
+            ),
+            (
+                "lightning_trajectories_started_total",
+                "Trajectory starts accepted (repeats included).",
+                &self.trajectories_started,
+            ),
+            (
+                "lightning_trajectories_completed_total",
+                "Trajectory completions accepted.",
+                &self.trajectories_completed,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
         }
         for (name, help, value) in [
-            ("lightning_db_pool_connections", "Open database connections.", pool.size),
-            ("lightning_db_pool_idle_connections", "Idle database connections.", pool.idle),
-            ("lightning_db_pool_max_connections", "Most database connections allowed.", pool.max),
+            (
+                "lightning_db_pool_connections",
+                "Open database connections.",
+                pool.size,
+            ),
+            (
+                "lightning_db_pool_idle_connections",
+                "Idle database connections.",
+                pool.idle,
+            ),
+            (
+                "lightning_db_pool_max_connections",
+                "Most database connections allowed.",
+                pool.max,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         out
     }
@@ -110,7 +158,10 @@ impl Metrics {
 
 /// Inner layer (runs after routing): records which route template matched.
 pub async fn label_route(req: Request, next: Next) -> Response {
-    let label = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let label = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let mut response = next.run(req).await;
     // Nested routers: the innermost (most specific) label is set first and kept.
     if let (Some(label), None) = (label, response.extensions().get::<RouteLabel>()) {
@@ -119,9 +170,19 @@ pub async fn label_route(req: Request, next: Next) -> Response {
     response
 }
 
+/// Prometheus text exposition; needs the API key like `/api`.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        (status = 401, body = crate::openapi::ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics.render(state.store.pool_status());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 #[cfg(test)]
@@ -135,12 +196,26 @@ mod tests {
         m.observe("GET", "/api/stats", 200, Duration::from_millis(30));
         m.observe("POST", UNMATCHED, 404, Duration::from_micros(10));
         m.steps_ingested.fetch_add(10, Ordering::Relaxed);
-        let text = m.render(lightning_store::PoolStatus { size: 2, idle: 1, max: 10 });
-        assert!(text.contains("lightning_http_requests_total{method=\"GET\",route=\"/api/stats\",status=\"200\"} 2"));
-        assert!(text.contains("lightning_http_requests_total{method=\"POST\",route=\"unmatched\",status=\"404\"} 1"));
-        assert!(text.contains("lightning_http_request_duration_seconds_bucket{route=\"/api/stats\",le=\"0.005\"} 1"));
-        assert!(text.contains("lightning_http_request_duration_seconds_bucket{route=\"/api/stats\",le=\"0.05\"} 2"));
-        assert!(text.contains("lightning_http_request_duration_seconds_count{route=\"/api/stats\"} 2"));
+        let text = m.render(lightning_store::PoolStatus {
+            size: 2,
+            idle: 1,
+            max: 10,
+        });
+        assert!(text.contains(
+            "lightning_http_requests_total{method=\"GET\",route=\"/api/stats\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "lightning_http_requests_total{method=\"POST\",route=\"unmatched\",status=\"404\"} 1"
+        ));
+        assert!(text.contains(
+            "lightning_http_request_duration_seconds_bucket{route=\"/api/stats\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "lightning_http_request_duration_seconds_bucket{route=\"/api/stats\",le=\"0.05\"} 2"
+        ));
+        assert!(
+            text.contains("lightning_http_request_duration_seconds_count{route=\"/api/stats\"} 2")
+        );
         assert!(text.contains("lightning_steps_ingested_total 10"));
         assert!(text.contains("lightning_db_pool_max_connections 10"));
     }

@@ -5,7 +5,6 @@ mod common;
 use std::{collections::HashSet, time::Duration};
 
 use common::{send, CuttableProxy, Options, Server, KEY};
-use lightning_collector::API_ROUTES;
 use lightning_store::{testing::TestStore, Backend};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -347,13 +346,80 @@ fn concrete(path: &str) -> String {
     path.replace("{id}", "0190f0f0-0000-7000-8000-000000000000")
 }
 
+/// `(method, path, public)` of every route, read from the OpenAPI document that the router is
+/// built from, plus the document's own route.
+fn routes() -> Vec<(Method, String, bool)> {
+    let doc = serde_json::to_value(lightning_collector::openapi_document()).unwrap();
+    let mut routes = vec![(Method::GET, "/api/openapi.json".to_string(), false)];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let public = operation["security"] == json!([{}]);
+            routes.push((method.to_uppercase().parse().unwrap(), path.clone(), public));
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route_and_is_served() {
+    let (_store, s) = server(Backend::Sqlite).await;
+    let (status, doc) = s.get("/api/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        doc,
+        serde_json::to_value(lightning_collector::openapi_document()).unwrap()
+    );
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let documented: HashSet<_> = routes()
+        .into_iter()
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect();
+    for expected in [
+        "POST /api/trajectories/start",
+        "POST /api/trajectories/{id}/steps/batch",
+        "POST /api/trajectories/{id}/complete",
+        "GET /api/trajectories",
+        "GET /api/trajectories/export",
+        "GET /api/trajectories/{id}",
+        "DELETE /api/trajectories/{id}",
+        "GET /api/trajectories/{id}/steps",
+        "GET /api/stats",
+        "GET /api/agents",
+        "GET /metrics",
+        "GET /health",
+    ] {
+        assert!(
+            documented.contains(expected),
+            "{expected} missing from {documented:?}"
+        );
+    }
+    let start = &doc["paths"]["/api/trajectories/start"]["post"];
+    assert_eq!(
+        start["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/NewTrajectory"
+    );
+    let schema = &doc["components"]["schemas"]["NewStep"];
+    assert_eq!(schema["required"], json!(["stepNumber", "toolName"]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
 #[tokio::test]
 async fn every_api_route_requires_the_key() {
     let (_store, s) = server(Backend::Sqlite).await;
     let mut checked = 0;
-    for (method, path) in API_ROUTES {
-        let method: Method = method.parse().unwrap();
-        let url = format!("{}{}", s.base, concrete(path));
+    let all = routes();
+    assert!(all.len() >= 12);
+    let (public, protected): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| r.2);
+    assert_eq!(
+        public.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ["/health"],
+        "only /health is open"
+    );
+    for (method, path, _) in protected {
+        let url = format!("{}{}", s.base, concrete(&path));
         for auth in [
             None,
             Some("Bearer wrong-key"),
@@ -379,7 +445,7 @@ async fn every_api_route_requires_the_key() {
         }
         // With the key it is not 401 (whatever else it says about the empty body or unknown id).
         let response = s
-            .request(method.clone(), &concrete(path))
+            .request(method.clone(), &concrete(&path))
             .header("content-type", "application/json")
             .body("{}")
             .send()
@@ -387,7 +453,7 @@ async fn every_api_route_requires_the_key() {
             .unwrap();
         assert_ne!(response.status().as_u16(), 401, "{method} {path}");
     }
-    assert!(checked >= 50);
+    assert!(checked >= 60);
     // Unknown API routes answer 401 before 404, so they reveal nothing without the key.
     assert_eq!(
         send(s.client.get(format!("{}/api/secret-route", s.base)))
@@ -733,19 +799,25 @@ async fn dashboard_is_served_with_spa_fallback_but_api_never_falls_back() {
 async fn metrics_count_requests_by_route_template_and_ingested_steps() {
     let (_store, s) = server(Backend::Sqlite).await;
     let id = s.start_trajectory(&json!({"agentId": "a"})).await;
-    let batch = json!({"steps": [{"stepNumber": 1, "toolName": "R"}, {"stepNumber": 2, "toolName": "R"}]});
-    s.post(&format!("/api/trajectories/{id}/steps/batch"), &batch).await;
-    s.post(&format!("/api/trajectories/{id}/steps/batch"), &json!({})).await;
+    let batch =
+        json!({"steps": [{"stepNumber": 1, "toolName": "R"}, {"stepNumber": 2, "toolName": "R"}]});
+    s.post(&format!("/api/trajectories/{id}/steps/batch"), &batch)
+        .await;
+    s.post(&format!("/api/trajectories/{id}/steps/batch"), &json!({}))
+        .await;
     s.get("/api/nope").await;
     let response = s.request(Method::GET, "/metrics").send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let text = response.text().await.unwrap();
     for line in [
         "lightning_http_requests_total{method=\"POST\",route=\"/api/trajectories/{id}/steps/batch\",status=\"200\"} 1",
         "lightning_http_requests_total{method=\"POST\",route=\"/api/trajectories/{id}/steps/batch\",status=\"400\"} 1",
         "lightning_http_requests_total{method=\"POST\",route=\"/api/trajectories/start\",status=\"200\"} 1",
-        "lightning_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+        "lightning_http_requests_total{method=\"GET\",route=\"/api/{*rest}\",status=\"404\"} 1",
         "lightning_http_request_duration_seconds_count{route=\"/api/trajectories/start\"} 1",
         "lightning_steps_ingested_total 2",
         "lightning_trajectories_started_total 1",

@@ -95,6 +95,15 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
 /// Where the data lives and how hard to try reaching it.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {

@@ -1,31 +1,41 @@
 use std::time::Duration;
 
 use axum::{extract::State, http::StatusCode, Json};
-use serde_json::{json, Value};
 
-use crate::AppState;
+use crate::{openapi::HealthResponse, AppState};
 
-/// Unauthenticated liveness and database check for load balancers and the quick start.
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let backend = state.store.backend();
-    match tokio::time::timeout(Duration::from_secs(3), state.store.ping()).await {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "database": "up", "backend": backend })),
-        ),
+/// Liveness and database check for load balancers; needs no key.
+#[utoipa::path(get, path = "/health", tag = "health", security(()),
+    responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
+    let backend = state.store.backend().as_str().to_string();
+    let error = match tokio::time::timeout(Duration::from_secs(3), state.store.ping()).await {
+        Ok(Ok(())) => None,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database error");
-            degraded(backend, "database error")
+            Some("database error")
         }
-        Err(_) => degraded(backend, "database did not answer within 3s"),
-    }
-}
-
-fn degraded(backend: lightning_store::Backend, error: &str) -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(
-            json!({ "status": "degraded", "database": "down", "backend": backend, "error": error }),
+        Err(_) => Some("database did not answer within 3s"),
+    };
+    let (status, body) = match error {
+        None => (
+            StatusCode::OK,
+            HealthResponse {
+                status: "ok".into(),
+                database: "up".into(),
+                backend,
+                error: None,
+            },
         ),
-    )
+        Some(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            HealthResponse {
+                status: "degraded".into(),
+                database: "down".into(),
+                backend,
+                error: Some(e.into()),
+            },
+        ),
+    };
+    (status, Json(body))
 }

@@ -7,29 +7,46 @@ use axum::{
     Json,
 };
 use lightning_core::{ingest::StepBatch, Completion, NewTrajectory};
-use serde_json::{json, Value};
 
 use crate::{
     error::ApiResult,
     extract::{trajectory_id, JsonBody},
+    openapi::{ErrorBody, StartResponse, SuccessResponse},
     AppState,
 };
 
+/// Start a trajectory (idempotent when the client supplies `trajectoryId`).
+#[utoipa::path(post, path = "/api/trajectories/start", tag = "ingest",
+    request_body = NewTrajectory,
+    responses(
+        (status = 200, body = StartResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
 pub async fn start(
     State(state): State<AppState>,
     JsonBody(mut body): JsonBody<NewTrajectory>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StartResponse>> {
     body.validate()?;
-    let id = state.store.start_trajectory(&body).await?;
+    let trajectory_id = state.store.start_trajectory(&body).await?;
     state.metrics.trajectories_started.fetch_add(1, Relaxed);
-    Ok(Json(json!({ "trajectoryId": id })))
+    Ok(Json(StartResponse { trajectory_id }))
 }
 
+/// Add steps in one transaction; re-sent steps merge by `(trajectoryId, stepNumber)`.
+#[utoipa::path(post, path = "/api/trajectories/{id}/steps/batch", tag = "ingest",
+    params(("id" = String, Path, description = "Trajectory id (UUID)")),
+    request_body = StepBatch,
+    responses(
+        (status = 200, body = SuccessResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
 pub async fn steps_batch(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<StepBatch>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SuccessResponse>> {
     let id = trajectory_id(&id)?;
     let steps = body.validate()?;
     if steps.is_empty() {
@@ -37,19 +54,31 @@ pub async fn steps_batch(
         state.store.get_trajectory(id).await?;
     } else {
         state.store.append_steps(id, &steps).await?;
-        state.metrics.steps_ingested.fetch_add(steps.len() as u64, Relaxed);
+        state
+            .metrics
+            .steps_ingested
+            .fetch_add(steps.len() as u64, Relaxed);
     }
-    Ok(Json(json!({ "success": true })))
+    Ok(Json(SuccessResponse::OK))
 }
 
+/// Record the outcome; repeating it overwrites the fields the newer call carries.
+#[utoipa::path(post, path = "/api/trajectories/{id}/complete", tag = "ingest",
+    params(("id" = String, Path, description = "Trajectory id (UUID)")),
+    request_body = Completion,
+    responses(
+        (status = 200, body = SuccessResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
 pub async fn complete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(mut body): JsonBody<Completion>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SuccessResponse>> {
     let id = trajectory_id(&id)?;
     body.validate()?;
     state.store.complete_trajectory(id, &body).await?;
     state.metrics.trajectories_completed.fetch_add(1, Relaxed);
-    Ok(Json(json!({ "success": true })))
+    Ok(Json(SuccessResponse::OK))
 }

@@ -14,25 +14,34 @@ use lightning_core::{
     TrajectoryPage, TrajectoryWithSteps,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::IntoParams;
 
 use crate::{
     error::{ApiError, ApiResult},
     extract::{trajectory_id, QueryParams},
+    openapi::{AgentsResponse, ErrorBody, StepsResponse, SuccessResponse},
     AppState,
 };
 
-#[derive(Debug, Default, Deserialize)]
+/// Filters of the trajectory list and the export. Unknown parameters are refused.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     agent_id: Option<String>,
     task_type: Option<String>,
     status: Option<Status>,
+    /// Shorthand for `status=succeeded|failed`.
     success: Option<bool>,
+    /// Lower bound on `startTime` (inclusive, RFC 3339).
     since: Option<DateTime<Utc>>,
+    /// Upper bound on `startTime` (exclusive, RFC 3339).
     until: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of id, agent id, task type or prompt.
     q: Option<String>,
+    /// 1 to 1000, default 50.
     limit: Option<i64>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -72,6 +81,10 @@ impl ListParams {
     }
 }
 
+/// Trajectories, newest first, keyset-paginated.
+#[utoipa::path(get, path = "/api/trajectories", tag = "read", params(ListParams),
+    responses((status = 200, body = TrajectoryPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
@@ -80,6 +93,11 @@ pub async fn list(
     Ok(Json(state.store.list_trajectories(&filter).await?))
 }
 
+/// One trajectory with its outcome and its steps in order.
+#[utoipa::path(get, path = "/api/trajectories/{id}", tag = "read",
+    params(("id" = String, Path, description = "Trajectory id (UUID)")),
+    responses((status = 200, body = TrajectoryWithSteps), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -90,18 +108,26 @@ pub async fn get(
     Ok(Json(TrajectoryWithSteps { trajectory, steps }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StepParams {
+    /// Only steps with a greater `stepNumber`.
     after: Option<i64>,
+    /// 1 to 10000, default 1000.
     limit: Option<i64>,
 }
 
+/// Steps after a step number, for live tailing.
+#[utoipa::path(get, path = "/api/trajectories/{id}/steps", tag = "read",
+    params(("id" = String, Path, description = "Trajectory id (UUID)"), StepParams),
+    responses((status = 200, body = StepsResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn steps(
     State(state): State<AppState>,
     Path(id): Path<String>,
     QueryParams(params): QueryParams<StepParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StepsResponse>> {
     let id = trajectory_id(&id)?;
     let limit = params.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
@@ -112,20 +138,26 @@ pub async fn steps(
     // Distinguish "no new steps" from "no such trajectory".
     state.store.get_trajectory(id).await?;
     let steps: Vec<Step> = state.store.list_steps(id, params.after, limit).await?;
-    Ok(Json(json!({ "steps": steps })))
+    Ok(Json(StepsResponse { steps }))
 }
 
+/// Delete a trajectory and its steps.
+#[utoipa::path(delete, path = "/api/trajectories/{id}", tag = "read",
+    params(("id" = String, Path, description = "Trajectory id (UUID)")),
+    responses((status = 200, body = SuccessResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SuccessResponse>> {
     let id = trajectory_id(&id)?;
     state.store.delete_trajectory(id).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Json(SuccessResponse::OK))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
     agent_id: Option<String>,
     since: Option<DateTime<Utc>>,
@@ -133,6 +165,10 @@ pub struct StatsParams {
     bucket: Option<TimeBucket>,
 }
 
+/// Aggregates: outcomes, means, per-tool and per-agent figures, and a timeline.
+#[utoipa::path(get, path = "/api/stats", tag = "read", params(StatsParams),
+    responses((status = 200, body = Stats), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn stats(
     State(state): State<AppState>,
     QueryParams(p): QueryParams<StatsParams>,
@@ -146,12 +182,18 @@ pub async fn stats(
     Ok(Json(state.store.stats(&filter).await?))
 }
 
-pub async fn agents(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+/// Agents with their counts and when they were last seen.
+#[utoipa::path(get, path = "/api/agents", tag = "read",
+    responses((status = 200, body = AgentsResponse), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn agents(State(state): State<AppState>) -> ApiResult<Json<AgentsResponse>> {
     let agents: Vec<AgentSummary> = state.store.agents().await?;
-    Ok(Json(json!({ "agents": agents })))
+    Ok(Json(AgentsResponse { agents }))
 }
 
 /// JSONL, one trajectory with its steps per line, streamed page by page.
+#[utoipa::path(get, path = "/api/trajectories/export", tag = "read", params(ListParams),
+    responses((status = 200, description = "One `TrajectoryWithSteps` per line", content_type = "application/x-ndjson", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
