@@ -4,6 +4,7 @@
  * answers and (b) the live collector binary. Not a test: it prints numbers.
  *
  *   npm run bench            (LIGHTNING_BIN or ../target/debug/lightning for the live run)
+ *   BENCH_PAIRS=20000 BENCH_MAX_QUEUE=10000   (pairs measured; maxQueueSize of the instances)
  */
 import { instrument } from '../src/index.js';
 import type { Lightning } from '../src/types.js';
@@ -12,6 +13,8 @@ import { HungServer } from '../test/helpers/proxy.js';
 
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 20000);
 const WARMUP = 2000;
+/** maxQueueSize of the instrumented instances (default: the package default, 10,000) */
+const MAX_QUEUE = process.env.BENCH_MAX_QUEUE ? { maxQueueSize: Number(process.env.BENCH_MAX_QUEUE) } : {};
 const signal = new AbortController().signal;
 
 function percentile(sorted: number[], p: number): number {
@@ -47,13 +50,13 @@ async function run(label: string, lightning: Lightning): Promise<void> {
 }
 
 const hung = await new HungServer().start();
-const stalled = instrument({ collectorUrl: hung.url, apiKey: 'k', agentId: 'bench-hung', handleProcessExit: false, requestTimeoutMs: 10_000 });
+const stalled = instrument({ collectorUrl: hung.url, apiKey: 'k', agentId: 'bench-hung', handleProcessExit: false, requestTimeoutMs: 10_000, ...MAX_QUEUE });
 await run('collector never answers', stalled);
 await stalled.shutdown({ timeoutMs: 100 });
 await hung.close();
 
 const collector = await new Collector().start();
-const live = instrument({ collectorUrl: collector.url, apiKey: collector.apiKey, agentId: 'bench-live', handleProcessExit: false });
+const live = instrument({ collectorUrl: collector.url, apiKey: collector.apiKey, agentId: 'bench-live', handleProcessExit: false, ...MAX_QUEUE });
 await run('live collector', live);
 await live.shutdown({ timeoutMs: 30_000 });
 console.log(`live collector after shutdown: ${JSON.stringify(live.stats())}`);

@@ -5,7 +5,7 @@
  * the exact totals are checked straight in PostgreSQL and through both collectors.
  *
  *   npm run round-robin
- *   RR_TRAJECTORIES=400 RR_STEPS=50 RR_CONCURRENCY=16   LIGHTNING_BIN=…   (PostgreSQL at 127.0.0.1:5432, user postgres)
+ *   RR_TRAJECTORIES=2000 RR_STEPS=50 RR_CONCURRENCY=16   LIGHTNING_BIN=…   (PostgreSQL at 127.0.0.1:5432, user postgres)
  *
  * Loopback only; bounded in count (RR_TRAJECTORIES × RR_STEPS, at most 1,000,000 steps).
  */
@@ -19,7 +19,7 @@ const num = (name: string, dflt: number, max: number): number => {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive integer`);
   return Math.min(v, max);
 };
-const TRAJECTORIES = num('RR_TRAJECTORIES', 400, 20_000);
+const TRAJECTORIES = num('RR_TRAJECTORIES', 2000, 20_000);
 const STEPS = num('RR_STEPS', 50, Math.floor(1_000_000 / TRAJECTORIES));
 const CONCURRENCY = num('RR_CONCURRENCY', 16, 256);
 

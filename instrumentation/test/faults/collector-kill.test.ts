@@ -31,7 +31,21 @@ test('collector SIGKILLed and restarted twice mid-run: every step arrives exactl
   cleanups.push(() => fake.close());
 
   const agentId = `fault-kill-${Math.random().toString(36).slice(2, 8)}`;
+  // each kill is armed by a PreToolUse and fired 1 ms after the instrumentation's next request
+  // leaves, so the collector dies with that request in flight (committed or not)
+  let armed: ((path: string) => void) | null = null;
+  const racingFetch: typeof fetch = (input, init) => {
+    const pending = fetch(input, init);
+    if (armed) {
+      const fire = armed;
+      armed = null;
+      const path = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url).pathname;
+      setTimeout(() => fire(path), 1);
+    }
+    return pending;
+  };
   const lightning = instrument({
+    fetch: racingFetch,
     collectorUrl: collector.url,
     apiKey: collector.apiKey,
     agentId,
@@ -46,17 +60,23 @@ test('collector SIGKILLed and restarted twice mid-run: every step arrives exactl
   const port = collector.port;
   const events: string[] = [];
   const storedAtRestart: number[] = [];
+  const kills: { pre: number; path: string }[] = [];
+  let preCount = 0;
   let outage: Promise<void> = Promise.resolve();
-  const killAndRestart = (n: number, downMs: number) => {
+  const storedSteps = async () => {
+    const list = await collector.trajectories(agentId);
+    return list.length ? (await collector.trajectory(list[0].id)).steps.length : 0;
+  };
+  const killAndRestart = (path: string, downMs: number) => {
     outage = outage.then(async () => {
+      kills.push({ pre: preCount, path });
       await collector.kill();
-      events.push(`SIGKILL after PreToolUse #${n}`);
+      events.push(`SIGKILL at PreToolUse #${preCount} with POST ${path.replace(/[0-9a-f-]{36}/, '{id}')} in flight`);
       await sleep(downMs);
       await collector.start(port);
-      const list = await collector.trajectories(agentId);
-      const stored = list.length ? (await collector.trajectory(list[0].id)).steps.length : 0;
-      storedAtRestart.push(stored);
-      events.push(`restarted on :${port}, ${stored} steps stored`);
+      const after = await storedSteps();
+      storedAtRestart.push(after);
+      events.push(`restarted on :${port} after ${downMs} ms down, ${after} steps stored`);
     });
   };
 
@@ -68,16 +88,18 @@ test('collector SIGKILLed and restarted twice mid-run: every step arrives exactl
     hooks: lightning.hooks,
     track: (q, ctx) => lightning.track(q as any, ctx as any),
     onPre: (n) => {
-      if (n === 8) killAndRestart(n, 700);
-      if (n === 28) killAndRestart(n, 300);
+      preCount = n;
+      if (n === 8) armed = (path) => killAndRestart(path, 700);
+      if (n === 28) armed = (path) => killAndRestart(path, 300);
     },
   });
   await outage;
   assert.equal(run.result?.is_error, false, JSON.stringify(run.result));
   assert.equal(run.pre.length, STEPS, 'the hooks saw every scripted call');
   assert.equal(new Set(run.post).size, STEPS, 'and every post hook');
-  assert.equal(storedAtRestart.length, 2, events.join('; '));
-  for (const stored of storedAtRestart) assert.ok(stored < STEPS, `the kill hit mid-run (${stored} of ${STEPS} stored at restart)`);
+  assert.equal(kills.length, 2, events.join('; '));
+  assert.ok(kills[0]!.pre < STEPS, `the first kill hit mid-run: ${events.join('; ')}`);
+  for (const k of storedAtRestart) assert.ok(k < STEPS, `each restart found steps still undelivered: ${events.join('; ')}`);
 
   await lightning.flush({ timeoutMs: 20_000 });
   const stats = lightning.stats();
