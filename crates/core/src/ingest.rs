@@ -44,6 +44,7 @@ type Validation = Result<(), ValidationError>;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NewTrajectory {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub agent_id: String,
     #[serde(default)]
     pub task_type: Option<String>,
@@ -70,9 +71,11 @@ pub struct NewTrajectory {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NewStep {
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10_000_000))]
     pub step_number: i64,
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub tool_name: String,
     #[serde(default)]
     pub tool_input: Option<Value>,

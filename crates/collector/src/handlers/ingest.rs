@@ -35,7 +35,7 @@ pub async fn start(
 
 /// Add steps in one transaction; re-sent steps merge by `(trajectoryId, stepNumber)`.
 #[utoipa::path(post, path = "/api/trajectories/{id}/steps/batch", tag = "ingest",
-    params(("id" = String, Path, description = "Trajectory id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Trajectory id")),
     request_body = StepBatch,
     responses(
         (status = 200, body = SuccessResponse),
@@ -64,7 +64,7 @@ pub async fn steps_batch(
 
 /// Record the outcome; repeating it overwrites the fields the newer call carries.
 #[utoipa::path(post, path = "/api/trajectories/{id}/complete", tag = "ingest",
-    params(("id" = String, Path, description = "Trajectory id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Trajectory id")),
     request_body = Completion,
     responses(
         (status = 200, body = SuccessResponse),

@@ -95,7 +95,7 @@ pub async fn list(
 
 /// One trajectory with its outcome and its steps in order.
 #[utoipa::path(get, path = "/api/trajectories/{id}", tag = "read",
-    params(("id" = String, Path, description = "Trajectory id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Trajectory id")),
     responses((status = 200, body = TrajectoryWithSteps), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
@@ -120,7 +120,7 @@ pub struct StepParams {
 
 /// Steps after a step number, for live tailing.
 #[utoipa::path(get, path = "/api/trajectories/{id}/steps", tag = "read",
-    params(("id" = String, Path, description = "Trajectory id (UUID)"), StepParams),
+    params(("id" = uuid::Uuid, Path, description = "Trajectory id"), StepParams),
     responses((status = 200, body = StepsResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn steps(
@@ -143,7 +143,7 @@ pub async fn steps(
 
 /// Delete a trajectory and its steps.
 #[utoipa::path(delete, path = "/api/trajectories/{id}", tag = "read",
-    params(("id" = String, Path, description = "Trajectory id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Trajectory id")),
     responses((status = 200, body = SuccessResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete(
