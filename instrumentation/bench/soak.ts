@@ -7,7 +7,8 @@
  *   npm run soak
  *   SOAK_SECONDS=180 SOAK_RATE=1000 SOAK_SESSIONS=16 SOAK_SAMPLE_SECONDS=5 SOAK_STEPS_PER_TRAJECTORY=200
  *   LIGHTNING_BIN=../target/release/lightning   (default: ../target/debug/lightning)
- *   SOAK_DATABASE_URL=postgres://…               (default: SQLite in a temp dir)
+ *   SOAK_BACKEND=postgres                        (a throwaway database on 127.0.0.1:5432, dropped at the end)
+ *   SOAK_DATABASE_URL=postgres://…               (an existing database; default: SQLite in a temp dir)
  *
  * Loopback only; bounded in time (SOAK_SECONDS, at most 3600) and count (rate × time).
  */
@@ -15,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { instrument } from '../src/index.js';
 import { Collector, collectorBinary } from '../test/helpers/collector.js';
 import { SessionSim } from '../test/helpers/sim.js';
+import { ThrowawayDb } from '../test/helpers/faults.js';
 
 const num = (name: string, dflt: number, max: number): number => {
   const v = Number(process.env[name] ?? dflt);
@@ -37,13 +39,15 @@ function rssKiB(pid: number): number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number) => (kib / 1024).toFixed(1);
 
-const collector = new Collector(undefined, process.env.SOAK_DATABASE_URL ? { databaseUrl: process.env.SOAK_DATABASE_URL } : {});
+const throwaway = process.env.SOAK_BACKEND === 'postgres' && !process.env.SOAK_DATABASE_URL ? new ThrowawayDb().create() : null;
+const databaseUrl = process.env.SOAK_DATABASE_URL ?? throwaway?.url();
+const collector = new Collector(undefined, databaseUrl ? { databaseUrl } : {});
 let exitCode = 0;
 try {
   await collector.start();
   const pid = collector.pid;
   console.log(
-    `soak: ${collectorBinary()} pid ${pid} (${process.env.SOAK_DATABASE_URL ? 'PostgreSQL' : 'SQLite'}), ${SECONDS} s, ` +
+    `soak: ${collectorBinary()} pid ${pid} (${databaseUrl ? 'PostgreSQL' : 'SQLite'}), ${SECONDS} s, ` +
       `${RATE} tool calls/s over ${SESSIONS} concurrent sessions, ${PER_TRAJECTORY} steps per trajectory, RSS every ${SAMPLE_MS / 1000} s`,
   );
   const agentId = `soak-${Date.now().toString(36)}`;
@@ -148,5 +152,6 @@ try {
   await lightning.shutdown({ timeoutMs: 5000 });
 } finally {
   await collector.dispose();
+  throwaway?.drop();
 }
 process.exit(exitCode);
