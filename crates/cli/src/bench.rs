@@ -17,7 +17,12 @@ use serde_json::{json, Value};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Backends to measure.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,postgres")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqlite,postgres"
+    )]
     backend: Vec<BenchBackend>,
 
     /// Concurrent clients, one measurement per value.
@@ -76,8 +81,14 @@ struct Measurement {
 const BATCHES_PER_TRAJECTORY: usize = 100;
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.seconds > 0.0 && args.batch > 0, "--seconds and --batch must be positive");
-    anyhow::ensure!(args.concurrency.iter().all(|&c| c > 0), "--concurrency values must be positive");
+    anyhow::ensure!(
+        args.seconds > 0.0 && args.batch > 0,
+        "--seconds and --batch must be positive"
+    );
+    anyhow::ensure!(
+        args.concurrency.iter().all(|&c| c > 0),
+        "--concurrency values must be positive"
+    );
     let runs = args.backend.len() * args.concurrency.len() * 2;
     let progress = ProgressBar::new(runs as u64).with_style(
         ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
@@ -97,7 +108,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     BenchBackend::Sqlite => TestStore::sqlite().await,
                     BenchBackend::Postgres => TestStore::postgres_at(&args.postgres_url).await,
                 };
-                results.push(measure(&args, backend, path, concurrency, store.store.clone()).await?);
+                results
+                    .push(measure(&args, backend, path, concurrency, store.store.clone()).await?);
                 progress.inc(1);
             }
         }
@@ -183,7 +195,11 @@ impl HttpTarget {
                 })
                 .await;
         });
-        Ok(Self { base: format!("http://{addr}"), client: reqwest::Client::new(), _shutdown: tx })
+        Ok(Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            _shutdown: tx,
+        })
     }
 
     async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
@@ -208,7 +224,9 @@ fn steps(first: i64, count: usize, bytes: usize) -> Vec<NewStep> {
             step_number: first + i,
             timestamp: Some(lightning_core::time::now()),
             tool_name: "Bash".into(),
-            tool_input: Some(json!({"command": format!("cargo test --package p{i}"), "timeout": 120000})),
+            tool_input: Some(
+                json!({"command": format!("cargo test --package p{i}"), "timeout": 120000}),
+            ),
             tool_output: Some(json!(output)),
             duration_ms: Some(15),
             tool_use_id: Some(format!("toolu_{first}_{i}")),
@@ -219,10 +237,16 @@ fn steps(first: i64, count: usize, bytes: usize) -> Vec<NewStep> {
 
 impl Target {
     async fn start_trajectory(&self) -> anyhow::Result<uuid::Uuid> {
-        let t = NewTrajectory { agent_id: "bench".into(), task_type: Some("bench".into()), ..Default::default() };
+        let t = NewTrajectory {
+            agent_id: "bench".into(),
+            task_type: Some("bench".into()),
+            ..Default::default()
+        };
         Ok(match self {
             Target::Direct(store) => store.start_trajectory(&t).await?,
-            Target::Http(http) => http.post("/api/trajectories/start", &serde_json::to_value(&t)?).await?["trajectoryId"]
+            Target::Http(http) => http
+                .post("/api/trajectories/start", &serde_json::to_value(&t)?)
+                .await?["trajectoryId"]
                 .as_str()
                 .ok_or_else(|| anyhow::anyhow!("start returned no trajectoryId"))?
                 .parse()?,
@@ -230,7 +254,12 @@ impl Target {
     }
 
     /// Sends batches until the deadline; returns each batch's latency.
-    async fn drive(&self, deadline: Instant, batch: usize, bytes: usize) -> anyhow::Result<Vec<Duration>> {
+    async fn drive(
+        &self,
+        deadline: Instant,
+        batch: usize,
+        bytes: usize,
+    ) -> anyhow::Result<Vec<Duration>> {
         let mut latencies = Vec::new();
         let mut trajectory = self.start_trajectory().await?;
         let mut sent = 0usize;
@@ -244,8 +273,11 @@ impl Target {
             match self {
                 Target::Direct(store) => store.append_steps(trajectory, &batch_steps).await?,
                 Target::Http(http) => {
-                    http.post(&format!("/api/trajectories/{trajectory}/steps/batch"), &json!({"steps": batch_steps}))
-                        .await?;
+                    http.post(
+                        &format!("/api/trajectories/{trajectory}/steps/batch"),
+                        &json!({"steps": batch_steps}),
+                    )
+                    .await?;
                 }
             }
             latencies.push(began.elapsed());
@@ -262,7 +294,15 @@ fn print_table(args: &BenchArgs, results: &[Measurement]) {
     );
     println!(
         "{:<9} {:>5} {:>14} {:>9} {:>9} {:>14} {:>9} {:>9} {:>8}",
-        "backend", "conc", "http steps/s", "p50 ms", "p99 ms", "direct steps/s", "p50 ms", "p99 ms", "ratio"
+        "backend",
+        "conc",
+        "http steps/s",
+        "p50 ms",
+        "p99 ms",
+        "direct steps/s",
+        "p50 ms",
+        "p99 ms",
+        "ratio"
     );
     for pair in results.chunks(2) {
         let (direct, http) = (&pair[0], &pair[1]);

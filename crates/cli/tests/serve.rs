@@ -22,10 +22,19 @@ impl Serve {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Serve {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve").args(["--port", "0"]).args(args);
-        for var in ["API_KEY", "DATABASE_URL", "PORT", "HOST", "LIGHTNING_DATA_DIR", "RUST_LOG"] {
+        for var in [
+            "API_KEY",
+            "DATABASE_URL",
+            "PORT",
+            "HOST",
+            "LIGHTNING_DATA_DIR",
+            "RUST_LOG",
+        ] {
             cmd.env_remove(var);
         }
-        cmd.envs(envs.iter().copied()).stderr(Stdio::piped()).stdout(Stdio::piped());
+        cmd.envs(envs.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn lightning");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -41,9 +50,9 @@ impl Serve {
                 log.push('\n');
             }
         });
-        let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("collector did not start:\n{}", log.lock().unwrap())
-        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("collector did not start:\n{}", log.lock().unwrap()));
         Serve { child, base, log }
     }
 
@@ -61,7 +70,9 @@ impl Drop for Serve {
 
 fn call(method: &str, url: &str, key: &str, body: Option<&Value>) -> (u16, Value) {
     let client = reqwest::blocking::Client::new();
-    let mut req = client.request(method.parse().unwrap(), url).bearer_auth(key);
+    let mut req = client
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(key);
     if let Some(body) = body {
         req = req.json(body);
     }
@@ -72,12 +83,29 @@ fn call(method: &str, url: &str, key: &str, body: Option<&Value>) -> (u16, Value
 
 #[test]
 fn help_documents_every_setting_and_its_env_var() {
-    let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for item in [
-        "--database-url", "DATABASE_URL", "--data-dir", "LIGHTNING_DATA_DIR", "--host", "HOST", "--port",
-        "PORT", "--api-key", "API_KEY", "--body-limit", "LIGHTNING_BODY_LIMIT", "--dashboard-dir",
-        "LIGHTNING_DASHBOARD_DIR", "[default: 4000]", "[default: 127.0.0.1]", "[default: 10485760]",
+        "--database-url",
+        "DATABASE_URL",
+        "--data-dir",
+        "LIGHTNING_DATA_DIR",
+        "--host",
+        "HOST",
+        "--port",
+        "PORT",
+        "--api-key",
+        "API_KEY",
+        "--body-limit",
+        "LIGHTNING_BODY_LIMIT",
+        "--dashboard-dir",
+        "LIGHTNING_DASHBOARD_DIR",
+        "[default: 4000]",
+        "[default: 127.0.0.1]",
+        "[default: 10485760]",
     ] {
         assert!(help.contains(item), "serve --help lacks {item}:\n{help}");
     }
@@ -92,17 +120,34 @@ fn generates_a_key_once_logs_requests_and_never_logs_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let serve = Serve::start(&["--data-dir", data], &[]);
-    let key = std::fs::read_to_string(dir.path().join("api_key")).unwrap().trim().to_string();
+    let key = std::fs::read_to_string(dir.path().join("api_key"))
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(key.starts_with("lk_"));
-    let (status, body) = call("POST", &format!("{}/api/trajectories/start", serve.base), &key, Some(&json!({"agentId": "a"})));
+    let (status, body) = call(
+        "POST",
+        &format!("{}/api/trajectories/start", serve.base),
+        &key,
+        Some(&json!({"agentId": "a"})),
+    );
     assert_eq!(status, 200, "{body}");
     let (status, _) = call("GET", &format!("{}/api/agents", serve.base), "wrong", None);
     assert_eq!(status, 401);
     std::thread::sleep(Duration::from_millis(200));
     let first_log = serve.log();
-    assert!(first_log.contains(&key), "a generated key is printed once, on generation");
-    assert!(first_log.contains("POST /api/trajectories/start - 200 OK ("), "{first_log}");
-    assert!(first_log.contains("GET /api/agents - 401 Unauthorized ("), "{first_log}");
+    assert!(
+        first_log.contains(&key),
+        "a generated key is printed once, on generation"
+    );
+    assert!(
+        first_log.contains("POST /api/trajectories/start - 200 OK ("),
+        "{first_log}"
+    );
+    assert!(
+        first_log.contains("GET /api/agents - 401 Unauthorized ("),
+        "{first_log}"
+    );
     drop(serve);
 
     // Second start: the same key from the data dir, and it is not printed again.
@@ -111,7 +156,10 @@ fn generates_a_key_once_logs_requests_and_never_logs_the_key() {
     assert_eq!(status, 200);
     std::thread::sleep(Duration::from_millis(200));
     let log = serve.log();
-    assert!(!log.contains(&key), "the key must not be logged on later starts:\n{log}");
+    assert!(
+        !log.contains(&key),
+        "the key must not be logged on later starts:\n{log}"
+    );
     assert!(log.contains("API key: read from"));
 }
 
@@ -120,20 +168,54 @@ fn configured_key_and_database_password_never_appear_in_logs() {
     let dir = tempfile::tempdir().unwrap();
     // An unreachable PostgreSQL with a password: start-up fails with a redacted URL.
     let out = Command::new(BIN)
-        .args(["serve", "--port", "0", "--db-connect-timeout", "1", "--data-dir", dir.path().to_str().unwrap()])
-        .env("DATABASE_URL", "postgres://user:hunter2-secret@127.0.0.1:1/db")
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--db-connect-timeout",
+            "1",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env(
+            "DATABASE_URL",
+            "postgres://user:hunter2-secret@127.0.0.1:1/db",
+        )
         .env("API_KEY", "configured-key-xyz")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("postgres://user:***@127.0.0.1:1/db"), "{text}");
-    assert!(!text.contains("hunter2-secret") && !text.contains("configured-key-xyz"), "{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("postgres://user:***@127.0.0.1:1/db"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter2-secret") && !text.contains("configured-key-xyz"),
+        "{text}"
+    );
 
-    let serve = Serve::start(&["--data-dir", dir.path().to_str().unwrap()], &[("API_KEY", "configured-key-xyz")]);
-    let (status, _) = call("GET", &format!("{}/api/agents", serve.base), "configured-key-xyz", None);
+    let serve = Serve::start(
+        &["--data-dir", dir.path().to_str().unwrap()],
+        &[("API_KEY", "configured-key-xyz")],
+    );
+    let (status, _) = call(
+        "GET",
+        &format!("{}/api/agents", serve.base),
+        "configured-key-xyz",
+        None,
+    );
     assert_eq!(status, 200);
-    let (status, body) = call("GET", &format!("{}/api/agents", serve.base), "configured-key-xyy", None);
+    let (status, body) = call(
+        "GET",
+        &format!("{}/api/agents", serve.base),
+        "configured-key-xyy",
+        None,
+    );
     assert_eq!((status, body), (401, json!({"error": "Unauthorized"})));
     std::thread::sleep(Duration::from_millis(200));
     assert!(!serve.log().contains("configured-key"), "{}", serve.log());
@@ -145,21 +227,34 @@ fn a_killed_collector_loses_nothing_it_acknowledged() {
     let data = dir.path().to_str().unwrap();
     let args = ["--data-dir", data, "--api-key", "k"];
     let serve = Serve::start(&args, &[]);
-    let (_, body) = call("POST", &format!("{}/api/trajectories/start", serve.base), "k", Some(&json!({"agentId": "crash"})));
+    let (_, body) = call(
+        "POST",
+        &format!("{}/api/trajectories/start", serve.base),
+        "k",
+        Some(&json!({"agentId": "crash"})),
+    );
     let id = body["trajectoryId"].as_str().unwrap().to_string();
     // Writers keep sending while the process is SIGKILLed; every 200 must survive.
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let (base, acks) = (serve.base.clone(), acknowledged.clone());
     let id2 = id.clone();
     let writer = std::thread::spawn(move || {
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         for n in 0.. {
             if Instant::now() > deadline {
                 break;
             }
             let body = json!({"steps": [{"stepNumber": n, "toolName": "Write", "toolOutput": "x".repeat(2000)}]});
-            match client.post(format!("{base}/api/trajectories/{id2}/steps/batch")).bearer_auth("k").json(&body).send() {
+            match client
+                .post(format!("{base}/api/trajectories/{id2}/steps/batch"))
+                .bearer_auth("k")
+                .json(&body)
+                .send()
+            {
                 Ok(r) if r.status().is_success() => acks.lock().unwrap().push(n),
                 Ok(_) => {}
                 Err(_) => break, // the collector is gone
@@ -173,14 +268,31 @@ fn a_killed_collector_loses_nothing_it_acknowledged() {
     writer.join().unwrap();
     drop(serve);
     let acked = acknowledged.lock().unwrap().clone();
-    assert!(acked.len() > 10, "the writer got going before the kill ({} acks)", acked.len());
+    assert!(
+        acked.len() > 10,
+        "the writer got going before the kill ({} acks)",
+        acked.len()
+    );
 
     let serve = Serve::start(&args, &[]);
-    let (status, t) = call("GET", &format!("{}/api/trajectories/{id}", serve.base), "k", None);
+    let (status, t) = call(
+        "GET",
+        &format!("{}/api/trajectories/{id}", serve.base),
+        "k",
+        None,
+    );
     assert_eq!(status, 200);
-    let stored: Vec<i64> = t["steps"].as_array().unwrap().iter().map(|s| s["stepNumber"].as_i64().unwrap()).collect();
+    let stored: Vec<i64> = t["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stepNumber"].as_i64().unwrap())
+        .collect();
     for n in &acked {
-        assert!(stored.contains(n), "step {n} was acknowledged but lost after SIGKILL");
+        assert!(
+            stored.contains(n),
+            "step {n} was acknowledged but lost after SIGKILL"
+        );
     }
     assert_eq!(t["stepCount"].as_i64().unwrap() as usize, stored.len());
 }

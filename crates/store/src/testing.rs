@@ -97,7 +97,10 @@ impl TestStore {
             .schema
             .as_deref()
             .expect("reconnect_postgres needs a PostgreSQL TestStore");
-        let url = self.admin_url.clone().expect("PostgreSQL TestStore knows its URL");
+        let url = self
+            .admin_url
+            .clone()
+            .expect("PostgreSQL TestStore knows its URL");
         let mut options = PgConnectOptions::from_str(&url)
             .expect("url")
             .options([("search_path", schema)]);
