@@ -5,13 +5,13 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { instrument } from '../../src/index.js';
 import { Collector } from '../helpers/collector.js';
 import { FakeAnthropic } from '../helpers/fake-anthropic.js';
-import { bashTurns, runAgent, sleep } from '../helpers/faults.js';
+import { bashTurns, runAgent, sleep, removeDir } from '../helpers/faults.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -24,8 +24,7 @@ test('collector SIGKILLed and restarted twice mid-run: every step arrives exactl
   cleanups.push(() => collector.dispose());
   const work = mkdtempSync(join(tmpdir(), 'lightning-fault-work-'));
   const home = mkdtempSync(join(tmpdir(), 'lightning-fault-home-'));
-  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
-  cleanups.push(() => rmSync(home, { recursive: true, force: true }));
+  cleanups.push(() => Promise.all([removeDir(work), removeDir(home)]).then(() => undefined));
   const fake = await new FakeAnthropic(bashTurns(STEPS, 'kill')).start();
   fake.latencyMs = 60; // ~35 model turns: the run lasts a few seconds, long enough for two outages
   cleanups.push(() => fake.close());
@@ -80,6 +79,8 @@ test('collector SIGKILLed and restarted twice mid-run: every step arrives exactl
     });
   };
 
+  // on failure, let a kill/restart in progress finish before the collector is disposed
+  cleanups.push(() => outage.catch(() => undefined));
   const run = await runAgent({
     fakeUrl: fake.url,
     home,

@@ -7,14 +7,14 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { instrument } from '../../src/index.js';
 import { Collector } from '../helpers/collector.js';
 import { FakeAnthropic } from '../helpers/fake-anthropic.js';
-import { bashTurns, postgresAvailable, runAgent, sleep, TcpProxy, ThrowawayDb, waitUntil, PG_HOST, PG_PORT } from '../helpers/faults.js';
+import { bashTurns, postgresAvailable, runAgent, sleep, TcpProxy, ThrowawayDb, waitUntil, PG_HOST, PG_PORT, removeDir } from '../helpers/faults.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -39,8 +39,7 @@ test('PostgreSQL unreachable mid-run: 503 + /health down while cut, retries, not
   cleanups.push(() => collector.dispose());
   const work = mkdtempSync(join(tmpdir(), 'lightning-fault-work-'));
   const home = mkdtempSync(join(tmpdir(), 'lightning-fault-home-'));
-  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
-  cleanups.push(() => rmSync(home, { recursive: true, force: true }));
+  cleanups.push(() => Promise.all([removeDir(work), removeDir(home)]).then(() => undefined));
   const fake = await new FakeAnthropic(bashTurns(STEPS, 'pg')).start();
   fake.latencyMs = 60;
   cleanups.push(() => fake.close());
@@ -104,6 +103,10 @@ test('PostgreSQL unreachable mid-run: 503 + /health down while cut, retries, not
     await waitUntil(async () => (await fetch(`${collector.url}/health`)).status === 200, '/health to recover', 30_000, 100);
   };
 
+  // on failure, let a cut/restore in progress finish before the proxy and collector go
+  cleanups.push(async () => {
+    if (outage) await (outage as Promise<void>).catch(() => undefined);
+  });
   const run = await runAgent({
     fakeUrl: fake.url,
     home,

@@ -6,32 +6,42 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Collector, freePort } from '../helpers/collector.js';
 import { FakeAnthropic } from '../helpers/fake-anthropic.js';
-import { bashTurns } from '../helpers/faults.js';
+import { bashTurns, removeDir } from '../helpers/faults.js';
 
 const fixture = resolve(fileURLToPath(new URL('./fixtures/spool-agent.js', import.meta.url)));
 const cleanups: (() => Promise<void> | void)[] = [];
 const children = new Set<import('node:child_process').ChildProcess>();
 after(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const c of children) killGroup(c);
   for (const c of cleanups.reverse()) await c();
 });
+
+/** Kills a child and everything it started (its process group: the SDK's CLI included). */
+function killGroup(c: import('node:child_process').ChildProcess): void {
+  if (c.exitCode !== null || c.signalCode !== null || !c.pid) return;
+  try {
+    process.kill(-c.pid, 'SIGKILL');
+  } catch {
+    c.kill('SIGKILL');
+  }
+}
 
 function runChild(env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; output: string; ms: number }> {
   const t0 = Date.now();
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [fixture], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [fixture], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     children.add(child);
     let output = '';
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      killGroup(child);
       fail(new Error(`child (${env.MODE}) did not exit within ${timeoutMs} ms:\n${output.slice(-3000)}`));
     }, timeoutMs);
     child.on('exit', (code) => {
@@ -45,7 +55,7 @@ function runChild(env: Record<string, string>, timeoutMs: number): Promise<{ cod
 test('collector down for the whole life of the agent process: the next process delivers everything from the spool', { timeout: 120_000 }, async () => {
   const STEPS = 24;
   const root = mkdtempSync(join(tmpdir(), 'lightning-fault-spool-'));
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  cleanups.push(() => removeDir(root));
   const spoolDir = join(root, 'spool');
   const port = await freePort(); // nothing listens here while the agent runs
   const collector = new Collector(join(root, 'data'));

@@ -106,9 +106,36 @@ export class ThrowawayDb {
   private created = false;
 
   create(): this {
+    ThrowawayDb.sweep();
     psql('postgres', `CREATE DATABASE ${this.name}`);
     this.created = true;
     return this;
+  }
+
+  /**
+   * Drops databases this suite left behind when its process was killed before cleaning up
+   * (`lightning_fault_<pid>_…` whose pid is no longer alive on this machine).
+   */
+  static sweep(): void {
+    const names = psql('postgres', `SELECT datname FROM pg_database WHERE datname LIKE 'lightning\\_fault\\_%'`).split('\n').filter(Boolean);
+    for (const name of names) {
+      const m = /^lightning_fault_(\d+)_[a-z0-9]+$/.exec(name);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      let alive = true;
+      try {
+        process.kill(pid, 0);
+      } catch (e) {
+        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+      }
+      if (alive) continue;
+      try {
+        psql('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${name}'`);
+        psql('postgres', `DROP DATABASE IF EXISTS ${name}`);
+      } catch {
+        /* another process is sweeping it */
+      }
+    }
   }
 
   /** URL through `port` (a proxy) or straight to the server. */
@@ -254,4 +281,18 @@ export async function runAgent(args: {
     throw new Error(`query failed: ${String(e)}\nstderr: ${stderr.join('').slice(-3000)}\nmessages: ${JSON.stringify(messages).slice(-2000)}`);
   }
   return { result, messages, pre, post };
+}
+
+/**
+ * Removes a temp dir, again if something re-creates it shortly after (the Claude Code CLI may
+ * still be writing its transcript under HOME while its process exits).
+ */
+export async function removeDir(dir: string, settleMs = 1500): Promise<void> {
+  const { rmSync, existsSync } = await import('node:fs');
+  rmSync(dir, { recursive: true, force: true });
+  const deadline = Date.now() + settleMs;
+  while (Date.now() < deadline) {
+    await sleep(250);
+    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  }
 }
