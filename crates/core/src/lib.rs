@@ -3,10 +3,15 @@
 //! Wire names are camelCase (the seed's contract); the store maps them to snake_case columns.
 
 pub mod ingest;
+pub mod optimization;
 pub mod query;
 pub mod time;
 
 pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};
+pub use optimization::{
+    CandidateStatus, NewPrompt, OptimizationRun, Prompt, PromptCandidate, RunStatus,
+    RunWithCandidates,
+};
 pub use query::{
     AgentStats, AgentSummary, Cursor, Stats, StatsFilter, Status, Step, TimeBucket, TimelinePoint,
     ToolStats, Trajectory, TrajectoryFilter, TrajectoryPage, TrajectoryWithSteps,

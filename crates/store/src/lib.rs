@@ -3,6 +3,8 @@
 
 mod error;
 mod export;
+mod optimization;
+mod optimization_sql;
 pub mod postgres;
 mod sql;
 mod sql_store;
@@ -21,11 +23,12 @@ use uuid::Uuid;
 
 pub use error::{StoreError, StoreResult};
 pub use export::export_stream;
+pub use optimization::OptimizationStore;
 
 /// Storage used by the collector and the optimizer. Implementations keep no state between calls
 /// beyond their connection pools, so any number of collectors can share one database.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OptimizationStore + Send + Sync + 'static {
     /// Which backend this is, for logs and `/health`.
     fn backend(&self) -> Backend;
 

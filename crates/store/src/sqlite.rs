@@ -122,3 +122,4 @@ impl SqliteStore {
 }
 
 crate::sql_store::impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
+crate::optimization::impl_optimization_store!(SqliteStore, Sqlite);

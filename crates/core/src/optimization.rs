@@ -1,0 +1,262 @@
+//! Optimization runs, their prompt candidates, and the versioned prompt registry.
+//!
+//! Wire names are camelCase, as in `docs/api.md` ("Optimization").
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::ValidationError;
+
+/// Longest prompt text accepted by the registry (1 MiB).
+pub const MAX_PROMPT_LEN: usize = 1024 * 1024;
+/// Longest note on a prompt version.
+pub const MAX_NOTE_LEN: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One `lightning optimize` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OptimizationRun {
+    pub id: Uuid,
+    pub agent_id: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The flags the run was started with (beam, rounds, evaluator, model, ...).
+    pub config: Value,
+    pub baseline_score: Option<f64>,
+    pub best_score: Option<f64>,
+    pub best_candidate_id: Option<Uuid>,
+    /// Trajectories in the dataset.
+    pub trajectories: i64,
+    pub llm_calls: i64,
+    pub evaluations: i64,
+    pub error: Option<String>,
+}
+
+impl OptimizationRun {
+    /// A run that has just started.
+    pub fn start(agent_id: impl Into<String>, config: Value, trajectories: i64) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            agent_id: agent_id.into(),
+            status: RunStatus::Running,
+            started_at: crate::time::now(),
+            finished_at: None,
+            config,
+            baseline_score: None,
+            best_score: None,
+            best_candidate_id: None,
+            trajectories,
+            llm_calls: 0,
+            evaluations: 0,
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CandidateStatus {
+    /// The starting prompt.
+    Seed,
+    /// Stopped early: failed the minibatch gate or was halved away.
+    Pruned,
+    /// Scored on the whole validation set but not kept in the beam.
+    Evaluated,
+    /// In the beam after its last round.
+    Kept,
+    /// The run's best prompt.
+    Best,
+}
+
+impl CandidateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CandidateStatus::Seed => "seed",
+            CandidateStatus::Pruned => "pruned",
+            CandidateStatus::Evaluated => "evaluated",
+            CandidateStatus::Kept => "kept",
+            CandidateStatus::Best => "best",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "seed" => CandidateStatus::Seed,
+            "pruned" => CandidateStatus::Pruned,
+            "evaluated" => CandidateStatus::Evaluated,
+            "kept" => CandidateStatus::Kept,
+            "best" => CandidateStatus::Best,
+            _ => return None,
+        })
+    }
+}
+
+/// A prompt proposed during a run, with its lineage and scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptCandidate {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    /// `None` for the seed.
+    pub parent_id: Option<Uuid>,
+    pub round: i64,
+    pub prompt: String,
+    /// The textual gradient this candidate was edited from.
+    pub critique: Option<String>,
+    pub minibatch_score: Option<f64>,
+    pub validation_score: Option<f64>,
+    pub evaluations: i64,
+    pub status: CandidateStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunWithCandidates {
+    #[serde(flatten)]
+    pub run: OptimizationRun,
+    pub candidates: Vec<PromptCandidate>,
+}
+
+/// A version in the prompt registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Prompt {
+    pub agent_id: String,
+    /// 1, 2, 3, ... per agent.
+    pub version: i64,
+    pub text: String,
+    pub source_run_id: Option<Uuid>,
+    pub note: Option<String>,
+    /// At most one version per agent is promoted.
+    pub promoted: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/agents/{agentId}/prompts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPrompt {
+    pub text: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub source_run_id: Option<Uuid>,
+    #[serde(default)]
+    pub promote: bool,
+}
+
+impl NewPrompt {
+    /// Rejects empty or oversized text; strips NUL characters (PostgreSQL text cannot hold them).
+    pub fn validate(&mut self) -> Result<(), ValidationError> {
+        self.text.retain(|c| c != '\0');
+        if self.text.trim().is_empty() {
+            return Err(ValidationError::new("text", "must not be empty"));
+        }
+        if self.text.len() > MAX_PROMPT_LEN {
+            return Err(ValidationError::new(
+                "text",
+                format!("must be at most {MAX_PROMPT_LEN} bytes"),
+            ));
+        }
+        if let Some(note) = &mut self.note {
+            note.retain(|c| c != '\0');
+            if note.len() > MAX_NOTE_LEN {
+                return Err(ValidationError::new(
+                    "note",
+                    format!("must be at most {MAX_NOTE_LEN} bytes"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Agent ids in paths and prompt registrations: non-empty, at most 256 bytes, no NUL.
+pub fn validate_agent_id(agent_id: &str) -> Result<(), ValidationError> {
+    if agent_id.trim().is_empty() {
+        return Err(ValidationError::new("agentId", "must not be empty"));
+    }
+    if agent_id.len() > crate::ingest::limits::MAX_NAME_LEN || agent_id.contains('\0') {
+        return Err(ValidationError::new(
+            "agentId",
+            format!(
+                "must be at most {} bytes without NUL characters",
+                crate::ingest::limits::MAX_NAME_LEN
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in [RunStatus::Running, RunStatus::Completed, RunStatus::Failed] {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        for s in [
+            CandidateStatus::Seed,
+            CandidateStatus::Pruned,
+            CandidateStatus::Evaluated,
+            CandidateStatus::Kept,
+            CandidateStatus::Best,
+        ] {
+            assert_eq!(CandidateStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                Value::String(s.as_str().into())
+            );
+        }
+    }
+
+    #[test]
+    fn new_prompt_validation() {
+        let mut p = NewPrompt {
+            text: "  ".into(),
+            ..Default::default()
+        };
+        assert_eq!(p.validate().unwrap_err().field, "text");
+        let mut p = NewPrompt {
+            text: "a\0b".into(),
+            ..Default::default()
+        };
+        p.validate().unwrap();
+        assert_eq!(p.text, "ab");
+        assert!(validate_agent_id("").is_err());
+        assert!(validate_agent_id("agent-1").is_ok());
+    }
+}

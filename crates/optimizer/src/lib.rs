@@ -1,0 +1,1 @@
+//! Prompt optimization over stored trajectories (work in progress).

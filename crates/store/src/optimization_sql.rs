@@ -1,0 +1,345 @@
+//! SQL of the optimization tables (`optimization_runs`, `prompt_candidates`, `prompts`), shared by
+//! both backends through [`Dialect`]. Every value is a bound parameter.
+
+use chrono::{DateTime, Utc};
+use lightning_core::{CandidateStatus, OptimizationRun, Prompt, PromptCandidate, RunStatus};
+use sqlx::{ColumnIndex, QueryBuilder};
+use uuid::Uuid;
+
+use crate::{
+    sql::{Dialect, TypedRow},
+    StoreError, StoreResult,
+};
+
+/// Nullable uuid columns are read as text so both backends decode them the same way.
+const RUN_COLUMNS: &str = "id, agent_id, status, started_at, finished_at, config, baseline_score, \
+    best_score, CAST(best_candidate_id AS TEXT), trajectories, llm_calls, evaluations, error";
+
+const CANDIDATE_COLUMNS: &str = "id, run_id, CAST(parent_id AS TEXT), round, prompt, critique, \
+    minibatch_score, validation_score, evaluations, status, created_at";
+
+const PROMPT_COLUMNS: &str =
+    "agent_id, version, text, CAST(source_run_id AS TEXT), note, promoted, created_at";
+
+/// Candidates per INSERT: 11 binds each.
+pub(crate) const CANDIDATE_CHUNK: usize = 500;
+
+fn bind_opt_id<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, id: Option<Uuid>) {
+    match id {
+        Some(id) => DB::bind_id(qb, id),
+        None => {
+            qb.push("NULL");
+        }
+    }
+}
+
+fn bind_opt_ts<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, ts: Option<DateTime<Utc>>) {
+    match ts {
+        Some(ts) => DB::bind_ts(qb, ts),
+        None => {
+            qb.push("NULL");
+        }
+    }
+}
+
+pub(crate) fn insert_run<'a, DB: Dialect>(run: &OptimizationRun) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO optimization_runs (id, agent_id, status, started_at, finished_at, config, \
+         baseline_score, best_score, best_candidate_id, trajectories, llm_calls, evaluations, \
+         error) VALUES (",
+    );
+    DB::bind_id(&mut qb, run.id);
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(run.agent_id.clone()));
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(run.status.as_str().to_string()));
+    qb.push(", ");
+    DB::bind_ts(&mut qb, run.started_at);
+    qb.push(", ");
+    bind_opt_ts(&mut qb, run.finished_at);
+    qb.push(", ");
+    DB::bind_json(&mut qb, Some(&run.config));
+    qb.push(", ");
+    DB::bind_float(&mut qb, run.baseline_score);
+    qb.push(", ");
+    DB::bind_float(&mut qb, run.best_score);
+    qb.push(", ");
+    bind_opt_id(&mut qb, run.best_candidate_id);
+    for value in [run.trajectories, run.llm_calls, run.evaluations] {
+        qb.push(", ");
+        DB::bind_int(&mut qb, Some(value));
+    }
+    qb.push(", ");
+    DB::bind_text(&mut qb, run.error.clone());
+    qb.push(")");
+    qb
+}
+
+/// Overwrites everything but the identity and the start.
+pub(crate) fn update_run<'a, DB: Dialect>(run: &OptimizationRun) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("UPDATE optimization_runs SET status = ");
+    DB::bind_text(&mut qb, Some(run.status.as_str().to_string()));
+    qb.push(", finished_at = ");
+    bind_opt_ts(&mut qb, run.finished_at);
+    qb.push(", config = ");
+    DB::bind_json(&mut qb, Some(&run.config));
+    qb.push(", baseline_score = ");
+    DB::bind_float(&mut qb, run.baseline_score);
+    qb.push(", best_score = ");
+    DB::bind_float(&mut qb, run.best_score);
+    qb.push(", best_candidate_id = ");
+    bind_opt_id(&mut qb, run.best_candidate_id);
+    for (column, value) in [
+        ("trajectories", run.trajectories),
+        ("llm_calls", run.llm_calls),
+        ("evaluations", run.evaluations),
+    ] {
+        qb.push(format_args!(", {column} = "));
+        DB::bind_int(&mut qb, Some(value));
+    }
+    qb.push(", error = ");
+    DB::bind_text(&mut qb, run.error.clone());
+    qb.push(" WHERE id = ");
+    DB::bind_id(&mut qb, run.id);
+    qb
+}
+
+pub(crate) fn select_run<'a, DB: Dialect>(id: Uuid) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {RUN_COLUMNS} FROM optimization_runs WHERE id = "
+    ));
+    DB::bind_id(&mut qb, id);
+    qb
+}
+
+pub(crate) fn list_runs<'a, DB: Dialect>(
+    agent_id: Option<&str>,
+    limit: i64,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {RUN_COLUMNS} FROM optimization_runs WHERE 1 = 1"
+    ));
+    if let Some(agent) = agent_id {
+        qb.push(" AND agent_id = ");
+        DB::bind_text(&mut qb, Some(agent.to_string()));
+    }
+    qb.push(" ORDER BY started_at DESC, id DESC LIMIT ");
+    DB::bind_int(&mut qb, Some(limit));
+    qb
+}
+
+/// One multi-row upsert: a candidate's scores and status change as the run goes on.
+pub(crate) fn upsert_candidates<'a, DB: Dialect>(
+    candidates: &[PromptCandidate],
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO prompt_candidates (id, run_id, parent_id, round, prompt, critique, \
+         minibatch_score, validation_score, evaluations, status, created_at) VALUES ",
+    );
+    for (i, c) in candidates.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        qb.push("(");
+        DB::bind_id(&mut qb, c.id);
+        qb.push(", ");
+        DB::bind_id(&mut qb, c.run_id);
+        qb.push(", ");
+        bind_opt_id(&mut qb, c.parent_id);
+        qb.push(", ");
+        DB::bind_int(&mut qb, Some(c.round));
+        qb.push(", ");
+        DB::bind_text(&mut qb, Some(c.prompt.clone()));
+        qb.push(", ");
+        DB::bind_text(&mut qb, c.critique.clone());
+        qb.push(", ");
+        DB::bind_float(&mut qb, c.minibatch_score);
+        qb.push(", ");
+        DB::bind_float(&mut qb, c.validation_score);
+        qb.push(", ");
+        DB::bind_int(&mut qb, Some(c.evaluations));
+        qb.push(", ");
+        DB::bind_text(&mut qb, Some(c.status.as_str().to_string()));
+        qb.push(", ");
+        DB::bind_ts(&mut qb, c.created_at);
+        qb.push(")");
+    }
+    qb.push(
+        " ON CONFLICT (id) DO UPDATE SET \
+         critique = excluded.critique, \
+         minibatch_score = excluded.minibatch_score, \
+         validation_score = excluded.validation_score, \
+         evaluations = excluded.evaluations, \
+         status = excluded.status",
+    );
+    qb
+}
+
+pub(crate) fn list_candidates<'a, DB: Dialect>(run_id: Uuid) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM prompt_candidates WHERE run_id = "
+    ));
+    DB::bind_id(&mut qb, run_id);
+    qb.push(" ORDER BY round, created_at, id");
+    qb
+}
+
+pub(crate) fn next_prompt_version<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "SELECT CAST(COALESCE(MAX(version), 0) + 1 AS BIGINT) FROM prompts WHERE agent_id = ",
+    );
+    DB::bind_text(&mut qb, Some(agent_id.to_string()));
+    qb
+}
+
+pub(crate) fn insert_prompt<'a, DB: Dialect>(p: &Prompt) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO prompts (agent_id, version, text, source_run_id, note, promoted, created_at) \
+         VALUES (",
+    );
+    DB::bind_text(&mut qb, Some(p.agent_id.clone()));
+    qb.push(", ");
+    DB::bind_int(&mut qb, Some(p.version));
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(p.text.clone()));
+    qb.push(", ");
+    bind_opt_id(&mut qb, p.source_run_id);
+    qb.push(", ");
+    DB::bind_text(&mut qb, p.note.clone());
+    qb.push(", ");
+    DB::bind_bool(&mut qb, Some(p.promoted));
+    qb.push(", ");
+    DB::bind_ts(&mut qb, p.created_at);
+    qb.push(")");
+    qb
+}
+
+/// Clears the promoted flag of every version of the agent except `keep`.
+pub(crate) fn demote_others<'a, DB: Dialect>(
+    agent_id: &str,
+    keep: Option<i64>,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("UPDATE prompts SET promoted = ");
+    DB::bind_bool(&mut qb, Some(false));
+    qb.push(" WHERE agent_id = ");
+    DB::bind_text(&mut qb, Some(agent_id.to_string()));
+    qb.push(" AND promoted = ");
+    DB::bind_bool(&mut qb, Some(true));
+    if let Some(version) = keep {
+        qb.push(" AND version <> ");
+        DB::bind_int(&mut qb, Some(version));
+    }
+    qb
+}
+
+pub(crate) fn promote<'a, DB: Dialect>(agent_id: &str, version: i64) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("UPDATE prompts SET promoted = ");
+    DB::bind_bool(&mut qb, Some(true));
+    qb.push(" WHERE agent_id = ");
+    DB::bind_text(&mut qb, Some(agent_id.to_string()));
+    qb.push(" AND version = ");
+    DB::bind_int(&mut qb, Some(version));
+    qb
+}
+
+pub(crate) fn select_prompt<'a, DB: Dialect>(agent_id: &str, version: i64) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {PROMPT_COLUMNS} FROM prompts WHERE agent_id = "
+    ));
+    DB::bind_text(&mut qb, Some(agent_id.to_string()));
+    qb.push(" AND version = ");
+    DB::bind_int(&mut qb, Some(version));
+    qb
+}
+
+pub(crate) fn list_prompts<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {PROMPT_COLUMNS} FROM prompts WHERE agent_id = "
+    ));
+    DB::bind_text(&mut qb, Some(agent_id.to_string()));
+    qb.push(" ORDER BY version DESC");
+    qb
+}
+
+/// The promoted version, else the newest.
+pub(crate) fn latest_prompt<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {PROMPT_COLUMNS} FROM prompts WHERE agent_id = "
+    ));
+    DB::bind_text(&mut qb, Some(agent_id.to_string()));
+    qb.push(" ORDER BY CASE WHEN promoted THEN 0 ELSE 1 END, version DESC LIMIT 1");
+    qb
+}
+
+fn opt_uuid(raw: Option<String>) -> StoreResult<Option<Uuid>> {
+    raw.map(|s| {
+        s.parse()
+            .map_err(|e| StoreError::Corrupt(format!("id {s:?}: {e}")))
+    })
+    .transpose()
+}
+
+pub(crate) fn decode_run<R: TypedRow>(r: &R) -> StoreResult<OptimizationRun>
+where
+    usize: ColumnIndex<R>,
+{
+    let status = r.text(2)?;
+    Ok(OptimizationRun {
+        id: r.id(0)?,
+        agent_id: r.text(1)?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
+        started_at: r.ts(3)?,
+        finished_at: r.opt_ts(4)?,
+        config: r.json(5)?.unwrap_or(serde_json::Value::Null),
+        baseline_score: r.opt_float(6)?,
+        best_score: r.opt_float(7)?,
+        best_candidate_id: opt_uuid(r.opt_text(8)?)?,
+        trajectories: r.int(9)?,
+        llm_calls: r.int(10)?,
+        evaluations: r.int(11)?,
+        error: r.opt_text(12)?,
+    })
+}
+
+pub(crate) fn decode_candidate<R: TypedRow>(r: &R) -> StoreResult<PromptCandidate>
+where
+    usize: ColumnIndex<R>,
+{
+    let status = r.text(9)?;
+    Ok(PromptCandidate {
+        id: r.id(0)?,
+        run_id: r.id(1)?,
+        parent_id: opt_uuid(r.opt_text(2)?)?,
+        round: r.int(3)?,
+        prompt: r.text(4)?,
+        critique: r.opt_text(5)?,
+        minibatch_score: r.opt_float(6)?,
+        validation_score: r.opt_float(7)?,
+        evaluations: r.int(8)?,
+        status: CandidateStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("candidate status {status:?}")))?,
+        created_at: r.ts(10)?,
+    })
+}
+
+pub(crate) fn decode_prompt<R: TypedRow>(r: &R) -> StoreResult<Prompt>
+where
+    usize: ColumnIndex<R>,
+{
+    Ok(Prompt {
+        agent_id: r.text(0)?,
+        version: r.int(1)?,
+        text: r.text(2)?,
+        source_run_id: opt_uuid(r.opt_text(3)?)?,
+        note: r.opt_text(4)?,
+        promoted: r.opt_bool(5)?.unwrap_or(false),
+        created_at: r.ts(6)?,
+    })
+}
+
+/// A write lost a race on a unique index (two registrations picking the same version, or two
+/// promotions at once): the caller retries.
+pub(crate) fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation())
+}

@@ -1,0 +1,335 @@
+//! Conformance of the optimization storage (runs, candidates, prompt registry), each case run
+//! against SQLite and PostgreSQL.
+
+use std::sync::Arc;
+
+use lightning_core::{CandidateStatus, NewPrompt, OptimizationRun, PromptCandidate, RunStatus};
+use lightning_store::{testing::TestStore, Store, StoreError};
+use serde_json::json;
+use uuid::Uuid;
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() {
+                let t = lightning_store::testing::TestStore::new(lightning_store::Backend::Sqlite).await;
+                super::$name(&t).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                let t = lightning_store::testing::TestStore::new(lightning_store::Backend::Postgres).await;
+                super::$name(&t).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    run_round_trips_and_updates,
+    runs_list_newest_first_per_agent,
+    candidates_upsert_keeps_lineage,
+    candidates_need_an_existing_run,
+    prompt_versions_count_up_per_agent,
+    only_one_version_is_promoted,
+    latest_prefers_promoted_then_newest,
+    concurrent_registrations_get_distinct_versions,
+    register_checks_the_source_run,
+);
+
+fn candidate(run: Uuid, parent: Option<Uuid>, round: i64, prompt: &str) -> PromptCandidate {
+    PromptCandidate {
+        id: Uuid::now_v7(),
+        run_id: run,
+        parent_id: parent,
+        round,
+        prompt: prompt.into(),
+        critique: None,
+        minibatch_score: None,
+        validation_score: None,
+        evaluations: 0,
+        status: CandidateStatus::Seed,
+        created_at: lightning_core::time::now(),
+    }
+}
+
+fn new_prompt(text: &str) -> NewPrompt {
+    NewPrompt {
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+async fn run_round_trips_and_updates(t: &TestStore) {
+    let store = &t.store;
+    let mut run = OptimizationRun::start("agent-a", json!({"beam": 4, "model": "m"}), 120);
+    store.create_run(&run).await.unwrap();
+    assert_eq!(store.get_run(run.id).await.unwrap(), run);
+
+    run.status = RunStatus::Completed;
+    run.finished_at = Some(lightning_core::time::now());
+    run.baseline_score = Some(0.25);
+    run.best_score = Some(0.75);
+    run.best_candidate_id = Some(Uuid::now_v7());
+    run.llm_calls = 32;
+    run.evaluations = 301;
+    run.error = Some("budget exhausted".into());
+    store.update_run(&run).await.unwrap();
+    assert_eq!(store.get_run(run.id).await.unwrap(), run);
+
+    let unknown = OptimizationRun::start("x", json!({}), 0);
+    assert!(matches!(
+        store.update_run(&unknown).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.get_run(unknown.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn runs_list_newest_first_per_agent(t: &TestStore) {
+    let store = &t.store;
+    let mut ids = Vec::new();
+    for (i, agent) in ["a", "b", "a", "a"].iter().enumerate() {
+        let mut run = OptimizationRun::start(*agent, json!({}), 10);
+        run.started_at += chrono::Duration::seconds(i as i64);
+        store.create_run(&run).await.unwrap();
+        ids.push(run.id);
+    }
+    let all = store.list_runs(None, 50).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[3], ids[2], ids[1], ids[0]]
+    );
+    let a = store.list_runs(Some("a"), 2).await.unwrap();
+    assert_eq!(
+        a.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[3], ids[2]]
+    );
+    assert!(store
+        .list_runs(Some("nobody"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn candidates_upsert_keeps_lineage(t: &TestStore) {
+    let store = &t.store;
+    let run = OptimizationRun::start("a", json!({}), 10);
+    store.create_run(&run).await.unwrap();
+    let seed = candidate(run.id, None, 0, "You are helpful. {task}");
+    let mut child = candidate(
+        run.id,
+        Some(seed.id),
+        1,
+        "You are helpful and careful. {task}",
+    );
+    child.critique = Some("- mention care".into());
+    child.status = CandidateStatus::Pruned;
+    child.minibatch_score = Some(0.5);
+    child.evaluations = 4;
+    store
+        .save_candidates(&[seed.clone(), child.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_candidates(run.id).await.unwrap(),
+        vec![seed.clone(), child.clone()]
+    );
+
+    // Later the child is scored on validation and kept; the prompt and lineage cannot change.
+    let mut updated = child.clone();
+    updated.validation_score = Some(0.8);
+    updated.evaluations = 34;
+    updated.status = CandidateStatus::Best;
+    let mut tampered = updated.clone();
+    tampered.prompt = "something else".into();
+    tampered.parent_id = None;
+    store.save_candidates(&[tampered]).await.unwrap();
+    let stored = store.list_candidates(run.id).await.unwrap();
+    assert_eq!(stored, vec![seed, updated]);
+    assert!(store
+        .list_candidates(Uuid::now_v7())
+        .await
+        .unwrap()
+        .is_empty());
+    store.save_candidates(&[]).await.unwrap();
+}
+
+async fn candidates_need_an_existing_run(t: &TestStore) {
+    let c = candidate(Uuid::now_v7(), None, 0, "p");
+    assert!(matches!(
+        t.store.save_candidates(&[c]).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn prompt_versions_count_up_per_agent(t: &TestStore) {
+    let store = &t.store;
+    assert!(store.list_prompts("a").await.unwrap().is_empty());
+    let v1 = store
+        .register_prompt("a", &new_prompt("one"))
+        .await
+        .unwrap();
+    let v2 = store
+        .register_prompt(
+            "a",
+            &NewPrompt {
+                text: "two".into(),
+                note: Some("better".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let other = store
+        .register_prompt("b", &new_prompt("b-one"))
+        .await
+        .unwrap();
+    assert_eq!((v1.version, v2.version, other.version), (1, 2, 1));
+    assert!(!v1.promoted && !v2.promoted);
+    assert_eq!(v2.note.as_deref(), Some("better"));
+    let listed = store.list_prompts("a").await.unwrap();
+    assert_eq!(listed, vec![v2.clone(), v1.clone()]);
+    assert_eq!(store.get_prompt("a", 1).await.unwrap(), v1);
+    assert!(matches!(
+        store.get_prompt("a", 3).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn only_one_version_is_promoted(t: &TestStore) {
+    let store = &t.store;
+    for text in ["one", "two", "three"] {
+        store.register_prompt("a", &new_prompt(text)).await.unwrap();
+    }
+    store.register_prompt("b", &new_prompt("b")).await.unwrap();
+    store.promote_prompt("b", 1).await.unwrap();
+    let p = store.promote_prompt("a", 2).await.unwrap();
+    assert!(p.promoted && p.version == 2 && p.text == "two");
+    let p = store.promote_prompt("a", 3).await.unwrap();
+    assert_eq!(p.version, 3);
+    // Promoting the promoted one again is fine.
+    store.promote_prompt("a", 3).await.unwrap();
+    let promoted: Vec<i64> = store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|p| p.promoted)
+        .map(|p| p.version)
+        .collect();
+    assert_eq!(promoted, vec![3]);
+    // Other agents are untouched.
+    assert!(store.get_prompt("b", 1).await.unwrap().promoted);
+    assert!(matches!(
+        store.promote_prompt("a", 9).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A failed promotion leaves the previous one in place.
+    assert!(store.get_prompt("a", 3).await.unwrap().promoted);
+
+    // Registering with promote moves the flag to the new version.
+    let v4 = store
+        .register_prompt(
+            "a",
+            &NewPrompt {
+                text: "four".into(),
+                promote: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(v4.promoted);
+    let promoted: Vec<i64> = store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|p| p.promoted)
+        .map(|p| p.version)
+        .collect();
+    assert_eq!(promoted, vec![4]);
+}
+
+async fn latest_prefers_promoted_then_newest(t: &TestStore) {
+    let store = &t.store;
+    assert_eq!(store.latest_prompt("a").await.unwrap(), None);
+    store
+        .register_prompt("a", &new_prompt("one"))
+        .await
+        .unwrap();
+    store
+        .register_prompt("a", &new_prompt("two"))
+        .await
+        .unwrap();
+    assert_eq!(store.latest_prompt("a").await.unwrap().unwrap().version, 2);
+    store.promote_prompt("a", 1).await.unwrap();
+    let latest = store.latest_prompt("a").await.unwrap().unwrap();
+    assert_eq!((latest.version, latest.promoted), (1, true));
+}
+
+async fn concurrent_registrations_get_distinct_versions(t: &TestStore) {
+    let store: Arc<dyn Store> = t.store.clone();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .register_prompt(
+                        "a",
+                        &NewPrompt {
+                            text: format!("v{i}"),
+                            promote: i % 2 == 0,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.push(task.await.unwrap().unwrap().version);
+    }
+    versions.sort();
+    assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+    let promoted = store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|p| p.promoted)
+        .count();
+    assert_eq!(promoted, 1);
+}
+
+async fn register_checks_the_source_run(t: &TestStore) {
+    let store = &t.store;
+    let missing = NewPrompt {
+        text: "x".into(),
+        source_run_id: Some(Uuid::now_v7()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.register_prompt("a", &missing).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let run = OptimizationRun::start("a", json!({}), 1);
+    store.create_run(&run).await.unwrap();
+    let p = store
+        .register_prompt(
+            "a",
+            &NewPrompt {
+                text: "x".into(),
+                source_run_id: Some(run.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.source_run_id, Some(run.id));
+    assert_eq!(p.version, 1);
+}
