@@ -81,8 +81,15 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     fn pools(&self) -> crate::PoolStatus {
-        let (w, r) = (crate::PoolStatus::of(&self.writer), crate::PoolStatus::of(&self.reader));
-        crate::PoolStatus { size: w.size + r.size, idle: w.idle + r.idle, max: w.max + r.max }
+        let (w, r) = (
+            crate::PoolStatus::of(&self.writer),
+            crate::PoolStatus::of(&self.reader),
+        );
+        crate::PoolStatus {
+            size: w.size + r.size,
+            idle: w.idle + r.idle,
+            max: w.max + r.max,
+        }
     }
 
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
