@@ -1,1 +1,21 @@
-//! Prompt optimization over stored trajectories (work in progress).
+//! Prompt optimization over stored trajectories.
+//!
+//! - [`dataset`]: the latest N completed trajectories as (prompt, actions, outcome) examples,
+//!   split deterministically into train and validation.
+//! - [`analysis`]: failure analysis without any LLM (`lightning analyze`).
+//! - [`apo`]: textual gradients + beam search with a GEPA-style gate and successive halving.
+//! - [`evaluator`]: the offline LLM judge and the `--eval-cmd` rollout evaluator.
+//! - [`llm`]: Anthropic Messages and OpenAI-compatible Chat Completions clients.
+//! - [`run`]: `optimize` end to end, storing the run, its candidates and the new prompt version.
+
+pub mod analysis;
+pub mod apo;
+pub mod dataset;
+mod error;
+pub mod evaluator;
+pub mod llm;
+pub mod report;
+pub mod run;
+pub mod templates;
+
+pub use error::{OptimizerError, Result};

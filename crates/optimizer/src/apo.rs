@@ -1,0 +1,889 @@
+//! APO: textual gradients and beam search (ProTeGi, Agent Lightning v0.x), with a GEPA-style
+//! minibatch gate and successive halving over the validation set.
+//!
+//! Each round, every beam member is the parent of `branch` children (in round 1 the seed fills
+//! all `beam × branch` slots). For each slot:
+//! 1. a minibatch of `minibatch` training examples is drawn, failures first, round-robin over
+//!    failure types (each slot starts at a different type);
+//! 2. the parent is scored on it (the evaluator's feedback is side information);
+//! 3. the LLM writes a critique of the parent from those runs (the "gradient"), then applies it
+//!    as an edited prompt, keeping `{placeholders}`; optional paraphrases add siblings;
+//! 4. the child is scored on the same minibatch and passes the gate only if it beats its parent.
+//!
+//! Children that pass race through successive halving on the validation set (rungs of doubling
+//! size; a child continues while it is in the better half of the race and at least as good as
+//! the beam's weakest member on the same prefix). Survivors are scored on the whole validation
+//! set; the beam becomes the top `beam` of old beam and survivors. With `gate = false` every
+//! child is scored on the whole validation set instead (the baseline the gate is measured
+//! against). Budgets cap LLM calls and evaluations; the search stops cleanly when either runs
+//! out.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use futures::future::join_all;
+use lightning_core::{CandidateStatus, PromptCandidate};
+use rand::{seq::SliceRandom, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::{
+    dataset::Dataset,
+    evaluator::{CandidateRef, Evaluation, Evaluator},
+    llm::{Llm, LlmRequest},
+    templates::{extract_prompt, placeholders, render, Templates},
+    OptimizerError, Result,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApoConfig {
+    pub beam: usize,
+    pub rounds: usize,
+    pub branch: usize,
+    pub minibatch: usize,
+    /// Paraphrases of each edited prompt (Monte-Carlo siblings); 0 = none.
+    pub paraphrases: usize,
+    /// GEPA gate plus successive halving; `false` scores every child on all validation examples.
+    pub gate: bool,
+    /// Cap on optimizer LLM calls (critique, edit, paraphrase). Judge calls count as evaluations.
+    pub max_llm_calls: Option<u64>,
+    pub max_evaluations: Option<u64>,
+    pub seed: u64,
+    /// Evaluations in flight at once.
+    pub concurrency: usize,
+    /// Tool calls shown per run in critiques and judge prompts.
+    pub max_actions: usize,
+}
+
+impl Default for ApoConfig {
+    fn default() -> Self {
+        Self {
+            beam: 4,
+            rounds: 3,
+            branch: 4,
+            minibatch: 4,
+            paraphrases: 0,
+            gate: true,
+            max_llm_calls: None,
+            max_evaluations: None,
+            seed: 0,
+            concurrency: 4,
+            max_actions: 12,
+        }
+    }
+}
+
+impl ApoConfig {
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("--beam", self.beam),
+            ("--rounds", self.rounds),
+            ("--branch", self.branch),
+            ("--minibatch", self.minibatch),
+            ("--concurrency", self.concurrency),
+        ] {
+            if v == 0 {
+                return Err(OptimizerError::Config(format!("{name} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn slots_per_round(&self) -> usize {
+        self.beam * self.branch
+    }
+
+    pub fn children_per_round(&self) -> usize {
+        self.slots_per_round() * (1 + self.paraphrases)
+    }
+}
+
+/// What a search would cost, for `--dry-run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub train: usize,
+    pub validation: usize,
+    pub rounds: usize,
+    pub children_per_round: usize,
+    /// Critique + edit + paraphrase calls (capped by the budget).
+    pub llm_calls: u64,
+    /// Most evaluations with the gate (every child passing and surviving every rung).
+    pub max_evaluations: u64,
+    /// Evaluations when every child is scored on the whole validation set (no gate).
+    pub ungated_evaluations: u64,
+    /// With the judge evaluator each evaluation is an LLM call too.
+    pub evaluations_are_llm_calls: bool,
+}
+
+pub fn plan(config: &ApoConfig, dataset: &Dataset, judge: bool) -> Plan {
+    let slots = config.slots_per_round() as u64;
+    let children = config.children_per_round() as u64;
+    let rounds = config.rounds as u64;
+    let mb = config.minibatch.min(dataset.train.len()) as u64;
+    let val = dataset.validation.len() as u64;
+    let mut llm_calls = rounds * slots * (2 + config.paraphrases as u64);
+    if let Some(cap) = config.max_llm_calls {
+        llm_calls = llm_calls.min(cap);
+    }
+    let parents = rounds * slots * mb;
+    let mut max_evaluations = val + parents + rounds * children * (mb + val);
+    let mut ungated = val + parents + rounds * children * val;
+    if let Some(cap) = config.max_evaluations {
+        max_evaluations = max_evaluations.min(cap);
+        ungated = ungated.min(cap);
+    }
+    Plan {
+        train: dataset.train.len(),
+        validation: dataset.validation.len(),
+        rounds: config.rounds,
+        children_per_round: children as usize,
+        llm_calls,
+        max_evaluations,
+        ungated_evaluations: ungated,
+        evaluations_are_llm_calls: judge,
+    }
+}
+
+/// Hooks for a progress display; every method has a no-op default.
+pub trait Progress: Send + Sync {
+    fn round_started(&self, _round: usize, _rounds: usize, _steps: u64) {}
+    fn step(&self) {}
+    fn round_finished(&self, _round: usize, _best: Option<f64>) {}
+    fn note(&self, _message: &str) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Where candidates go as the search proceeds (the store, in `optimize`).
+#[async_trait::async_trait]
+pub trait CandidateSink: Send + Sync {
+    async fn save(
+        &self,
+        candidates: &[PromptCandidate],
+        llm_calls: u64,
+        evaluations: u64,
+    ) -> Result<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchResult {
+    pub candidates: Vec<PromptCandidate>,
+    pub seed_id: Uuid,
+    pub best_id: Uuid,
+    pub baseline_score: f64,
+    pub best_score: f64,
+    pub llm_calls: u64,
+    pub evaluations: u64,
+    /// Evaluations that failed (crash, timeout, bad output) and scored 0.
+    pub failed_evaluations: u64,
+    /// A few of those failures, for the report.
+    pub evaluation_errors: Vec<String>,
+    /// Branches dropped because an LLM call failed or returned nothing usable.
+    pub skipped_branches: u64,
+    pub rounds_completed: usize,
+    /// Why the search stopped early, if it did.
+    pub stop_reason: Option<String>,
+}
+
+struct Cand {
+    rec: PromptCandidate,
+    prompt_id: usize,
+}
+
+pub struct Search<'a> {
+    pub config: ApoConfig,
+    pub llm: Arc<dyn Llm>,
+    pub evaluator: Arc<dyn Evaluator>,
+    pub templates: Templates,
+    pub dataset: &'a Dataset,
+    /// Failure analysis summary given to every critique.
+    pub analysis: String,
+    pub run_id: Uuid,
+    pub agent_id: String,
+    pub progress: &'a dyn Progress,
+    pub sink: Option<&'a dyn CandidateSink>,
+}
+
+struct State {
+    prompts: Vec<Arc<str>>,
+    prompt_ids: HashMap<Arc<str>, usize>,
+    cache: HashMap<(usize, usize), Evaluation>,
+    /// Candidate id of the first candidate with each prompt (for CandidateRef).
+    owner: HashMap<usize, Uuid>,
+}
+
+struct Shared<'s> {
+    search: &'s Search<'s>,
+    state: Mutex<State>,
+    llm_calls: AtomicU64,
+    llm_reserved: AtomicU64,
+    evaluations: AtomicU64,
+    failed_evaluations: AtomicU64,
+    errors: Mutex<Vec<String>>,
+    exhausted: AtomicBool,
+    eval_permits: Semaphore,
+}
+
+#[derive(Debug)]
+struct BudgetExhausted(&'static str);
+
+impl<'s> Shared<'s> {
+    fn prompt(&self, id: usize) -> Arc<str> {
+        self.state.lock().expect("state").prompts[id].clone()
+    }
+
+    fn intern(&self, prompt: &str, owner: Uuid) -> usize {
+        let mut st = self.state.lock().expect("state");
+        if let Some(&id) = st.prompt_ids.get(prompt) {
+            return id;
+        }
+        let id = st.prompts.len();
+        let text: Arc<str> = Arc::from(prompt);
+        st.prompts.push(text.clone());
+        st.prompt_ids.insert(text, id);
+        st.owner.insert(id, owner);
+        id
+    }
+
+    fn score(&self, prompt_id: usize, examples: &[usize]) -> Option<f64> {
+        let st = self.state.lock().expect("state");
+        let mut sum = 0.0;
+        for e in examples {
+            sum += st.cache.get(&(prompt_id, *e))?.reward;
+        }
+        Some(if examples.is_empty() {
+            0.0
+        } else {
+            sum / examples.len() as f64
+        })
+    }
+
+    fn evaluation(&self, prompt_id: usize, example: usize) -> Option<Evaluation> {
+        self.state
+            .lock()
+            .expect("state")
+            .cache
+            .get(&(prompt_id, example))
+            .cloned()
+    }
+
+    fn covered(&self, prompt_id: usize) -> i64 {
+        let st = self.state.lock().expect("state");
+        st.cache.keys().filter(|(p, _)| *p == prompt_id).count() as i64
+    }
+
+    /// Scores every (prompt, example) pair not yet cached, `concurrency` at a time. All or
+    /// nothing: when the evaluation budget cannot cover the missing pairs, none are run.
+    async fn evaluate(
+        &self,
+        pairs: &[(usize, usize)],
+    ) -> Result<std::result::Result<(), BudgetExhausted>> {
+        let missing: Vec<(usize, usize)> = {
+            let st = self.state.lock().expect("state");
+            let mut seen = HashSet::new();
+            pairs
+                .iter()
+                .copied()
+                .filter(|p| !st.cache.contains_key(p) && seen.insert(*p))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(Ok(()));
+        }
+        if let Some(cap) = self.search.config.max_evaluations {
+            if self.evaluations.load(Ordering::SeqCst) + missing.len() as u64 > cap {
+                self.exhausted.store(true, Ordering::SeqCst);
+                return Ok(Err(BudgetExhausted("evaluation budget exhausted")));
+            }
+        }
+        let s = self.search;
+        let results = join_all(missing.iter().map(|&(p, e)| async move {
+            let _permit = self.eval_permits.acquire().await.expect("open");
+            let prompt = self.prompt(p);
+            let owner = self.state.lock().expect("state").owner[&p];
+            let candidate = CandidateRef {
+                run_id: s.run_id,
+                candidate_id: owner,
+                agent_id: &s.agent_id,
+                prompt_version: format!("opt-{owner}"),
+                prompt: &prompt,
+            };
+            let outcome = s
+                .evaluator
+                .evaluate(&candidate, &s.dataset.examples[e])
+                .await;
+            (p, e, outcome)
+        }))
+        .await;
+        let mut fatal = None;
+        for (p, e, outcome) in results {
+            match outcome {
+                Ok(evaluation) => {
+                    self.evaluations.fetch_add(1, Ordering::SeqCst);
+                    if let Some(err) = &evaluation.error {
+                        self.failed_evaluations.fetch_add(1, Ordering::SeqCst);
+                        let mut errors = self.errors.lock().expect("errors");
+                        if errors.len() < 20 {
+                            errors.push(format!(
+                                "trajectory {}: {err}",
+                                s.dataset.examples[e].trajectory_id
+                            ));
+                        }
+                    }
+                    self.state
+                        .lock()
+                        .expect("state")
+                        .cache
+                        .insert((p, e), evaluation);
+                }
+                Err(err) => fatal = Some(err),
+            }
+        }
+        match fatal {
+            Some(err) => Err(err),
+            None => Ok(Ok(())),
+        }
+    }
+
+    /// Reserves `n` LLM calls from the budget.
+    fn reserve_llm(&self, n: u64) -> bool {
+        match self.search.config.max_llm_calls {
+            None => true,
+            Some(cap) => {
+                let before = self.llm_reserved.fetch_add(n, Ordering::SeqCst);
+                if before + n > cap {
+                    self.llm_reserved.fetch_sub(n, Ordering::SeqCst);
+                    self.exhausted.store(true, Ordering::SeqCst);
+                    false
+                } else {
+                    true
+                }
+            }
+        }
+    }
+
+    /// One optimizer LLM call; `Ok(None)` when it failed in a way worth skipping the branch.
+    async fn ask(&self, prompt: String) -> Result<Option<String>> {
+        self.llm_calls.fetch_add(1, Ordering::SeqCst);
+        match self.search.llm.complete(&LlmRequest::new(prompt)).await {
+            Ok(r) if !r.text.trim().is_empty() => Ok(Some(r.text)),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_fatal() => Err(e.into()),
+            Err(e) => {
+                tracing::warn!("skipping a branch: {e}");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// A slot's outcome: the children it produced (already interned) and its critique.
+struct SlotOutput {
+    parent: usize,
+    minibatch: Vec<usize>,
+    critique: Option<String>,
+    children: Vec<(String, Option<&'static str>)>,
+}
+
+impl<'a> Search<'a> {
+    pub async fn run(&'a self, seed_prompt: &str) -> Result<SearchResult> {
+        self.config.validate()?;
+        self.templates.validate()?;
+        let cfg = &self.config;
+        let shared = Shared {
+            search: self,
+            state: Mutex::new(State {
+                prompts: Vec::new(),
+                prompt_ids: HashMap::new(),
+                cache: HashMap::new(),
+                owner: HashMap::new(),
+            }),
+            llm_calls: AtomicU64::new(0),
+            llm_reserved: AtomicU64::new(0),
+            evaluations: AtomicU64::new(0),
+            failed_evaluations: AtomicU64::new(0),
+            errors: Mutex::new(Vec::new()),
+            exhausted: AtomicBool::new(false),
+            eval_permits: Semaphore::new(cfg.concurrency),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        let mut val_order = self.dataset.validation.clone();
+        val_order.shuffle(&mut rng);
+        let val_all: Vec<usize> = val_order.clone();
+
+        let seed_id = Uuid::now_v7();
+        let seed_pid = shared.intern(seed_prompt, seed_id);
+        let mut cands: Vec<Cand> = vec![Cand {
+            rec: new_record(
+                self.run_id,
+                seed_id,
+                None,
+                0,
+                seed_prompt,
+                None,
+                CandidateStatus::Seed,
+            ),
+            prompt_id: seed_pid,
+        }];
+
+        let mut stop_reason = None;
+        let pairs: Vec<(usize, usize)> = val_all.iter().map(|&e| (seed_pid, e)).collect();
+        self.progress
+            .note("scoring the starting prompt on the validation set");
+        if let Err(BudgetExhausted(why)) = shared.evaluate(&pairs).await? {
+            return Err(OptimizerError::Config(format!(
+                "{why} before the starting prompt could be scored: --max-evaluations must be at \
+                 least the validation set size ({})",
+                val_all.len()
+            )));
+        }
+        let baseline = shared.score(seed_pid, &val_all).unwrap_or(0.0);
+        cands[0].rec.validation_score = Some(baseline);
+        cands[0].rec.evaluations = shared.covered(seed_pid);
+        self.save(&cands, &shared).await?;
+
+        let mut beam: Vec<usize> = vec![0];
+        let mut skipped_branches = 0u64;
+        let mut rounds_completed = 0;
+        let mut failure_groups = self.failure_groups();
+        for round in 1..=cfg.rounds {
+            if shared.exhausted.load(Ordering::SeqCst) {
+                break;
+            }
+            let slots = cfg.slots_per_round();
+            self.progress
+                .round_started(round, cfg.rounds, slots as u64 + 1);
+
+            // Slots: parents cycle through the beam; minibatches are drawn here, in order, so
+            // the seed alone decides them.
+            let mut slot_plan = Vec::new();
+            for slot in 0..slots {
+                let parent = beam[slot % beam.len()];
+                let minibatch = self.draw_minibatch(&mut failure_groups, slot, &mut rng);
+                if !shared.reserve_llm(2 + cfg.paraphrases as u64) {
+                    break;
+                }
+                slot_plan.push((parent, minibatch));
+            }
+            if slot_plan.is_empty() {
+                stop_reason = Some("LLM call budget exhausted".to_string());
+                break;
+            }
+
+            // Parents on their minibatches (deduplicated across slots).
+            let parent_pairs: Vec<(usize, usize)> = slot_plan
+                .iter()
+                .flat_map(|(p, mb)| {
+                    let pid = cands[*p].prompt_id;
+                    mb.iter().map(move |e| (pid, *e))
+                })
+                .collect();
+            if let Err(BudgetExhausted(why)) = shared.evaluate(&parent_pairs).await? {
+                stop_reason = Some(why.to_string());
+                break;
+            }
+
+            // Critique, edit, paraphrase: all slots concurrently.
+            let outputs = join_all(slot_plan.iter().map(|(parent, mb)| {
+                let shared = &shared;
+                let cands = &cands;
+                async move {
+                    let out = self.expand(shared, cands, *parent, mb).await;
+                    self.progress.step();
+                    out
+                }
+            }))
+            .await;
+            let mut new_ids = Vec::new();
+            for out in outputs {
+                let out = out?;
+                if out.children.is_empty() {
+                    skipped_branches += 1;
+                    if out.critique.is_none() {
+                        continue;
+                    }
+                }
+                let parent_rec_id = cands[out.parent].rec.id;
+                for (prompt, rejection) in out.children {
+                    let id = Uuid::now_v7();
+                    let pid = shared.intern(&prompt, id);
+                    let mut rec = new_record(
+                        self.run_id,
+                        id,
+                        Some(parent_rec_id),
+                        round as i64,
+                        &prompt,
+                        out.critique.clone(),
+                        CandidateStatus::Pruned,
+                    );
+                    if let Some(reason) = rejection {
+                        rec.critique = Some(format!(
+                            "{}\n\n[not evaluated: {reason}]",
+                            out.critique.clone().unwrap_or_default()
+                        ));
+                    }
+                    cands.push(Cand {
+                        rec,
+                        prompt_id: pid,
+                    });
+                    if rejection.is_none() {
+                        new_ids.push((cands.len() - 1, out.parent, out.minibatch.clone()));
+                    }
+                }
+            }
+
+            // Gate: each child on its parent's minibatch.
+            let mut challengers = Vec::new();
+            if cfg.gate {
+                let pairs: Vec<(usize, usize)> = new_ids
+                    .iter()
+                    .flat_map(|(c, _, mb)| mb.iter().map(|e| (cands[*c].prompt_id, *e)))
+                    .collect();
+                if let Err(BudgetExhausted(why)) = shared.evaluate(&pairs).await? {
+                    stop_reason = Some(why.to_string());
+                }
+                for (c, parent, mb) in &new_ids {
+                    let child_score = shared.score(cands[*c].prompt_id, mb);
+                    let parent_score = shared.score(cands[*parent].prompt_id, mb);
+                    cands[*c].rec.minibatch_score = child_score;
+                    if let (Some(cs), Some(ps)) = (child_score, parent_score) {
+                        if cs > ps {
+                            challengers.push(*c);
+                        }
+                    }
+                }
+            } else {
+                challengers = new_ids.iter().map(|(c, _, _)| *c).collect();
+            }
+
+            // Validation: successive halving (gate) or everyone on everything.
+            let survivors = if stop_reason.is_some() {
+                Vec::new()
+            } else if cfg.gate {
+                match self
+                    .halving(&shared, &cands, &beam, challengers, &val_order)
+                    .await?
+                {
+                    Ok(s) => s,
+                    Err(BudgetExhausted(why)) => {
+                        stop_reason = Some(why.to_string());
+                        Vec::new()
+                    }
+                }
+            } else {
+                let pairs: Vec<(usize, usize)> = challengers
+                    .iter()
+                    .flat_map(|c| val_all.iter().map(|e| (cands[*c].prompt_id, *e)))
+                    .collect();
+                match shared.evaluate(&pairs).await? {
+                    Ok(()) => challengers,
+                    Err(BudgetExhausted(why)) => {
+                        stop_reason = Some(why.to_string());
+                        Vec::new()
+                    }
+                }
+            };
+            for &c in &survivors {
+                cands[c].rec.validation_score = shared.score(cands[c].prompt_id, &val_all);
+                cands[c].rec.status = CandidateStatus::Evaluated;
+            }
+
+            // New beam: best validation scores among the old beam and the survivors; ties go
+            // to the earlier candidate (incumbents first).
+            let mut pool: Vec<usize> = beam.iter().copied().chain(survivors).collect();
+            pool.sort_by(|&a, &b| {
+                let (sa, sb) = (
+                    cands[a].rec.validation_score.unwrap_or(0.0),
+                    cands[b].rec.validation_score.unwrap_or(0.0),
+                );
+                sb.total_cmp(&sa).then(a.cmp(&b))
+            });
+            pool.dedup();
+            // Two candidates with the same prompt keep one beam slot.
+            let mut seen_prompts = HashSet::new();
+            pool.retain(|&c| seen_prompts.insert(cands[c].prompt_id));
+            let new_beam: Vec<usize> = pool.iter().copied().take(cfg.beam).collect();
+            for &c in &pool {
+                if cands[c].rec.status != CandidateStatus::Seed {
+                    cands[c].rec.status = if new_beam.contains(&c) {
+                        CandidateStatus::Kept
+                    } else {
+                        CandidateStatus::Evaluated
+                    };
+                }
+            }
+            beam = new_beam;
+            for c in cands.iter_mut() {
+                c.rec.evaluations = shared.covered(c.prompt_id);
+            }
+            self.save(&cands, &shared).await?;
+            rounds_completed = round;
+            self.progress.step();
+            self.progress
+                .round_finished(round, cands[beam[0]].rec.validation_score);
+            if stop_reason.is_some() {
+                break;
+            }
+        }
+        if stop_reason.is_none() && shared.exhausted.load(Ordering::SeqCst) {
+            stop_reason = Some("budget exhausted".into());
+        }
+
+        let best = beam[0];
+        let best_score = cands[best].rec.validation_score.unwrap_or(baseline);
+        if cands[best].rec.status != CandidateStatus::Seed {
+            cands[best].rec.status = CandidateStatus::Best;
+        }
+        for c in cands.iter_mut() {
+            c.rec.evaluations = shared.covered(c.prompt_id);
+        }
+        self.save(&cands, &shared).await?;
+        let evaluation_errors = shared.errors.lock().expect("errors").clone();
+        Ok(SearchResult {
+            seed_id,
+            best_id: cands[best].rec.id,
+            baseline_score: baseline,
+            best_score,
+            llm_calls: shared.llm_calls.load(Ordering::SeqCst),
+            evaluations: shared.evaluations.load(Ordering::SeqCst),
+            failed_evaluations: shared.failed_evaluations.load(Ordering::SeqCst),
+            evaluation_errors,
+            skipped_branches,
+            rounds_completed,
+            stop_reason,
+            candidates: cands.into_iter().map(|c| c.rec).collect(),
+        })
+    }
+
+    async fn save(&self, cands: &[Cand], shared: &Shared<'_>) -> Result<()> {
+        if let Some(sink) = self.sink {
+            let recs: Vec<PromptCandidate> = cands.iter().map(|c| c.rec.clone()).collect();
+            sink.save(
+                &recs,
+                shared.llm_calls.load(Ordering::SeqCst),
+                shared.evaluations.load(Ordering::SeqCst),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Training failures by failure type (each group shuffled later), and training successes.
+    fn failure_groups(&self) -> FailureGroups {
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut successes = Vec::new();
+        for &i in &self.dataset.train {
+            match &self.dataset.examples[i].failure_type {
+                Some(t) if !self.dataset.examples[i].outcome.success => {
+                    groups.entry(t.clone()).or_default().push(i)
+                }
+                _ => successes.push(i),
+            }
+        }
+        FailureGroups {
+            groups: groups.into_values().collect(),
+            successes,
+            cursor: 0,
+        }
+    }
+
+    fn draw_minibatch(
+        &self,
+        fg: &mut FailureGroups,
+        slot: usize,
+        rng: &mut rand::rngs::StdRng,
+    ) -> Vec<usize> {
+        let size = self.config.minibatch.min(self.dataset.train.len());
+        let mut groups: Vec<Vec<usize>> = fg
+            .groups
+            .iter()
+            .map(|g| {
+                let mut g = g.clone();
+                g.shuffle(rng);
+                g
+            })
+            .collect();
+        let mut picked = Vec::new();
+        if !groups.is_empty() {
+            let start = (fg.cursor + slot) % groups.len();
+            let n = groups.len();
+            let mut k = 0;
+            while picked.len() < size && groups.iter().any(|g| !g.is_empty()) {
+                if let Some(e) = groups[(start + k) % n].pop() {
+                    picked.push(e);
+                }
+                k += 1;
+            }
+        }
+        if picked.len() < size {
+            let mut s = fg.successes.clone();
+            s.shuffle(rng);
+            picked.extend(s.into_iter().take(size - picked.len()));
+        }
+        if slot + 1 == self.config.slots_per_round() {
+            fg.cursor += 1;
+        }
+        picked
+    }
+
+    async fn expand(
+        &self,
+        shared: &Shared<'_>,
+        cands: &[Cand],
+        parent: usize,
+        minibatch: &[usize],
+    ) -> Result<SlotOutput> {
+        let parent_prompt = shared.prompt(cands[parent].prompt_id);
+        let mut examples = String::new();
+        for (k, &e) in minibatch.iter().enumerate() {
+            let ex = &self.dataset.examples[e];
+            examples.push_str(&format!(
+                "### Run {} ({})\n{}",
+                k + 1,
+                ex.failure_type.as_deref().unwrap_or("succeeded"),
+                ex.render(self.config.max_actions)
+            ));
+            if let Some(ev) = shared.evaluation(cands[parent].prompt_id, e) {
+                examples.push_str(&format!("Score of the current prompt: {:.2}", ev.reward));
+                if let Some(f) = &ev.feedback {
+                    examples.push_str(&format!(". Evaluator feedback: {f}"));
+                }
+                if let Some(err) = &ev.error {
+                    examples.push_str(&format!(". Evaluation error: {err}"));
+                }
+                examples.push('\n');
+            }
+            examples.push('\n');
+        }
+        let mut out = SlotOutput {
+            parent,
+            minibatch: minibatch.to_vec(),
+            critique: None,
+            children: Vec::new(),
+        };
+        let critique_prompt = render(
+            &self.templates.critique,
+            &[
+                ("prompt", &parent_prompt),
+                ("examples", examples.trim_end()),
+                ("analysis", self.analysis.trim_end()),
+            ],
+        );
+        let Some(critique) = shared.ask(critique_prompt).await? else {
+            return Ok(out);
+        };
+        let critique = critique.trim().to_string();
+        out.critique = Some(critique.clone());
+        let edit_prompt = render(
+            &self.templates.edit,
+            &[("prompt", &parent_prompt), ("critique", &critique)],
+        );
+        let Some(edited) = shared.ask(edit_prompt).await? else {
+            return Ok(out);
+        };
+        let mut texts = vec![extract_prompt(&edited)];
+        for _ in 0..self.config.paraphrases {
+            let p = render(&self.templates.paraphrase, &[("prompt", &texts[0])]);
+            if let Some(reply) = shared.ask(p).await? {
+                texts.push(extract_prompt(&reply));
+            }
+        }
+        let required = placeholders(&parent_prompt);
+        for text in texts {
+            let rejection = if text.trim().is_empty() {
+                continue;
+            } else if text.trim() == parent_prompt.trim() {
+                Some("identical to its parent")
+            } else if !required.is_subset(&placeholders(&text)) {
+                Some("dropped a {placeholder} of its parent")
+            } else {
+                None
+            };
+            out.children.push((text, rejection));
+        }
+        Ok(out)
+    }
+
+    /// Successive halving of `challengers` over prefixes of `val_order`; returns those scored on
+    /// all of it.
+    async fn halving(
+        &self,
+        shared: &Shared<'_>,
+        cands: &[Cand],
+        beam: &[usize],
+        mut alive: Vec<usize>,
+        val_order: &[usize],
+    ) -> Result<std::result::Result<Vec<usize>, BudgetExhausted>> {
+        let total = val_order.len();
+        let mut n = self.config.minibatch.max(total.div_ceil(4)).min(total);
+        loop {
+            if alive.is_empty() {
+                return Ok(Ok(alive));
+            }
+            let prefix = &val_order[..n];
+            let pairs: Vec<(usize, usize)> = alive
+                .iter()
+                .flat_map(|c| prefix.iter().map(|e| (cands[*c].prompt_id, *e)))
+                .collect();
+            if let Err(b) = shared.evaluate(&pairs).await? {
+                return Ok(Err(b));
+            }
+            if n == total {
+                return Ok(Ok(alive));
+            }
+            let mean = |c: usize| shared.score(cands[c].prompt_id, prefix).unwrap_or(0.0);
+            alive.sort_by(|&a, &b| mean(b).total_cmp(&mean(a)).then(a.cmp(&b)));
+            let keep = alive.len().div_ceil(2);
+            let mut incumbents: Vec<f64> = beam.iter().map(|&c| mean(c)).collect();
+            incumbents.sort_by(|a, b| b.total_cmp(a));
+            let bar =
+                (incumbents.len() >= self.config.beam).then(|| incumbents[self.config.beam - 1]);
+            alive = alive
+                .into_iter()
+                .take(keep)
+                .filter(|&c| bar.map_or(true, |b| mean(c) >= b))
+                .collect();
+            n = (n * 2).min(total);
+        }
+    }
+}
+
+struct FailureGroups {
+    groups: Vec<Vec<usize>>,
+    successes: Vec<usize>,
+    cursor: usize,
+}
+
+fn new_record(
+    run_id: Uuid,
+    id: Uuid,
+    parent_id: Option<Uuid>,
+    round: i64,
+    prompt: &str,
+    critique: Option<String>,
+    status: CandidateStatus,
+) -> PromptCandidate {
+    PromptCandidate {
+        id,
+        run_id,
+        parent_id,
+        round,
+        prompt: prompt.to_string(),
+        critique,
+        minibatch_score: None,
+        validation_score: None,
+        evaluations: 0,
+        status,
+        created_at: lightning_core::time::now(),
+    }
+}
