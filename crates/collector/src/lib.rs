@@ -96,6 +96,14 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(read::stats))
         .routes(routes!(read::agents))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(handlers::optimization::list_runs))
+        .routes(routes!(handlers::optimization::get_run))
+        .routes(routes!(
+            handlers::optimization::list_prompts,
+            handlers::optimization::register_prompt
+        ))
+        .routes(routes!(handlers::optimization::latest_prompt))
+        .routes(routes!(handlers::optimization::promote_prompt))
 }
 
 /// Routes open to anyone (documented with an empty security requirement).

@@ -15,6 +15,7 @@ pub const MAX_PROMPT_LEN: usize = 1024 * 1024;
 pub const MAX_NOTE_LEN: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Running,
@@ -43,6 +44,7 @@ impl RunStatus {
 
 /// One `lightning optimize` run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OptimizationRun {
     pub id: Uuid,
@@ -51,6 +53,7 @@ pub struct OptimizationRun {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The flags the run was started with (beam, rounds, evaluator, model, ...).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config: Value,
     pub baseline_score: Option<f64>,
     pub best_score: Option<f64>,
@@ -84,6 +87,7 @@ impl OptimizationRun {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CandidateStatus {
     /// The starting prompt.
@@ -123,6 +127,7 @@ impl CandidateStatus {
 
 /// A prompt proposed during a run, with its lineage and scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PromptCandidate {
     pub id: Uuid,
@@ -141,6 +146,7 @@ pub struct PromptCandidate {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunWithCandidates {
     #[serde(flatten)]
@@ -150,10 +156,12 @@ pub struct RunWithCandidates {
 
 /// A version in the prompt registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Prompt {
     pub agent_id: String,
     /// 1, 2, 3, ... per agent.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub version: i64,
     pub text: String,
     pub source_run_id: Option<Uuid>,
@@ -165,10 +173,13 @@ pub struct Prompt {
 
 /// Body of `POST /api/agents/{agentId}/prompts`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPrompt {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1048576))]
     pub text: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub note: Option<String>,
     #[serde(default)]
     pub source_run_id: Option<Uuid>,
