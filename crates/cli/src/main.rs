@@ -1,6 +1,8 @@
 //! `lightning`: the collector, the optimizer and their tools in one binary.
 
 mod bench;
+mod optimize;
+mod optimize_bench;
 mod serve;
 mod store_args;
 
@@ -23,6 +25,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure ingest throughput and latency against SQLite and PostgreSQL.
     Bench(bench::BenchArgs),
+    /// Improve an agent's system prompt from its stored trajectories (APO: critiques, edits,
+    /// beam search, minibatch gate); stores the run and registers the best prompt.
+    Optimize(optimize::OptimizeArgs),
+    /// Failure analysis of stored trajectories (no LLM): tool error rates, frequent errors,
+    /// steps of successes vs failures, tool sequences over-represented in failures.
+    Analyze(optimize::AnalyzeArgs),
+    /// Benchmark the optimizer against a fake LLM of fixed latency, and dataset extraction.
+    OptimizeBench(optimize_bench::OptimizeBenchArgs),
 }
 
 /// `RUST_LOG` overrides `default` (e.g. `RUST_LOG=debug`).
@@ -42,10 +52,14 @@ async fn main() -> anyhow::Result<()> {
     // The bench would drown its table in request lines.
     init_logging(match cli.command {
         Command::Bench(_) => "warn,sqlx=warn",
+        Command::Optimize(_) | Command::Analyze(_) | Command::OptimizeBench(_) => "warn,sqlx=warn",
         _ => "info,sqlx=warn",
     });
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Optimize(args) => optimize::run(args).await,
+        Command::Analyze(args) => optimize::analyze(args).await,
+        Command::OptimizeBench(args) => optimize_bench::run(args).await,
     }
 }

@@ -1,0 +1,644 @@
+//! `lightning optimize` and `lightning analyze`.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use lightning_optimizer::{
+    analysis,
+    apo::{plan, ApoConfig, Progress},
+    dataset::{self, DatasetQuery},
+    evaluator::{command::CommandEvaluator, judge::JudgeEvaluator, Evaluator},
+    llm::{HttpLlm, Llm, LlmConfig, Price, Provider},
+    run::{optimize, prepare, render_candidates, OptimizeOptions, PromptSource},
+    templates::Templates,
+};
+use serde_json::json;
+
+use crate::store_args::StoreArgs;
+
+/// Which trajectories to read.
+#[derive(Debug, Clone, Args)]
+pub struct DatasetArgs {
+    /// Latest N completed trajectories to learn from.
+    #[arg(long, env = "LIGHTNING_TRAJECTORIES", default_value_t = 100)]
+    pub trajectories: usize,
+
+    /// Only this agent's trajectories (required when several agents are stored).
+    #[arg(long, env = "LIGHTNING_AGENT")]
+    pub agent: Option<String>,
+
+    /// Only trajectories of this task type.
+    #[arg(long, env = "LIGHTNING_TASK_TYPE")]
+    pub task_type: Option<String>,
+
+    /// Only trajectories started at or after this time: RFC 3339 (2026-11-01T00:00:00Z) or a
+    /// duration back from now (90m, 36h, 7d).
+    #[arg(long, env = "LIGHTNING_SINCE", value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl DatasetArgs {
+    fn query(&self) -> DatasetQuery {
+        DatasetQuery {
+            limit: self.trajectories,
+            agent_id: self.agent.clone().filter(|a| !a.is_empty()),
+            task_type: self.task_type.clone().filter(|t| !t.is_empty()),
+            since: self.since,
+        }
+    }
+}
+
+fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = lightning_core::time::parse(s) {
+        return Ok(t);
+    }
+    let (n, unit) = s.split_at(s.trim_end_matches(char::is_alphabetic).len());
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is neither RFC 3339 nor a duration like 7d"))?;
+    let d = match unit {
+        "m" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        "w" => chrono::Duration::weeks(n),
+        _ => return Err(format!("unknown unit in {s:?}: use m, h, d or w")),
+    };
+    Ok(lightning_core::time::now() - d)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvaluatorKind {
+    /// Offline: an LLM judges each held-out trajectory (no agent runs; see docs for its bias).
+    Judge,
+    /// Real rollouts: runs --eval-cmd per (candidate, task) and reads a reward from its stdout.
+    Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderArg {
+    /// Anthropic Messages API (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL).
+    Anthropic,
+    /// OpenAI-compatible Chat Completions (OPENAI_API_KEY, OPENAI_BASE_URL): OpenAI, Ollama,
+    /// vLLM, llama.cpp.
+    Openai,
+}
+
+impl From<ProviderArg> for Provider {
+    fn from(p: ProviderArg) -> Self {
+        match p {
+            ProviderArg::Anthropic => Provider::Anthropic,
+            ProviderArg::Openai => Provider::OpenAi,
+        }
+    }
+}
+
+/// The optimizer's LLM.
+#[derive(Debug, Clone, Args)]
+pub struct LlmArgs {
+    /// LLM API for critiques, edits and the judge.
+    #[arg(
+        long,
+        env = "LIGHTNING_PROVIDER",
+        value_enum,
+        default_value = "anthropic"
+    )]
+    pub provider: ProviderArg,
+
+    /// Model name (default: claude-sonnet-4-5 for anthropic, gpt-4o-mini for openai).
+    #[arg(long, env = "LIGHTNING_MODEL")]
+    pub model: Option<String>,
+
+    /// Seconds before an LLM request is abandoned (and retried).
+    #[arg(long, env = "LIGHTNING_LLM_TIMEOUT", default_value_t = 120)]
+    pub llm_timeout: u64,
+
+    /// Retries of an LLM request on 429, 5xx, timeouts and connection errors.
+    #[arg(long, env = "LIGHTNING_LLM_RETRIES", default_value_t = 5)]
+    pub llm_retries: u32,
+
+    /// USD per million input tokens, for the cost estimate (default: known list prices).
+    #[arg(long, env = "LIGHTNING_PRICE_INPUT")]
+    pub price_input: Option<f64>,
+
+    /// USD per million output tokens, for the cost estimate.
+    #[arg(long, env = "LIGHTNING_PRICE_OUTPUT")]
+    pub price_output: Option<f64>,
+}
+
+impl LlmArgs {
+    /// Reads the API key first: a missing key fails here, before any other work.
+    pub fn config(&self, concurrency: usize) -> anyhow::Result<LlmConfig> {
+        let mut config = LlmConfig::from_env(self.provider.into(), self.model.clone())?;
+        config.timeout = Duration::from_secs(self.llm_timeout.max(1));
+        config.max_retries = self.llm_retries;
+        config.concurrency = concurrency.max(1);
+        match (self.price_input, self.price_output) {
+            (Some(i), Some(o)) => {
+                config.price = Some(Price {
+                    input_per_mtok: i,
+                    output_per_mtok: o,
+                })
+            }
+            (None, None) => {}
+            _ => bail!("--price-input and --price-output go together"),
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+
+    #[command(flatten)]
+    data: DatasetArgs,
+
+    #[command(flatten)]
+    llm: LlmArgs,
+
+    /// Seed for the split, minibatches and validation order: same seed, same plan.
+    #[arg(long, env = "LIGHTNING_SEED", default_value_t = 0)]
+    seed: u64,
+
+    /// Share of trajectories held out for validation.
+    #[arg(long, env = "LIGHTNING_VALIDATION_FRACTION", default_value_t = 0.3)]
+    validation_fraction: f64,
+
+    /// Prompts kept after each round.
+    #[arg(long, env = "LIGHTNING_BEAM", default_value_t = 4)]
+    beam: usize,
+
+    /// Rounds of critique → edit → selection.
+    #[arg(long, env = "LIGHTNING_ROUNDS", default_value_t = 3)]
+    rounds: usize,
+
+    /// Children per beam member per round.
+    #[arg(long, env = "LIGHTNING_BRANCH", default_value_t = 4)]
+    branch: usize,
+
+    /// Runs shown to each critique, and the size of the gate's minibatch.
+    #[arg(long, env = "LIGHTNING_MINIBATCH", default_value_t = 4)]
+    minibatch: usize,
+
+    /// Paraphrases of each edited prompt, as extra children.
+    #[arg(long, env = "LIGHTNING_PARAPHRASES", default_value_t = 0)]
+    paraphrases: usize,
+
+    /// Score every child on the whole validation set (no minibatch gate, no halving).
+    #[arg(long, env = "LIGHTNING_NO_GATE")]
+    no_gate: bool,
+
+    /// Most critique/edit/paraphrase LLM calls (judge calls count as evaluations).
+    #[arg(long, env = "LIGHTNING_MAX_LLM_CALLS")]
+    max_llm_calls: Option<u64>,
+
+    /// Most evaluations (judge calls or --eval-cmd runs).
+    #[arg(long, env = "LIGHTNING_MAX_EVALUATIONS")]
+    max_evaluations: Option<u64>,
+
+    /// Prompt to start from (default: the agent's latest registered version, else the system
+    /// prompt recorded in its trajectories).
+    #[arg(long, env = "LIGHTNING_PROMPT_FILE")]
+    prompt_file: Option<PathBuf>,
+
+    /// Where to write the best prompt.
+    #[arg(long, env = "LIGHTNING_OUT", default_value = "optimized-prompt.txt")]
+    out: PathBuf,
+
+    /// How candidates are scored.
+    #[arg(long, env = "LIGHTNING_EVALUATOR", value_enum, default_value = "judge")]
+    evaluator: EvaluatorKind,
+
+    /// With --evaluator command: the command to run per (candidate, task), under `sh -c`.
+    /// See docs/optimizer.md for its environment and output.
+    #[arg(long, env = "LIGHTNING_EVAL_CMD")]
+    eval_cmd: Option<String>,
+
+    /// Seconds before an --eval-cmd run is killed and scored 0.
+    #[arg(long, env = "LIGHTNING_EVAL_TIMEOUT", default_value_t = 300)]
+    eval_timeout: u64,
+
+    /// Evaluations and LLM requests in flight at once.
+    #[arg(long, env = "LIGHTNING_CONCURRENCY", default_value_t = 4)]
+    concurrency: usize,
+
+    /// File replacing the critique template (needs {prompt} and {examples}; may use {analysis}).
+    #[arg(long, env = "LIGHTNING_CRITIQUE_TEMPLATE")]
+    critique_template: Option<PathBuf>,
+
+    /// File replacing the edit template (needs {prompt} and {critique}).
+    #[arg(long, env = "LIGHTNING_EDIT_TEMPLATE")]
+    edit_template: Option<PathBuf>,
+
+    /// File replacing the paraphrase template (needs {prompt}).
+    #[arg(long, env = "LIGHTNING_PARAPHRASE_TEMPLATE")]
+    paraphrase_template: Option<PathBuf>,
+
+    /// File replacing the judge template (needs {prompt} and {example}).
+    #[arg(long, env = "LIGHTNING_JUDGE_TEMPLATE")]
+    judge_template: Option<PathBuf>,
+
+    /// Do not register the best prompt as a new version.
+    #[arg(long)]
+    no_register: bool,
+
+    /// Promote the registered version (agents fetching the promoted prompt get it at once).
+    #[arg(long)]
+    promote: bool,
+
+    /// Print the plan (dataset, split, LLM calls and evaluations) and stop.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Machine-readable output on stdout; no progress bars.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_file(path: &PathBuf, what: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+impl OptimizeArgs {
+    fn apo(&self) -> ApoConfig {
+        ApoConfig {
+            beam: self.beam,
+            rounds: self.rounds,
+            branch: self.branch,
+            minibatch: self.minibatch,
+            paraphrases: self.paraphrases,
+            gate: !self.no_gate,
+            max_llm_calls: self.max_llm_calls,
+            max_evaluations: self.max_evaluations,
+            seed: self.seed,
+            concurrency: self.concurrency,
+            ..Default::default()
+        }
+    }
+
+    fn templates(&self) -> anyhow::Result<Templates> {
+        let mut t = Templates::default();
+        if let Some(p) = &self.critique_template {
+            t.critique = read_file(p, "critique template")?;
+        }
+        if let Some(p) = &self.edit_template {
+            t.edit = read_file(p, "edit template")?;
+        }
+        if let Some(p) = &self.paraphrase_template {
+            t.paraphrase = read_file(p, "paraphrase template")?;
+        }
+        if let Some(p) = &self.judge_template {
+            t.judge = read_file(p, "judge template")?;
+        }
+        t.validate()?;
+        Ok(t)
+    }
+}
+
+pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
+    // Everything that can be refused without touching the store or an LLM, first.
+    let llm_config = if args.dry_run {
+        None
+    } else {
+        Some(args.llm.config(args.concurrency)?)
+    };
+    let apo = args.apo();
+    apo.validate()?;
+    let templates = args.templates()?;
+    if args.evaluator == EvaluatorKind::Command && args.eval_cmd.is_none() {
+        bail!("--evaluator command needs --eval-cmd (or LIGHTNING_EVAL_CMD)");
+    }
+    let prompt_text = match &args.prompt_file {
+        Some(p) => Some(read_file(p, "prompt file")?),
+        None => None,
+    };
+
+    let store = args.store.open().await?;
+    let query = args.data.query();
+    let prepared = prepare(
+        &store,
+        &query,
+        args.validation_fraction,
+        args.seed,
+        prompt_text,
+    )
+    .await?;
+    let judge = args.evaluator == EvaluatorKind::Judge;
+    let the_plan = plan(&apo, &prepared.dataset, judge);
+    if !args.json {
+        for w in &prepared.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    if args.dry_run {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "agentId": prepared.agent_id,
+                    "trajectories": prepared.dataset.examples.len(),
+                    "failures": prepared.dataset.failures(),
+                    "promptSource": prepared.prompt_source,
+                    "startPrompt": prepared.start_prompt,
+                    "plan": the_plan,
+                    "warnings": prepared.warnings,
+                }))?
+            );
+        } else {
+            print_plan(&args, &prepared, &the_plan);
+        }
+        return Ok(());
+    }
+
+    let llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(llm_config.expect("not a dry run"))?);
+    let evaluator: Arc<dyn Evaluator> = match args.evaluator {
+        EvaluatorKind::Judge => Arc::new(JudgeEvaluator::new(llm.clone(), templates.judge.clone())),
+        EvaluatorKind::Command => Arc::new(CommandEvaluator::new(
+            args.eval_cmd.clone().unwrap_or_default(),
+            Duration::from_secs(args.eval_timeout.max(1)),
+        )?),
+    };
+    let config = json!({
+        "trajectories": args.data.trajectories,
+        "agent": args.data.agent,
+        "taskType": args.data.task_type,
+        "since": args.data.since.map(lightning_core::time::format),
+        "seed": args.seed,
+        "validationFraction": args.validation_fraction,
+        "beam": args.beam,
+        "rounds": args.rounds,
+        "branch": args.branch,
+        "minibatch": args.minibatch,
+        "paraphrases": args.paraphrases,
+        "gate": !args.no_gate,
+        "maxLlmCalls": args.max_llm_calls,
+        "maxEvaluations": args.max_evaluations,
+        "evaluator": if judge { "judge" } else { "command" },
+        "evalCmd": args.eval_cmd,
+        "concurrency": args.concurrency,
+        "provider": Provider::from(args.llm.provider).name(),
+        "model": llm.usage().model,
+        "promptSource": prepared.prompt_source,
+        "startVersion": prepared.start_version,
+        "train": prepared.dataset.train.len(),
+        "validation": prepared.dataset.validation.len(),
+    });
+    if !args.json {
+        eprintln!(
+            "Optimizing agent {:?}: {} trajectories ({} failed), {} train / {} validation, \
+             starting from {}; {} LLM calls planned, at most {} evaluations",
+            prepared.agent_id,
+            prepared.dataset.examples.len(),
+            prepared.dataset.failures(),
+            prepared.dataset.train.len(),
+            prepared.dataset.validation.len(),
+            describe_source(prepared.prompt_source, prepared.start_version),
+            the_plan.llm_calls,
+            the_plan.max_evaluations,
+        );
+    }
+    let bars = Bars::new(!args.json, args.beam * args.branch);
+    let options = OptimizeOptions {
+        apo,
+        templates,
+        config,
+        register: !args.no_register,
+        promote: args.promote,
+        out: Some(args.out.clone()),
+    };
+    let outcome = optimize(store, prepared, options, llm, evaluator, &bars).await?;
+    bars.finish();
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        return Ok(());
+    }
+    println!("{}", render_candidates(&outcome.candidates));
+    if outcome.diff.is_empty() {
+        println!("The best prompt is the starting prompt (no candidate beat it).\n");
+    } else {
+        println!("{}", outcome.diff);
+    }
+    let run = &outcome.run;
+    println!(
+        "Run {}: validation score {:.3} -> {:.3}; {} LLM calls for critiques/edits, {} evaluations",
+        run.id,
+        run.baseline_score.unwrap_or(0.0),
+        run.best_score.unwrap_or(0.0),
+        run.llm_calls,
+        run.evaluations,
+    );
+    println!("LLM usage: {}", outcome.usage.summary());
+    if outcome.failed_evaluations > 0 {
+        println!(
+            "{} evaluations failed and scored 0, e.g.:",
+            outcome.failed_evaluations
+        );
+        for e in outcome.evaluation_errors.iter().take(5) {
+            println!("  {e}");
+        }
+    }
+    if outcome.skipped_branches > 0 {
+        println!(
+            "{} branches produced no usable prompt (LLM error or empty reply)",
+            outcome.skipped_branches
+        );
+    }
+    if let Some(reason) = &outcome.stop_reason {
+        println!("Stopped early: {reason}");
+    }
+    println!("Best prompt written to {}", args.out.display());
+    match &outcome.registered {
+        Some(p) => println!(
+            "Registered as version {} of agent {:?}{}",
+            p.version,
+            p.agent_id,
+            if p.promoted {
+                " (promoted)"
+            } else {
+                "; promote it with POST /api/agents/{agentId}/prompts/{version}/promote"
+            }
+        ),
+        None if args.no_register => {}
+        None => println!("Not registered: no candidate beat the starting prompt"),
+    }
+    Ok(())
+}
+
+fn describe_source(source: PromptSource, version: Option<i64>) -> String {
+    match (source, version) {
+        (PromptSource::File, _) => "--prompt-file".into(),
+        (PromptSource::Registry, Some(v)) => format!("registered version {v}"),
+        (PromptSource::Registry, None) => "the registry".into(),
+        (PromptSource::Trajectories, _) => "the system prompt recorded in trajectories".into(),
+    }
+}
+
+fn print_plan(
+    args: &OptimizeArgs,
+    p: &lightning_optimizer::run::Prepared,
+    plan: &lightning_optimizer::apo::Plan,
+) {
+    println!("Dry run: nothing is called, stored or written.\n");
+    println!("Agent:            {}", p.agent_id);
+    println!(
+        "Dataset:          {} completed trajectories ({} failed, {} still running skipped)",
+        p.dataset.examples.len(),
+        p.dataset.failures(),
+        p.dataset.skipped_running
+    );
+    println!(
+        "Split (seed {}):   {} train / {} validation",
+        args.seed, plan.train, plan.validation
+    );
+    println!(
+        "Start prompt:     {} ({} characters)",
+        describe_source(p.prompt_source, p.start_version),
+        p.start_prompt.chars().count()
+    );
+    println!(
+        "Search:           {} rounds × beam {} × branch {} (+{} paraphrases) = {} children per round, minibatch {}, gate {}",
+        args.rounds,
+        args.beam,
+        args.branch,
+        args.paraphrases,
+        plan.children_per_round,
+        args.minibatch,
+        if args.no_gate { "off" } else { "on" }
+    );
+    println!(
+        "LLM calls:        {} (critique + edit{})",
+        plan.llm_calls,
+        if args.paraphrases > 0 {
+            " + paraphrase"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "Evaluations:      at most {} with the gate ({} if every child were scored fully){}",
+        plan.max_evaluations,
+        plan.ungated_evaluations,
+        if plan.evaluations_are_llm_calls {
+            "; each is a judge LLM call"
+        } else {
+            "; each is one --eval-cmd run"
+        }
+    );
+    println!("\nFailure analysis:\n{}", analysis::summary(&p.analysis));
+}
+
+/// One progress bar per round.
+struct Bars {
+    enabled: bool,
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+    slots: usize,
+}
+
+impl Bars {
+    fn new(enabled: bool, slots: usize) -> Self {
+        Self {
+            enabled,
+            bar: std::sync::Mutex::new(None),
+            slots,
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().expect("bar").take() {
+            bar.finish();
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn round_started(&self, round: usize, rounds: usize, steps: u64) {
+        if !self.enabled {
+            return;
+        }
+        let bar = ProgressBar::new(steps);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "round {prefix} [{bar:30}] {pos}/{len} branches {elapsed} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{round}/{rounds}"));
+        bar.set_message(format!("({} slots)", self.slots));
+        *self.bar.lock().expect("bar") = Some(bar);
+    }
+
+    fn step(&self) {
+        if let Some(bar) = self.bar.lock().expect("bar").as_ref() {
+            bar.inc(1);
+        }
+    }
+
+    fn round_finished(&self, _round: usize, best: Option<f64>) {
+        if let Some(bar) = self.bar.lock().expect("bar").take() {
+            bar.finish_with_message(match best {
+                Some(b) => format!("best validation score {b:.3}"),
+                None => String::new(),
+            });
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if self.enabled {
+            eprintln!("{message}");
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+
+    #[command(flatten)]
+    data: DatasetArgs,
+
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    let query = args.data.query();
+    let (examples, _running) = dataset::extract(&store, &query).await?;
+    if examples.is_empty() {
+        bail!("no completed trajectories match; check --agent/--task-type/--since");
+    }
+    let a = analysis::analyze(&examples);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&a)?);
+    } else {
+        print!("{}", analysis::render_table(&a));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_rfc3339_and_durations() {
+        let t = parse_since("2026-01-02T03:04:05Z").unwrap();
+        assert_eq!(
+            lightning_core::time::format(t),
+            "2026-01-02T03:04:05.000000Z"
+        );
+        let d = parse_since("7d").unwrap();
+        let expected = lightning_core::time::now() - chrono::Duration::days(7);
+        assert!((d - expected).num_seconds().abs() < 5);
+        assert!(parse_since("7y").is_err());
+        assert!(parse_since("soon").is_err());
+    }
+}
