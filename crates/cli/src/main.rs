@@ -27,7 +27,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Improve an agent's system prompt from its stored trajectories (APO: critiques, edits,
     /// beam search, minibatch gate); stores the run and registers the best prompt.
-    Optimize(optimize::OptimizeArgs),
+    Optimize(Box<optimize::OptimizeArgs>),
     /// Failure analysis of stored trajectories (no LLM): tool error rates, frequent errors,
     /// steps of successes vs failures, tool sequences over-represented in failures.
     Analyze(optimize::AnalyzeArgs),
@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Bench(args) => bench::run(args).await,
-        Command::Optimize(args) => optimize::run(args).await,
+        Command::Optimize(args) => optimize::run(*args).await,
         Command::Analyze(args) => optimize::analyze(args).await,
         Command::OptimizeBench(args) => optimize_bench::run(args).await,
     }

@@ -208,7 +208,7 @@ async fn seed(store: &Arc<dyn Store>, n: usize, steps: usize) -> anyhow::Result<
                     ..Default::default()
                 };
                 let id = store.start_trajectory(&t).await?;
-                let failed = i % 3 == 0;
+                let failed = i.is_multiple_of(3);
                 let batch: Vec<NewStep> = (0..steps)
                     .map(|s| NewStep {
                         step_number: s as i64,

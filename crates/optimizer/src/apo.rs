@@ -851,7 +851,7 @@ impl<'a> Search<'a> {
             alive = alive
                 .into_iter()
                 .take(keep)
-                .filter(|&c| bar.map_or(true, |b| mean(c) >= b))
+                .filter(|&c| !matches!(bar, Some(b) if mean(c) < b))
                 .collect();
             n = (n * 2).min(total);
         }

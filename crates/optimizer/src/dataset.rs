@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn split_is_deterministic_stratified_and_disjoint() {
-        let examples: Vec<Example> = (0..100).map(|i| example(i, i % 4 == 0)).collect();
+        let examples: Vec<Example> = (0..100).map(|i| example(i, i.is_multiple_of(4))).collect();
         let a = Dataset::split(examples.clone(), 0.3, 7);
         let b = Dataset::split(examples.clone(), 0.3, 7);
         let c = Dataset::split(examples, 0.3, 8);

@@ -61,7 +61,7 @@ impl Llm for ScriptedLlm {
                 .filter(|r| p.contains(&format!(" {r}")) && !prompt.contains(r))
                 .collect();
             let mix = checksum(between(p, "<examples>", "</examples>"));
-            if missing.is_empty() || mix % 3 == 0 {
+            if missing.is_empty() || mix.is_multiple_of(3) {
                 "- Be friendlier to the user.".to_string()
             } else {
                 let rule = missing[mix / 3 % missing.len()];
@@ -100,12 +100,12 @@ fn dataset() -> Dataset {
             prompt_version: None,
             actions: vec![],
             outcome: Outcome {
-                success: i % 5 == 0,
-                error: (i % 5 != 0).then(|| format!("broke the build in step {i}")),
+                success: i.is_multiple_of(5),
+                error: (!i.is_multiple_of(5)).then(|| format!("broke the build in step {i}")),
                 feedback_score: None,
                 result: None,
             },
-            failure_type: (i % 5 != 0)
+            failure_type: (!i.is_multiple_of(5))
                 .then(|| ["Bash: tests failed", "Git: rejected"][(i % 2) as usize].into()),
         })
         .collect();

@@ -273,7 +273,7 @@ async fn latest_prefers_promoted_then_newest(t: &TestStore) {
 
 async fn concurrent_registrations_get_distinct_versions(t: &TestStore) {
     let store: Arc<dyn Store> = t.store.clone();
-    let tasks: Vec<_> = (0..8)
+    let tasks: Vec<_> = (0..8u32)
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
@@ -282,7 +282,7 @@ async fn concurrent_registrations_get_distinct_versions(t: &TestStore) {
                         "a",
                         &NewPrompt {
                             text: format!("v{i}"),
-                            promote: i % 2 == 0,
+                            promote: i.is_multiple_of(2),
                             ..Default::default()
                         },
                     )
