@@ -28,6 +28,25 @@ pub(crate) trait Dialect: Database {
     fn bucket_expr(bucket: TimeBucket) -> &'static str;
 }
 
+/// The `Dialect` binds whose Rust types encode natively on every backend.
+macro_rules! plain_binds {
+    () => {
+        fn bind_text(qb: &mut sqlx::QueryBuilder<'_, Self>, text: Option<String>) {
+            qb.push_bind(text);
+        }
+        fn bind_int(qb: &mut sqlx::QueryBuilder<'_, Self>, value: Option<i64>) {
+            qb.push_bind(value);
+        }
+        fn bind_float(qb: &mut sqlx::QueryBuilder<'_, Self>, value: Option<f64>) {
+            qb.push_bind(value);
+        }
+        fn bind_bool(qb: &mut sqlx::QueryBuilder<'_, Self>, value: Option<bool>) {
+            qb.push_bind(value);
+        }
+    };
+}
+pub(crate) use plain_binds;
+
 pub(crate) const TRAJECTORY_COLUMNS: &str = "id, agent_id, task_type, session_id, prompt, \
     system_prompt, prompt_version, model, metadata, start_time, end_time, success, result, error, \
     total_steps, duration_ms, cost_usd, input_tokens, output_tokens, cache_read_input_tokens, \

@@ -31,18 +31,7 @@ impl Dialect for Sqlite {
     fn bind_json(qb: &mut QueryBuilder<'_, Self>, value: Option<&Value>) {
         qb.push_bind(value.map(Value::to_string));
     }
-    fn bind_text(qb: &mut QueryBuilder<'_, Self>, text: Option<String>) {
-        qb.push_bind(text);
-    }
-    fn bind_int(qb: &mut QueryBuilder<'_, Self>, value: Option<i64>) {
-        qb.push_bind(value);
-    }
-    fn bind_float(qb: &mut QueryBuilder<'_, Self>, value: Option<f64>) {
-        qb.push_bind(value);
-    }
-    fn bind_bool(qb: &mut QueryBuilder<'_, Self>, value: Option<bool>) {
-        qb.push_bind(value);
-    }
+    crate::sql::plain_binds!();
     fn bucket_expr(bucket: TimeBucket) -> &'static str {
         match bucket {
             TimeBucket::Hour => "substr(t.start_time, 1, 13) || ':00:00Z'",
