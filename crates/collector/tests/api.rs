@@ -9,18 +9,7 @@ use lightning_store::{testing::TestStore, Backend};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(lightning_store::Backend::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(lightning_store::Backend::Postgres).await; })*
-        }
-    };
-}
-
-on_both_backends!(
+lightning_store::test_on_both_backends!(
     seed_contract_field_by_field,
     start_is_idempotent_with_client_id,
     step_retries_never_duplicate,
@@ -33,8 +22,12 @@ async fn server(backend: Backend) -> (TestStore, Server) {
     (store, server)
 }
 
-async fn seed_contract_field_by_field(backend: Backend) {
-    let (_store, s) = server(backend).await;
+async fn server_on(store: &TestStore) -> Server {
+    Server::start(store.store.clone()).await
+}
+
+async fn seed_contract_field_by_field(store: &TestStore) {
+    let s = server_on(store).await;
     let (status, body) = s
         .post(
             "/api/trajectories/start",
@@ -159,8 +152,8 @@ async fn seed_contract_field_by_field(backend: Backend) {
     );
 }
 
-async fn start_is_idempotent_with_client_id(backend: Backend) {
-    let (_store, s) = server(backend).await;
+async fn start_is_idempotent_with_client_id(store: &TestStore) {
+    let s = server_on(store).await;
     let id = uuid::Uuid::new_v4().to_string();
     let body = json!({"agentId": "a", "trajectoryId": id});
     let tasks: Vec<_> = (0..6)
@@ -184,8 +177,8 @@ async fn start_is_idempotent_with_client_id(backend: Backend) {
     assert_eq!(list["trajectories"].as_array().unwrap().len(), 1);
 }
 
-async fn step_retries_never_duplicate(backend: Backend) {
-    let (_store, s) = server(backend).await;
+async fn step_retries_never_duplicate(store: &TestStore) {
+    let s = server_on(store).await;
     let id = s.start_trajectory(&json!({"agentId": "a"})).await;
     let batch = json!({"steps": (1..=10).map(|n| json!({"stepNumber": n, "toolName": "Read", "toolInput": {"n": n}})).collect::<Vec<_>>()});
     let url = format!("{}/api/trajectories/{id}/steps/batch", s.base);
@@ -218,8 +211,8 @@ async fn step_retries_never_duplicate(backend: Backend) {
     );
 }
 
-async fn read_api_lists_filters_pages_and_exports(backend: Backend) {
-    let (_store, s) = server(backend).await;
+async fn read_api_lists_filters_pages_and_exports(store: &TestStore) {
+    let s = server_on(store).await;
     let mut ids = Vec::new();
     for i in 0..7 {
         let agent = if i < 4 { "alpha" } else { "beta" };

@@ -9,6 +9,26 @@ use sqlx::{postgres::PgConnectOptions, Connection, PgConnection};
 
 use crate::{postgres::PgStore, sqlite::SqliteStore, Backend, Store, StoreConfig};
 
+/// Runs each listed `async fn(&TestStore)` as two tests, `sqlite::name` and `postgres::name`,
+/// each on its own fresh store: one case, written once, on both backends.
+#[macro_export]
+macro_rules! test_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() {
+                let store = $crate::testing::TestStore::new($crate::Backend::Sqlite).await;
+                super::$name(&store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                let store = $crate::testing::TestStore::new($crate::Backend::Postgres).await;
+                super::$name(&store).await;
+            })*
+        }
+    };
+}
+
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 pub fn test_database_url() -> String {

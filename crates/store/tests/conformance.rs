@@ -12,24 +12,7 @@ use lightning_store::{export_stream, testing::TestStore, Backend, Store, StoreEr
 use serde_json::json;
 use uuid::Uuid;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() {
-                let t = lightning_store::testing::TestStore::new(lightning_store::Backend::Sqlite).await;
-                super::$name(&t).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() {
-                let t = lightning_store::testing::TestStore::new(lightning_store::Backend::Postgres).await;
-                super::$name(&t).await;
-            })*
-        }
-    };
-}
-
-conformance!(
+lightning_store::test_on_both_backends!(
     start_then_get_returns_every_field,
     start_with_client_id_is_idempotent,
     steps_are_stored_in_order_with_counts,

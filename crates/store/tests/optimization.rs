@@ -8,24 +8,7 @@ use lightning_store::{testing::TestStore, Store, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() {
-                let t = lightning_store::testing::TestStore::new(lightning_store::Backend::Sqlite).await;
-                super::$name(&t).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() {
-                let t = lightning_store::testing::TestStore::new(lightning_store::Backend::Postgres).await;
-                super::$name(&t).await;
-            })*
-        }
-    };
-}
-
-conformance!(
+lightning_store::test_on_both_backends!(
     run_round_trips_and_updates,
     runs_list_newest_first_per_agent,
     candidates_upsert_keeps_lineage,
