@@ -788,7 +788,10 @@ class Instrumentation implements Lightning {
   // ------------------------------------------------------------------ prompts
 
   async promptDetails(fallback: string): Promise<PromptResult> {
-    if (this.buffer.disabled) return { text: fallback, version: null, source: 'fallback' };
+    if (this.buffer.disabled) {
+      this.promptVersion = null;
+      return { text: fallback, version: null, source: 'fallback' };
+    }
     const path = `/api/agents/${encodeURIComponent(this.options.agentId)}/prompts/latest`;
     const outcome = await this.client.request('GET', path);
     if (outcome.kind === 'ok' && outcome.body && typeof outcome.body === 'object') {
@@ -807,6 +810,9 @@ class Instrumentation implements Lightning {
     } else {
       this.debug('[Lightning Instrumentation] No prompt stored for this agent; using the fallback');
     }
+    // the caller now uses the fallback: trajectories started from here on must not carry the
+    // version of a prompt remembered from an earlier call
+    this.promptVersion = null;
     return { text: fallback, version: null, source: 'fallback' };
   }
 

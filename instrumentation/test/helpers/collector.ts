@@ -137,6 +137,20 @@ export class Collector {
     return JSON.parse(text);
   }
 
+  /** POSTs JSON (or no body) and returns the parsed answer; throws unless the status is `expect`. */
+  async post(path: string, body?: unknown, expect = 200): Promise<any> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.apiKey}` };
+    const init: RequestInit = { method: 'POST', headers };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const r = await fetch(this.url + path, init);
+    const text = await r.text();
+    if (r.status !== expect) throw new Error(`POST ${path} → ${r.status} (expected ${expect}): ${text}`);
+    return JSON.parse(text);
+  }
+
   async trajectories(agentId: string): Promise<any[]> {
     return (await this.get(`/api/trajectories?agentId=${encodeURIComponent(agentId)}&limit=1000`)).trajectories;
   }

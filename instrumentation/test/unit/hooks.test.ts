@@ -309,6 +309,30 @@ test('prompt() falls back on 404 and errors, and remembers the version for later
   await down.shutdown({ timeoutMs: 100 });
 });
 
+test('prompt() falling back forgets the remembered version: later trajectories are not tagged with a prompt not in use', async () => {
+  const { lightning } = make(mock.url);
+  mock.prompt = { agentId: 'unit-agent', version: 4, text: 'optimized prompt v4' };
+  assert.equal(await lightning.prompt('fallback text'), 'optimized prompt v4');
+  assert.equal(lightning.stats().promptVersion, '4');
+  const tagged = new SessionSim(lightning.hooks, 'sess-tagged');
+  await tagged.call('Read', {}, 'x');
+  mock.prompt = null; // the registry answers 404 now
+  assert.deepEqual(await lightning.promptDetails('fallback text'), { text: 'fallback text', version: null, source: 'fallback' });
+  assert.equal(lightning.stats().promptVersion, null);
+  const untagged = new SessionSim(lightning.hooks, 'sess-untagged');
+  await untagged.call('Read', {}, 'y');
+  await lightning.flush();
+  const starts = [...mock.trajectories.values()].map((t: any) => [t.start.sessionId, t.start.promptVersion]).sort();
+  assert.deepEqual(starts, [['sess-tagged', '4'], ['sess-untagged', undefined]]);
+  // the same when the collector cannot be reached at all
+  mock.prompt = { agentId: 'unit-agent', version: 5, text: 'v5' };
+  assert.equal(await lightning.prompt('fallback text'), 'v5');
+  mock.failNext(1, { status: 503 }, (r) => r.path.endsWith('/prompts/latest'));
+  assert.equal(await lightning.prompt('fallback text'), 'fallback text');
+  assert.equal(lightning.stats().promptVersion, null);
+  await lightning.shutdown({ timeoutMs: 500 });
+});
+
 test('mergeHooks concatenates matchers per event and both sets run', async () => {
   const { lightning } = make(mock.url);
   const calls: string[] = [];
