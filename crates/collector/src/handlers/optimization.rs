@@ -81,7 +81,8 @@ pub async fn get_run(
 #[utoipa::path(get, path = "/api/agents/{agentId}/prompts", tag = "optimization",
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256)),
     responses((status = 200, body = PromptsResponse), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn list_prompts(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
@@ -114,8 +115,9 @@ pub async fn latest_prompt(
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256)),
     request_body = NewPrompt,
     responses((status = 201, body = Prompt), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn register_prompt(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
