@@ -110,7 +110,10 @@ async fn analyze_prints_a_table_or_json() {
     );
     assert!(ok, "{err}");
     let a: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((a["trajectories"].as_i64(), a["failed"].as_i64()), (Some(12), Some(4)));
+    assert_eq!(
+        (a["trajectories"].as_i64(), a["failed"].as_i64()),
+        (Some(12), Some(4))
+    );
     assert_eq!(a["tools"][0]["tool"], "Bash");
     assert_eq!(a["errors"][0]["message"], "exit status <n>");
     let (ok, out, _) = lightning(
@@ -118,7 +121,10 @@ async fn analyze_prints_a_table_or_json() {
         &[("DATABASE_URL", &t.database_url)],
     );
     assert!(ok);
-    assert!(out.contains("error rate") && out.contains("exit status <n>"), "{out}");
+    assert!(
+        out.contains("error rate") && out.contains("exit status <n>"),
+        "{out}"
+    );
     let (ok, _, err) = lightning(
         &["analyze", "--agent", "nobody"],
         &[("DATABASE_URL", &t.database_url)],
@@ -134,7 +140,12 @@ fn every_subcommand_has_help() {
         assert!(ok && out.contains("Usage:"), "{sub}: {out}");
     }
     let (_, out, _) = lightning(&["optimize", "--help"], &[]);
-    for flag in ["--trajectories", "--eval-cmd", "--max-evaluations", "[env: LIGHTNING_BEAM="] {
+    for flag in [
+        "--trajectories",
+        "--eval-cmd",
+        "--max-evaluations",
+        "[env: LIGHTNING_BEAM=",
+    ] {
         assert!(out.contains(flag), "{flag} missing from optimize --help");
     }
 }
