@@ -337,6 +337,8 @@ async fn read_api_lists_filters_pages_and_exports(store: &TestStore) {
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "0190f0f0-0000-7000-8000-000000000000")
+        .replace("{agentId}", "some-agent")
+        .replace("{version}", "1")
 }
 
 /// `(method, path, public)` of every route, read from the OpenAPI document that the router is
@@ -380,6 +382,12 @@ async fn openapi_document_lists_every_route_and_is_served() {
         "GET /api/agents",
         "GET /metrics",
         "GET /health",
+        "GET /api/optimization-runs",
+        "GET /api/optimization-runs/{id}",
+        "GET /api/agents/{agentId}/prompts",
+        "POST /api/agents/{agentId}/prompts",
+        "GET /api/agents/{agentId}/prompts/latest",
+        "POST /api/agents/{agentId}/prompts/{version}/promote",
     ] {
         assert!(
             documented.contains(expected),
