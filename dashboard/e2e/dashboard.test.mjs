@@ -215,7 +215,7 @@ describe('dashboard against lightning serve', () => {
       await server.api.ok('POST', '/api/agents/coder/prompts', { text: 'You are a careful engineer.\nAlways run the tests.', note: 'from run', promote: true });
       await page.reload();
       await page.getByRole('heading', { name: /Version 2/ }).waitFor();
-      await page.getByRole('button', { name: 'Promote' }).click();
+      await page.getByRole('button', { name: 'Promote', exact: true }).click();
       await page.getByText('Version 1 is now the promoted prompt of coder.').waitFor();
       const latest = await server.api.ok('GET', '/api/agents/coder/prompts/latest');
       assert.equal(latest.version, 1);
