@@ -85,20 +85,6 @@ pub(crate) fn prompt_not_found(agent_id: &str, version: i64) -> crate::StoreErro
 macro_rules! impl_optimization_store {
     ($store:ident, $db:ty) => {
         impl $store {
-            async fn opt_fetch_all(
-                &self,
-                mut qb: sqlx::QueryBuilder<'_, $db>,
-            ) -> $crate::StoreResult<Vec<<$db as sqlx::Database>::Row>> {
-                Ok(qb.build().fetch_all(&self.reader).await?)
-            }
-
-            async fn opt_fetch_optional(
-                &self,
-                mut qb: sqlx::QueryBuilder<'_, $db>,
-            ) -> $crate::StoreResult<Option<<$db as sqlx::Database>::Row>> {
-                Ok(qb.build().fetch_optional(&self.reader).await?)
-            }
-
             async fn register_prompt_once(
                 &self,
                 agent_id: &str,
@@ -211,7 +197,7 @@ macro_rules! impl_optimization_store {
                 run_id: uuid::Uuid,
             ) -> $crate::StoreResult<lightning_core::OptimizationRun> {
                 let row = self
-                    .opt_fetch_optional($crate::optimization_sql::select_run(run_id))
+                    .fetch_optional($crate::optimization_sql::select_run(run_id))
                     .await?
                     .ok_or_else(|| $crate::optimization::run_not_found(run_id))?;
                 $crate::optimization_sql::decode_run(&row)
@@ -223,7 +209,7 @@ macro_rules! impl_optimization_store {
                 limit: i64,
             ) -> $crate::StoreResult<Vec<lightning_core::OptimizationRun>> {
                 let rows = self
-                    .opt_fetch_all($crate::optimization_sql::list_runs(agent_id, limit))
+                    .fetch_all($crate::optimization_sql::list_runs(agent_id, limit))
                     .await?;
                 rows.iter()
                     .map($crate::optimization_sql::decode_run)
@@ -269,7 +255,7 @@ macro_rules! impl_optimization_store {
                 run_id: uuid::Uuid,
             ) -> $crate::StoreResult<Vec<lightning_core::PromptCandidate>> {
                 let rows = self
-                    .opt_fetch_all($crate::optimization_sql::list_candidates(run_id))
+                    .fetch_all($crate::optimization_sql::list_candidates(run_id))
                     .await?;
                 rows.iter()
                     .map($crate::optimization_sql::decode_candidate)
@@ -300,7 +286,7 @@ macro_rules! impl_optimization_store {
                 agent_id: &str,
             ) -> $crate::StoreResult<Vec<lightning_core::Prompt>> {
                 let rows = self
-                    .opt_fetch_all($crate::optimization_sql::list_prompts(agent_id))
+                    .fetch_all($crate::optimization_sql::list_prompts(agent_id))
                     .await?;
                 rows.iter()
                     .map($crate::optimization_sql::decode_prompt)
@@ -311,7 +297,7 @@ macro_rules! impl_optimization_store {
                 &self,
                 agent_id: &str,
             ) -> $crate::StoreResult<Option<lightning_core::Prompt>> {
-                self.opt_fetch_optional($crate::optimization_sql::latest_prompt(agent_id))
+                self.fetch_optional($crate::optimization_sql::latest_prompt(agent_id))
                     .await?
                     .as_ref()
                     .map($crate::optimization_sql::decode_prompt)
@@ -324,7 +310,7 @@ macro_rules! impl_optimization_store {
                 version: i64,
             ) -> $crate::StoreResult<lightning_core::Prompt> {
                 let row = self
-                    .opt_fetch_optional($crate::optimization_sql::select_prompt(agent_id, version))
+                    .fetch_optional($crate::optimization_sql::select_prompt(agent_id, version))
                     .await?
                     .ok_or_else(|| $crate::optimization::prompt_not_found(agent_id, version))?;
                 $crate::optimization_sql::decode_prompt(&row)
