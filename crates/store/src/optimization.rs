@@ -80,8 +80,9 @@ pub(crate) fn prompt_not_found(agent_id: &str, version: i64) -> crate::StoreErro
     crate::StoreError::NotFound(format!("prompt version {version} of agent {agent_id:?}"))
 }
 
-/// Implements [`OptimizationStore`] for a backend with `writer`/`reader` pools (see
-/// `impl_store!`); invoked inside the backend's module so it can reach the pools.
+/// Implements [`OptimizationStore`] for a backend with `writer`/`reader` pools, using the
+/// `fetch_all`/`fetch_optional` helpers that `impl_store!` defines on the same type; invoked
+/// inside the backend's module so it can reach the pools.
 macro_rules! impl_optimization_store {
     ($store:ident, $db:ty) => {
         impl $store {
