@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { launch, newPage } from './lib/browser.mjs';
-import { seed, seedBulk, startServer, makeSteps } from './lib/server.mjs';
+import { startFakeLlm } from './lib/fakeLlm.mjs';
+import { OPT_AGENT, OPT_START_PROMPT, runOptimize, seed, seedBulk, seedOptimizable, startServer, makeSteps } from './lib/server.mjs';
 
 let server;
 let chrome;
@@ -225,6 +226,109 @@ describe('dashboard against lightning serve', () => {
     await session.shot('07-optimization');
     await expectNoProblems(session);
     session.clearAllowed();
+  });
+
+  it('shows a real optimization run: scores, lineage, critique and the diff against the parent', async () => {
+    const { page } = session;
+    // `lightning optimize` runs for real on the collector's own store, with a scripted LLM.
+    const llm = await startFakeLlm();
+    let outcome;
+    try {
+      await seedOptimizable(server.api, 20);
+      ({ outcome } = await runOptimize(server, llm.url, ['--agent', OPT_AGENT, '--rounds', '2', '--beam', '2', '--branch', '2', '--minibatch', '4', '--seed', '1']));
+    } finally {
+      await llm.close();
+    }
+    assert.deepEqual(llm.problems, []);
+    assert.ok(llm.calls.critique > 0 && llm.calls.edit > 0 && llm.calls.judge > 0, JSON.stringify(llm.calls));
+    const { run, candidates } = outcome;
+    assert.equal(run.status, 'completed');
+    assert.equal(run.trajectories, 20);
+    assert.equal(run.baselineScore, 0.5);
+    assert.equal(run.bestScore, 1);
+    const byId = new Map(candidates.map((c) => [c.id, c]));
+    const best = byId.get(run.bestCandidateId);
+    const parent = byId.get(best.parentId);
+    const seedCandidate = candidates.find((c) => c.status === 'seed');
+    // With this seed the winner is a round-2 child of a round-1 child of the seed.
+    assert.deepEqual([best.round, parent.round, parent.parentId], [2, 1, seedCandidate.id]);
+    assert.equal(seedCandidate.prompt, OPT_START_PROMPT);
+    assert.ok(best.prompt.startsWith(`${parent.prompt}\n`), best.prompt);
+    const added = best.prompt.slice(parent.prompt.length + 1);
+    // Short ids tell candidates apart (they are UUIDv7s made within the same second).
+    const short = (id) => id.slice(-8);
+    assert.equal(new Set(candidates.map((c) => short(c.id))).size, candidates.length);
+
+    // Runs list: the run with its scores.
+    await page.goto(`${server.url}/optimization?agentId=${OPT_AGENT}`);
+    const row = page.locator('table tbody tr', { has: page.getByRole('link', { name: `Open run ${run.id}` }) });
+    await row.waitFor();
+    const cells = await row.locator('td').allInnerTexts();
+    assert.equal(cells[1], OPT_AGENT);
+    assert.equal(cells[2], 'completed');
+    assert.deepEqual(cells.slice(5, 8), ['0.500', '1.000', String(run.evaluations)]);
+    await session.shot('10-optimization-runs');
+
+    // Run detail: summary, rounds, lineage tree.
+    await row.getByRole('link', { name: `Open run ${run.id}` }).click();
+    await page.getByRole('heading', { name: `Run ${short(run.id)} · ${OPT_AGENT}`, level: 1 }).waitFor();
+    const summary = async (label) => page.locator('.summary-item', { has: page.getByText(label, { exact: true }) }).first().locator('dd').innerText();
+    assert.equal(await summary('Baseline score'), '0.500');
+    assert.equal(await summary('Best score'), '1.000');
+    assert.equal(await summary('Candidates'), String(candidates.length));
+    const perRound = [0, 1, 2].map((r) => candidates.filter((c) => c.round === r).length);
+    const roundItems = await page.getByRole('list', { name: 'Rounds' }).getByRole('listitem').allInnerTexts();
+    assert.deepEqual(
+      roundItems.map((t) => t.replace(/\s+/g, ' ').replace(/ · best.*/, '')),
+      perRound.map((n, r) => `Round ${r} ${n} candidate${n === 1 ? '' : 's'}`),
+    );
+    assert.match(roundItems[2], /best 1\.000/);
+
+    const tree = page.getByRole('tree', { name: 'Candidate lineage' });
+    assert.equal(await tree.getByRole('treeitem').count(), candidates.length);
+    const level = (n) => tree.locator(`li[role="treeitem"][aria-level="${n}"]`);
+    // Each candidate is drawn one level below its parent (a round-2 child may hang off the seed).
+    const depth = (c) => (c.parentId ? depth(byId.get(c.parentId)) + 1 : 1);
+    const perLevel = [1, 2, 3, 4].map((n) => candidates.filter((c) => depth(c) === n).length);
+    assert.deepEqual(await Promise.all([1, 2, 3, 4].map((n) => level(n).count())), perLevel);
+    const node = (root, n, c) => root.locator(`li[role="treeitem"][aria-level="${n}"]`).filter({ has: page.locator(':scope > button', { hasText: short(c.id) }) });
+    assert.match(await node(tree, 1, seedCandidate).locator(':scope > button').innerText(), /R0[\s\S]*seed[\s\S]*0\.500/);
+    // parent → child: the best candidate sits in its parent's group, which sits in the seed's.
+    const bestNode = node(node(node(tree, 1, seedCandidate), 2, parent), 3, best);
+    assert.equal(await bestNode.count(), 1);
+    assert.match(await bestNode.locator(':scope > button').innerText(), /R2[\s\S]*best[\s\S]*1\.000/);
+    assert.equal(await bestNode.getAttribute('aria-selected'), 'true');
+
+    // The selected (best) candidate: its critique, and the diff against its parent.
+    const panel = page.getByRole('region', { name: /^Candidate / });
+    await panel.getByRole('heading', { name: new RegExp(`Candidate ${short(best.id)}`) }).waitFor();
+    assert.equal(await panel.getByLabel('Critique').innerText(), best.critique);
+    assert.match(best.critique, /^- Add the rule/);
+    const diff = panel.getByRole('region', { name: `Diff of Parent ${short(parent.id)} (round 1) and Candidate ${short(best.id)} (round 2)` });
+    await diff.waitFor();
+    assert.equal(await panel.getByRole('status').innerText(), '0 lines removed, 1 line added.');
+    assert.deepEqual(await diff.locator('td.diff-ins').allTextContents(), [`added: ${added}`]);
+    assert.equal(await diff.locator('td.diff-del').count(), 0);
+    const parentLines = parent.prompt.split('\n');
+    assert.deepEqual((await diff.locator('tbody tr td:nth-child(2)').allInnerTexts()).slice(0, parentLines.length), parentLines);
+    await diff.scrollIntoViewIfNeeded();
+    await session.shot('11-optimization-run-detail');
+
+    // Walk up the lineage: the parent's own diff against the seed, then the seed itself.
+    await panel.getByRole('button', { name: short(parent.id), exact: true }).click();
+    await panel.getByRole('region', { name: `Diff of Parent ${short(seedCandidate.id)} (round 0) and Candidate ${short(parent.id)} (round 1)` }).waitFor();
+    assert.equal(await panel.getByLabel('Critique').innerText(), parent.critique);
+    assert.equal(await node(tree, 2, parent).getAttribute('aria-selected'), 'true');
+    await node(tree, 1, seedCandidate).locator(':scope > button').first().click();
+    await panel.getByText('none (seed)').waitFor();
+    assert.equal(await panel.getByLabel('Prompt', { exact: true }).innerText(), OPT_START_PROMPT);
+
+    // The best prompt was registered as version 1, linked back to this run.
+    await page.getByRole('link', { name: 'Prompt versions' }).click();
+    await page.getByRole('heading', { name: /Version 1/ }).waitFor();
+    assert.equal(await page.getByLabel('Prompt version 1').innerText(), best.prompt);
+    await page.getByRole('link', { name: `from run ${short(run.id)}` }).waitFor();
+    await expectNoProblems(session);
   });
 
   it('renders the dark theme', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { diffLines, diffSummary } from '../src/lib/diff';
-import { formatCost, formatDuration, formatPercent, prettyValue, previewValue } from '../src/lib/format';
+import { formatCost, formatDuration, formatPercent, prettyValue, previewValue, shortId } from '../src/lib/format';
 import { matchRoute } from '../src/lib/router';
 import { buildLanes, computeTimeline, subagentOf } from '../src/lib/steps';
 import { sinceFor } from '../src/lib/timeRange';
@@ -36,6 +36,15 @@ describe('diffLines', () => {
 });
 
 describe('format', () => {
+  it('shortens UUIDv7 ids to their random tail, so ids made in the same minute differ', () => {
+    const a = '01a2182d-977b-7534-8310-7b545c9077a3';
+    const b = '01a2182d-978f-70e4-a8dd-f6721b2d129a';
+    expect(shortId(a)).toBe('5c9077a3');
+    expect(shortId(b)).not.toBe(shortId(a));
+    expect(shortId('run-1')).toBe('run-1');
+    expect(shortId('abcdefghijklmnop')).toBe('abcdefgh');
+  });
+
   it('formats durations across units', () => {
     expect(formatDuration(null)).toBe('–');
     expect(formatDuration(250)).toBe('250 ms');

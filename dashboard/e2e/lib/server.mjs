@@ -1,7 +1,7 @@
 // Starts a real `lightning serve` for end-to-end tests and benchmarks, and fills it through its
 // public HTTP API (docs/api.md).
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -82,7 +82,7 @@ export async function startServer({ key = 'e2e-secret-key' } = {}) {
     }
     rmSync(dataDir, { recursive: true, force: true });
   };
-  return { url, key, api: new SeedClient(url, key), stop, logs: () => output };
+  return { url, key, bin, dataDir, api: new SeedClient(url, key), stop, logs: () => output };
 }
 
 /** Minimal client for the ingest API used to fill the collector. */
@@ -200,4 +200,62 @@ export async function seedBulk(api, count = 10_000) {
   await api.steps(id, makeSteps(count, startTime, { gapMs: 250, errorEvery: 997, subagentEvery: 50 }), 1000);
   await api.complete(id, { success: true, result: { migrated: count }, duration: count * 250, costUsd: 12.5, totalSteps: count });
   return id;
+}
+
+/**
+ * An agent worth optimizing: `count` completed trajectories with one system prompt, a quarter
+ * failing because the order was never looked up, a quarter because a refund was promised.
+ */
+export const OPT_AGENT = 'refund-bot';
+export const OPT_START_PROMPT = 'You are the support agent of {shop}.\nAnswer the customer politely.';
+
+export async function seedOptimizable(api, count = 20) {
+  const now = Date.now();
+  for (let i = 0; i < count; i++) {
+    const kind = i % 4; // 0, 1: success; 2: order lookup failure; 3: refund promised
+    const startTime = new Date(now - (i + 1) * 60_000).toISOString();
+    const id = await api.start({ agentId: OPT_AGENT, taskType: 'ticket', startTime, prompt: `Ticket #${500 + i}: where is my order?`, systemPrompt: OPT_START_PROMPT, promptVersion: '1', model: 'claude-sonnet' });
+    const lookupError = kind === 2 ? `order not found: #${9000 + i}` : null;
+    const replyError = kind === 3 ? 'policy violation: promised a refund' : null;
+    await api.steps(id, [
+      { stepNumber: 0, toolName: 'lookup_order', timestamp: startTime, toolInput: { query: `order ${9000 + i}` }, toolOutput: lookupError ? null : { status: 'shipped' }, error: lookupError, durationMs: 120 },
+      { stepNumber: 1, toolName: 'reply', timestamp: new Date(Date.parse(startTime) + 500).toISOString(), toolInput: { text: 'Your order is on its way.' }, toolOutput: replyError ? null : 'sent', error: replyError, durationMs: 80 },
+    ]);
+    const error = lookupError ?? replyError;
+    await api.complete(id, { success: !error, error, duration: 900, endTime: new Date(Date.parse(startTime) + 900).toISOString() });
+  }
+}
+
+/**
+ * Run `lightning optimize` against the same store as the running collector (same --data-dir;
+ * SQLite in WAL mode is shared safely) with the Anthropic client pointed at `llmUrl`. Resolves
+ * with the parsed `--json` outcome; rejects with the command's output when it fails.
+ */
+export function runOptimize(server, llmUrl, args = []) {
+  const out = join(server.dataDir, 'optimized-prompt.txt');
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ANTHROPIC_BASE_URL: llmUrl, ANTHROPIC_API_KEY: 'sk-ant-fake-e2e' };
+  delete env.DATABASE_URL;
+  for (const k of Object.keys(env)) if (k.startsWith('LIGHTNING_')) delete env[k];
+  const child = spawn(server.bin, ['optimize', '--data-dir', server.dataDir, '--out', out, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => {
+    stdout += c;
+  });
+  child.stderr.on('data', (c) => {
+    stderr = (stderr + c).slice(-8000);
+  });
+  return new Promise((resolveRun, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`lightning optimize exited with ${code ?? signal}:\n${stderr}\n${stdout.slice(-4000)}`));
+      try {
+        resolveRun({ outcome: JSON.parse(stdout), bestPrompt: readFileSync(out, 'utf8'), stderr });
+      } catch (err) {
+        reject(new Error(`lightning optimize printed no JSON (${err.message}):\n${stdout.slice(0, 4000)}\n${stderr}`));
+      }
+    });
+  });
 }

@@ -113,6 +113,14 @@ export function previewValue(value: unknown, max = 120): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A short label for an id. UUIDs show their last 8 hex digits: the collector's ids are UUIDv7,
+ * whose leading digits are a timestamp shared by everything created in the same minute (all
+ * candidates of a run), while the tail is random. Other long ids show their first 8 characters.
+ */
 export function shortId(id: string): string {
+  if (UUID.test(id)) return id.slice(-8);
   return id.length > 12 ? id.slice(0, 8) : id;
 }
