@@ -52,26 +52,6 @@ pub trait OptimizationStore: Send + Sync {
     async fn promote_prompt(&self, agent_id: &str, version: i64) -> StoreResult<Prompt>;
 }
 
-/// Commits on success; on failure rolls back at once, so no connection sits idle in a
-/// transaction holding locks until the pool happens to reuse it.
-pub(crate) async fn finish_tx<DB: sqlx::Database, T>(
-    tx: sqlx::Transaction<'_, DB>,
-    result: StoreResult<T>,
-) -> StoreResult<T> {
-    match result {
-        Ok(value) => {
-            tx.commit().await?;
-            Ok(value)
-        }
-        Err(e) => {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(error = %rollback, "rollback failed");
-            }
-            Err(e)
-        }
-    }
-}
-
 pub(crate) fn run_not_found(id: Uuid) -> crate::StoreError {
     crate::StoreError::NotFound(format!("optimization run {id}"))
 }
@@ -133,7 +113,7 @@ macro_rules! impl_optimization_store {
                     Ok(stored)
                 }
                 .await;
-                $crate::optimization::finish_tx(tx, result).await
+                $crate::sql_store::finish_tx(tx, result).await
             }
 
             async fn promote_prompt_once(
@@ -162,7 +142,7 @@ macro_rules! impl_optimization_store {
                     q::decode_prompt(&row)
                 }
                 .await;
-                $crate::optimization::finish_tx(tx, result).await
+                $crate::sql_store::finish_tx(tx, result).await
             }
         }
 
@@ -248,7 +228,7 @@ macro_rules! impl_optimization_store {
                     Ok(())
                 }
                 .await;
-                $crate::optimization::finish_tx(tx, result).await
+                $crate::sql_store::finish_tx(tx, result).await
             }
 
             async fn list_candidates(

@@ -10,6 +10,26 @@ pub(crate) fn not_found(id: Uuid) -> StoreError {
     StoreError::NotFound(format!("trajectory {id}"))
 }
 
+/// Commits on success; on failure rolls back at once, so no connection sits idle in a
+/// transaction holding locks until the pool happens to reuse it.
+pub(crate) async fn finish_tx<DB: sqlx::Database, T>(
+    tx: sqlx::Transaction<'_, DB>,
+    result: crate::StoreResult<T>,
+) -> crate::StoreResult<T> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
 macro_rules! impl_store {
     ($store:ident, $db:ty, $backend:expr) => {
         impl $store {
@@ -71,25 +91,28 @@ macro_rules! impl_store {
             ) -> $crate::StoreResult<()> {
                 let now = lightning_core::time::now();
                 let mut tx = self.writer.begin().await?;
-                let touched = $crate::sql::touch_trajectory::<$db>(trajectory_id, now)
-                    .build()
-                    .execute(&mut *tx)
-                    .await?;
-                if touched.rows_affected() == 0 {
-                    return Err($crate::sql_store::not_found(trajectory_id));
-                }
-                for chunk in steps.chunks($crate::sql::STEP_CHUNK) {
-                    $crate::sql::upsert_steps::<$db>(trajectory_id, chunk, now)
+                let result = async {
+                    let touched = $crate::sql::touch_trajectory::<$db>(trajectory_id, now)
                         .build()
                         .execute(&mut *tx)
                         .await?;
+                    if touched.rows_affected() == 0 {
+                        return Err($crate::sql_store::not_found(trajectory_id));
+                    }
+                    for chunk in steps.chunks($crate::sql::STEP_CHUNK) {
+                        $crate::sql::upsert_steps::<$db>(trajectory_id, chunk, now)
+                            .build()
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    $crate::sql::refresh_counts::<$db>(trajectory_id)
+                        .build()
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(())
                 }
-                $crate::sql::refresh_counts::<$db>(trajectory_id)
-                    .build()
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(())
+                .await;
+                $crate::sql_store::finish_tx(tx, result).await
             }
 
             async fn complete_trajectory(

@@ -137,6 +137,40 @@ impl TestStore {
         )
     }
 
+    /// Fails if a connection of the store still holds locks on its tables (e.g. a transaction
+    /// left open after an error), by taking an exclusive lock with NOWAIT from a fresh
+    /// connection. SQLite: a write through the store's single writer must go through.
+    pub async fn assert_no_locks_left(&self) {
+        match (&self.schema, &self.admin_url) {
+            (Some(schema), Some(url)) => {
+                let mut c = PgConnection::connect(url).await.expect("admin connection");
+                let mut tx = c.begin().await.expect("begin");
+                sqlx::query(&format!(
+                    "LOCK TABLE {schema}.trajectories, {schema}.trajectory_steps IN ACCESS EXCLUSIVE MODE NOWAIT"
+                ))
+                .execute(&mut *tx)
+                .await
+                .expect("a store connection still holds locks (transaction left open?)");
+                tx.rollback().await.expect("rollback");
+            }
+            _ => {
+                let probe = crate::NewTrajectory {
+                    agent_id: "lock-probe".into(),
+                    ..Default::default()
+                };
+                let write = self.store.start_trajectory(&probe);
+                let id = tokio::time::timeout(std::time::Duration::from_secs(5), write)
+                    .await
+                    .expect("the SQLite writer is still busy (transaction left open?)")
+                    .expect("write");
+                self.store
+                    .delete_trajectory(id)
+                    .await
+                    .expect("clean up the probe");
+            }
+        }
+    }
+
     /// Schema this store lives in (PostgreSQL only).
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
@@ -156,6 +190,11 @@ impl Drop for TestStore {
                 .ok()?;
             rt.block_on(async {
                 let mut c = PgConnection::connect(&url).await.ok()?;
+                // Never hang a test run on a lock some leaked connection still holds.
+                sqlx::query("SET lock_timeout = '10s'")
+                    .execute(&mut c)
+                    .await
+                    .ok()?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .execute(&mut c)
                     .await

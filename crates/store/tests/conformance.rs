@@ -164,6 +164,8 @@ async fn steps_for_unknown_trajectory_write_nothing(t: &TestStore) {
         "{err}"
     );
     assert!(s.list_steps(ghost, None, 10).await.unwrap().is_empty());
+    // Nothing of the refused batch's transaction is left holding locks.
+    t.assert_no_locks_left().await;
 }
 
 async fn resent_steps_merge_instead_of_duplicating(t: &TestStore) {
@@ -226,6 +228,7 @@ async fn large_batch_spanning_statements_is_atomic(t: &TestStore) {
     s.delete_trajectory(other).await.unwrap();
     assert!(s.append_steps(other, &steps).await.is_err());
     assert!(s.list_steps(other, None, 10).await.unwrap().is_empty());
+    t.assert_no_locks_left().await;
 }
 
 async fn complete_records_outcome_and_merges_repeats(t: &TestStore) {
