@@ -370,6 +370,28 @@ class Instrumentation implements Lightning {
     this.debug(`[Lightning Hooks] Trajectory ${s.trajectoryId} complete (success: ${draft.body.success})`);
   }
 
+  /**
+   * Stop (error undefined) or StopFailure: close what never got a post hook, then complete the
+   * trajectory — unless track() owns completion, in which case the result message will.
+   */
+  private finishOnStop(s: Session, input: HookInputLike, hook: string, error: string | undefined): void {
+    this.closeAllOpen(s, hook);
+    if (s.tracked) {
+      this.buffer.schedulePump();
+      return;
+    }
+    const body: CompleteDraft['body'] = {
+      success: error === undefined,
+      ...(error !== undefined ? { error } : {}),
+      totalSteps: s.stepCount,
+      duration: Date.now() - s.startMs,
+      endTime: new Date().toISOString(),
+    };
+    const last = str(input.last_assistant_message);
+    if (last !== undefined) body.result = last;
+    this.complete(s, { body });
+  }
+
   // ------------------------------------------------------------------ hooks
 
   private buildHooks(): LightningHooks {
@@ -461,43 +483,12 @@ class Instrumentation implements Lightning {
       }
     });
 
-    const stop = wrap('Stop', (input) => {
-      const s = this.session(sid(input));
-      this.closeAllOpen(s, 'Stop');
-      if (s.tracked) {
-        this.buffer.schedulePump();
-        return;
-      }
-      const body: CompleteDraft['body'] = {
-        success: true,
-        totalSteps: s.stepCount,
-        duration: Date.now() - s.startMs,
-        endTime: new Date().toISOString(),
-      };
-      const last = str(input.last_assistant_message);
-      if (last !== undefined) body.result = last;
-      this.complete(s, { body });
-    });
+    const stop = wrap('Stop', (input) => this.finishOnStop(this.session(sid(input)), input, 'Stop', undefined));
 
     const stopFailure = wrap('StopFailure', (input) => {
-      const s = this.session(sid(input));
-      this.closeAllOpen(s, 'StopFailure');
-      if (s.tracked) {
-        this.buffer.schedulePump();
-        return;
-      }
       const details = str(input.error_details);
       const error = `${str(input.error) ?? 'unknown'}${details ? `: ${details}` : ''}`;
-      const body: CompleteDraft['body'] = {
-        success: false,
-        error,
-        totalSteps: s.stepCount,
-        duration: Date.now() - s.startMs,
-        endTime: new Date().toISOString(),
-      };
-      const last = str(input.last_assistant_message);
-      if (last !== undefined) body.result = last;
-      this.complete(s, { body });
+      this.finishOnStop(this.session(sid(input)), input, 'StopFailure', error);
     });
 
     const sessionStart = wrap('SessionStart', (input) => {

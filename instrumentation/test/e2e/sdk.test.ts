@@ -12,6 +12,7 @@ import { query, type HookCallback, type Options } from '@anthropic-ai/claude-age
 import { instrument, mergeHooks, NO_POST_HOOK } from '../../src/index.js';
 import { Collector } from '../helpers/collector.js';
 import { FakeAnthropic, type Turn } from '../helpers/fake-anthropic.js';
+import { sdkEnv } from '../helpers/faults.js';
 
 let collector: Collector;
 let work: string;
@@ -28,23 +29,6 @@ after(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-function sdkEnv(baseUrl: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  for (const k of Object.keys(env)) if (k.startsWith('ANTHROPIC_') || k.startsWith('CLAUDE')) delete env[k];
-  return {
-    ...env,
-    ANTHROPIC_BASE_URL: baseUrl,
-    ANTHROPIC_API_KEY: 'sk-ant-test-dummy-key',
-    CLAUDE_CONFIG_DIR: join(home, '.claude'),
-    HOME: home,
-    IS_SANDBOX: '1',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_TELEMETRY: '1',
-    DISABLE_AUTOUPDATER: '1',
-    DISABLE_ERROR_REPORTING: '1',
-  };
-}
 
 test('a real Claude Agent SDK run is captured step by step', { timeout: 180_000 }, async () => {
   const file = join(work, 'hello.txt');
@@ -113,7 +97,7 @@ test('a real Claude Agent SDK run is captured step by step', { timeout: 180_000 
     allowedTools: ['Read', 'Edit', 'Bash'],
     settingSources: [],
     maxTurns: 20,
-    env: sdkEnv(fake.url),
+    env: sdkEnv(fake.url, home),
     stderr: (d) => stderr.push(d),
     hooks: mergeHooks(lightning.hooks, { PreToolUse: [{ matcher: 'Bash', hooks: [guard] }] }),
   };
