@@ -1,7 +1,7 @@
 export { instrument, toJson, NO_POST_HOOK, VERSION } from './instrument.js';
 export { mergeHooks } from './merge.js';
 export { Redactor, BUILTIN_RULES, isSensitiveKey } from './redact.js';
-export type { RedactionRule } from './redact.js';
+export type { RedactionRule, RedactionCounts } from './redact.js';
 export type {
   CompletePayload,
   EmptyHookOutput,
@@ -16,6 +16,7 @@ export type {
   LightningStats,
   Logger,
   PromptResult,
+  RedactOptions,
   RetryOptions,
   StartPayload,
   StepPayload,

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { StepBuffer, type CompleteDraft, type StartDraft, type StepDraft, type StepItem, type StartItem } from './buffer.js';
 import { LightningClient } from './client.js';
-import { Redactor } from './redact.js';
+import { RedactionTally, Redactor, redactingLogger } from './redact.js';
 import { applyUserSanitizer, errorMessage, sanitizeField, toJsonSafe, truncateJson } from './sanitize.js';
 import { Spool } from './spool.js';
 import type {
@@ -149,6 +149,7 @@ class Instrumentation implements Lightning {
   private readonly cfg: Resolved;
   private readonly logger: Logger;
   private readonly redactor: Redactor;
+  private readonly redactions: RedactionTally;
   private readonly client: LightningClient;
   private readonly buffer: StepBuffer;
   private readonly sessions = new Map<string, Session>();
@@ -186,8 +187,9 @@ class Instrumentation implements Lightning {
       shutdownTimeoutMs: positive('shutdownTimeoutMs', options.shutdownTimeoutMs, 5000, true),
       handleProcessExit: options.handleProcessExit !== false,
     };
-    this.logger = options.logger ?? defaultLogger;
-    this.redactor = new Redactor(this.cfg.redact, options.redactPatterns ?? []);
+    this.logger = redactingLogger(options.logger ?? defaultLogger);
+    this.redactor = Redactor.fromOptions(options.redact, options.redactPatterns);
+    this.redactions = new RedactionTally(this.redactor, (m) => this.debug(m));
     const fetchImpl = options.fetch ?? globalThis.fetch;
     if (typeof fetchImpl !== 'function') {
       throw new TypeError('instrument(): no global fetch (Node >= 18 required) and no fetch option given');
@@ -221,9 +223,9 @@ class Instrumentation implements Lightning {
       },
       this.client,
       {
-        start: (d) => this.prepareStart(d),
-        step: (d) => this.prepareStep(d),
-        complete: (d) => this.prepareComplete(d),
+        start: (d) => this.redactions.track(d, () => this.prepareStart(d)),
+        step: (d) => this.redactions.track(d, () => this.prepareStep(d)),
+        complete: (d) => this.redactions.track(d, () => this.prepareComplete(d)),
       },
       spool,
     );
@@ -831,6 +833,7 @@ class Instrumentation implements Lightning {
       disabled: this.buffer.disabled,
       promptVersion: this.promptVersion,
       lastError: c.lastError,
+      redactions: this.redactions.snapshot(),
     };
   }
 

@@ -14,6 +14,20 @@ const MAX_ARRAY = 10000;
 
 export const WITHHELD = '[REDACTED:sensitive_key]';
 
+function withheld(redactor: Redactor): string {
+  redactor.countWithheld();
+  return WITHHELD;
+}
+
+/** `{ name: 'DB_PASSWORD', value: '…' }` (Kubernetes env, ECS task definitions): the value is a secret. */
+function withholdNamedValue(out: { [k: string]: JsonValue }, redactor: Redactor): void {
+  const name = out.name ?? out.Name;
+  const valueKey = 'value' in out ? 'value' : 'Value' in out ? 'Value' : null;
+  if (valueKey === null || typeof name !== 'string' || !isSensitiveKey(name)) return;
+  const value = out[valueKey];
+  if (typeof value === 'string' && value !== WITHHELD) out[valueKey] = withheld(redactor);
+}
+
 function describeBinary(kind: string, bytes: number): string {
   return `[binary ${kind}: ${bytes} bytes]`;
 }
@@ -88,7 +102,7 @@ export function toJsonSafe(value: unknown, redactor: Redactor, maxStringBytes = 
           for (const [k, val] of obj) {
             if (i++ >= MAX_KEYS) break;
             const key = typeof k === 'string' ? k : String(walk(k, depth + 1));
-            out[key] = isSensitiveKey(key) && val != null ? WITHHELD : walk(val, depth + 1);
+            out[key] = isSensitiveKey(key) && val != null ? withheld(redactor) : walk(val, depth + 1);
           }
           return out;
         }
@@ -119,10 +133,11 @@ export function toJsonSafe(value: unknown, redactor: Redactor, maxStringBytes = 
           if (val === undefined || typeof val === 'function' || typeof val === 'symbol') continue;
           out[key] =
             isSensitiveKey(key) && val !== null && typeof val !== 'boolean' && typeof val !== 'number'
-              ? WITHHELD
+              ? withheld(redactor)
               : walk(val, depth + 1);
         }
         if (keys.length > n) out['…'] = `[${keys.length - n} more keys]`;
+        withholdNamedValue(out, redactor);
         return out;
       } finally {
         seen.delete(obj);

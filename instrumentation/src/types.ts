@@ -107,6 +107,15 @@ export interface Logger {
   warn(message: string): void;
 }
 
+/** The `redact` option when given as an object. */
+export interface RedactOptions {
+  /** Extra patterns: a RegExp is replaced by `[REDACTED:custom]`, `{kind, pattern}` by `[REDACTED:<kind>]`;
+   * with a named group `secret`, only that group is replaced. */
+  extraPatterns?: (RegExp | { kind?: string; pattern: RegExp })[];
+  /** Values never redacted: a string is an exact value, a RegExp must match the whole value. */
+  allow?: (string | RegExp)[];
+}
+
 export interface RetryOptions {
   /** First backoff delay in ms (full jitter is applied). Default 500. */
   baseDelayMs?: number;
@@ -141,8 +150,8 @@ export interface InstrumentOptions {
   maxSpoolBytes?: number;
   /** Largest serialized size of one field (toolInput, toolOutput, error, result…). Default 32 KiB. */
   maxFieldBytes?: number;
-  /** Built-in secret redaction. Default true. */
-  redact?: boolean;
+  /** Built-in secret redaction. Default true. An object keeps it on and adds patterns / an allowlist. */
+  redact?: boolean | RedactOptions;
   /** Extra patterns to redact (must be global regexes or will be made global). */
   redactPatterns?: RegExp[];
   /** User sanitizer for steps; fails closed. */
@@ -198,6 +207,8 @@ export interface LightningStats {
   promptVersion: string | null;
   /** Last delivery error, if any. */
   lastError: string | null;
+  /** Values redacted so far, per kind (e.g. `{ github_token: 2, sensitive_key: 1 }`). */
+  redactions: Record<string, number>;
 }
 
 export interface PromptResult {
