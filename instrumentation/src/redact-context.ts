@@ -184,10 +184,15 @@ function lineEndOf(text: string, i: number, max = 4096): number {
 // ------------------------------------------------------------------ values
 
 const PLACEHOLDER_RE =
-  /^(?:\$\{\{[^}]*\}\}|\$\{[A-Za-z_][A-Za-z0-9_.]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\$\([^)]*\)|\{\{[^}]*\}\}|\{[A-Za-z_][A-Za-z0-9_.]*\}|#\{[^}]*\}|<[^<>\n]{1,64}>|%[A-Za-z_][A-Za-z0-9_]*%|\*{3,}|x{3,}|X{3,}|\.\.\.|…|\[REDACTED[^\]]*\]|(?:process\.env|os\.environ|import\.meta\.env|ENV|env)[.[][^\s]*|os\.getenv\(.*)$/;
+  /^(?:\$\{\{[^}]*\}\}|\$\{[A-Za-z_][A-Za-z0-9_.]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\$\([^)]*\)|\{\{[^}]*\}\}|\{[A-Za-z_][A-Za-z0-9_.]*\}|#\{[^}]*\}|<[^<>\n]{1,64}>|%[A-Za-z_][A-Za-z0-9_]*%|%[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]|%\([A-Za-z_]+\)[a-z]|\{\d*\}|\*{3,}|x{3,}|X{3,}|\.\.\.|…|\[REDACTED[^\]]*\]|(?:process\.env|os\.environ|import\.meta\.env|ENV|env)[.[][^\s]*|os\.getenv\(.*)$/;
 
+/** Tested on the start of an unquoted value: member chains, calls, identifiers followed by an
+ * operator, keywords and type names are code, not values. */
 const CODE_VALUE_RE =
-  /^(?:[A-Za-z_$][\w$]*(?:\??\.[A-Za-z_$][\w$]*)+[;,)]*|[A-Za-z_$][\w$.]*\s*\(.*|[A-Za-z_$][\w$]*[;,)]|(?:await|new|typeof|function|async|lambda|yield|this|self|None|null|nil|undefined|true|false|True|False|yes|no|on|off|string|str|number|int|integer|bool|boolean|bytes|String|SecretStr|SecretString|Option<.*|Optional\[.*|any|unknown|object|required|optional)(?![\w$]).*)$/;
+  /^(?:[A-Za-z_$][\w$]*(?:\??\.[A-Za-z_$][\w$]*)+(?:[;,)}\]|&?:+]|$)|[A-Za-z_$][\w$.]*\s*\(|[A-Za-z_$][\w$]*[;,)}\]]|Option<|Optional\[|(?:await|new|typeof|function|async|lambda|yield|this|self|None|null|nil|undefined|true|false|True|False|yes|no|on|off|string|str|number|int|integer|bool|boolean|bytes|String|SecretStr|SecretString|any|unknown|object|required|optional)(?![\w$-]))/;
+
+/** Version numbers (`9.0.2`, `^4.0.0`) under keys such as `jsonwebtoken:` in lock files. */
+const VERSION_RE = /^[\^~>=<v]*\d+(?:\.\d+){1,3}(?:[-+][\w.]+)?[,;]?$/;
 
 const JSON_SCALAR_RE = /^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)$/;
 
@@ -238,7 +243,7 @@ function quotedValue(text: string, p: number): Value | null {
 type Stop = 'eol' | 'ws' | 'query' | 'quote';
 
 /** Reads an unquoted value from `p` up to its terminator. */
-function bareValue(text: string, p: number, stop: Stop, quote: number): Value {
+function bareValue(text: string, p: number, stop: Stop, quote: number, pairs = true): Value {
   const limit = Math.min(text.length, p + 4096);
   let end = p;
   for (; end < limit; end++) {
@@ -249,7 +254,7 @@ function bareValue(text: string, p: number, stop: Stop, quote: number): Value {
     if (stop === 'query' && (isSpace(c) || isQuote(c) || c === 38 || c === 35 || c === 60 || c === 62)) break; // & # < >
   }
   // connection strings: `Password=x;Other=y` ends at the `;` that starts the next pair
-  const semi = text.indexOf(';', p);
+  const semi = pairs ? text.indexOf(';', p) : -1;
   if (semi >= 0 && semi < end && /^;\s*[A-Za-z][A-Za-z0-9 _.-]{0,40}=/.test(text.slice(semi, semi + 48))) end = semi;
   while (end > p && isSpace(text.charCodeAt(end - 1))) end--;
   return { start: p, end, quoted: false };
@@ -258,7 +263,7 @@ function bareValue(text: string, p: number, stop: Stop, quote: number): Value {
 // ------------------------------------------------------------------ the scanner
 
 const STEM_RE =
-  /pass|pw|secret|token|key|auth|cred|cookie|sig|bearer|mysql|mariadb|login|twine|mongo|redis|ldap|sqlcmd|smbclient|curl|wget/g;
+  /pass|pw|secret|token|key|auth|cred|cookie|sig|bearer|dockerc|mysql|mariadb|login|twine|mongo|redis|ldap|sqlcmd|smbclient|curl|wget/g;
 
 const AUTH_SCHEME_RE = /^(Bearer|Basic|Token|Digest|Negotiate|NTLM|SSWS|Bot|ApiKey|Api-Key|Key|AWS4-HMAC-SHA256|GenieKey|Splunk)[ \t]+/i;
 
@@ -308,7 +313,9 @@ function handleWord(text: string, ws: number, we: number, out: Span[]): void {
   }
   if (dashes > 0) {
     // a command-line flag
-    if (isSensitiveKey(word) || lw === 'pass' || lw === 'passin' || lw === 'passout') flagValue(text, we, lw, out);
+    if (isSensitiveKey(word) || (lw.endsWith('pass') && lw !== 'bypass') || lw === 'passin' || lw === 'passout') {
+      flagValue(text, we, lw, out);
+    }
     return;
   }
   // if the word sits inside random data (a base64 blob), it is not a keyword
@@ -340,19 +347,33 @@ function handleWord(text: string, ws: number, we: number, out: Span[]): void {
     if (c1 === 62) sep = '=>';
     else if (c1 !== 61 && c1 !== 126) sep = '=';
   }
-  if (sep && sensitive) {
+  const passLike = !sensitive && sep !== '' && (lw === 'pass' || lw === 'pwd' || lw === 'pw') && quotedAt(text, k + sep.length);
+  if (sep && (sensitive || passLike)) {
     const span = keyValue(text, ws, openQuote, closedQuote, k + sep.length, sep, lw);
     if (span) out.push(span);
     return;
   }
   if (sensitive && !sep) {
-    const span = nameValue(text, ws, we) ?? netrc(text, ws, we, lw);
+    let span = nameValue(text, ws, we) ?? netrc(text, ws, we, lw);
+    if (!span && closedQuote && text.charCodeAt(k) === 44 /* , */ && quotedAt(text, k + 1)) {
+      // define('DB_PASSWORD', 'x'), ("password", "x"), headers.set('X-Api-Key', 'x')
+      span = keyValue(text, ws, openQuote, closedQuote, k + 1, ',', lw);
+      if (span) span.kind = 'secret_field';
+    }
     if (span) {
       out.push(span);
       return;
     }
   }
   if (triggersEntropy(word)) entropyWindow(text, we, out);
+}
+
+/** True when a quoted value starts at p (after spaces). */
+function quotedAt(text: string, p: number): boolean {
+  let v = p;
+  while (v < text.length && v - p < 16 && isSpace(text.charCodeAt(v))) v++;
+  const c = text.charCodeAt(v);
+  return isQuote(c) || (c === 92 && isQuote(text.charCodeAt(v + 1)));
 }
 
 /** True when the keyword at [ws, we) is a chance match inside a base64 / random blob. */
@@ -371,7 +392,7 @@ function embeddedInRandom(text: string, ws: number, we: number): boolean {
 function isLineStartKey(text: string, keyStart: number): boolean {
   const ls = lineStartOf(text, keyStart);
   const prefix = text.slice(ls, keyStart);
-  return /^[ \t]*(?:#[ \t]*)?(?:export[ \t]+|set[ \t]+|-[ \t]+|\$env:)?["']?$/.test(prefix);
+  return /^[ \t]*(?:#[ \t]*|[<>*][ \t]+)?(?:export[ \t]+|set[ \t]+|-[ \t]+|\$env:)?["']?$/.test(prefix);
 }
 
 function keyValue(
@@ -388,6 +409,8 @@ function keyValue(
   if (v >= text.length) return null;
   const c = text.charCodeAt(v);
   if (c === NL || c === CR) return null;
+  // `"Password: "` : the quote closes the string the key is in
+  if (openQuote && !closedQuote && (c === openQuote || (c === 92 && text.charCodeAt(v + 1) === openQuote))) return null;
   let value = quotedValue(text, v);
   const lineStart = isLineStartKey(text, keyStart - (openQuote ? 1 : 0));
   const before = text.charCodeAt(keyStart - (openQuote ? 2 : 1));
@@ -397,11 +420,11 @@ function keyValue(
     let stop: Stop = 'eol';
     if (before === 63 || before === 38) stop = 'query'; // ? &
     else if (openQuote && !closedQuote) stop = 'quote';
-    else if (sep === '=' && !lineStart) stop = 'ws';
-    value = bareValue(text, v, stop, openQuote);
+    else if (!lineStart) stop = 'ws';
+    value = bareValue(text, v, stop, openQuote, sep === '=');
     if (stop === 'query') kind = 'url_param';
     else if (before === 59 || text.charCodeAt(value.end) === 59) kind = 'connection_string'; // ;
-    else if (sep === ':' && !closedQuote && !lineStart) kind = 'http_header';
+    else if (sep === ':' && !closedQuote && lineStart && /[-A-Z]/.test(text.slice(keyStart, keyStart + 1) + lw)) kind = 'http_header';
     else if (lineStart) kind = 'env_secret';
     else kind = 'secret_value';
   }
@@ -424,8 +447,10 @@ function keyValue(
   if (!value.quoted) {
     const first = raw.charCodeAt(0);
     // structure (`{`, `[`), YAML block scalars / anchors / aliases, comparisons
-    if (first === 123 || first === 91 || first === 124 || first === 62 || first === 38 || first === 42 || first === 61) return null;
-    if (CODE_VALUE_RE.test(raw)) return null;
+    if (first === 123 || first === 91 || first === 124 || first === 62 || first === 38 || first === 42 || first === 61 || first === 40) return null;
+    if (raw.length < 3 || CODE_VALUE_RE.test(raw) || VERSION_RE.test(raw)) return null;
+    // mid-line `key: word` is prose or a log prefix (`DEBUG auth: token validated`), not a value
+    if (sep === ':' && !lineStart && !openQuote && /^[A-Za-z]+[,.;]?$/.test(raw)) return null;
     if (closedQuote && JSON_SCALAR_RE.test(raw.replace(/,$/, ''))) return null;
   }
   return { start, end, kind };
@@ -548,6 +573,12 @@ function onlyPunctuation(text: string, from: number, to: number): boolean {
   return true;
 }
 
+function endsWithColon(text: string, from: number, to: number): boolean {
+  let e = to;
+  while (e > from && isSpace(text.charCodeAt(e - 1))) e--;
+  return e > from && text.charCodeAt(e - 1) === 58;
+}
+
 /** = : . _ ~ - */
 function isLeadingSeparator(c: number): boolean {
   return c === 61 || c === 58 || c === 46 || c === 95 || c === 126 || c === 45;
@@ -558,7 +589,7 @@ function isLeadingSeparator(c: number): boolean {
 function entropyWindow(text: string, we: number, out: Span[]): void {
   let from = we;
   let lineEnd = lineEndOf(text, from, WINDOW + 1);
-  if (onlyPunctuation(text, from, lineEnd) && lineEnd < text.length && lineEnd - from <= WINDOW) {
+  if ((onlyPunctuation(text, from, lineEnd) || endsWithColon(text, from, lineEnd)) && lineEnd < text.length && lineEnd - from <= WINDOW) {
     // the keyword ends its line: look at the next one
     from = lineEnd + (text.charCodeAt(lineEnd) === CR && text.charCodeAt(lineEnd + 1) === NL ? 2 : 1);
     lineEnd = lineEndOf(text, from, WINDOW);
@@ -572,8 +603,13 @@ function entropyWindow(text: string, we: number, out: Span[]): void {
     }
     let j = i;
     while (j < text.length && j - i < 1024 && isTokenChar(text.charCodeAt(j))) j++;
-    // the token proper: without leading separators (`=abc`, `-abc`)
+    // the token proper: after the last `=` that is not base64 padding (`trace_id=abc`), without
+    // leading separators (`-abc`)
     let ts = i;
+    let pad = j;
+    while (pad > i && text.charCodeAt(pad - 1) === 61) pad--;
+    const eq = text.lastIndexOf('=', pad - 1);
+    if (eq >= i) ts = eq + 1;
     while (ts < j && isLeadingSeparator(text.charCodeAt(ts))) ts++;
     let te = j;
     while (te > ts && text.charCodeAt(te - 1) === 46) te--;
@@ -582,6 +618,12 @@ function entropyWindow(text: string, we: number, out: Span[]): void {
       let rs = i;
       while (rs > 0 && i - rs < 256 && isTokenChar(text.charCodeAt(rs - 1))) rs--;
       const token = text.slice(ts, te);
+      // paths and file names with versions are not credentials
+      const c0 = token.charCodeAt(0);
+      if (c0 === 47 || c0 === 126 || /\d+\.\d+\.\d+/.test(token)) {
+        i = j;
+        continue;
+      }
       const before = text.slice(Math.max(0, ts - 48), ts);
       const runAllowed = rs < i && allowlisted(text.slice(rs, te), text.slice(Math.max(0, rs - 48), rs));
       if (!runAllowed && isHighEntropySecret(token, before)) out.push({ start: ts, end: te, kind: 'high_entropy' });

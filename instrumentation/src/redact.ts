@@ -67,7 +67,7 @@ const FORMAT_RULES: FormatRule[] = [
   F('slack_token', ['xapp-'], 'xapp-[0-9]-[A-Za-z0-9-]{20,}'),
   F('slack_webhook', ['https://hooks.slack.com/'], 'https://hooks\\.slack\\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+'),
   F('discord_webhook', ['https://discord.com/api/webhooks/', 'https://discordapp.com/api/webhooks/', 'https://ptb.discord.com/api/webhooks/', 'https://canary.discord.com/api/webhooks/'], 'https://(?:ptb\\.|canary\\.)?discord(?:app)?\\.com/api/webhooks/[0-9]+/[A-Za-z0-9_-]+'),
-  F('telegram_bot_token', [':AA'], `:AA[0-9A-Za-z_-]{33}${END}`, /(?<![0-9A-Za-z])[0-9]{8,10}$/),
+  F('telegram_bot_token', [':AA'], `:AA[0-9A-Za-z_-]{33}${END}`, /(?:(?<![0-9A-Za-z])|(?<=bot))[0-9]{8,10}$/),
   F('google_api_key', ['AIza'], 'AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])'),
   F('google_oauth_token', ['ya29.'], 'ya29\\.[0-9A-Za-z_-]{20,}'),
   F('google_refresh_token', ['1//0'], '1//0[0-9A-Za-z_-]{30,}'),
@@ -260,9 +260,9 @@ function dataUrlRanges(text: string, exclude: Ranges): void {
 
 // ------------------------------------------------------------------ URLs with credentials
 
-function isUrlStop(c: number): boolean {
-  // / ? # whitespace quotes < > `
-  return c === 47 || c === 63 || c === 35 || c <= 32 || c === 34 || c === 39 || c === 60 || c === 62 || c === 96;
+function isUrlEnd(c: number): boolean {
+  // whitespace quotes < > `
+  return c <= 32 || c === 34 || c === 39 || c === 60 || c === 62 || c === 96;
 }
 
 function urlSpans(text: string, out: Span[]): void {
@@ -274,20 +274,29 @@ function urlSpans(text: string, out: Span[]): void {
     if (at === 0 || !/[A-Za-z0-9+.-]/.test(text[at - 1] as string)) continue;
     const start = at + 3;
     let end = start;
-    while (end < text.length && end - start < 2048 && !isUrlStop(text.charCodeAt(end))) end++;
-    const atSign = text.lastIndexOf('@', end - 1);
-    if (atSign < start) continue;
-    const colon = text.indexOf(':', start);
-    if (colon >= 0 && colon < atSign) {
-      const pw = text.slice(colon + 1, atSign);
+    while (end < text.length && end - start < 2048 && !isUrlEnd(text.charCodeAt(end))) end++;
+    const firstAt = text.indexOf('@', start);
+    if (firstAt < 0 || firstAt >= end) {
+      from = end;
+      continue;
+    }
+    // the user info ends at the last @ before the path (passwords may hold raw # ? @)
+    let slash = text.indexOf('/', firstAt);
+    if (slash < 0 || slash > end) slash = end;
+    const atSign = text.lastIndexOf('@', slash - 1);
+    const userinfo = text.slice(start, atSign);
+    if (userinfo.includes('/')) continue;
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0) {
+      const pw = userinfo.slice(colon + 1);
       if (pw.length > 0 && !isPlaceholder(pw) && !pw.startsWith('[REDACTED')) {
-        out.push({ start: colon + 1, end: atSign, kind: 'url_password' });
+        out.push({ start: start + colon + 1, end: atSign, kind: 'url_password' });
       }
-    } else if (isHighEntropySecret(text.slice(start, atSign), '')) {
+    } else if (isHighEntropySecret(userinfo, '')) {
       // https://<token>@github.com/…
       out.push({ start, end: atSign, kind: 'url_token' });
     }
-    from = end;
+    from = slash;
   }
 }
 
