@@ -254,8 +254,16 @@ function bareValue(text: string, p: number, stop: Stop, quote: number, pairs = t
     if (stop === 'query' && (isSpace(c) || isQuote(c) || c === 38 || c === 35 || c === 60 || c === 62)) break; // & # < >
   }
   // connection strings: `Password=x;Other=y` ends at the `;` that starts the next pair
-  const semi = pairs ? text.indexOf(';', p) : -1;
-  if (semi >= 0 && semi < end && /^;\s*[A-Za-z][A-Za-z0-9 _.-]{0,40}=/.test(text.slice(semi, semi + 48))) end = semi;
+  let semi = -1;
+  if (pairs) {
+    for (let x = p; x < end; x++) {
+      if (text.charCodeAt(x) === 59) {
+        semi = x;
+        break;
+      }
+    }
+  }
+  if (semi >= 0 && /^;\s*[A-Za-z][A-Za-z0-9 _.-]{0,40}=/.test(text.slice(semi, semi + 48))) end = semi;
   while (end > p && isSpace(text.charCodeAt(end - 1))) end--;
   return { start: p, end, quoted: false };
 }
@@ -271,10 +279,12 @@ const AUTH_SCHEME_RE = /^(Bearer|Basic|Token|Digest|Negotiate|NTLM|SSWS|Bot|ApiK
 export function scanContext(text: string, lower: string, exclude: Ranges, out: Span[]): void {
   STEM_RE.lastIndex = 0;
   entropyScanned = 0;
+  nlFrom = -1;
+  nlAt = -1;
   let r = 0; // index into exclude
-  let m: RegExpExecArray | null;
-  while ((m = STEM_RE.exec(lower)) !== null) {
-    const i = m.index;
+  while (STEM_RE.test(lower)) {
+    // the stem ends at lastIndex; it lies inside the word, so the word is found from there
+    const i = STEM_RE.lastIndex - 1;
     while (r < exclude.length && (exclude[r] as [number, number])[1] <= i) r++;
     const range = exclude[r];
     if (range && range[0] <= i) {
@@ -283,7 +293,7 @@ export function scanContext(text: string, lower: string, exclude: Ranges, out: S
     }
     let ws = i;
     while (ws > 0 && i - ws < 128 && isWordChar(text.charCodeAt(ws - 1))) ws--;
-    let we = i + m[0].length;
+    let we = i + 1;
     while (we < text.length && we - i < 128 && isWordChar(text.charCodeAt(we))) we++;
     STEM_RE.lastIndex = we;
     handleWord(text, ws, we, out);
@@ -378,6 +388,10 @@ function quotedAt(text: string, p: number): boolean {
 
 /** True when the keyword at [ws, we) is a chance match inside a base64 / random blob. */
 function embeddedInRandom(text: string, ws: number, we: number): boolean {
+  const before = ws > 0 ? text.charCodeAt(ws - 1) : 0;
+  const after = we < text.length ? text.charCodeAt(we) : 0;
+  // the run is the word itself unless + or / continue it
+  if (we - ws < 24 && before !== 43 && before !== 47 && after !== 43 && after !== 47) return false;
   let a = ws;
   while (a > 0 && ws - a < 256 && isBase64Char(text.charCodeAt(a - 1))) a--;
   let b = we;
@@ -461,6 +475,10 @@ const VALUE_AFTER_RE = /\\?["']?[ \t]*,?[ \t]*(?:\r?\n[ \t]*(?:-[ \t]*)?)?\\?["'
 
 /** `name: DB_PASSWORD` + `value: x` (Kubernetes env, ECS task definitions, `--set env[0]…`). */
 function nameValue(text: string, ws: number, we: number): Span | null {
+  let p = ws - 1;
+  while (p >= 0 && ws - p < 8 && (isQuote(text.charCodeAt(p)) || isSpace(text.charCodeAt(p)) || text.charCodeAt(p) === 92)) p--;
+  const sep = text.charCodeAt(p);
+  if (sep !== 58 && sep !== 61) return null;
   if (!NAME_BEFORE_RE.test(text.slice(Math.max(0, ws - 24), ws))) return null;
   VALUE_AFTER_RE.lastIndex = we;
   const m = VALUE_AFTER_RE.exec(text);
@@ -522,6 +540,9 @@ COMMANDS.set('sshpass', 'sshpass').set('login', 'login').set('redis-cli', 'redis
 COMMANDS.set('smbclient', 'smb').set('curl', 'curl').set('wget', 'curl');
 
 function commandOf(lw: string): Command | null {
+  const c = lw.charCodeAt(0);
+  // every command starts with one of c l m r s t w
+  if (c !== 99 && c !== 108 && c !== 109 && c !== 114 && c !== 115 && c !== 116 && c !== 119) return null;
   return COMMANDS.get(lw) ?? null;
 }
 
@@ -563,6 +584,23 @@ function commandSpans(text: string, ws: number, we: number, cmd: Command, out: S
 const WINDOW = 80;
 /** Everything before this index has been looked at by entropyWindow (windows of nearby keywords overlap). */
 let entropyScanned = 0;
+/** Cache for nextLineEnd(): the line end found at or after nlFrom. */
+let nlFrom = -1;
+let nlAt = -1;
+
+/** Index of the first CR/LF at or after `from` (or the text's length); amortised O(1) as keywords move forward. */
+function nextLineEnd(text: string, from: number): number {
+  if (from >= nlFrom && from <= nlAt && nlFrom >= 0) return nlAt;
+  let j = from;
+  while (j < text.length) {
+    const c = text.charCodeAt(j);
+    if (c === NL || c === CR) break;
+    j++;
+  }
+  nlFrom = from;
+  nlAt = j;
+  return j;
+}
 
 /** True when text[from, to) holds only spaces and `:=>"'\`-`. */
 function onlyPunctuation(text: string, from: number, to: number): boolean {
@@ -588,11 +626,11 @@ function isLeadingSeparator(c: number): boolean {
  * line when the keyword ends its line, as in `Your token:\n  abc…`). */
 function entropyWindow(text: string, we: number, out: Span[]): void {
   let from = we;
-  let lineEnd = lineEndOf(text, from, WINDOW + 1);
+  let lineEnd = Math.min(nextLineEnd(text, from), from + WINDOW + 1);
   if ((onlyPunctuation(text, from, lineEnd) || endsWithColon(text, from, lineEnd)) && lineEnd < text.length && lineEnd - from <= WINDOW) {
     // the keyword ends its line: look at the next one
     from = lineEnd + (text.charCodeAt(lineEnd) === CR && text.charCodeAt(lineEnd + 1) === NL ? 2 : 1);
-    lineEnd = lineEndOf(text, from, WINDOW);
+    lineEnd = Math.min(nextLineEnd(text, from), from + WINDOW);
   }
   const limit = Math.min(lineEnd, from + WINDOW);
   let i = Math.max(from, entropyScanned);
@@ -608,8 +646,12 @@ function entropyWindow(text: string, we: number, out: Span[]): void {
     let ts = i;
     let pad = j;
     while (pad > i && text.charCodeAt(pad - 1) === 61) pad--;
-    const eq = text.lastIndexOf('=', pad - 1);
-    if (eq >= i) ts = eq + 1;
+    for (let x = pad - 1; x >= i; x--) {
+      if (text.charCodeAt(x) === 61) {
+        ts = x + 1;
+        break;
+      }
+    }
     while (ts < j && isLeadingSeparator(text.charCodeAt(ts))) ts++;
     let te = j;
     while (te > ts && text.charCodeAt(te - 1) === 46) te--;

@@ -212,8 +212,8 @@ function pemSpans(text: string, out: Span[], exclude: Ranges): void {
   for (;;) {
     const at = text.indexOf('-----BEGIN ', from);
     if (at < 0) break;
-    const labelEnd = text.indexOf('-----', at + 11);
-    if (labelEnd < 0 || labelEnd - at > 80) {
+    const labelEnd = boundedIndexOf(text, '-----', at + 11, at + 91);
+    if (labelEnd < 0) {
       from = at + 11;
       continue;
     }
@@ -260,6 +260,12 @@ function dataUrlRanges(text: string, exclude: Ranges): void {
 
 // ------------------------------------------------------------------ URLs with credentials
 
+/** indexOf limited to [from, to). */
+function boundedIndexOf(text: string, needle: string, from: number, to: number): number {
+  const i = text.slice(from, to).indexOf(needle);
+  return i >= 0 ? from + i : -1;
+}
+
 function isUrlEnd(c: number): boolean {
   // whitespace quotes < > `
   return c <= 32 || c === 34 || c === 39 || c === 60 || c === 62 || c === 96;
@@ -275,14 +281,14 @@ function urlSpans(text: string, out: Span[]): void {
     const start = at + 3;
     let end = start;
     while (end < text.length && end - start < 2048 && !isUrlEnd(text.charCodeAt(end))) end++;
-    const firstAt = text.indexOf('@', start);
-    if (firstAt < 0 || firstAt >= end) {
+    const firstAt = boundedIndexOf(text, '@', start, end);
+    if (firstAt < 0) {
       from = end;
       continue;
     }
     // the user info ends at the last @ before the path (passwords may hold raw # ? @)
-    let slash = text.indexOf('/', firstAt);
-    if (slash < 0 || slash > end) slash = end;
+    let slash = boundedIndexOf(text, '/', firstAt, end);
+    if (slash < 0) slash = end;
     const atSign = text.lastIndexOf('@', slash - 1);
     const userinfo = text.slice(start, atSign);
     if (userinfo.includes('/')) continue;

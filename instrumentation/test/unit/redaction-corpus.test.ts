@@ -1,0 +1,174 @@
+/**
+ * The shared redaction corpus (testdata/redaction, also run by the Python package) through the
+ * public hook path: instrument() with a collector, Bash calls whose command and output carry the
+ * text, as an agent's tools would. What reaches the collector is what a user would see stored.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { MockCollector } from '../helpers/mock-collector.js';
+import { SessionSim } from '../helpers/sim.js';
+import { make } from '../helpers/make.js';
+
+interface SecretEntry {
+  kind: string;
+  text: string;
+  secret: string;
+}
+interface BenignEntry {
+  kind: string;
+  text: string;
+}
+
+const dir = new URL('../../../../testdata/redaction/', import.meta.url);
+const secrets = JSON.parse(readFileSync(new URL('secrets.json', dir), 'utf8')) as SecretEntry[];
+const benign = JSON.parse(readFileSync(new URL('benign.json', dir), 'utf8')) as BenignEntry[];
+
+/** Every string (keys and values) of every request body the collector received. */
+function payloadStrings(mock: MockCollector): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') out.push(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        out.push(k);
+        walk(x);
+      }
+    }
+  };
+  for (const r of mock.requests) walk(r.body);
+  return out;
+}
+
+/** Runs each text as a Bash call: the command is the text, and so is its stdout. */
+async function runThroughHooks(mock: MockCollector, texts: string[], debug: boolean) {
+  const { lightning, logs } = make(mock.url, { debug, batchSize: 50, maxBatchBytes: 4 * 1024 * 1024 });
+  const s = new SessionSim(lightning.hooks);
+  await s.prompt('run the corpus');
+  for (const text of texts) {
+    const id = s.newId();
+    await s.pre('Bash', { command: text, description: 'corpus entry' }, id);
+    await s.post('Bash', { command: text, description: 'corpus entry' }, id, { stdout: text, stderr: '', interrupted: false });
+  }
+  await s.stop('done');
+  await lightning.flush({ timeoutMs: 10_000 });
+  const stats = lightning.stats();
+  await lightning.shutdown({ timeoutMs: 1000 });
+  return { stats, logs, steps: mock.stepsOf(mock.only().id) };
+}
+
+let mock: MockCollector;
+before(async () => {
+  mock = await new MockCollector().start();
+});
+after(() => mock.close());
+
+test('the corpora have the shape and size the issue asks for', () => {
+  assert.ok(secrets.length >= 80, `${secrets.length} secret entries`);
+  assert.ok(new Set(secrets.map((e) => e.kind)).size >= 40, 'at least 40 kinds');
+  for (const e of secrets) {
+    assert.equal(typeof e.kind, 'string');
+    assert.ok(e.secret.length >= 6, `${e.kind}: secret too short to be meaningful`);
+    assert.ok(e.text.includes(e.secret), `${e.kind}: text must contain the secret`);
+  }
+  assert.ok(benign.length >= 40, `${benign.length} benign entries`);
+  for (const e of benign) assert.equal(typeof e.text, 'string');
+});
+
+test('recall: no secret of the corpus reaches the collector, and the logs never print one', async (t) => {
+  mock.trajectories.clear();
+  mock.requests.length = 0;
+  const { stats, logs, steps } = await runThroughHooks(
+    mock,
+    secrets.map((e) => e.text),
+    true,
+  );
+  assert.equal(steps.length, secrets.length, 'every call was delivered');
+  const haystack = payloadStrings(mock).join('\n');
+  const leaked = secrets.filter((e) => haystack.includes(e.secret));
+  // stricter: no 16-character piece of a secret survives either
+  const partial = secrets.filter((e) => {
+    if (e.secret.length <= 16) return false;
+    for (let i = 0; i + 16 <= e.secret.length; i++) if (haystack.includes(e.secret.slice(i, i + 16))) return true;
+    return false;
+  });
+  const logText = [...logs.debug, ...logs.warn].join('\n');
+  const inLogs = secrets.filter((e) => logText.includes(e.secret));
+  const total = Object.values(stats.redactions).reduce((a, b) => a + b, 0);
+  t.diagnostic(`recall ${secrets.length - leaked.length}/${secrets.length}; partial leaks ${partial.length}; ${total} values redacted`);
+  assert.deepEqual(leaked.map((e) => e.kind), [], 'secrets that reached the collector');
+  assert.deepEqual(partial.map((e) => e.kind), [], 'secrets of which a 16-character piece reached the collector');
+  assert.deepEqual(inLogs.map((e) => e.kind), [], 'secrets printed in logs');
+  // each entry is sent twice (command and stdout) and may hold more than one secret
+  assert.ok(total >= 2 * secrets.length, `stats().redactions counts every value: ${JSON.stringify(stats.redactions)}`);
+  assert.ok(logs.debug.some((l) => l.startsWith('[Lightning Redaction] Redacted ')), 'debug logs say what kind was redacted');
+  // the command and the output of each call were both redacted, the rest of the step kept
+  for (const st of steps) {
+    assert.equal(st.toolName, 'Bash');
+    assert.equal(st.toolInput.description, 'corpus entry');
+    assert.match(st.toolInput.command, /\[REDACTED:[a-z0-9_]+\]/);
+    assert.match(st.toolOutput.stdout, /\[REDACTED:[a-z0-9_]+\]/);
+  }
+});
+
+test('false positives: every benign line reaches the collector unchanged, nothing is counted', async (t) => {
+  mock.trajectories.clear();
+  mock.requests.length = 0;
+  const { stats, steps } = await runThroughHooks(
+    mock,
+    benign.map((e) => e.text),
+    false,
+  );
+  assert.equal(steps.length, benign.length);
+  let lines = 0;
+  const changed: string[] = [];
+  benign.forEach((e, i) => {
+    const st = steps[i];
+    for (const got of [st.toolInput.command as string, st.toolOutput.stdout as string]) {
+      const want = e.text.split('\n');
+      const have = got.split('\n');
+      lines += want.length;
+      want.forEach((line, j) => {
+        if (have[j] !== line) changed.push(`${e.kind}: ${JSON.stringify(line).slice(0, 120)} -> ${JSON.stringify(have[j] ?? '').slice(0, 120)}`);
+      });
+    }
+  });
+  t.diagnostic(`benign: ${changed.length} changed lines of ${lines}`);
+  assert.deepEqual(changed, []);
+  assert.deepEqual(stats.redactions, {});
+});
+
+test('instrument({ redact: { extraPatterns, allow } }), redactPatterns and redact: false, as documented', async () => {
+  const aws = secrets.find((e) => e.kind === 'aws_access_key_id')!.secret;
+  const gh = secrets.find((e) => e.kind === 'github_classic_pat')!.secret;
+  const text = `ticket ACME-123456 ref TICKET-9876 id ${aws} token ${gh} internal-ZZ-42`;
+  const run = async (over: Parameters<typeof make>[1]) => {
+    mock.trajectories.clear();
+    mock.requests.length = 0;
+    const { lightning } = make(mock.url, over);
+    const s = new SessionSim(lightning.hooks);
+    const id = s.newId();
+    await s.pre('Bash', { command: 'echo' }, id);
+    await s.post('Bash', { command: 'echo' }, id, text);
+    await lightning.flush();
+    const stats = lightning.stats();
+    await lightning.shutdown({ timeoutMs: 500 });
+    return { out: mock.stepsOf(mock.only().id)[0].toolOutput as string, stats };
+  };
+  const a = await run({
+    redact: {
+      extraPatterns: [/ACME-\d{6}/, { kind: 'ticket', pattern: /TICKET-(?<secret>\d+)/ }],
+      allow: [aws, /internal-[A-Z]{2}-\d+/],
+    },
+  });
+  assert.equal(a.out, `ticket [REDACTED:custom] ref TICKET-[REDACTED:ticket] id ${aws} token [REDACTED:github_token] internal-ZZ-42`);
+  assert.deepEqual(a.stats.redactions, { custom: 1, ticket: 1, github_token: 1 });
+  const b = await run({ redactPatterns: [/internal-ZZ-\d+/] });
+  assert.equal(b.out, `ticket ACME-123456 ref TICKET-9876 id [REDACTED:aws_access_key_id] token [REDACTED:github_token] [REDACTED:custom]`);
+  const c = await run({ redact: false });
+  assert.equal(c.out, text);
+  assert.deepEqual(c.stats.redactions, {});
+  assert.throws(() => make(mock.url, { redact: { extraPatterns: ['ACME' as unknown as RegExp] } }), /redact\.extraPatterns\[0\] must be a RegExp/);
+  assert.throws(() => make(mock.url, { redact: { allow: [42 as unknown as string] } }), /redact\.allow\[0\] must be a string or a RegExp/);
+});
