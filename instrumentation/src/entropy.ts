@@ -25,19 +25,21 @@ export const MAX_WORDINESS = 5;
 
 const HASH_HEX_LENGTHS = new Set([32, 40, 64, 96, 128]);
 
+const counts = new Uint32Array(65536);
+
 /** Shannon entropy of a string, in bits per character. */
-export function shannonEntropy(s: string): number {
-  const n = s.length;
+export function shannonEntropy(str: string): number {
+  const n = str.length;
   if (n === 0) return 0;
-  const counts = new Map<number, number>();
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    counts.set(c, (counts.get(c) ?? 0) + 1);
-  }
+  for (let i = 0; i < n; i++) counts[str.charCodeAt(i)] = (counts[str.charCodeAt(i)] as number) + 1;
   let h = 0;
-  for (const k of counts.values()) {
+  for (let i = 0; i < n; i++) {
+    const c = str.charCodeAt(i);
+    const k = counts[c] as number;
+    if (k === 0) continue;
     const p = k / n;
     h -= p * Math.log2(p);
+    counts[c] = 0;
   }
   return h;
 }

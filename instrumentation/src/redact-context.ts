@@ -662,7 +662,7 @@ function entropyWindow(text: string, we: number, out: Span[]): void {
       const token = text.slice(ts, te);
       // paths and file names with versions are not credentials
       const c0 = token.charCodeAt(0);
-      if (c0 === 47 || c0 === 126 || /\d+\.\d+\.\d+/.test(token)) {
+      if (c0 === 47 || c0 === 126 || (token.includes('.') && /\d+\.\d+\.\d+/.test(token))) {
         i = j;
         continue;
       }
