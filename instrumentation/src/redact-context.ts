@@ -162,9 +162,9 @@ function isBase64Char(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 43 || c === 47;
 }
 
-/** Start of the line holding index i (looking back at most 4096 characters). */
-function lineStartOf(text: string, i: number): number {
-  const limit = Math.max(0, i - 4096);
+/** Start of the line holding index i, looking back at most `max` characters (else i - max). */
+function lineStartOf(text: string, i: number, max = 256): number {
+  const limit = Math.max(0, i - max);
   for (let j = i - 1; j >= limit; j--) {
     const c = text.charCodeAt(j);
     if (c === NL || c === CR) return j + 1;
@@ -295,8 +295,15 @@ export function scanContext(text: string, lower: string, exclude: Ranges, out: S
     while (ws > 0 && i - ws < 128 && isWordChar(text.charCodeAt(ws - 1))) ws--;
     let we = i + 1;
     while (we < text.length && we - i < 128 && isWordChar(text.charCodeAt(we))) we++;
-    STEM_RE.lastIndex = we;
+    const before = out.length;
     handleWord(text, ws, we, out);
+    // words inside a value just found are part of it: go on after it (keeps this linear)
+    let next = we;
+    for (let k = before; k < out.length; k++) {
+      const sp = out[k] as Span;
+      if (sp.kind !== 'high_entropy') next = Math.max(next, sp.end);
+    }
+    STEM_RE.lastIndex = next;
   }
 }
 
@@ -404,7 +411,8 @@ function embeddedInRandom(text: string, ws: number, we: number): boolean {
 }
 
 function isLineStartKey(text: string, keyStart: number): boolean {
-  const ls = lineStartOf(text, keyStart);
+  const ls = lineStartOf(text, keyStart, 24);
+  if (ls > 0 && keyStart - ls >= 24) return false;
   const prefix = text.slice(ls, keyStart);
   return /^[ \t]*(?:#[ \t]*|[<>*][ \t]+)?(?:export[ \t]+|set[ \t]+|-[ \t]+|\$env:)?["']?$/.test(prefix);
 }
