@@ -4,6 +4,7 @@ export { Redactor, BUILTIN_RULES, isSensitiveKey } from './redact.js';
 export type { RedactionRule } from './redact.js';
 export type {
   CompletePayload,
+  CompletionStatus,
   EmptyHookOutput,
   HookInputLike,
   InstrumentOptions,
@@ -17,6 +18,13 @@ export type {
   Logger,
   PromptResult,
   RetryOptions,
+  ScoreOptions,
+  ScorePayload,
+  ScoreSource,
+  ScoreValue,
+  SDKMessageLike,
+  StepKind,
+  TrackedQuery,
   StartPayload,
   StepPayload,
   StepSanitizer,

@@ -70,6 +70,11 @@ export class MockCollector {
     return t ? [...t.steps.values()].sort((a, b) => a.stepNumber - b.stepNumber) : [];
   }
 
+  /** Tool-call steps only (no `message`/`event` steps). */
+  toolStepsOf(trajectoryId: string): any[] {
+    return this.stepsOf(trajectoryId).filter((s) => s.kind === undefined || s.kind === 'tool');
+  }
+
   only(): StoredTrajectory & { id: string } {
     if (this.trajectories.size !== 1) throw new Error(`expected 1 trajectory, have ${this.trajectories.size}`);
     const [id, t] = [...this.trajectories.entries()][0]!;
