@@ -65,7 +65,9 @@ export async function deliverWithin(deps: Pick<LifecycleDeps, 'outbox' | 'client
   } finally {
     if (timer) clearTimeout(timer);
   }
-  if (opts.abortAtDeadline && client.inFlight > 0) {
+  if (opts.abortAtDeadline && (client.inFlight > 0 || outbox.pending > 0)) {
+    // the process is ending: no new request may start; the one in flight is cut off now
+    outbox.stopSending();
     client.abortAll();
     await outbox.idle();
   }

@@ -65,6 +65,8 @@ interface Session {
   current: Trajectory | undefined;
   /** tracked trajectories whose turn ended, oldest first, waiting for their result message */
   awaiting: Trajectory[];
+  /** track() sees this session's messages: its results complete the trajectories */
+  tracked: boolean;
 }
 
 export interface CloseHow {
@@ -130,7 +132,7 @@ export class Recorder {
     let s = this.sessions.get(sessionId);
     if (!s) {
       if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value as string);
-      s = { id: sessionId, current: undefined, awaiting: [] };
+      s = { id: sessionId, current: undefined, awaiting: [], tracked: false };
       this.sessions.set(sessionId, s);
     }
     return s;
@@ -141,6 +143,12 @@ export class Recorder {
     const s = this.session(sessionId);
     if (s.current && !s.current.completed) return s.current;
     return this.begin(s);
+  }
+
+  /** track() observes this session: results (not Stop) complete its trajectories from now on. */
+  markTracked(t: Trajectory): void {
+    t.tracked = true;
+    this.session(t.sessionId).tracked = true;
   }
 
   /** The open trajectory of a session, without starting one. */
@@ -178,7 +186,7 @@ export class Recorder {
       stepCount: 0,
       open: new Map(),
       steps: new Map(),
-      tracked: false,
+      tracked: s.tracked,
       stopped: false,
       completed: false,
       prompted: false,

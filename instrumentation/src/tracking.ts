@@ -117,7 +117,7 @@ export function track<Q extends AsyncIterable<unknown>>(deps: TrackDeps, query: 
     if (type === 'result') {
       const t = rec.resultTarget(sessionId);
       if (!t) return;
-      t.tracked = true;
+      rec.markTracked(t);
       seen.add(t);
       resulted.add(t);
       rec.closeAllOpen(t, 'result');
@@ -126,7 +126,7 @@ export function track<Q extends AsyncIterable<unknown>>(deps: TrackDeps, query: 
       return;
     }
     const t = rec.current(sessionId);
-    t.tracked = true;
+    rec.markTracked(t);
     if (!seen.has(t)) {
       seen.add(t);
       applyContext(t);
