@@ -352,9 +352,12 @@ export class Outbox {
 
   private drop(items: QueueItem[], why: string): void {
     if (items.length === 0) return;
-    for (const i of items) i.gone = true;
     this.counters.dropped += items.length;
-    for (const i of items) this.counters.droppedBytes += i.bytes;
+    for (const i of items) {
+      i.gone = true;
+      this.counters.droppedBytes += i.bytes;
+      this.release(i);
+    }
     if (!this.warnedLoss) {
       this.warnedLoss = true;
       this.config.logger.warn(
@@ -555,9 +558,22 @@ export class Outbox {
     }
   }
 
+  /** The record left memory for good (sent, spooled or dropped): let its payload go. */
+  private release(item: QueueItem): void {
+    item.prepared = undefined;
+    if (item.kind === 'step') {
+      item.draft.input = undefined;
+      item.draft.output = undefined;
+      item.draft.metadata = undefined;
+    }
+  }
+
   private settled(items: QueueItem[]): void {
     let replayed = 0;
-    for (const i of items) if (i.replayed) replayed++;
+    for (const i of items) {
+      if (i.replayed) replayed++;
+      if (i.kind !== 'start') this.release(i); // starts are prepared again for 404 recovery
+    }
     if (replayed > 0) this.replayDone(replayed);
   }
 
@@ -714,7 +730,10 @@ export class Outbox {
     const extra = records.length - items.length;
     const writtenItems = Math.max(0, Math.min(items.length, written - extra));
     this.counters.spooled += writtenItems;
-    for (let k = 0; k < writtenItems; k++) items[k]!.gone = true;
+    for (let k = 0; k < writtenItems; k++) {
+      items[k]!.gone = true;
+      this.release(items[k]!);
+    }
     if (writtenItems < items.length) this.drop(items.slice(writtenItems), 'spool full or unwritable');
     return writtenItems;
   }

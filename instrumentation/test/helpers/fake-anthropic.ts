@@ -40,6 +40,8 @@ export class FakeAnthropic {
 
   /** extra scripts chosen by the conversation's first user message (checked before `turns`) */
   scripts: Script[] = [];
+  /** 'count': the reply is turns[number of assistant messages so far] (multi-prompt sessions) */
+  mode: 'answered' | 'count' = 'answered';
 
   constructor(private readonly turns: Turn[], private readonly model = 'claude-sonnet-4-5-20250929') {
     this.server = http.createServer((req, res) => {
@@ -104,12 +106,14 @@ export class FakeAnthropic {
       const firstText = typeof first?.content === 'string' ? first.content : JSON.stringify(first?.content ?? '');
       const script = this.scripts.find((s) => firstText.includes(s.match));
       const turns = script ? script.turns : this.turns;
+      const assistantTurns = (body.messages as any[]).filter((m) => m.role === 'assistant').length;
       const answered = new Set<string>();
       for (const m of body.messages as any[]) {
         if (m.role !== 'user' || !Array.isArray(m.content)) continue;
         for (const b of m.content) if (b.type === 'tool_result') answered.add(b.tool_use_id);
       }
       turn =
+        (this.mode === 'count' && !script ? turns[Math.min(assistantTurns, turns.length - 1)] : undefined) ??
         turns.find((t) => {
           const ids = t.content.filter((b) => b.type === 'tool_use').map((b) => (b as { id: string }).id);
           return ids.length === 0 || ids.some((id) => !answered.has(id));
