@@ -103,7 +103,8 @@ export function buildHooks(ctx: HookContext): LightningHooks {
   });
 
   const stopFailure = wrap('StopFailure', (input) => {
-    const details = str(input.error_details);
+    // error_details is often absent; the synthetic assistant message then carries the API's text
+    const details = str(input.error_details) ?? str(input.last_assistant_message);
     const error = `${str(input.error) ?? 'unknown'}${details ? `: ${details}` : ''}`;
     rec.turnEnded(rec.current(sid(input)), input, 'StopFailure', error);
     ctx.pump();

@@ -90,8 +90,8 @@ export class Lifecycle {
       // the agent itself ended with an error result that the caller did not catch
       this.deps.recorder.endAll(open, 'failed', sdkError[1]!.trim() || fatal!.message);
     } else if (fatal) {
-      const kind = fatal.origin === 'unhandledRejection' ? 'Unhandled rejection' : 'Uncaught exception';
-      this.deps.recorder.endAll(open, 'interrupted', `${kind} before the agent finished: ${fatal.message}`);
+      // (a throw at an ES module's top level reaches the monitor as an unhandled rejection)
+      this.deps.recorder.endAll(open, 'interrupted', `An uncaught error ended the process before the agent finished: ${fatal.message}`);
     } else {
       this.deps.recorder.endAll(open, 'interrupted', why);
     }

@@ -215,7 +215,7 @@ test('success, max turns, API error, thrown exception, process.exit(0): each sto
   const ends: Record<string, { status: string; error: RegExp }> = {
     max_turns: { status: 'failed', error: /Reached maximum number of turns \(2\)/ },
     api_400: { status: 'failed', error: /scripted invalid request|400/ },
-    throw: { status: 'interrupted', error: /Uncaught exception before the agent finished: the caller failed/ },
+    throw: { status: 'interrupted', error: /An uncaught error ended the process before the agent finished: the caller failed/ },
   };
   await Promise.all(
     Object.entries(ends).map(async ([name, want]) => {
