@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Collector } from '../helpers/collector.js';
+import { Collector, toolSteps } from '../helpers/collector.js';
 import { SessionSim, messages, resultMessage } from '../helpers/sim.js';
 import { make } from '../helpers/make.js';
 import type { Lightning } from '../../src/types.js';
@@ -91,7 +91,7 @@ test('prompt(): fallback without a registry entry, then the promoted version, ta
   assert.equal(t1.systemPrompt, 'PROMPT V1: read before you write.');
   assert.equal(t1.prompt, 'task with version 1');
   assert.equal(t1.status, 'succeeded');
-  assert.deepEqual(t1.steps.map((x: any) => x.toolName), ['Read']);
+  assert.deepEqual(toolSteps(t1).map((x: any) => x.toolName), ['Read']);
   // a trajectory is tagged when it starts; the earlier one is not rewritten
   assert.equal((await stored(agentId, 'sess-p-none')).promptVersion, null);
 
