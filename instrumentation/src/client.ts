@@ -59,7 +59,11 @@ export class LightningClient {
     return this.active.size;
   }
 
-  async request(method: 'GET' | 'POST', path: string, body?: string): Promise<RequestOutcome> {
+  /**
+   * One request. `awaited`: a caller waits for the answer (prompt()), so the request keeps the
+   * process alive like any other I/O; background delivery does not.
+   */
+  async request(method: 'GET' | 'POST', path: string, body?: string, awaited = false): Promise<RequestOutcome> {
     if (this.config.debug) this.config.logger.debug(`[LightningClient] ${method} ${path}`);
     const headers: Record<string, string> = {
       authorization: `Bearer ${this.config.apiKey}`,
@@ -71,7 +75,7 @@ export class LightningClient {
     try {
       response = this.config.fetch
         ? await this.viaFetch(method, path, headers, body)
-        : await this.viaHttp(method, path, headers, body);
+        : await this.viaHttp(method, path, headers, body, awaited);
     } catch (e) {
       return { kind: 'retry', status: null, error: `${method} ${path}: ${errorMessage(e)}` };
     }
@@ -96,7 +100,7 @@ export class LightningClient {
     return { kind: 'rejected', status, error };
   }
 
-  private viaHttp(method: string, path: string, headers: Record<string, string>, body: string | undefined): Promise<RawResponse> {
+  private viaHttp(method: string, path: string, headers: Record<string, string>, body: string | undefined, awaited: boolean): Promise<RawResponse> {
     const url = new URL(this.base + path);
     const mod = url.protocol === 'https:' ? https : http;
     const timeoutMs = this.config.requestTimeoutMs;
@@ -117,9 +121,13 @@ export class LightningClient {
       };
       this.active.add(abort);
       const timer = setTimeout(() => abort(`no answer within ${timeoutMs} ms`), timeoutMs);
-      timer.unref();
-      // a request in flight must not keep the process alive: the exit handlers bound delivery
-      req.on('socket', (socket) => socket.unref());
+      if (!awaited) {
+        timer.unref();
+        // a request in flight must not keep the process alive: the exit handlers bound delivery
+        req.on('socket', (socket) => socket.unref());
+      } else {
+        req.on('socket', (socket) => socket.ref());
+      }
       req.on('error', (e) => finish(e));
       req.on('response', (res) => {
         const chunks: Buffer[] = [];

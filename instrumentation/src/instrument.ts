@@ -192,7 +192,7 @@ class Instrumentation implements Lightning {
       return { text: fallback, version: null, source: 'fallback' };
     }
     const path = `/api/agents/${encodeURIComponent(this.cfg.agentId)}/prompts/latest`;
-    const outcome = await this.client.request('GET', path);
+    const outcome = await this.client.request('GET', path, undefined, true);
     if (outcome.kind === 'ok' && outcome.body && typeof outcome.body === 'object') {
       const body = outcome.body as { text?: unknown; version?: unknown };
       if (typeof body.text === 'string' && (typeof body.version === 'number' || typeof body.version === 'string')) {

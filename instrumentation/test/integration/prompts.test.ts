@@ -137,12 +137,13 @@ test('prompt(): agent ids that need URL encoding reach the same registry entry',
   await lightning.shutdown({ timeoutMs: 500 });
 });
 
-test('prompt(): a wrong key gets the fallback and disables capture, as for ingest', async () => {
+test('prompt(): a wrong key gets the fallback and says so at warn level', async () => {
+  // (issue 17 changed this on purpose: one 401 no longer ends capture; ingest stops sending only
+  // after repeated 401s, keeping the data for the spool)
   const agentId = agent('it-prompts-401');
   await collector.post(prompts(agentId), { text: 'secret prompt', promote: true }, 201);
   const { lightning, logs } = make(collector.url, { apiKey: 'not-the-key', agentId });
   assert.deepEqual(await lightning.promptDetails('fb'), { text: 'fb', version: null, source: 'fallback' });
-  assert.equal(lightning.stats().disabled, true);
   assert.equal(logs.warn.filter((w) => w.includes('401')).length, 1);
   await lightning.shutdown({ timeoutMs: 200 });
 });
