@@ -180,6 +180,7 @@ class Instrumentation implements Lightning {
     if (options.comment !== undefined) body.comment = options.comment;
     if (options.stepNumber !== undefined) body.stepNumber = options.stepNumber;
     if (options.metadata !== undefined) body.metadata = options.metadata;
+    this.recorder.startById(trajectoryId);
     this.outbox.addScore(trajectoryId, { body });
     return id;
   }

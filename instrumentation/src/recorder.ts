@@ -106,6 +106,8 @@ export class Recorder {
   /** subagent id → the trajectory it works for */
   private readonly agentOwner = new Map<string, Trajectory>();
   private last: Trajectory | null = null;
+  /** start patches of track()/query() calls whose trajectory has not begun yet, oldest first */
+  private readonly pendingStarts: { patch: (body: StartDraft['body']) => void; at: number }[] = [];
   trajectories = 0;
 
   constructor(
@@ -145,6 +147,15 @@ export class Recorder {
     return this.begin(s);
   }
 
+  /**
+   * A track()/query() call's context for the trajectory its query is about to begin: put into
+   * the first start record, before it can be sent (the collector keeps a trajectory's first start).
+   */
+  expectStart(patch: (body: StartDraft['body']) => void): void {
+    if (this.pendingStarts.length > 100) this.pendingStarts.shift();
+    this.pendingStarts.push({ patch, at: Date.now() });
+  }
+
   /** track() observes this session: results (not Stop) complete its trajectories from now on. */
   markTracked(t: Trajectory): void {
     t.tracked = true;
@@ -176,6 +187,12 @@ export class Recorder {
     if (this.cfg.taskType !== undefined) body.taskType = this.cfg.taskType;
     const version = this.cfg.promptVersion();
     if (version !== null) body.promptVersion = version;
+    while (this.pendingStarts.length > 0) {
+      const pending = this.pendingStarts.shift()!;
+      if (now - pending.at > 60_000) continue; // that query never started a task
+      pending.patch(body);
+      break;
+    }
     const t: Trajectory = {
       id,
       sessionId: s.id,
@@ -207,7 +224,6 @@ export class Recorder {
     this.byId.set(id, t);
     s.current = t;
     this.last = t;
-    t.startItem = this.outbox.addStart(id, t.startDraft);
     this.trajectories++;
     this.cfg.debug(`[Lightning Hooks] Session started (session ${s.id}, trajectory ${id})`);
     return t;
@@ -262,6 +278,21 @@ export class Recorder {
     void s;
   }
 
+  /**
+   * Queues the trajectory's start with its first record: what arrives before that (the model from
+   * system/init, the track() context) is in the start from the beginning — the collector keeps a
+   * trajectory's first start.
+   */
+  started(t: Trajectory): void {
+    if (!t.startItem) t.startItem = this.outbox.addStart(t.id, t.startDraft);
+  }
+
+  /** Queues the start of a known trajectory (before a score for it). */
+  startById(trajectoryId: string): void {
+    const t = this.byId.get(trajectoryId);
+    if (t) this.started(t);
+  }
+
   /** Changes the start record (prepared again while still queued; later replays carry it too). */
   patchStart(t: Trajectory, patch: (body: StartDraft['body']) => void): void {
     patch(t.startDraft.body);
@@ -288,6 +319,7 @@ export class Recorder {
     const toolName = str(input.tool_name) || 'unknown';
     const metadata = this.stepMetadata(t, input, toolUseId);
     const draft: StepDraft = { stepNumber, toolName, timestampMs: Date.now(), toolUseId, hasInput: true, input: input.tool_input, hasOutput: false, metadata };
+    this.started(t);
     const item = this.outbox.addStep(t.id, draft);
     const open: OpenStep = { stepNumber, toolName, toolUseId, startedAt: performance.now(), metadata, item, closed: false };
     t.open.set(toolUseId, open);
@@ -344,6 +376,7 @@ export class Recorder {
       output: text,
       metadata: { ...meta, source },
     };
+    this.started(t);
     this.outbox.addStep(t.id, draft);
   }
 
@@ -361,6 +394,7 @@ export class Recorder {
       output,
       metadata,
     };
+    this.started(t);
     this.outbox.addStep(t.id, draft);
   }
 
@@ -424,6 +458,7 @@ export class Recorder {
     t.deferred = undefined;
     const s = this.sessions.get(t.sessionId);
     if (s) s.awaiting = s.awaiting.filter((x) => x !== t);
+    this.started(t);
     this.outbox.addComplete(t.id, { body });
     this.cfg.debug(`[Lightning Hooks] Trajectory ${t.id} complete (success: ${body.success})`);
   }

@@ -95,17 +95,22 @@ export function track<Q extends AsyncIterable<unknown>>(deps: TrackDeps, query: 
   const resulted = new Set<Trajectory>();
   let applied = false;
 
-  const applyContext = (t: Trajectory): void => {
+  const sp = context ? systemPromptText(context.systemPrompt) : undefined;
+  const patch = (b: Parameters<Parameters<Recorder['patchStart']>[1]>[0]): void => {
     if (!context || applied) return;
     applied = true;
-    const sp = systemPromptText(context.systemPrompt);
-    rec.patchStart(t, (b) => {
-      if (context.prompt !== undefined && b.prompt === undefined) b.prompt = context.prompt;
-      if (sp !== undefined) b.systemPrompt = sp;
-      if (context.model !== undefined && b.model === undefined) b.model = context.model;
-      if (context.taskType !== undefined) b.taskType = context.taskType;
-      if (context.metadata) b.metadata = { ...(b.metadata ?? {}), ...context.metadata };
-    });
+    if (context.prompt !== undefined && b.prompt === undefined) b.prompt = context.prompt;
+    if (sp !== undefined) b.systemPrompt = sp;
+    if (context.model !== undefined && b.model === undefined) b.model = context.model;
+    if (context.taskType !== undefined) b.taskType = context.taskType;
+    if (context.metadata) b.metadata = { ...(b.metadata ?? {}), ...context.metadata };
+  };
+  // the query's first trajectory usually begins (UserPromptSubmit) before any message is read:
+  // its start record carries the context from the beginning
+  if (context) rec.expectStart(patch);
+  const applyContext = (t: Trajectory): void => {
+    if (!context || applied) return;
+    rec.patchStart(t, patch);
   };
 
   const observe = (message: unknown): void => {

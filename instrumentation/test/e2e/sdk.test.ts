@@ -190,3 +190,54 @@ test('a real Claude Agent SDK run is captured step by step', { timeout: 180_000 
   assert.equal(t.totalSteps, 7);
   await lightning.shutdown({ timeoutMs: 2000 });
 });
+
+test('lightning.query() is the SDK query with the hooks merged and the run tracked', { timeout: 120_000 }, async () => {
+  const fake = await new FakeAnthropic([
+    { content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_q_echo', name: 'Bash', input: { command: 'echo via-query', description: 'echo' } }], stopReason: 'tool_use' },
+    { content: [{ type: 'text', text: 'It printed via-query.' }], stopReason: 'end_turn' },
+  ]).start();
+  const agentId = `e2e-query-${Math.random().toString(36).slice(2, 8)}`;
+  const lightning = instrument({ collectorUrl: collector.url, apiKey: collector.apiKey, agentId, handleProcessExit: false, spool: false });
+  let ownHookCalls = 0;
+  const own: HookCallback = async () => {
+    ownHookCalls++;
+    return {};
+  };
+  let result: any;
+  try {
+    // the lazily loaded SDK, the caller's own hooks kept, every message yielded
+    for await (const message of lightning.query({
+      prompt: 'Echo something.',
+      options: {
+        cwd: work,
+        systemPrompt: 'You echo things.',
+        model: 'claude-sonnet-4-5-20250929',
+        permissionMode: 'default',
+        allowedTools: ['Bash'],
+        settingSources: [],
+        env: sdkEnv(fake.url, home),
+        hooks: { PreToolUse: [{ hooks: [own] }] },
+      },
+    })) {
+      if (message.type === 'result') result = message;
+    }
+  } finally {
+    await fake.close();
+  }
+  assert.equal(result?.is_error, false);
+  assert.equal(ownHookCalls, 1, "the caller's hook still ran");
+  await lightning.flush({ timeoutMs: 10_000 });
+  const t = await collector.only(agentId);
+  assert.equal(t.status, 'succeeded');
+  assert.equal(t.prompt, 'Echo something.');
+  assert.equal(t.systemPrompt, 'You echo things.');
+  assert.equal(t.costUsd, result.total_cost_usd);
+  assert.equal(t.numTurns, result.num_turns);
+  assert.deepEqual(toolSteps(t).map((s: any) => [s.toolName, s.toolOutput.stdout]), [['Bash', 'via-query']]);
+  assert.deepEqual(
+    t.steps.filter((s: any) => s.toolName === 'assistant').map((s: any) => s.toolOutput),
+    ['Checking.', 'It printed via-query.'],
+  );
+  assert.equal(lightning.currentTrajectoryId(), t.id);
+  await lightning.shutdown({ timeoutMs: 2000 });
+});
