@@ -247,7 +247,7 @@ export class Recorder {
       this.setPrompt(open, input);
       return open;
     }
-    if (open) this.supersede(s, open);
+    if (open) this.supersede(open);
     const t = this.begin(s);
     this.setPrompt(t, input);
     return t;
@@ -263,7 +263,7 @@ export class Recorder {
   }
 
   /** A new prompt arrived while `t` is still open. */
-  private supersede(s: Session, t: Trajectory): void {
+  private supersede(t: Trajectory): void {
     if (t.tracked && t.stopped) return; // its result message is on its way (it stays in `awaiting`)
     if (t.deferred) return; // waits for its subagents; completed when they stop
     this.closeAllOpen(t, 'next prompt');
@@ -275,7 +275,6 @@ export class Recorder {
       duration: Date.now() - t.startMs,
       endTime: new Date().toISOString(),
     });
-    void s;
   }
 
   /**

@@ -503,3 +503,37 @@ test('an outage with 300 × 1 MiB tool outputs: RSS stays under the byte bound +
   await sleep(0);
   void waitUntil;
 });
+
+test('await shutdown()/flush() in an ES module with the collector down or hung: the code after it runs, exit 0', { timeout: 60_000 }, async () => {
+  const hung = await new HungServer().start();
+  cleanups.push(() => hung.close());
+  const down = `http://127.0.0.1:${await freePort()}`;
+  const script = `
+    import { instrument } from '@agent-lightning/instrumentation';
+    const lightning = instrument({ collectorUrl: process.env.COLLECTOR_URL, apiKey: 'k', agentId: 'esm-shutdown' });
+    const [stop] = lightning.hooks.Stop[0].hooks;
+    await stop({ hook_event_name: 'Stop', session_id: 's', last_assistant_message: 'done' }, 'x', { signal: new AbortController().signal });
+    await lightning.flush({ timeoutMs: 300 });
+    const t0 = Date.now();
+    await lightning.shutdown();
+    console.log('after shutdown', Date.now() - t0, JSON.stringify(lightning.stats()));
+  `;
+  for (const [name, url] of [['down', down], ['hung', hung.url]] as const) {
+    const state = stateDir(`esm-${name}`);
+    const r = await new Promise<{ code: number | null; out: string }>((done) => {
+      const c = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: pkgRoot, env: { ...process.env, COLLECTOR_URL: url, XDG_STATE_HOME: join(state, 'xdg') }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      c.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('exit', (code) => done({ code, out }));
+    });
+    assert.equal(r.code, 0, `${name}: ${r.out}`);
+    const m = /after shutdown (\d+) (.*)/.exec(r.out);
+    assert.ok(m, `${name}: the code after await shutdown() ran: ${r.out}`);
+    assert.ok(Number(m![1]) <= SHUTDOWN_MS + 1000, `${name}: shutdown took ${m![1]} ms`);
+    const stats = JSON.parse(m![2]!);
+    assert.equal(stats.dropped, 0);
+    assert.ok(stats.spooled >= 2, `${name}: spooled ${stats.spooled}`);
+    figures.push(`ESM await shutdown(), collector ${name}: resolved in ${m![1]} ms, exit 0`);
+  }
+});
