@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Collector, freePort } from '../helpers/collector.js';
 import { FakeAnthropic, type Turn } from '../helpers/fake-anthropic.js';
-import { bashTurns, removeDir, sdkEnv, sleep, waitUntil } from '../helpers/faults.js';
+import { bashTurns, removeDir, sdkEnv } from '../helpers/faults.js';
 import { HungServer } from '../helpers/proxy.js';
 
 const pkgRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -93,7 +93,6 @@ function runSeed(args: {
   timeoutMs?: number;
 }): Promise<ChildResult> {
   const home = join(args.state, 'home');
-  const work = join(args.state, 'work');
   const env = {
     ...sdkEnv(args.fakeUrl, home),
     XDG_STATE_HOME: join(args.state, 'xdg-state'),
@@ -103,7 +102,6 @@ function runSeed(args: {
     SCENARIO: args.scenario,
     SDK_OPTIONS: JSON.stringify({ cwd: args.state, permissionMode: 'default', allowedTools: ['Bash', 'Agent', 'Task'], settingSources: [], ...(args.sdkOptions ?? {}) }),
   };
-  void work;
   const t0 = Date.now();
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [fixture], { env, cwd: pkgRoot, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -500,8 +498,6 @@ test('an outage with 300 × 1 MiB tool outputs: RSS stays under the byte bound +
   assert.ok(m.stats.queuedBytes <= 32 * MiB, `queued ${m.stats.queuedBytes}`);
   assert.ok(m.peakRss < 32 * MiB + 64 * MiB + m.baselineRss, `peak RSS ${(m.peakRss / MiB).toFixed(1)} MiB`);
   assert.ok(m.stats.spooled > 0, 'the oldest went to the spool');
-  await sleep(0);
-  void waitUntil;
 });
 
 test('await shutdown()/flush() in an ES module with the collector down or hung: the code after it runs, exit 0', { timeout: 60_000 }, async () => {
