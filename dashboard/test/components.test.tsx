@@ -1,6 +1,7 @@
 import { fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { describe, expect, it, vi } from 'vitest';
 import { App } from '../src/App';
+import { StatusBadge } from '../src/components/common';
 import { DiffView } from '../src/components/DiffView';
 import { StepRow } from '../src/components/StepList';
 import { TimelineChart } from '../src/components/TimelineChart';
@@ -88,6 +89,26 @@ describe('StepRow', () => {
     expect(screen.getByLabelText('Input').textContent).toBe('{\n  "html": "<img src=x onerror=\\"alert(1)\\">"\n}');
   });
 
+  it('renders assistant messages (kind message) as text, never as HTML', () => {
+    const message = step(8, { kind: 'message', toolName: 'assistant', toolUseId: null, toolInput: null, toolOutput: 'Done. <img src=x onerror="alert(3)"><b>ok</b>' });
+    const { container } = render(<StepRow step={message} start={0} end={0} span={span} expanded onToggle={() => {}} />);
+    expect(container.querySelector('img')).toBeNull();
+    expect(container.querySelector('b')).toBeNull();
+    expect(screen.getByLabelText('Text').textContent).toBe('Done. <img src=x onerror="alert(3)"><b>ok</b>');
+    expect(screen.queryByLabelText('Input')).toBeNull();
+    expect(container.querySelector('.step-tool')?.textContent).toBe('Assistant');
+    expect(container.querySelector('.step-preview')?.textContent).toContain('<img src=x');
+  });
+
+  it('indents a nested subagent step and names its spawning step', () => {
+    const inner = step(9, { metadata: { agentId: 'a1', agentType: 'general-purpose', parentToolUseId: 'tu-2' } });
+    const { container } = render(<StepRow step={inner} start={0} end={50} span={span} expanded={false} onToggle={() => {}} depth={1} parentNumber={2} />);
+    const row = container.querySelector('.step') as HTMLElement;
+    expect(row.className).toContain('step-nested');
+    expect(row.dataset.depth).toBe('1');
+    expect(container.querySelector('.step-nest')?.getAttribute('title')).toBe('Inside the subagent of step #2');
+  });
+
   it('toggles through its button and reports the expanded state', () => {
     const onToggle = vi.fn();
     render(<StepRow step={step(3)} start={0} end={50} span={span} expanded={false} onToggle={onToggle} />);
@@ -165,3 +186,19 @@ describe('DiffView', () => {
   });
 });
 
+
+describe('StatusBadge', () => {
+  it('names every status, including interrupted and abandoned', () => {
+    const label = (status: string, success?: boolean | null) => {
+      const { container, unmount } = render(<StatusBadge status={status} success={success} />);
+      const text = [container.textContent, container.querySelector('.badge')?.className];
+      unmount();
+      return text;
+    };
+    expect(label('running')).toEqual(['Running', 'badge badge-info']);
+    expect(label('succeeded', true)).toEqual(['Succeeded', 'badge badge-ok']);
+    expect(label('failed', false)).toEqual(['Failed', 'badge badge-bad']);
+    expect(label('interrupted', false)).toEqual(['Interrupted', 'badge badge-warn']);
+    expect(label('abandoned', null)).toEqual(['Abandoned', 'badge badge-warn']);
+  });
+});

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { diffLines, diffSummary } from '../src/lib/diff';
 import { formatCost, formatDuration, formatPercent, prettyValue, previewValue, shortId } from '../src/lib/format';
 import { matchRoute } from '../src/lib/router';
-import { buildLanes, computeTimeline, subagentOf } from '../src/lib/steps';
+import { buildLanes, computeTimeline, nestSteps, stepKind, subagentOf } from '../src/lib/steps';
 import { sinceFor } from '../src/lib/timeRange';
 import { step } from './helpers';
 
@@ -92,6 +92,29 @@ describe('steps', () => {
     expect(subagentOf(step(0))).toBeNull();
     expect(subagentOf(step(0, { metadata: { agent_id: 'sub-1', agent_type: 'explorer' } }))).toEqual({ id: 'sub-1', type: 'explorer' });
     expect(subagentOf(step(0, { metadata: { agentType: 'planner' } }))).toEqual({ id: null, type: 'planner' });
+  });
+
+  it('nests subagent steps under the Task/Agent step that spawned them', () => {
+    const steps = [
+      step(1, { toolName: 'Agent', toolUseId: 'tu-spawn' }),
+      step(2, { toolName: 'Read', toolUseId: 'tu-main' }),
+      step(3, { toolName: 'Bash', toolUseId: 'tu-inner', metadata: { agentId: 'a', parentToolUseId: 'tu-spawn' } }),
+      step(4, { toolName: 'Agent', toolUseId: 'tu-inner-spawn', metadata: { agentId: 'a', parentToolUseId: 'tu-spawn' } }),
+      step(5, { toolName: 'Grep', toolUseId: 'tu-deep', metadata: { agentId: 'b', parentToolUseId: 'tu-inner-spawn' } }),
+      step(6, { toolName: 'Bash', toolUseId: 'tu-orphan', metadata: { parentToolUseId: 'tu-unknown' } }),
+    ];
+    const n = nestSteps(steps);
+    expect(n.ordered.map((s) => s.stepNumber)).toEqual([1, 3, 4, 5, 2, 6]);
+    expect([...n.depth.entries()].sort((a, b) => a[0] - b[0])).toEqual([[1, 0], [2, 0], [3, 1], [4, 1], [5, 2], [6, 0]]);
+    expect(n.parent.get(5)).toBe(4);
+    expect(n.parent.has(6)).toBe(false);
+  });
+
+  it('tells message and event steps from tool calls', () => {
+    expect(stepKind(step(1))).toBe('tool');
+    expect(stepKind(step(1, { kind: 'message', toolName: 'assistant' }))).toBe('message');
+    expect(stepKind(step(1, { kind: 'event', toolName: 'SubagentStart' }))).toBe('event');
+    expect(stepKind(step(1, { toolName: 'assistant', toolOutput: 'hi', toolUseId: null }))).toBe('message');
   });
 
   it('groups many steps into a bounded number of lanes', () => {

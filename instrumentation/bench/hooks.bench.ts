@@ -169,13 +169,13 @@ if (process.env.BENCH_ONLY === 'redaction') {
 }
 
 const hung = await new HungServer().start();
-const stalled = instrument({ collectorUrl: hung.url, apiKey: 'k', agentId: 'bench-hung', handleProcessExit: false, requestTimeoutMs: 10_000, ...MAX_QUEUE });
+const stalled = instrument({ collectorUrl: hung.url, apiKey: 'k', agentId: 'bench-hung', handleProcessExit: false, spool: false, requestTimeoutMs: 10_000, ...MAX_QUEUE });
 await run('collector never answers', stalled);
 await stalled.shutdown({ timeoutMs: 100 });
 await hung.close();
 
 const collector = await new Collector().start();
-const live = instrument({ collectorUrl: collector.url, apiKey: collector.apiKey, agentId: 'bench-live', handleProcessExit: false, ...MAX_QUEUE });
+const live = instrument({ collectorUrl: collector.url, apiKey: collector.apiKey, agentId: 'bench-live', handleProcessExit: false, spool: false, ...MAX_QUEUE });
 await run('live collector', live);
 await live.shutdown({ timeoutMs: 30_000 });
 console.log(`live collector after shutdown: ${JSON.stringify(live.stats())}`);

@@ -3,7 +3,8 @@
 // the unit tests. Integration and e2e tests need the collector binary: LIGHTNING_BIN or
 // ../target/debug/lightning, built here with cargo when missing.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,5 +35,9 @@ if (wanted.some((g) => g !== 'unit') && !process.env.LIGHTNING_BIN) {
   }
 }
 
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { cwd: root, stdio: 'inherit' });
+// the spool is on by default: keep the tests' spools out of the user's state directory
+const state = mkdtempSync(join(tmpdir(), 'lightning-test-state-'));
+const env = { ...process.env, XDG_STATE_HOME: state };
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { cwd: root, stdio: 'inherit', env });
+rmSync(state, { recursive: true, force: true });
 process.exit(r.status ?? 1);

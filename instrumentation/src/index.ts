@@ -4,6 +4,7 @@ export { Redactor, BUILTIN_RULES, isSensitiveKey } from './redact.js';
 export type { RedactionRule, RedactionCounts } from './redact.js';
 export type {
   CompletePayload,
+  CompletionStatus,
   EmptyHookOutput,
   HookInputLike,
   InstrumentOptions,
@@ -18,6 +19,13 @@ export type {
   PromptResult,
   RedactOptions,
   RetryOptions,
+  ScoreOptions,
+  ScorePayload,
+  ScoreSource,
+  ScoreValue,
+  SDKMessageLike,
+  StepKind,
+  TrackedQuery,
   StartPayload,
   StepPayload,
   StepSanitizer,

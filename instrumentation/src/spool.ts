@@ -4,18 +4,25 @@
  * replays them and deletes them once their records were delivered or re-spooled.
  *
  * Replays may duplicate records a crashed process had already sent; the collector makes that
- * harmless (idempotent starts, steps merged by (trajectoryId, stepNumber), idempotent completes).
+ * harmless (idempotent starts, steps merged by (trajectoryId, stepNumber), idempotent completes,
+ * scores keyed by their client id). The format is specified in docs/spool.md.
+ *
+ * Only prepared records are written: redacted and truncated exactly as they would be sent. The
+ * directory is created 0700 and files 0600.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { CompletePayload, Logger, StartPayload, StepPayload } from './types.js';
+import type { CompletePayload, Logger, ScorePayload, StartPayload, StepPayload } from './types.js';
 import { errorMessage } from './sanitize.js';
 
 export type SpoolRecord =
   | { v: 1; kind: 'start'; trajectoryId: string; body: StartPayload }
   | { v: 1; kind: 'step'; trajectoryId: string; body: StepPayload }
-  | { v: 1; kind: 'complete'; trajectoryId: string; body: CompletePayload };
+  | { v: 1; kind: 'complete'; trajectoryId: string; body: CompletePayload }
+  | { v: 1; kind: 'score'; trajectoryId: string; body: ScorePayload };
+
+const KINDS = new Set(['start', 'step', 'complete', 'score']);
 
 const SUFFIX = '.jsonl';
 const CLAIM = '.claimed-';
@@ -46,6 +53,23 @@ export class Spool {
     this.file = path.join(dir, `spool-${Date.now()}-${process.pid}-${randomUUID().slice(0, 8)}${SUFFIX}`);
   }
 
+  private dirReady = false;
+
+  private ensureDir(): void {
+    if (this.dirReady) return;
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    try {
+      const st = fs.statSync(this.dir);
+      // tighten a directory this user created earlier with looser permissions
+      if (typeof process.getuid === 'function' && st.uid === process.getuid() && (st.mode & 0o077) !== 0) {
+        fs.chmodSync(this.dir, 0o700);
+      }
+    } catch {
+      /* best effort */
+    }
+    this.dirReady = true;
+  }
+
   /** Bytes currently held by the directory's spool files (approximate, never throws). */
   private dirBytes(): number {
     try {
@@ -68,7 +92,7 @@ export class Spool {
   write(records: SpoolRecord[]): number {
     if (records.length === 0) return 0;
     try {
-      fs.mkdirSync(this.dir, { recursive: true });
+      this.ensureDir();
       let used = this.dirBytes();
       const lines: string[] = [];
       for (const r of records) {
@@ -146,7 +170,7 @@ export class Spool {
             r &&
             r.v === 1 &&
             typeof r.trajectoryId === 'string' &&
-            (r.kind === 'start' || r.kind === 'step' || r.kind === 'complete') &&
+            KINDS.has(r.kind) &&
             r.body &&
             typeof r.body === 'object'
           ) {

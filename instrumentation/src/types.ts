@@ -47,14 +47,22 @@ export type InstrumentedEvent =
   | 'Stop'
   | 'StopFailure'
   | 'SessionStart'
-  | 'SessionEnd';
+  | 'SessionEnd'
+  | 'SubagentStart'
+  | 'SubagentStop'
+  | 'MessageDisplay';
 
 export type LightningHooks = { [E in InstrumentedEvent]: LightningHookMatcher[] };
+
+/** What a step records: a tool call (default), assistant text, or a lifecycle event. */
+export type StepKind = 'tool' | 'message' | 'event';
 
 /** A step as sent to `POST /api/trajectories/{id}/steps/batch`. */
 export interface StepPayload {
   stepNumber: number;
   toolName: string;
+  /** absent = `tool` */
+  kind?: StepKind;
   timestamp?: string;
   toolInput?: JsonValue;
   toolOutput?: JsonValue;
@@ -85,8 +93,12 @@ export interface StartPayload {
   metadata?: { [key: string]: JsonValue };
 }
 
+/** How a trajectory ended, as sent with its completion. */
+export type CompletionStatus = 'succeeded' | 'failed' | 'interrupted';
+
 export interface CompletePayload {
   success: boolean;
+  status?: CompletionStatus;
   result?: JsonValue;
   error?: string;
   totalSteps?: number;
@@ -95,6 +107,34 @@ export interface CompletePayload {
   costUsd?: number;
   usage?: UsagePayload;
   numTurns?: number;
+}
+
+/** A score value: a finite number, a boolean or a string label. */
+export type ScoreValue = number | boolean | string;
+
+export type ScoreSource = 'human' | 'llm' | 'code' | 'sdk';
+
+/** A score as sent to `POST /api/trajectories/{id}/scores`. */
+export interface ScorePayload {
+  id: string;
+  name: string;
+  value: ScoreValue;
+  comment?: string;
+  source?: ScoreSource;
+  stepNumber?: number;
+  metadata?: { [key: string]: JsonValue };
+}
+
+export interface ScoreOptions {
+  comment?: string;
+  /** Default: the current (or else the last) trajectory of this instance. */
+  trajectoryId?: string;
+  stepNumber?: number;
+  /** Default `sdk`. */
+  source?: ScoreSource;
+  /** Idempotency key; default a fresh UUID per call (retries and replays never duplicate). */
+  id?: string;
+  metadata?: { [key: string]: JsonValue };
 }
 
 /** A user sanitizer. Receives a copy of a step after built-in redaction and may mutate it or
@@ -136,15 +176,20 @@ export interface InstrumentOptions {
   taskType?: string;
   /** Flush when this many steps are queued. Default 10. (A backlog drains up to max(batchSize, 200) steps per request.) */
   batchSize?: number;
-  /** Flush at least this often, in ms. 0 disables the timer (count/bytes/explicit flush only). Default 5000. */
+  /** Flush at least this often, in ms. 0 = send every record at once. Default 5000. */
   flushInterval?: number;
   /** Flush when queued serialized bytes reach this; also the most bytes in one request. Default 512 KiB. */
   maxBatchBytes?: number;
   /** Print debug logs. Default false. */
   debug?: boolean;
-  /** Most records (starts, steps, completions) kept in memory; the oldest is dropped (or spooled) beyond. Default 10000. */
+  /** Most records kept in memory; beyond it the oldest go to the spool (or are dropped). Default 10000. */
   maxQueueSize?: number;
-  /** Directory for the disk spool: undelivered records are written there and replayed by the next process. */
+  /** Most serialized bytes kept in memory; beyond it the oldest go to the spool (or are dropped). Default 32 MiB. */
+  maxQueueBytes?: number;
+  /** Disk spool for what cannot be delivered (written synchronously at exit, replayed by the next
+   * process). Default true; `false` turns it off. */
+  spool?: boolean;
+  /** Spool directory. Default: `$XDG_STATE_HOME/agent-lightning/spool/<collector key>` (see docs/spool.md). */
   spoolDir?: string;
   /** Most bytes one spool directory may hold; records beyond are dropped. Default 64 MiB. */
   maxSpoolBytes?: number;
@@ -162,14 +207,16 @@ export interface InstrumentOptions {
   retry?: RetryOptions;
   /** How long flush(), shutdown() and the exit handlers wait for delivery, in ms. Default 5000. */
   shutdownTimeoutMs?: number;
-  /** Register beforeExit/SIGTERM/exit handlers. Default true. */
+  /** Register beforeExit/exit/SIGINT/SIGTERM handlers and an uncaught-exception monitor. Default true. */
   handleProcessExit?: boolean;
   /** Extra metadata put on every trajectory. */
   metadata?: { [key: string]: JsonValue };
   /** Where logs go. Default: console.error for debug, console.warn for warnings. */
   logger?: Logger;
-  /** fetch implementation. Default: globalThis.fetch. */
+  /** fetch implementation. Default: node:http(s) with sockets that never keep the process alive. */
   fetch?: typeof fetch;
+  /** The SDK module for `lightning.query()` (default: `import('@anthropic-ai/claude-agent-sdk')`). */
+  sdk?: { query: (params: { prompt: unknown; options?: Record<string, unknown> }) => AsyncIterable<unknown> };
 }
 
 /** Context a caller may give to track() about the query it wraps. */
@@ -178,6 +225,8 @@ export interface TrackContext {
   prompt?: string;
   /** The system prompt used for the query. */
   systemPrompt?: string | string[] | { type: string; prompt?: string; append?: string; preset?: string };
+  /** The model asked for (system/init reports the one used). */
+  model?: string;
   /** Overrides the instance's taskType for this query's trajectory. */
   taskType?: string;
   /** Extra trajectory metadata for this query. */
@@ -189,8 +238,12 @@ export interface LightningStats {
   sent: number;
   /** Records waiting in memory (including the request in flight). */
   queued: number;
-  /** Records lost: queue overflow, rejected by the collector, capture disabled, spool full. */
+  /** Records lost: queue overflow without spool, rejected by the collector, spool full. */
   dropped: number;
+  /** Serialized bytes of the dropped records (as far as they were prepared). */
+  droppedBytes: number;
+  /** Serialized bytes held in memory. */
+  queuedBytes: number;
   /** HTTP requests that failed (network error, timeout or error status). */
   failed: number;
   /** Requests retried after a retriable failure. */
@@ -201,7 +254,7 @@ export interface LightningStats {
   replayed: number;
   /** Trajectories started by this instance. */
   trajectories: number;
-  /** True once the collector answered 401: capture is off for this instance. */
+  /** True once the collector answered 401 repeatedly: sending is off for this instance (records go to the spool). */
   disabled: boolean;
   /** Prompt version remembered from prompt(), if any. */
   promptVersion: string | null;
@@ -217,6 +270,14 @@ export interface PromptResult {
   source: 'collector' | 'fallback';
 }
 
+/** A message yielded by the SDK's query() (structurally; see the SDK's `SDKMessage`). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the SDK's union is not imported here
+export type SDKMessageLike = { type: string; subtype?: string; session_id?: string; [key: string]: any };
+
+/** What `lightning.query()` returns: the SDK's Query (messages and control methods), tracked. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- control methods are the SDK's
+export type TrackedQuery = AsyncGenerator<SDKMessageLike, void> & { interrupt(): Promise<void>; [method: string]: any };
+
 export interface Lightning {
   /** Hook matchers to pass as `options.hooks` (or merge with mergeHooks). */
   readonly hooks: LightningHooks;
@@ -228,6 +289,13 @@ export interface Lightning {
   /** Flushes, stops timers and handlers; resolves when delivered, spooled or after the timeout. */
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
   stats(): LightningStats;
+  /** The SDK's `query()` with the hooks merged in and the messages tracked: `track(query(...))`. */
+  query(params: { prompt: unknown; options?: object }): TrackedQuery;
+  /** Queues a score for a trajectory (default: the current or last one). Returns the score id, or
+   * null when there is no trajectory to score or the value is invalid (a warning says why). */
+  score(name: string, value: ScoreValue, options?: ScoreOptions): string | null;
+  /** The trajectory of the task running now, else the last one started; null before any. */
+  currentTrajectoryId(): string | null;
   /** Latest prompt text for this agent from the collector, or `fallback`. */
   prompt(fallback: string): Promise<string>;
   /** Like prompt() but says where the text came from. */

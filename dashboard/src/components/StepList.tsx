@@ -1,6 +1,6 @@
 import { memo, useCallback, useId, useState, type Ref } from 'react';
 import { formatClock, formatDuration, previewValue, prettyValue } from '../lib/format';
-import { subagentOf, type Timeline } from '../lib/steps';
+import { stepKind, subagentOf, type Timeline } from '../lib/steps';
 import type { Step } from '../lib/types';
 import { Badge } from './common';
 import { VirtualList, type VirtualListHandle } from './VirtualList';
@@ -40,17 +40,28 @@ interface RowProps {
   span: number;
   expanded: boolean;
   onToggle: (stepNumber: number) => void;
+  /** nesting under a spawning Task/Agent step (0: top level) */
+  depth?: number;
+  /** step number of the spawning step */
+  parentNumber?: number;
 }
 
-export const StepRow = memo(function StepRow({ step, start, end, span, expanded, onToggle }: RowProps) {
+export const StepRow = memo(function StepRow({ step, start, end, span, expanded, onToggle, depth = 0, parentNumber }: RowProps) {
   const bodyId = useId();
   const sub = subagentOf(step);
+  const kind = stepKind(step);
   const left = (start / span) * 100;
   const width = Math.max(0.4, ((end - start) / span) * 100);
-  const preview = step.error ? step.error : previewValue(step.toolInput, 140);
+  // assistant text is shown as text (React escapes it): never interpreted as HTML
+  const preview = step.error ? step.error : kind === 'message' ? previewValue(step.toolOutput, 140) : previewValue(step.toolInput, 140);
   const hasMeta = step.metadata && Object.keys(step.metadata).length > 0;
+  const nested = depth > 0;
   return (
-    <div className={`step${step.error ? ' step-has-error' : ''}${sub ? ' step-subagent' : ''}${expanded ? ' step-open' : ''}`}>
+    <div
+      className={`step step-kind-${kind}${step.error ? ' step-has-error' : ''}${sub ? ' step-subagent' : ''}${nested ? ' step-nested' : ''}${expanded ? ' step-open' : ''}`}
+      style={nested ? { paddingLeft: `${Math.min(depth, 6) * 18}px` } : undefined}
+      data-depth={depth}
+    >
       <button
         type="button"
         className="step-head"
@@ -63,8 +74,15 @@ export const StepRow = memo(function StepRow({ step, start, end, span, expanded,
           {expanded ? '▾' : '▸'}
         </span>
         <span className="step-main">
+          {nested && (
+            <span className="step-nest" title={parentNumber !== undefined ? `Inside the subagent of step #${parentNumber}` : 'Inside a subagent'}>
+              ↳
+            </span>
+          )}
           <span className="step-no">#{step.stepNumber}</span>
-          <span className="step-tool">{step.toolName}</span>
+          <span className="step-tool">{kind === 'message' ? 'Assistant' : step.toolName}</span>
+          {kind === 'message' && <Badge tone="neutral">message</Badge>}
+          {kind === 'event' && <Badge tone="neutral">event</Badge>}
           {sub && (
             <Badge tone="accent" title={`Subagent${sub.type ? ` type ${sub.type}` : ''}${sub.id ? ` id ${sub.id}` : ''}`}>
               subagent{sub.type ? `: ${sub.type}` : ''}
@@ -82,10 +100,14 @@ export const StepRow = memo(function StepRow({ step, start, end, span, expanded,
       {expanded && (
         <div className="step-body" id={bodyId}>
           {step.error && <ValueBlock label="Error" value={step.error} tone="error" />}
-          <div className="step-io">
-            <ValueBlock label="Input" value={step.toolInput} />
-            <ValueBlock label="Output" value={step.toolOutput} />
-          </div>
+          {kind === 'message' ? (
+            <ValueBlock label="Text" value={typeof step.toolOutput === 'string' ? step.toolOutput : prettyValue(step.toolOutput)} />
+          ) : (
+            <div className="step-io">
+              <ValueBlock label="Input" value={step.toolInput} />
+              <ValueBlock label="Output" value={step.toolOutput} />
+            </div>
+          )}
           {(hasMeta || step.toolUseId) && (
             <dl className="step-meta">
               {step.toolUseId && (
@@ -129,6 +151,8 @@ export function StepList({
   onToggle,
   handleRef,
   followTail,
+  depth,
+  parent,
 }: {
   steps: Step[];
   timeline: Timeline;
@@ -136,15 +160,30 @@ export function StepList({
   onToggle: (stepNumber: number) => void;
   handleRef?: Ref<VirtualListHandle>;
   followTail?: boolean;
+  /** nesting depth by step number */
+  depth?: Map<number, number>;
+  /** spawning step by step number */
+  parent?: Map<number, number>;
 }) {
   const itemKey = useCallback((i: number) => steps[i]?.stepNumber ?? i, [steps]);
   const renderItem = useCallback(
     (i: number) => {
       const step = steps[i] as Step;
       const t = timeline.timings[i] ?? { start: 0, end: 0 };
-      return <StepRow step={step} start={t.start} end={t.end} span={timeline.span} expanded={expanded.has(step.stepNumber)} onToggle={onToggle} />;
+      return (
+        <StepRow
+          step={step}
+          start={t.start}
+          end={t.end}
+          span={timeline.span}
+          expanded={expanded.has(step.stepNumber)}
+          onToggle={onToggle}
+          depth={depth?.get(step.stepNumber) ?? 0}
+          parentNumber={parent?.get(step.stepNumber)}
+        />
+      );
     },
-    [steps, timeline, expanded, onToggle],
+    [steps, timeline, expanded, onToggle, depth, parent],
   );
   return (
     <VirtualList

@@ -12,7 +12,18 @@ const PAD = { top: 8, right: 12, bottom: 22, left: 12 };
  * consecutive steps) drawn from its start to its end. Click a lane, or focus the chart and use
  * the arrow keys and Enter, to jump to that step in the list.
  */
-export function Waterfall({ steps, timeline, onJump }: { steps: Step[]; timeline: Timeline; onJump: (index: number) => void }) {
+export function Waterfall({
+  steps,
+  timeline,
+  onJump,
+  depth,
+}: {
+  steps: Step[];
+  timeline: Timeline;
+  onJump: (index: number) => void;
+  /** nesting depth by step number: nested lanes are indented and linked to their spawning step */
+  depth?: Map<number, number>;
+}) {
   const wrapRef = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(720);
   const [active, setActive] = useState<number | null>(null);
@@ -81,9 +92,12 @@ export function Waterfall({ steps, timeline, onJump }: { steps: Step[]; timeline
           // A lane of several steps is drawn as subagent work when most of its steps are.
           const size = lane.last - lane.first + 1;
           const cls = lane.errors > 0 ? 'wf-bar wf-error' : lane.subagent * 2 >= size ? 'wf-bar wf-sub' : 'wf-bar';
+          // one step per lane: a nested step hangs from the lane above it (its spawning call or a sibling)
+          const d = size === 1 ? (depth?.get(steps[lane.first]?.stepNumber ?? -1) ?? 0) : 0;
           return (
-            <g key={lane.first} className={active === i ? 'wf-lane active' : 'wf-lane'} onClick={() => onJump(lane.first)} onMouseEnter={() => setActive(i)}>
+            <g key={lane.first} className={active === i ? 'wf-lane active' : 'wf-lane'} onClick={() => onJump(lane.first)} onMouseEnter={() => setActive(i)} data-depth={d}>
               <rect className="wf-hit" x={PAD.left} y={y - gap / 2} width={innerW} height={laneH + gap} />
+              {d > 0 && <line className="wf-link" x1={left - 3} x2={left - 3} y1={y - gap - laneH / 2} y2={y + laneH / 2} />}
               <rect className={cls} x={left} y={y} width={w} height={laneH} rx={1} />
             </g>
           );

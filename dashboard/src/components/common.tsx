@@ -2,10 +2,25 @@ import type { ReactNode } from 'react';
 import { ApiError } from '../lib/api';
 import type { Status } from '../lib/types';
 
+const STATUS_TITLES: Record<string, string> = {
+  interrupted: 'The agent process ended (signal, exit or crash) before the agent finished',
+  abandoned: 'No activity for the collector\'s idle time: the agent likely crashed before it could report',
+};
+
 export function StatusBadge({ status, success }: { status: Status | string; success?: boolean | null }) {
-  const label = status === 'running' ? 'Running' : status === 'succeeded' || success === true ? 'Succeeded' : status === 'failed' || success === false ? 'Failed' : status;
-  const tone = status === 'running' ? 'info' : label === 'Succeeded' ? 'ok' : label === 'Failed' ? 'bad' : 'neutral';
-  return <span className={`badge badge-${tone}`}>{label}</span>;
+  let label: string;
+  let tone: 'ok' | 'bad' | 'info' | 'warn' | 'neutral';
+  if (status === 'running') [label, tone] = ['Running', 'info'];
+  else if (status === 'interrupted') [label, tone] = ['Interrupted', 'warn'];
+  else if (status === 'abandoned') [label, tone] = ['Abandoned', 'warn'];
+  else if (status === 'succeeded' || (status !== 'failed' && success === true)) [label, tone] = ['Succeeded', 'ok'];
+  else if (status === 'failed' || success === false) [label, tone] = ['Failed', 'bad'];
+  else [label, tone] = [status, 'neutral'];
+  return (
+    <span className={`badge badge-${tone}`} title={STATUS_TITLES[status]}>
+      {label}
+    </span>
+  );
 }
 
 export function Badge({ tone = 'neutral', children, title }: { tone?: 'ok' | 'bad' | 'info' | 'warn' | 'neutral' | 'accent'; children: ReactNode; title?: string }) {

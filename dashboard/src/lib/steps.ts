@@ -1,4 +1,4 @@
-import type { Step } from './types';
+import type { Step, StepKind } from './types';
 
 export interface StepTiming {
   /** ms from the trajectory start */
@@ -37,6 +37,63 @@ export function computeTimeline(steps: Step[], startTime: string | null, duratio
     if (end > span) span = end;
   }
   return { timings, span: Math.max(1, span) };
+}
+
+/** The kind of a step: `kind` when the collector sends it, else inferred from older data. */
+export function stepKind(step: Step): StepKind {
+  if (step.kind === 'message' || step.kind === 'event' || step.kind === 'tool') return step.kind;
+  if (step.toolName === 'assistant' && typeof step.toolOutput === 'string' && !step.toolUseId) return 'message';
+  return 'tool';
+}
+
+/** The step's parent tool call (`metadata.parentToolUseId`: the Task/Agent call that spawned it). */
+export function parentToolUseIdOf(step: Step): string | null {
+  const v = step.metadata?.parentToolUseId ?? step.metadata?.parent_tool_use_id;
+  return typeof v === 'string' && v ? v : null;
+}
+
+export interface Nesting {
+  /** steps in display order: each spawning step followed by the steps of its subagent */
+  ordered: Step[];
+  /** nesting depth by step number (0: top level) */
+  depth: Map<number, number>;
+  /** step number of the spawning step, by step number */
+  parent: Map<number, number>;
+}
+
+const MAX_DEPTH = 8;
+
+/** Nests subagent steps under the Task/Agent step that spawned them (by tool_use id). */
+export function nestSteps(steps: Step[]): Nesting {
+  const byToolUse = new Map<string, Step>();
+  for (const s of steps) if (s.toolUseId && stepKind(s) === 'tool') byToolUse.set(s.toolUseId, s);
+  const children = new Map<number, Step[]>();
+  const parent = new Map<number, number>();
+  const roots: Step[] = [];
+  for (const s of steps) {
+    const pid = parentToolUseIdOf(s);
+    const p = pid ? byToolUse.get(pid) : undefined;
+    if (p && p.stepNumber !== s.stepNumber) {
+      parent.set(s.stepNumber, p.stepNumber);
+      const list = children.get(p.stepNumber) ?? [];
+      list.push(s);
+      children.set(p.stepNumber, list);
+    } else roots.push(s);
+  }
+  const ordered: Step[] = [];
+  const depth = new Map<number, number>();
+  const placed = new Set<number>();
+  const visit = (s: Step, d: number) => {
+    if (placed.has(s.stepNumber)) return;
+    placed.add(s.stepNumber);
+    ordered.push(s);
+    depth.set(s.stepNumber, Math.min(d, MAX_DEPTH));
+    for (const c of children.get(s.stepNumber) ?? []) visit(c, d + 1);
+  };
+  for (const r of roots) visit(r, 0);
+  // a cycle in bad data: whatever was not reached keeps its place at the end
+  for (const s of steps) if (!placed.has(s.stepNumber)) visit(s, 0);
+  return { ordered, depth, parent };
 }
 
 /** Subagent identity from step metadata (`agent_id` / `agent_type`, camelCase accepted too). */

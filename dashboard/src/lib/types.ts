@@ -1,4 +1,8 @@
-export type Status = 'running' | 'succeeded' | 'failed';
+/** `interrupted`: the process ended before the agent did; `abandoned`: no activity for the collector's idle time. */
+export type Status = 'running' | 'succeeded' | 'failed' | 'interrupted' | 'abandoned';
+
+/** What a step records: a tool call (default), assistant text, or a lifecycle event. */
+export type StepKind = 'tool' | 'message' | 'event';
 
 export interface Usage {
   inputTokens: number | null;
@@ -36,6 +40,8 @@ export interface Trajectory {
 
 export interface Step {
   stepNumber: number;
+  /** absent or null on collectors that predate step kinds: a tool call */
+  kind?: StepKind | null;
   timestamp: string | null;
   toolName: string;
   toolInput: unknown;

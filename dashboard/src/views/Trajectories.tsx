@@ -16,6 +16,8 @@ const OUTCOMES = [
   { value: 'running', label: 'Running' },
   { value: 'succeeded', label: 'Succeeded' },
   { value: 'failed', label: 'Failed' },
+  { value: 'interrupted', label: 'Interrupted' },
+  { value: 'abandoned', label: 'Abandoned' },
 ];
 
 export function Trajectories() {

@@ -8,7 +8,7 @@ import { ApiError } from '../lib/api';
 import { DASH, formatCost, formatDateTime, formatDuration, formatNumber, prettyValue } from '../lib/format';
 import { useAsync, useInterval } from '../lib/hooks';
 import { Link } from '../lib/router';
-import { computeTimeline, subagentOf } from '../lib/steps';
+import { computeTimeline, nestSteps, subagentOf } from '../lib/steps';
 import type { Step, Trajectory, TrajectoryDetail as Detail } from '../lib/types';
 
 function tokens(t: Trajectory): string {
@@ -100,25 +100,28 @@ export function TrajectoryDetail({ id }: { id: string }) {
   }, []);
 
   const tools = useMemo(() => [...new Set(steps.map((s) => s.toolName))].sort(), [steps]);
+  // subagent steps are shown under the Task/Agent step that spawned them
+  const nesting = useMemo(() => nestSteps(steps), [steps]);
+  const ordered = nesting.ordered;
   const visible = useMemo(
-    () => (errorsOnly || tool ? steps.filter((s) => (!errorsOnly || s.error) && (!tool || s.toolName === tool)) : steps),
-    [steps, errorsOnly, tool],
+    () => (errorsOnly || tool ? ordered.filter((s) => (!errorsOnly || s.error) && (!tool || s.toolName === tool)) : ordered),
+    [ordered, errorsOnly, tool],
   );
   const fullTimeline = useMemo(
-    () => computeTimeline(steps, trajectory?.startTime ?? null, trajectory?.durationMs ?? null),
-    [steps, trajectory?.startTime, trajectory?.durationMs],
+    () => computeTimeline(ordered, trajectory?.startTime ?? null, trajectory?.durationMs ?? null),
+    [ordered, trajectory?.startTime, trajectory?.durationMs],
   );
   const visibleTimeline = useMemo(() => {
-    if (visible === steps) return fullTimeline;
-    const index = new Map(steps.map((s, i) => [s.stepNumber, i]));
+    if (visible === ordered) return fullTimeline;
+    const index = new Map(ordered.map((s, i) => [s.stepNumber, i]));
     return { span: fullTimeline.span, timings: visible.map((s) => fullTimeline.timings[index.get(s.stepNumber) ?? 0]!) };
-  }, [visible, steps, fullTimeline]);
+  }, [visible, ordered, fullTimeline]);
   const errorCount = useMemo(() => steps.reduce((n, s) => n + (s.error ? 1 : 0), 0), [steps]);
   const subagentCount = useMemo(() => steps.reduce((n, s) => n + (subagentOf(s) ? 1 : 0), 0), [steps]);
 
   const jumpTo = useCallback(
     (stepIndex: number) => {
-      const stepNumber = steps[stepIndex]?.stepNumber;
+      const stepNumber = ordered[stepIndex]?.stepNumber;
       if (stepNumber === undefined) return;
       const target = visible.findIndex((s) => s.stepNumber === stepNumber);
       if (target >= 0) {
@@ -130,7 +133,7 @@ export function TrajectoryDetail({ id }: { id: string }) {
         requestAnimationFrame(() => listRef.current?.focusIndex(stepIndex));
       }
     },
-    [steps, visible],
+    [ordered, visible],
   );
 
   if (error && !trajectory) {
@@ -145,7 +148,7 @@ export function TrajectoryDetail({ id }: { id: string }) {
   if (loading && !trajectory) return <Loading label="Loading trajectory…" />;
   if (!trajectory) return null;
   const t = trajectory;
-  const firstError = steps.findIndex((s) => s.error);
+  const firstError = ordered.findIndex((s) => s.error);
 
   return (
     <div className="detail">
@@ -195,7 +198,7 @@ export function TrajectoryDetail({ id }: { id: string }) {
 
       <section className="card" aria-labelledby="timeline-h">
         <h2 id="timeline-h">Timeline</h2>
-        {steps.length ? <Waterfall steps={steps} timeline={fullTimeline} onJump={jumpTo} /> : <p className="muted">No steps yet.</p>}
+        {steps.length ? <Waterfall steps={ordered} timeline={fullTimeline} onJump={jumpTo} depth={nesting.depth} /> : <p className="muted">No steps yet.</p>}
         <div className="chart-legend" aria-hidden="true">
           <span><i className="swatch wf-bar" /> Step</span>
           <span><i className="swatch wf-sub" /> Subagent</span>
@@ -240,7 +243,16 @@ export function TrajectoryDetail({ id }: { id: string }) {
           <span>Waterfall</span>
         </div>
         {visible.length ? (
-          <StepList steps={visible} timeline={visibleTimeline} expanded={expanded} onToggle={onToggle} handleRef={listRef} followTail={running} />
+          <StepList
+            steps={visible}
+            timeline={visibleTimeline}
+            expanded={expanded}
+            onToggle={onToggle}
+            handleRef={listRef}
+            followTail={running}
+            depth={nesting.depth}
+            parent={nesting.parent}
+          />
         ) : (
           <EmptyState title={steps.length ? 'No steps match these filters' : 'No steps recorded'} />
         )}

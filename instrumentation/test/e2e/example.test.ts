@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Collector } from '../helpers/collector.js';
+import { Collector, toolSteps } from '../helpers/collector.js';
 import { FakeAnthropic } from '../helpers/fake-anthropic.js';
 
 const root = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -57,8 +57,8 @@ test('examples/basic-agent.mjs records its run', { timeout: 120_000 }, async () 
   const t = await collector.only('example-agent-test');
   assert.equal(t.status, 'succeeded');
   assert.equal(t.prompt, 'Which file is largest?');
-  assert.deepEqual(t.steps.map((s: any) => [s.toolName, s.toolInput.command]), [['Bash', 'ls -S'], ['Bash', 'rm -rf notes.txt']]);
-  assert.match(t.steps[0].toolOutput.stdout, /notes\.txt/);
-  assert.match(t.steps[1].error, /rm -rf is not allowed here/);
+  assert.deepEqual(toolSteps(t).map((s: any) => [s.toolName, s.toolInput.command]), [['Bash', 'ls -S'], ['Bash', 'rm -rf notes.txt']]);
+  assert.match(toolSteps(t)[0].toolOutput.stdout, /notes\.txt/);
+  assert.match(toolSteps(t)[1].error, /rm -rf is not allowed here/);
   assert.ok(t.costUsd > 0);
 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { query, type HookCallback, type Options } from '@anthropic-ai/claude-agent-sdk';
 import { instrument, mergeHooks, NO_POST_HOOK } from '../../src/index.js';
-import { Collector } from '../helpers/collector.js';
+import { Collector, toolSteps } from '../helpers/collector.js';
 import { FakeAnthropic, type Turn } from '../helpers/fake-anthropic.js';
 import { sdkEnv } from '../helpers/faults.js';
 
@@ -140,19 +140,29 @@ test('a real Claude Agent SDK run is captured step by step', { timeout: 180_000 
   assert.equal(t.usage.inputTokens, result.usage.input_tokens);
   assert.equal(t.usage.outputTokens, result.usage.output_tokens);
 
-  const steps = t.steps;
+  const steps = toolSteps(t);
   assert.deepEqual(
-    steps.map((s: any) => [s.stepNumber, s.toolName, s.toolUseId]),
+    steps.map((s: any) => [s.toolName, s.toolUseId]),
     [
-      [1, 'Read', 'toolu_e2e_read'],
-      [2, 'Edit', 'toolu_e2e_edit'],
-      [3, 'Bash', 'toolu_e2e_echo'],
-      [4, 'Bash', 'toolu_e2e_fail'],
-      [5, 'Read', 'toolu_e2e_missing'],
-      [6, 'Bash', 'toolu_e2e_denied'],
-      [7, 'Write', 'toolu_e2e_write'],
+      ['Read', 'toolu_e2e_read'],
+      ['Edit', 'toolu_e2e_edit'],
+      ['Bash', 'toolu_e2e_echo'],
+      ['Bash', 'toolu_e2e_fail'],
+      ['Read', 'toolu_e2e_missing'],
+      ['Bash', 'toolu_e2e_denied'],
+      ['Write', 'toolu_e2e_write'],
     ],
   );
+  // assistant text is stored in order with the tool calls, as `message` steps (issue 17)
+  const order = t.steps.map((s: any) => (s.toolName === 'assistant' ? `text:${s.toolOutput}` : s.toolName));
+  assert.equal(order[0], 'text:Reading the file first.');
+  assert.equal(order[1], 'Read');
+  assert.ok(order.includes('text:Done: hello.txt now says hello world.'), JSON.stringify(order));
+  assert.ok(order.indexOf('text:Done: hello.txt now says hello world.') > order.indexOf('Write'));
+  for (let i = 1; i < t.steps.length; i++) assert.ok(t.steps[i].stepNumber > t.steps[i - 1].stepNumber);
+  const facts = t.steps.find((s: any) => s.toolName === 'Result');
+  assert.equal(facts.toolOutput.subtype, 'success');
+  assert.ok(Array.isArray(facts.toolOutput.permission_denials));
   const [read, edit, echo, fail, readMissing, denied, write] = steps;
   assert.deepEqual(read.toolInput, { file_path: file });
   assert.equal(read.toolOutput.file.content, 'hello\n');
@@ -178,5 +188,56 @@ test('a real Claude Agent SDK run is captured step by step', { timeout: 180_000 
   for (let i = 1; i < steps.length; i++) assert.ok(Date.parse(steps[i].timestamp) >= Date.parse(steps[i - 1].timestamp));
   assert.equal(t.errorCount, 4);
   assert.equal(t.totalSteps, 7);
+  await lightning.shutdown({ timeoutMs: 2000 });
+});
+
+test('lightning.query() is the SDK query with the hooks merged and the run tracked', { timeout: 120_000 }, async () => {
+  const fake = await new FakeAnthropic([
+    { content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_q_echo', name: 'Bash', input: { command: 'echo via-query', description: 'echo' } }], stopReason: 'tool_use' },
+    { content: [{ type: 'text', text: 'It printed via-query.' }], stopReason: 'end_turn' },
+  ]).start();
+  const agentId = `e2e-query-${Math.random().toString(36).slice(2, 8)}`;
+  const lightning = instrument({ collectorUrl: collector.url, apiKey: collector.apiKey, agentId, handleProcessExit: false, spool: false });
+  let ownHookCalls = 0;
+  const own: HookCallback = async () => {
+    ownHookCalls++;
+    return {};
+  };
+  let result: any;
+  try {
+    // the lazily loaded SDK, the caller's own hooks kept, every message yielded
+    for await (const message of lightning.query({
+      prompt: 'Echo something.',
+      options: {
+        cwd: work,
+        systemPrompt: 'You echo things.',
+        model: 'claude-sonnet-4-5-20250929',
+        permissionMode: 'default',
+        allowedTools: ['Bash'],
+        settingSources: [],
+        env: sdkEnv(fake.url, home),
+        hooks: { PreToolUse: [{ hooks: [own] }] },
+      },
+    })) {
+      if (message.type === 'result') result = message;
+    }
+  } finally {
+    await fake.close();
+  }
+  assert.equal(result?.is_error, false);
+  assert.equal(ownHookCalls, 1, "the caller's hook still ran");
+  await lightning.flush({ timeoutMs: 10_000 });
+  const t = await collector.only(agentId);
+  assert.equal(t.status, 'succeeded');
+  assert.equal(t.prompt, 'Echo something.');
+  assert.equal(t.systemPrompt, 'You echo things.');
+  assert.equal(t.costUsd, result.total_cost_usd);
+  assert.equal(t.numTurns, result.num_turns);
+  assert.deepEqual(toolSteps(t).map((s: any) => [s.toolName, s.toolOutput.stdout]), [['Bash', 'via-query']]);
+  assert.deepEqual(
+    t.steps.filter((s: any) => s.toolName === 'assistant').map((s: any) => s.toolOutput),
+    ['Checking.', 'It printed via-query.'],
+  );
+  assert.equal(lightning.currentTrajectoryId(), t.id);
   await lightning.shutdown({ timeoutMs: 2000 });
 });

@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Collector } from '../helpers/collector.js';
+import { Collector, toolSteps } from '../helpers/collector.js';
 import { postgresAvailable, ThrowawayDb, PG_HOST, PG_PORT } from '../helpers/faults.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -105,8 +105,8 @@ test('the same batches delivered concurrently to two collectors on one PostgreSQ
   }
   for (const id of ids.slice(0, 4)) {
     const t = await b.trajectory(id);
-    assert.deepEqual(t.steps.map((s: any) => s.stepNumber), Array.from({ length: STEPS }, (_, i) => i + 1));
-    for (const s of t.steps) {
+    assert.deepEqual(toolSteps(t).map((s: any) => s.stepNumber), Array.from({ length: STEPS }, (_, i) => i + 1));
+    for (const s of toolSteps(t)) {
       assert.deepEqual(s.toolInput, { command: `echo ${s.stepNumber}` });
       if (s.stepNumber % errorEvery === 0) assert.equal(s.error, `Exit code 1 at ${s.stepNumber}`);
       else assert.deepEqual(s.toolOutput, { stdout: `${s.stepNumber}` }, 'the closing half survived the race');

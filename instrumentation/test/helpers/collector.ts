@@ -166,3 +166,9 @@ export class Collector {
     return this.trajectory(list[0].id);
   }
 }
+
+/** A stored trajectory's tool-call steps (not its `message`/`event` steps), in step order. */
+export function toolSteps(t: { steps: any[] }): any[] {
+  const nonTool = new Set(['assistant', 'Result', 'SubagentStart', 'SubagentStop']);
+  return t.steps.filter((s) => (s.kind ?? 'tool') === 'tool' && !nonTool.has(s.toolName));
+}

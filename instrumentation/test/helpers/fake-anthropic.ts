@@ -14,6 +14,15 @@ export type Block =
 export interface Turn {
   content: Block[];
   stopReason: 'tool_use' | 'end_turn';
+  /** answer with this HTTP error status instead (e.g. 400: an API error the CLI gives up on) */
+  errorStatus?: number;
+  errorMessage?: string;
+}
+
+/** A separate script for conversations whose first user message contains `match` (subagents). */
+export interface Script {
+  match: string;
+  turns: Turn[];
 }
 
 export interface SeenRequest {
@@ -28,6 +37,11 @@ export class FakeAnthropic {
 
   /** delay before each answer (ms), to stretch a scripted run over time */
   latencyMs = 0;
+
+  /** extra scripts chosen by the conversation's first user message (checked before `turns`) */
+  scripts: Script[] = [];
+  /** 'count': the reply is turns[number of assistant messages so far] (multi-prompt sessions) */
+  mode: 'answered' | 'count' = 'answered';
 
   constructor(private readonly turns: Turn[], private readonly model = 'claude-sonnet-4-5-20250929') {
     this.server = http.createServer((req, res) => {
@@ -88,16 +102,27 @@ export class FakeAnthropic {
       turn = { content: [{ type: 'text', text: 'Scripted session' }], stopReason: 'end_turn' };
     } else {
       // the next scripted turn is the first one whose tool calls have not all been answered
+      const first = (body.messages as any[]).find((m) => m.role === 'user');
+      const firstText = typeof first?.content === 'string' ? first.content : JSON.stringify(first?.content ?? '');
+      const script = this.scripts.find((s) => firstText.includes(s.match));
+      const turns = script ? script.turns : this.turns;
+      const assistantTurns = (body.messages as any[]).filter((m) => m.role === 'assistant').length;
       const answered = new Set<string>();
       for (const m of body.messages as any[]) {
         if (m.role !== 'user' || !Array.isArray(m.content)) continue;
         for (const b of m.content) if (b.type === 'tool_result') answered.add(b.tool_use_id);
       }
       turn =
-        this.turns.find((t) => {
+        (this.mode === 'count' && !script ? turns[Math.min(assistantTurns, turns.length - 1)] : undefined) ??
+        turns.find((t) => {
           const ids = t.content.filter((b) => b.type === 'tool_use').map((b) => (b as { id: string }).id);
           return ids.length === 0 || ids.some((id) => !answered.has(id));
-        }) ?? this.turns[this.turns.length - 1]!;
+        }) ?? turns[turns.length - 1]!;
+    }
+    if (turn.errorStatus !== undefined) {
+      res.writeHead(turn.errorStatus, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: turn.errorMessage ?? 'scripted error' } }));
+      return;
     }
     const usage = { input_tokens: 1200, output_tokens: 60, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
     const id = `msg_${Math.random().toString(36).slice(2, 14)}`;

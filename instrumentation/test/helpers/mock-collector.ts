@@ -28,6 +28,8 @@ export interface StoredTrajectory {
   steps: Map<number, any>;
   complete: any | null;
   starts: number;
+  /** scores by id (a repeated id updates: last write wins on the fields it carries) */
+  scores: Map<string, any>;
 }
 
 export class MockCollector {
@@ -68,6 +70,11 @@ export class MockCollector {
   stepsOf(trajectoryId: string): any[] {
     const t = this.trajectories.get(trajectoryId);
     return t ? [...t.steps.values()].sort((a, b) => a.stepNumber - b.stepNumber) : [];
+  }
+
+  /** Tool-call steps only (no `message`/`event` steps). */
+  toolStepsOf(trajectoryId: string): any[] {
+    return this.stepsOf(trajectoryId).filter((s) => s.kind === undefined || s.kind === 'tool');
   }
 
   only(): StoredTrajectory & { id: string } {
@@ -121,18 +128,28 @@ export class MockCollector {
   }
 
   private apply(r: RecordedRequest): { status: number; body: unknown } {
-    const m = /^\/api\/trajectories\/([^/]+)\/(steps\/batch|complete)$/.exec(r.path);
+    const m = /^\/api\/trajectories\/([^/]+)\/(steps\/batch|complete|scores)$/.exec(r.path);
     if (r.method === 'POST' && r.path === '/api/trajectories/start') {
       const id = r.body.trajectoryId;
       const existing = this.trajectories.get(id);
       if (existing) existing.starts++;
-      else this.trajectories.set(id, { start: r.body, steps: new Map(), complete: null, starts: 1 });
+      else this.trajectories.set(id, { start: r.body, steps: new Map(), complete: null, starts: 1, scores: new Map() });
       return { status: 200, body: { trajectoryId: id } };
     }
     if (r.method === 'POST' && m) {
       const id = decodeURIComponent(m[1]!);
       const t = this.trajectories.get(id);
       if (!t) return { status: 404, body: { error: `unknown trajectory ${id}` } };
+      if (m[2] === 'scores') {
+        // the contract of CONTRACTS.md: name, value (finite number | boolean | label), optional id
+        const b = r.body ?? {};
+        if (typeof b.name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(b.name)) return { status: 400, body: { error: 'name is invalid' } };
+        const okValue = (typeof b.value === 'number' && Number.isFinite(b.value)) || typeof b.value === 'boolean' || (typeof b.value === 'string' && b.value.length >= 1 && b.value.length <= 256);
+        if (!okValue) return { status: 400, body: { error: 'value is invalid' } };
+        const id = typeof b.id === 'string' ? b.id : `srv-${t.scores.size + 1}`;
+        t.scores.set(id, { ...(t.scores.get(id) ?? {}), ...b, id, trajectoryId: decodeURIComponent(m[1]!) });
+        return { status: 200, body: { id } };
+      }
       if (m[2] === 'complete') {
         t.complete = { ...(t.complete ?? {}), ...r.body };
         return { status: 200, body: { success: true } };

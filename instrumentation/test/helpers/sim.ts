@@ -66,8 +66,8 @@ export class SessionSim {
   }
 
   /** A complete tool call: Pre then Post (or Failure when `error` is given). */
-  async call(tool: string, input: unknown, response: unknown, error?: string): Promise<string> {
-    const id = this.newId();
+  async call(tool: string, input: unknown, response: unknown, error?: string, toolUseId?: string): Promise<string> {
+    const id = toolUseId ?? this.newId();
     await this.pre(tool, input, id);
     if (error !== undefined) await this.fail(tool, input, id, error);
     else await this.post(tool, input, id, response);

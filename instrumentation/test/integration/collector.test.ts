@@ -1,7 +1,7 @@
 /** Integration tests against the real collector binary (SQLite in a temp dir, random port). */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Collector } from '../helpers/collector.js';
+import { Collector, toolSteps } from '../helpers/collector.js';
 import { HungServer, LossyProxy } from '../helpers/proxy.js';
 import { SessionSim, messages, resultMessage } from '../helpers/sim.js';
 import { make } from '../helpers/make.js';
@@ -53,8 +53,8 @@ test('steps land with inputs, outputs, errors, durations and metadata; the resul
   assert.equal(t.durationMs, 4321);
   assert.equal(t.totalSteps, 4);
   assert.deepEqual(t.usage, { inputTokens: 100, outputTokens: 50, cacheReadInputTokens: 10, cacheCreationInputTokens: 5 });
-  assert.deepEqual(t.steps.map((x: any) => [x.stepNumber, x.toolName]), [[1, 'Read'], [2, 'Bash'], [3, 'Grep'], [4, 'Write']]);
-  const [read, bash, grep, write] = t.steps;
+  assert.deepEqual(toolSteps(t).map((x: any) => [x.stepNumber, x.toolName]), [[1, 'Read'], [2, 'Bash'], [3, 'Grep'], [4, 'Write']]);
+  const [read, bash, grep, write] = toolSteps(t);
   assert.deepEqual(read.toolInput, { file_path: '/w/a.ts' });
   assert.equal(read.toolOutput.file.content, 'export {}');
   assert.equal(read.error, null);
@@ -65,7 +65,7 @@ test('steps land with inputs, outputs, errors, durations and metadata; the resul
   assert.equal(grep.durationMs, 12);
   assert.equal(write.error, `${NO_POST_HOOK}: Permission to use Write has been denied.`);
   assert.equal(t.errorCount, 2);
-  for (const st of t.steps) assert.match(st.toolUseId, /^toolu_/);
+  for (const st of toolSteps(t)) assert.match(st.toolUseId, /^toolu_/);
   assert.equal(read.metadata.closedBy, 'PostToolUse');
   await lightning.shutdown({ timeoutMs: 1000 });
 });
@@ -82,8 +82,8 @@ test('retries never duplicate: lost responses are re-sent and merged', async () 
     await lightning.flush({ timeoutMs: 5000 });
     assert.equal(proxy.lost, 4);
     const t = await collector.only(agentId);
-    assert.deepEqual(t.steps.map((x: any) => [x.stepNumber, x.toolOutput]), [[1, 'out 0'], [2, 'out 1'], [3, 'out 2'], [4, 'out 3']]);
-    assert.equal(t.stepCount, 4);
+    assert.deepEqual(toolSteps(t).map((x: any) => [x.stepNumber, x.toolOutput]), [[1, 'out 0'], [2, 'out 1'], [3, 'out 2'], [4, 'out 3']]);
+    assert.equal(toolSteps(t).length, 4);
     assert.equal(t.status, 'succeeded');
     assert.ok(lightning.stats().retries >= 4);
     assert.equal(lightning.stats().dropped, 0);
@@ -114,8 +114,8 @@ test('collector down, then up: everything is delivered', async () => {
   }
   await lightning.flush({ timeoutMs: 5000 });
   const t = await collector.only(agentId);
-  assert.equal(t.steps.length, 5);
-  assert.deepEqual(t.steps.map((x: any) => x.toolInput.command), ['step 0', 'step 1', 'step 2', 'step 3', 'step 4']);
+  assert.equal(toolSteps(t).length, 5);
+  assert.deepEqual(toolSteps(t).map((x: any) => x.toolInput.command), ['step 0', 'step 1', 'step 2', 'step 3', 'step 4']);
   assert.equal(t.status, 'succeeded');
   assert.equal(t.prompt, 'work through an outage');
   assert.equal(lightning.stats().dropped, 0);
@@ -150,7 +150,9 @@ test('hung collector: hooks still return immediately and shutdown is bounded', a
       worst = Math.max(worst, performance.now() - t0);
     }
     assert.ok(worst < 50, `slowest hook pair took ${worst.toFixed(2)} ms`);
-    await new Promise((r) => setTimeout(r, 400));
+    // the first request times out 300 ms after it left (the 400 steps are prepared first)
+    const deadline = Date.now() + 3000;
+    while (!/no answer within 300 ms/.test(lightning.stats().lastError ?? '') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(hung.accepted >= 1);
     assert.match(lightning.stats().lastError ?? '', /no answer within 300 ms/);
     const t0 = Date.now();
@@ -177,10 +179,10 @@ test('many concurrent sessions through one instance', async () => {
   assert.equal(list.length, 8);
   for (const summary of list) {
     const t = await collector.trajectory(summary.id);
-    assert.equal(t.steps.length, 12);
-    assert.deepEqual(t.steps.map((x: any) => x.stepNumber), Array.from({ length: 12 }, (_, i) => i + 1));
+    assert.equal(toolSteps(t).length, 12);
+    assert.deepEqual(toolSteps(t).map((x: any) => x.stepNumber), Array.from({ length: 12 }, (_, i) => i + 1));
     const k = Number(t.sessionId.slice('sess-c-'.length));
-    assert.deepEqual(t.steps.map((x: any) => x.toolOutput), Array.from({ length: 12 }, (_, i) => `${k}:${i}`));
+    assert.deepEqual(toolSteps(t).map((x: any) => x.toolOutput), Array.from({ length: 12 }, (_, i) => `${k}:${i}`));
     assert.equal(t.status, 'succeeded');
   }
   await lightning.shutdown({ timeoutMs: 500 });

@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Collector } from '../helpers/collector.js';
+import { Collector, toolSteps } from '../helpers/collector.js';
 import { SessionSim, messages, resultMessage } from '../helpers/sim.js';
 import { make } from '../helpers/make.js';
 import type { Lightning } from '../../src/types.js';
@@ -91,7 +91,7 @@ test('prompt(): fallback without a registry entry, then the promoted version, ta
   assert.equal(t1.systemPrompt, 'PROMPT V1: read before you write.');
   assert.equal(t1.prompt, 'task with version 1');
   assert.equal(t1.status, 'succeeded');
-  assert.deepEqual(t1.steps.map((x: any) => x.toolName), ['Read']);
+  assert.deepEqual(toolSteps(t1).map((x: any) => x.toolName), ['Read']);
   // a trajectory is tagged when it starts; the earlier one is not rewritten
   assert.equal((await stored(agentId, 'sess-p-none')).promptVersion, null);
 
@@ -137,12 +137,13 @@ test('prompt(): agent ids that need URL encoding reach the same registry entry',
   await lightning.shutdown({ timeoutMs: 500 });
 });
 
-test('prompt(): a wrong key gets the fallback and disables capture, as for ingest', async () => {
+test('prompt(): a wrong key gets the fallback and says so at warn level', async () => {
+  // (issue 17 changed this on purpose: one 401 no longer ends capture; ingest stops sending only
+  // after repeated 401s, keeping the data for the spool)
   const agentId = agent('it-prompts-401');
   await collector.post(prompts(agentId), { text: 'secret prompt', promote: true }, 201);
   const { lightning, logs } = make(collector.url, { apiKey: 'not-the-key', agentId });
   assert.deepEqual(await lightning.promptDetails('fb'), { text: 'fb', version: null, source: 'fallback' });
-  assert.equal(lightning.stats().disabled, true);
   assert.equal(logs.warn.filter((w) => w.includes('401')).length, 1);
   await lightning.shutdown({ timeoutMs: 200 });
 });

@@ -47,7 +47,7 @@ test('batches by bytes: a flush starts when queued bytes reach maxBatchBytes, an
   const { lightning } = make(mock.url, { batchSize: 1000, maxBatchBytes: 8 * 1024 });
   const s = new SessionSim(lightning.hooks);
   for (let i = 0; i < 12; i++) await s.call('Read', { i }, { content: 'c'.repeat(1500) });
-  await waitFor(() => mock.trajectories.size === 1 && mock.stepsOf(mock.only().id).length === 12, 'all steps', 3000);
+  await waitFor(() => mock.trajectories.size === 1 && mock.toolStepsOf(mock.only().id).length === 12, 'all steps', 3000);
   for (const b of batches()) {
     assert.ok(Buffer.byteLength(JSON.stringify(b.body)) <= 8 * 1024 + 64, 'batch within the byte budget');
   }
@@ -78,7 +78,7 @@ test('a step sent open is re-sent when it closes, carrying only what is new', as
   assert.equal(batches().length, 2);
   assert.equal(batches()[1]!.body.steps[0].toolInput, undefined);
   assert.equal(batches()[1]!.body.steps[0].error, 'Exit code 2');
-  const [stored] = mock.stepsOf(mock.only().id);
+  const [stored] = mock.toolStepsOf(mock.only().id);
   assert.deepEqual(stored.toolInput, { command: 'make' });
   assert.equal(stored.error, 'Exit code 2');
   await lightning.shutdown({ timeoutMs: 500 });
@@ -93,8 +93,8 @@ test('retries 5xx with backoff and never duplicates, even when a response is los
   await s.stop();
   await lightning.flush({ timeoutMs: 3000 });
   const t = mock.only();
-  assert.equal(t.steps.size, 4);
-  assert.deepEqual(mock.stepsOf(t.id).map((x) => x.toolOutput), ['out 0', 'out 1', 'out 2', 'out 3']);
+  assert.equal(mock.toolStepsOf(t.id).length, 4);
+  assert.deepEqual(mock.toolStepsOf(t.id).map((x) => x.toolOutput), ['out 0', 'out 1', 'out 2', 'out 3']);
   assert.equal(t.complete.success, true);
   const st = lightning.stats();
   assert.equal(st.retries, 3);
@@ -110,7 +110,7 @@ test('honours Retry-After on 429', async () => {
   mock.failNext(1, { status: 429, headers: { 'retry-after': '1' } });
   const t0 = Date.now();
   await s.call('Read', {}, 'x');
-  await waitFor(() => mock.trajectories.size === 1 && mock.stepsOf(mock.only().id).length === 1, 'delivery after Retry-After', 4000);
+  await waitFor(() => mock.trajectories.size === 1 && mock.toolStepsOf(mock.only().id).length === 1, 'delivery after Retry-After', 4000);
   const gap = mock.requests[1]!.at - mock.requests[0]!.at;
   assert.ok(gap >= 950, `retried after ${gap} ms`);
   assert.ok(Date.now() - t0 < 3000);
@@ -125,7 +125,7 @@ test('other 4xx are not retried; a bad batch is split to isolate the rejected re
   mock.failNext(1, { status: 422 }, (r) => r.path.endsWith('/complete'));
   await s.stop();
   await lightning.flush();
-  assert.equal(mock.stepsOf(mock.only().id).length, 4, 'all steps delivered after the split');
+  assert.equal(mock.toolStepsOf(mock.only().id).length, 4, 'all steps delivered after the split');
   assert.equal(mock.only().complete, null, 'the rejected complete is not retried');
   assert.equal(mock.requests.filter((r) => r.path.endsWith('/complete')).length, 1);
   assert.equal(lightning.stats().dropped, 1);
@@ -145,7 +145,7 @@ test('a trajectory the collector forgot (404) is started again', async () => {
   await lightning.flush();
   const t = mock.only();
   assert.equal(t.starts, 1);
-  assert.deepEqual(mock.stepsOf(t.id).map((x) => x.stepNumber), [2]);
+  assert.deepEqual(mock.toolStepsOf(t.id).map((x) => x.stepNumber), [2]);
   assert.equal(t.complete.success, true);
   await lightning.shutdown({ timeoutMs: 500 });
 });
@@ -178,7 +178,7 @@ test('a hung collector is cut off by the request timeout and retried', async () 
   const t0 = performance.now();
   await s.call('Read', {}, 'x');
   assert.ok(performance.now() - t0 < 50, 'hooks do not wait for the network');
-  await waitFor(() => mock.trajectories.size === 1 && mock.stepsOf(mock.only().id).length === 1, 'delivery after timeout', 3000);
+  await waitFor(() => mock.trajectories.size === 1 && mock.toolStepsOf(mock.only().id).length === 1, 'delivery after timeout', 3000);
   assert.match(lightning.stats().lastError ?? '', /no answer within 200 ms/);
   await lightning.shutdown({ timeoutMs: 500 });
 });
@@ -203,19 +203,19 @@ test('disk spool: a process whose collector was down loses nothing', async () =>
     await s.call('Bash', { command: 'false' }, null, 'Exit code 1');
     await s.stop('bye');
     await first.shutdown({ timeoutMs: 300 });
-    assert.equal(first.stats().spooled, 4);
+    assert.equal(first.stats().spooled, 5, "start, two steps, the final message, the completion");
     const files = readdirSync(dir);
     assert.equal(files.length, 1);
     const lines = readFileSync(join(dir, files[0]!), 'utf8').trim().split('\n');
-    assert.equal(lines.length, 4);
+    assert.equal(lines.length, 5);
 
     const { lightning: second } = make(mock.url, { spoolDir: dir });
-    assert.equal(second.stats().replayed, 4);
+    assert.equal(second.stats().replayed, 5);
     await second.flush();
     const t = mock.only();
     assert.equal(t.start.sessionId, 'sess-spooled');
     assert.equal(t.start.prompt, 'offline task');
-    assert.deepEqual(mock.stepsOf(t.id).map((x) => [x.toolName, x.error ?? null]), [['Read', null], ['Bash', 'Exit code 1']]);
+    assert.deepEqual(mock.toolStepsOf(t.id).map((x) => [x.toolName, x.error ?? null]), [['Read', null], ['Bash', 'Exit code 1']]);
     assert.equal(t.complete.success, true);
     assert.deepEqual(readdirSync(dir), [], 'delivered spool files are removed');
     await second.shutdown({ timeoutMs: 500 });
@@ -233,10 +233,10 @@ test('disk spool: overflow spills the oldest records to disk instead of dropping
     await waitFor(() => lightning.stats().spooled === 4, 'spill', 2000);
     assert.equal(lightning.stats().dropped, 0);
     await lightning.shutdown({ timeoutMs: 100 });
-    assert.equal(lightning.stats().spooled, 7);
+    assert.equal(lightning.stats().spooled, 14, 'the 7 records, then shutdown() closes the 6 open calls and completes the trajectory as interrupted');
     const { lightning: next } = make(mock.url, { spoolDir: dir });
     await next.flush();
-    assert.deepEqual(mock.stepsOf(mock.only().id).map((x) => x.toolInput.i), [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(mock.toolStepsOf(mock.only().id).map((x) => x.toolInput.i), [0, 1, 2, 3, 4, 5]);
     await next.shutdown({ timeoutMs: 500 });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -248,7 +248,7 @@ test('shutdown delivers what is queued and stops capture', async () => {
   const s = new SessionSim(lightning.hooks);
   await s.call('Read', {}, 'x');
   await lightning.shutdown();
-  assert.equal(mock.stepsOf(mock.only().id).length, 1);
+  assert.equal(mock.toolStepsOf(mock.only().id).length, 1);
   await s.call('Read', {}, 'after shutdown');
   await sleep(20);
   assert.equal(lightning.stats().queued, 0);

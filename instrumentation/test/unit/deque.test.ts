@@ -89,7 +89,7 @@ test('bounded queue keeps the newest steps and the start; dropped counts the res
     await lightning.flush({ timeoutMs: 2000 });
     const t = mock.only();
     assert.deepEqual(t.steps.size, 4);
-    assert.deepEqual(mock.stepsOf(t.id).map((x) => x.toolInput.i), [7, 8, 9, 10]);
+    assert.deepEqual(mock.toolStepsOf(t.id).map((x) => x.toolInput.i), [7, 8, 9, 10]);
     await lightning.shutdown({ timeoutMs: 200 });
   } finally {
     await mock.close();
@@ -112,7 +112,7 @@ test('bounded queue under sustained overflow: exact drop count, starts kept, the
     assert.equal(st.dropped, 2 * perSession + 2 - max, 'every record pushed beyond the bound is counted once');
     await lightning.flush({ timeoutMs: 10_000 });
     assert.equal(mock.trajectories.size, 2, 'both starts survived the overflow');
-    const kept = [...mock.trajectories.keys()].map((id) => mock.stepsOf(id).map((x) => x.toolInput.i as number));
+    const kept = [...mock.trajectories.keys()].map((id) => mock.toolStepsOf(id).map((x) => x.toolInput.i as number));
     assert.equal(kept[0]!.length + kept[1]!.length, max - 2);
     for (const list of kept) {
       assert.equal(list[list.length - 1], perSession - 1, 'the newest step is kept');

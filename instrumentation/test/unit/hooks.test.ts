@@ -48,7 +48,7 @@ test('steps are numbered in PreToolUse order and closed by their post hooks (par
   assert.equal(t.start.sessionId, s.sessionId);
   assert.equal(t.start.prompt, 'fix the bug');
   assert.equal(t.start.agentId, 'unit-agent');
-  const steps = mock.stepsOf(t.id);
+  const steps = mock.toolStepsOf(t.id);
   assert.deepEqual(steps.map((x) => [x.stepNumber, x.toolName, x.toolUseId]), [[1, 'Read', a], [2, 'Bash', b], [3, 'Grep', c]]);
   assert.deepEqual(steps[0].toolInput, { file_path: '/a' });
   assert.deepEqual(steps[0].toolOutput, { content: 'A' });
@@ -80,7 +80,7 @@ test('a call without a post hook is closed at PostToolBatch with the reason the 
   ]);
   await s.stop();
   await lightning.flush();
-  const steps = mock.stepsOf(mock.only().id);
+  const steps = mock.toolStepsOf(mock.only().id);
   assert.equal(steps.length, 2);
   assert.equal(steps[0].error, undefined);
   assert.equal(steps[1].error, `${NO_POST_HOOK}: PreToolUse:Bash hook error: denied by policy`);
@@ -95,7 +95,7 @@ test('steps still open at Stop are closed with an explanatory error', async () =
   await s.pre('Bash', { command: 'sleep 100' }, s.newId());
   await s.stop();
   await lightning.flush();
-  const [step] = mock.stepsOf(mock.only().id);
+  const [step] = mock.toolStepsOf(mock.only().id);
   assert.equal(step.error, `${NO_POST_HOOK} before Stop`);
   await lightning.shutdown({ timeoutMs: 500 });
 });
@@ -113,14 +113,14 @@ test('StopFailure completes the trajectory as failed', async () => {
   await lightning.shutdown({ timeoutMs: 500 });
 });
 
-test('subagent calls carry agent_id and agent_type in step metadata', async () => {
+test('subagent calls carry agentId and agentType in step metadata (CONTRACTS.md names)', async () => {
   const { lightning } = make(mock.url);
   const s = new SessionSim(lightning.hooks, 'sess-sub', { agent_id: 'agent-7', agent_type: 'Explore' });
   await s.call('Glob', { pattern: '*.ts' }, ['a.ts']);
   await lightning.flush();
-  const [step] = mock.stepsOf(mock.only().id);
-  assert.equal(step.metadata.agent_id, 'agent-7');
-  assert.equal(step.metadata.agent_type, 'Explore');
+  const [step] = mock.toolStepsOf(mock.only().id);
+  assert.equal(step.metadata.agentId, 'agent-7');
+  assert.equal(step.metadata.agentType, 'Explore');
   assert.equal(step.metadata.prompt_id, 'prompt-1');
   await lightning.shutdown({ timeoutMs: 500 });
 });
@@ -138,7 +138,7 @@ test('one instance serves concurrent sessions as separate trajectories', async (
   assert.equal(mock.trajectories.size, 3);
   const bySession = new Map([...mock.trajectories.entries()].map(([id, t]) => [t.start.sessionId, id]));
   for (let i = 0; i < 3; i++) {
-    const steps = mock.stepsOf(bySession.get(`sess-${i}`)!);
+    const steps = mock.toolStepsOf(bySession.get(`sess-${i}`)!);
     assert.deepEqual(steps.map((x) => x.stepNumber), Array.from({ length: i + 1 }, (_, k) => k + 1));
     assert.equal(mock.trajectories.get(bySession.get(`sess-${i}`)!)!.complete.totalSteps, i + 1);
   }
@@ -172,6 +172,7 @@ test('track() yields messages unchanged and completes from the result message', 
   assert.equal(t.start.metadata.claude_code_version, '2.1.332');
   assert.deepEqual(t.complete, {
     success: true,
+    status: 'succeeded',
     result: 'All done.',
     totalSteps: 1,
     duration: 1234,
@@ -252,7 +253,7 @@ test('track() keeps the query control methods and closes denied calls from messa
   await tracked.interrupt();
   assert.equal(interrupted, true);
   await lightning.flush();
-  const [step] = mock.stepsOf(mock.only().id);
+  const [step] = mock.toolStepsOf(mock.only().id);
   assert.equal(step.error, 'Permission denied: Write is not allowed');
   await lightning.shutdown({ timeoutMs: 500 });
 });
@@ -271,7 +272,7 @@ test('an open step is closed from the tool_result message when no post hook came
     if (i++ === 0) await s.pre('Bash', { command: 'ls' }, id);
   }
   await lightning.flush();
-  const [step] = mock.stepsOf(mock.only().id);
+  const [step] = mock.toolStepsOf(mock.only().id);
   assert.equal(step.error, `${NO_POST_HOOK}: PreToolUse hook did not respond before its timeout`);
   assert.equal(step.metadata.closedBy, 'tool_result');
   await lightning.shutdown({ timeoutMs: 500 });
@@ -350,7 +351,7 @@ test('mergeHooks concatenates matchers per event and both sets run', async () =>
   }
   assert.deepEqual(calls, ['guard']);
   await lightning.flush();
-  assert.equal(mock.stepsOf(mock.only().id).length, 1);
+  assert.equal(mock.toolStepsOf(mock.only().id).length, 1);
   await lightning.shutdown({ timeoutMs: 500 });
 });
 
@@ -377,7 +378,7 @@ test('a throwing user sanitize withholds the fields; a working one rewrites them
   const s = new SessionSim(bad.hooks, 'sess-bad');
   await s.call('Read', { file_path: '/secret/plan.txt' }, { content: 'launch codes' });
   await bad.flush();
-  const [step] = mock.stepsOf(mock.only().id);
+  const [step] = mock.toolStepsOf(mock.only().id);
   assert.equal(step.toolInput, '[withheld: sanitize() failed]');
   assert.equal(step.toolOutput, '[withheld: sanitize() failed]');
   assert.ok(!JSON.stringify(mock.requests.map((r) => r.body)).includes('launch codes'));
@@ -392,7 +393,7 @@ test('a throwing user sanitize withholds the fields; a working one rewrites them
   const g = new SessionSim(good.hooks, 'sess-good');
   await g.call('Read', { file_path: '/a' }, { content: 'private' });
   await good.flush();
-  const [gs] = mock.stepsOf(mock.only().id);
+  const [gs] = mock.toolStepsOf(mock.only().id);
   assert.equal(gs.toolOutput, '[file contents hidden]');
   assert.deepEqual(gs.toolInput, { file_path: '/a' });
   await good.shutdown({ timeoutMs: 500 });
@@ -403,7 +404,7 @@ test('large outputs are truncated to maxFieldBytes with a marker', async () => {
   const s = new SessionSim(lightning.hooks);
   await s.call('Read', { file_path: '/big' }, { type: 'text', file: { filePath: '/big', content: 'z'.repeat(200_000) } });
   await lightning.flush();
-  const [step] = mock.stepsOf(mock.only().id);
+  const [step] = mock.toolStepsOf(mock.only().id);
   assert.ok(Buffer.byteLength(JSON.stringify(step.toolOutput)) <= 4096);
   assert.equal(step.toolOutput.file.filePath, '/big');
   assert.match(step.toolOutput.file.content, /\[truncated: \d+ of 200000 bytes omitted\]$/);

@@ -55,7 +55,9 @@ async function runThroughHooks(mock: MockCollector, texts: string[], debug: bool
   await lightning.flush({ timeoutMs: 10_000 });
   const stats = lightning.stats();
   await lightning.shutdown({ timeoutMs: 1000 });
-  return { stats, logs, steps: mock.stepsOf(mock.only().id) };
+  // Only tool calls: the final answer arrives as a step of kind `message` (CONTRACTS: step kinds).
+  const steps = mock.stepsOf(mock.only().id).filter((st) => (st.kind ?? 'tool') === 'tool');
+  return { stats, logs, steps };
 }
 
 let mock: MockCollector;

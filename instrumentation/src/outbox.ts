@@ -1,26 +1,30 @@
 /**
- * StepBuffer: the bounded, ordered outbox of records (trajectory starts, steps, completions)
- * and the single delivery loop that sends them to the collector.
+ * Outbox: the bounded, ordered queue of records (trajectory starts, steps, completions, scores)
+ * and the single delivery loop that sends them to the collector. What to do after each request
+ * is decided by the pure `decide()` (retry-policy.ts).
  *
  * - Order: one request at a time, taken from the head of the queue. A trajectory's start is
  *   enqueued before its steps and its steps before its completion, so the collector always
  *   sees them in that order. Steps of one trajectory are grouped into batches.
  * - Hooks only append (or merge into a not-yet-sent step) and return; sanitizing and
- *   serializing happen later, off the hook's critical path.
- * - Retries (network errors, timeouts, 408/425/429/5xx) put the records back at the head and
- *   wait with exponential backoff + jitter (or Retry-After). Re-sent steps are merged by the
+ *   serializing happen later, off the hook's critical path. Once prepared, a record keeps only
+ *   its redacted, truncated payload: memory is bounded by bytes (`maxQueueBytes`) and records.
+ * - Past either bound the oldest records go to the spool (or are dropped and counted).
+ * - Retries put the records back at the head and wait; re-sent records are merged by the
  *   collector, so a retry never duplicates.
  */
-import { retryDelay, type BackoffConfig } from './backoff.js';
+import type { BackoffConfig } from './backoff.js';
 import type { LightningClient } from './client.js';
 import { Deque } from './deque.js';
+import { decide } from './retry-policy.js';
 import type { Spool, SpoolRecord } from './spool.js';
-import type { CompletePayload, Logger, StartPayload, StepPayload } from './types.js';
+import type { CompletePayload, Logger, ScorePayload, StartPayload, StepKind, StepPayload } from './types.js';
 
 /** A step as captured by the hooks, before sanitization. */
 export interface StepDraft {
   stepNumber: number;
   toolName: string;
+  kind?: StepKind;
   timestampMs?: number;
   toolUseId?: string;
   hasInput: boolean;
@@ -44,14 +48,19 @@ export interface CompleteDraft {
   body: Omit<CompletePayload, 'result' | 'error'> & { result?: unknown; error?: unknown };
 }
 
+export interface ScoreDraft {
+  body: Omit<ScorePayload, 'comment' | 'metadata'> & { comment?: unknown; metadata?: Record<string, unknown> };
+}
+
 interface ItemBase {
   trajectoryId: string;
-  inflight: boolean;
   /** true while the record sits in the queue (not in flight, not sent or dropped) */
   queued: boolean;
   /** serialized size once prepared */
   bytes: number;
   replayed: boolean;
+  /** written to the spool or dropped: it must not come back into the queue */
+  gone?: boolean;
 }
 export interface StartItem extends ItemBase {
   kind: 'start';
@@ -68,27 +77,35 @@ export interface CompleteItem extends ItemBase {
   draft: CompleteDraft;
   prepared?: CompletePayload;
 }
-export type QueueItem = StartItem | StepItem | CompleteItem;
+export interface ScoreItem extends ItemBase {
+  kind: 'score';
+  draft: ScoreDraft;
+  prepared?: ScorePayload;
+}
+export type QueueItem = StartItem | StepItem | CompleteItem | ScoreItem;
 
 export interface Preparer {
   start(draft: StartDraft): StartPayload;
   step(draft: StepDraft): StepPayload;
   complete(draft: CompleteDraft): CompletePayload;
+  score(draft: ScoreDraft): ScorePayload;
 }
 
-export interface BufferConfig {
+export interface OutboxConfig {
   batchSize: number;
   maxBatchBytes: number;
   maxQueueSize: number;
+  maxQueueBytes: number;
   flushInterval: number;
   backoff: BackoffConfig;
   debug: boolean;
   logger: Logger;
 }
 
-export interface BufferCounters {
+export interface OutboxCounters {
   sent: number;
   dropped: number;
+  droppedBytes: number;
   failed: number;
   retries: number;
   spooled: number;
@@ -96,9 +113,9 @@ export interface BufferCounters {
   lastError: string | null;
 }
 
-const STEP_OVERHEAD = 16;
+const STEP_OVERHEAD = 16; // `{"steps":[ … ]}` and commas, roughly
 /** Most steps in one request (at least batchSize), within maxBatchBytes. */
-const MAX_STEPS_PER_REQUEST = 200; // `{"steps":[ … ]}` and commas, roughly
+const MAX_STEPS_PER_REQUEST = 200;
 /** How far eviction looks past start/complete records for a step to drop first. */
 const MAX_EVICTION_SCAN = 256;
 
@@ -111,9 +128,24 @@ function mergeStepPayload(into: StepPayload, from: StepPayload): void {
   }
 }
 
-export class StepBuffer {
-  /** the outbox, oldest first: a ring buffer, so evicting the oldest record is O(1) */
+function pathFor(item: QueueItem): string {
+  const tid = encodeURIComponent(item.trajectoryId);
+  switch (item.kind) {
+    case 'start':
+      return '/api/trajectories/start';
+    case 'complete':
+      return `/api/trajectories/${tid}/complete`;
+    case 'score':
+      return `/api/trajectories/${tid}/scores`;
+    case 'step':
+      return `/api/trajectories/${tid}/steps/batch`;
+  }
+}
+
+export class Outbox {
+  /** the queue, oldest first: a ring buffer, so evicting the oldest record is O(1) */
   private readonly queue = new Deque<QueueItem>(64);
+  private inflight: QueueItem[] = [];
   private unprepared: QueueItem[] = [];
   private prepareScheduled = false;
   private pumpScheduled = false;
@@ -121,29 +153,38 @@ export class StepBuffer {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private intervalTimer: ReturnType<typeof setInterval> | null = null;
   private attempt = 0;
+  private unauthorizedStreak = 0;
   private queuedSteps = 0;
   private queuedBytes = 0;
   private replayPending = 0;
   private splitLimit = 0;
   private readonly restarted = new Set<string>();
-  private disabledFlag = false;
+  private stopped = false;
+  private unauthorizedFlag = false;
+  private warnedLoss = false;
   private readonly spillBuffer: QueueItem[] = [];
-  readonly counters: BufferCounters = {
+  /** null before the first request; then whether the last one reached a collector that took it */
+  lastOk: boolean | null = null;
+  /** whether the last failure was a network-level one (refused, reset, timeout: no HTTP status) */
+  lastFailureNetwork = false;
+  readonly counters: OutboxCounters = {
     sent: 0,
     dropped: 0,
+    droppedBytes: 0,
     failed: 0,
     retries: 0,
     spooled: 0,
     replayed: 0,
     lastError: null,
   };
-  /** Called once when the collector answers 401. */
+  /** Called once when sending stops after repeated 401s. */
   onUnauthorized: (error: string) => void = () => {};
-  /** Start body of a trajectory, used to re-create it when the collector forgot it (404). */
+  /** Start body of a trajectory, used to re-create it when the collector forgot it (404) and
+   * to put it before a trajectory's records in the spool. */
   startFor: (trajectoryId: string) => StartDraft | undefined = () => undefined;
 
   constructor(
-    private readonly config: BufferConfig,
+    private readonly config: OutboxConfig,
     private readonly client: LightningClient,
     private readonly preparer: Preparer,
     private readonly spool: Spool | null,
@@ -154,32 +195,52 @@ export class StepBuffer {
     }
   }
 
-  get disabled(): boolean {
-    return this.disabledFlag;
+  /** True once repeated 401s stopped sending (records are kept for the spool). */
+  get unauthorized(): boolean {
+    return this.unauthorizedFlag;
   }
 
   /** Records waiting, including those in the request in flight. */
   get pending(): number {
-    return this.queue.length + this.inflightCount;
+    return this.queue.length + this.inflight.length;
   }
 
-  private inflight: QueueItem[] = [];
-  private get inflightCount(): number {
-    return this.inflight.length;
+  get bytes(): number {
+    return this.queuedBytes;
+  }
+
+  get sending(): boolean {
+    return !this.stopped && !this.unauthorizedFlag;
   }
 
   // ------------------------------------------------------------------ enqueue (hook path)
 
+  private item<K extends QueueItem['kind']>(kind: K, trajectoryId: string, draft: Extract<QueueItem, { kind: K }>['draft']): Extract<QueueItem, { kind: K }> {
+    return { kind, trajectoryId, draft, queued: false, bytes: 0, replayed: false } as Extract<QueueItem, { kind: K }>;
+  }
+
   addStart(trajectoryId: string, draft: StartDraft): StartItem {
-    const item: StartItem = { kind: 'start', trajectoryId, draft, inflight: false, queued: false, bytes: 0, replayed: false };
+    const item = this.item('start', trajectoryId, draft);
     this.push(item);
     return item;
   }
 
   addStep(trajectoryId: string, draft: StepDraft): StepItem {
-    const item: StepItem = { kind: 'step', trajectoryId, draft, inflight: false, queued: false, bytes: 0, replayed: false };
+    const item = this.item('step', trajectoryId, draft);
     this.push(item);
     if (this.config.debug) this.config.logger.debug(`[StepBuffer] Added step ${draft.stepNumber}`);
+    return item;
+  }
+
+  addComplete(trajectoryId: string, draft: CompleteDraft): CompleteItem {
+    const item = this.item('complete', trajectoryId, draft);
+    this.push(item);
+    return item;
+  }
+
+  addScore(trajectoryId: string, draft: ScoreDraft): ScoreItem {
+    const item = this.item('score', trajectoryId, draft);
+    this.push(item);
     return item;
   }
 
@@ -187,48 +248,45 @@ export class StepBuffer {
    * Records the closing fields of a step. Merged into the queued record when it has not been
    * sent yet; otherwise a new record carrying only the new fields is queued (the collector merges).
    */
-  updateStep(trajectoryId: string, item: StepItem | undefined, update: Partial<StepDraft> & { stepNumber: number; toolName: string }): StepItem | undefined {
-    if (this.disabledFlag) return undefined;
+  updateStep(trajectoryId: string, item: StepItem | undefined, update: Partial<StepDraft> & { stepNumber: number; toolName: string }): StepItem {
     if (item && item.queued) {
-      const d = item.draft;
-      if (update.hasOutput) {
-        d.hasOutput = true;
-        d.output = update.output;
-      }
-      if (update.error !== undefined) d.error = update.error;
-      if (update.durationMs !== undefined) d.durationMs = update.durationMs;
-      if (update.metadata !== undefined) d.metadata = update.metadata;
       if (item.prepared) {
+        // the raw fields were released when it was prepared: prepare the update alone and merge
+        const partial = this.preparer.step(this.partialDraft(update));
         this.queuedBytes -= item.bytes;
-        item.prepared = undefined;
-        item.bytes = 0;
-        this.unprepared.push(item);
-        this.schedulePrepare();
+        mergeStepPayload(item.prepared, partial);
+        item.bytes = Buffer.byteLength(JSON.stringify(item.prepared)) + 1;
+        this.queuedBytes += item.bytes;
+        this.enforceBytes();
+      } else {
+        const d = item.draft;
+        if (update.hasOutput) {
+          d.hasOutput = true;
+          d.output = update.output;
+        }
+        if (update.error !== undefined) d.error = update.error;
+        if (update.durationMs !== undefined) d.durationMs = update.durationMs;
+        if (update.metadata !== undefined) d.metadata = update.metadata;
       }
       if (this.config.debug) this.config.logger.debug(`[StepBuffer] Updated step ${update.stepNumber}`);
+      if (this.config.flushInterval === 0) this.schedulePump();
       return item;
     }
-    const draft: StepDraft = {
-      stepNumber: update.stepNumber,
-      toolName: update.toolName,
-      hasInput: false,
-      hasOutput: update.hasOutput === true,
-    };
-    if (update.hasOutput) draft.output = update.output;
-    if (update.error !== undefined) draft.error = update.error;
-    if (update.durationMs !== undefined) draft.durationMs = update.durationMs;
-    if (update.metadata !== undefined) draft.metadata = update.metadata;
-    if (update.toolUseId !== undefined) draft.toolUseId = update.toolUseId;
-    const fresh: StepItem = { kind: 'step', trajectoryId, draft, inflight: false, queued: false, bytes: 0, replayed: false };
+    const fresh = this.item('step', trajectoryId, this.partialDraft(update));
     this.push(fresh);
     if (this.config.debug) this.config.logger.debug(`[StepBuffer] Updated step ${update.stepNumber}`);
     return fresh;
   }
 
-  addComplete(trajectoryId: string, draft: CompleteDraft): CompleteItem {
-    const item: CompleteItem = { kind: 'complete', trajectoryId, draft, inflight: false, queued: false, bytes: 0, replayed: false };
-    this.push(item);
-    return item;
+  private partialDraft(update: Partial<StepDraft> & { stepNumber: number; toolName: string }): StepDraft {
+    const draft: StepDraft = { stepNumber: update.stepNumber, toolName: update.toolName, hasInput: false, hasOutput: update.hasOutput === true };
+    if (update.kind !== undefined) draft.kind = update.kind;
+    if (update.hasOutput) draft.output = update.output;
+    if (update.error !== undefined) draft.error = update.error;
+    if (update.durationMs !== undefined) draft.durationMs = update.durationMs;
+    if (update.metadata !== undefined) draft.metadata = update.metadata;
+    if (update.toolUseId !== undefined) draft.toolUseId = update.toolUseId;
+    return draft;
   }
 
   /** Marks a queued start as changed (its draft was patched) so it is prepared again. */
@@ -249,32 +307,40 @@ export class StepBuffer {
   }
 
   private push(item: QueueItem): void {
-    if (this.disabledFlag) return;
     while (this.queue.length + this.inflight.length >= this.config.maxQueueSize && this.queue.length > 0) {
-      this.evictOldest();
+      this.evictOldest(false);
     }
     this.queue.push(item);
     item.queued = true;
     if (item.kind === 'step') this.queuedSteps++;
     this.unprepared.push(item);
     this.schedulePrepare();
-    if (this.queuedSteps >= this.config.batchSize || item.kind === 'complete') this.schedulePump();
+    if (this.config.flushInterval === 0 || this.queuedSteps >= this.config.batchSize || item.kind === 'complete' || item.kind === 'score') {
+      this.schedulePump();
+    }
   }
 
-  private evictOldest(): void {
-    // prefer evicting a step: losing a start makes the collector 404 the rest of a trajectory.
-    // The scan passes only the start/complete records ahead of the oldest step (a few per
-    // session), and the removal moves only those: the cost does not grow with the queue.
+  /** Takes the oldest record (a step when one is near the head) out of memory: to the spool or dropped. */
+  private evictOldest(now: boolean): void {
+    // prefer a step: losing a start makes the collector 404 the rest of a trajectory. The scan
+    // passes only the start/complete records ahead of the oldest step (a few per session).
     let index = this.queue.findIndex(isStep, MAX_EVICTION_SCAN);
     if (index < 0) index = 0;
     const old = this.queue.removeAt(index) as QueueItem;
     this.forget(old);
     if (this.spool) {
-      this.spillBuffer.push(old);
-      this.schedulePrepare();
+      if (now) this.spillToSpool([old]);
+      else {
+        this.spillBuffer.push(old);
+        this.schedulePrepare();
+      }
     } else {
-      this.drop(1, 'queue full (maxQueueSize)');
+      this.drop([old], 'memory bound reached and the spool is off');
     }
+  }
+
+  private enforceBytes(): void {
+    while (this.queuedBytes > this.config.maxQueueBytes && this.queue.length > 1) this.evictOldest(true);
   }
 
   private forget(item: QueueItem): void {
@@ -284,9 +350,22 @@ export class StepBuffer {
     if (item.replayed) this.replayDone(1);
   }
 
-  private drop(n: number, why: string): void {
-    this.counters.dropped += n;
-    if (this.config.debug) this.config.logger.debug(`[StepBuffer] Dropped ${n} record(s): ${why}`);
+  private drop(items: QueueItem[], why: string): void {
+    if (items.length === 0) return;
+    this.counters.dropped += items.length;
+    for (const i of items) {
+      i.gone = true;
+      this.counters.droppedBytes += i.bytes;
+      this.release(i);
+    }
+    if (!this.warnedLoss) {
+      this.warnedLoss = true;
+      this.config.logger.warn(
+        `[Lightning Instrumentation] Capture data was lost: ${items.length} record(s) dropped (${why}). stats().dropped counts every loss; the agent is not affected.`,
+      );
+    } else if (this.config.debug) {
+      this.config.logger.debug(`[StepBuffer] Dropped ${items.length} record(s): ${why}`);
+    }
   }
 
   // ------------------------------------------------------------------ preparation (off the hook path)
@@ -312,11 +391,8 @@ export class StepBuffer {
         this.queuedBytes += item.bytes;
       }
     }
-    if (this.spillBuffer.length > 0) {
-      const items = this.spillBuffer.splice(0);
-      for (const i of items) if (!i.prepared) this.prepareItem(i);
-      this.spillToSpool(items);
-    }
+    if (this.spillBuffer.length > 0) this.spillToSpool(this.spillBuffer.splice(0));
+    this.enforceBytes();
     if (this.queuedBytes >= this.config.maxBatchBytes) this.schedulePump();
   }
 
@@ -327,9 +403,16 @@ export class StepBuffer {
         break;
       case 'step':
         item.prepared = this.preparer.step(item.draft);
+        // keep only the redacted, truncated payload: the raw input/output may be large
+        item.draft.input = undefined;
+        item.draft.output = undefined;
+        item.draft.metadata = undefined;
         break;
       case 'complete':
         item.prepared = this.preparer.complete(item.draft);
+        break;
+      case 'score':
+        item.prepared = this.preparer.score(item.draft);
         break;
     }
     item.bytes = Buffer.byteLength(JSON.stringify(item.prepared)) + 1;
@@ -339,7 +422,7 @@ export class StepBuffer {
 
   /** Starts the delivery loop soon unless it runs or a backoff wait is pending. */
   schedulePump(): void {
-    if (this.pumpScheduled || this.pumping || this.retryTimer || this.disabledFlag) return;
+    if (this.pumpScheduled || this.pumping || this.retryTimer || !this.sending) return;
     this.pumpScheduled = true;
     setImmediate(() => {
       this.pumpScheduled = false;
@@ -349,7 +432,7 @@ export class StepBuffer {
 
   /**
    * Sends everything queued now, skipping any backoff wait. Resolves when the queue is empty,
-   * after a retriable failure (records stay queued for the next attempt) or when disabled.
+   * after a retriable failure (records stay queued for the next attempt) or when not sending.
    */
   async flush(): Promise<void> {
     if (this.retryTimer) {
@@ -357,13 +440,13 @@ export class StepBuffer {
       this.retryTimer = null;
     }
     while (this.pumping) await this.pumping;
-    if (this.queue.length === 0 || this.disabledFlag) return;
+    if (this.queue.length === 0 || !this.sending) return;
     await this.pump();
   }
 
-  /** The wait chosen after the last failure, if a retry is pending. */
-  get backingOff(): boolean {
-    return this.retryTimer !== null;
+  /** Resolves when the request in flight (if any) has ended. */
+  async idle(): Promise<void> {
+    while (this.pumping) await this.pumping;
   }
 
   private pump(): Promise<void> {
@@ -376,7 +459,7 @@ export class StepBuffer {
 
   private async runLoop(): Promise<void> {
     for (;;) {
-      if (this.disabledFlag) return;
+      if (!this.sending) return;
       this.prepareAll();
       const request = this.nextRequest();
       if (!request) {
@@ -385,83 +468,112 @@ export class StepBuffer {
       }
       const { items, path, body } = request;
       this.inflight = items;
-      for (const i of items) i.inflight = true;
       const outcome = await this.client.request('POST', path, body);
       this.inflight = [];
-      for (const i of items) i.inflight = false;
-
-      if (outcome.kind === 'ok') {
+      const first = items[0]!;
+      if (items.some((i) => i.gone)) {
+        // spoolAll() took these while they were in flight (shutdown/exit): they live on disk now
+        if (outcome.kind === 'ok') this.counters.sent += items.length;
+        return;
+      }
+      if (this.stopped && outcome.kind !== 'ok') {
+        // shutting down: whatever did not go through goes to the spool with the rest
+        this.requeueFront(items);
+        return;
+      }
+      const decision = decide(
+        outcome,
+        {
+          kind: first.kind,
+          count: items.length,
+          attempt: this.attempt,
+          unauthorizedStreak: this.unauthorizedStreak,
+          restarted: this.restarted.has(first.trajectoryId),
+          haveStart: this.startFor(first.trajectoryId) !== undefined,
+        },
+        this.config.backoff,
+      );
+      if (decision.action === 'delivered') {
         this.counters.sent += items.length;
         this.attempt = 0;
+        this.unauthorizedStreak = 0;
         this.splitLimit = 0;
-        this.restarted.delete(items[0]!.trajectoryId);
+        this.lastOk = true;
+        this.restarted.delete(first.trajectoryId);
         this.settled(items);
         continue;
       }
       this.counters.failed++;
-      this.counters.lastError = outcome.error;
-      if (outcome.kind === 'unauthorized') {
-        this.disable();
-        this.counters.dropped += items.length;
-        this.settled(items);
-        this.onUnauthorized(outcome.error);
-        return;
-      }
-      if (outcome.kind === 'retry') {
-        this.requeueFront(items);
-        this.attempt++;
-        this.counters.retries++;
-        const delay = retryDelay(this.attempt, outcome.retryAfterMs, this.config.backoff);
-        if (this.config.debug) {
-          this.config.logger.debug(`[LightningClient] ${outcome.error}; retry ${this.attempt} in ${delay} ms`);
-        }
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          this.schedulePump();
-        }, delay);
-        this.retryTimer.unref();
-        return;
-      }
-      // rejected (4xx other than 401)
-      const trajectoryId = items[0]!.trajectoryId;
-      const first = items[0]!;
-      if (outcome.status === 404 && first.kind !== 'start' && !this.restarted.has(trajectoryId)) {
-        const start = this.startFor(trajectoryId);
-        if (start) {
+      this.lastOk = false;
+      this.lastFailureNetwork = outcome.kind === 'retry' && outcome.status === null;
+      this.counters.lastError = outcome.kind === 'ok' ? null : outcome.error;
+      switch (decision.action) {
+        case 'retry':
+        case 'unauthorized':
+          this.requeueFront(items);
+          if (decision.action === 'unauthorized') {
+            this.unauthorizedStreak++;
+            if (decision.stop) {
+              this.unauthorizedFlag = true;
+              this.stopTimers();
+              this.onUnauthorized(this.counters.lastError ?? '401');
+              return;
+            }
+          } else {
+            this.attempt++;
+          }
+          this.counters.retries++;
+          if (this.config.debug) {
+            this.config.logger.debug(`[LightningClient] ${this.counters.lastError}; retry ${this.attempt} in ${decision.delayMs} ms`);
+          }
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.schedulePump();
+          }, decision.delayMs);
+          this.retryTimer.unref();
+          return;
+        case 'restart': {
           // the collector does not know the trajectory (its start was dropped or its data reset):
           // start it again (idempotent) and retry these records once
-          this.restarted.add(trajectoryId);
+          this.restarted.add(first.trajectoryId);
           this.requeueFront(items);
-          const startItem: StartItem = {
-            kind: 'start',
-            trajectoryId,
-            draft: start,
-            inflight: false,
-            queued: true,
-            bytes: 0,
-            replayed: false,
-          };
-          this.prepareItem(startItem);
-          this.queue.unshift(startItem);
-          this.queuedBytes += startItem.bytes;
+          const start = this.item('start', first.trajectoryId, this.startFor(first.trajectoryId)!);
+          this.prepareItem(start);
+          start.queued = true;
+          this.queue.unshift(start);
+          this.queuedBytes += start.bytes;
           continue;
         }
+        case 'split':
+          // one bad record rejects the whole batch: split to isolate it
+          this.requeueFront(items);
+          this.splitLimit = decision.limit;
+          continue;
+        case 'drop':
+          this.config.logger.warn(`[Lightning Instrumentation] Collector rejected ${items.length} record(s): ${decision.reason}`);
+          this.drop(items, decision.reason);
+          this.settled(items);
+          continue;
       }
-      if ((outcome.status === 400 || outcome.status === 413) && items.length > 1) {
-        // one bad record rejects the whole batch: split to isolate it
-        this.requeueFront(items);
-        this.splitLimit = Math.max(1, Math.floor(items.length / 2));
-        continue;
-      }
-      this.config.logger.warn(`[Lightning Instrumentation] Collector rejected ${items.length} record(s): ${outcome.error}`);
-      this.drop(items.length, outcome.error);
-      this.settled(items);
+    }
+  }
+
+  /** The record left memory for good (sent, spooled or dropped): let its payload go. */
+  private release(item: QueueItem): void {
+    item.prepared = undefined;
+    if (item.kind === 'step') {
+      item.draft.input = undefined;
+      item.draft.output = undefined;
+      item.draft.metadata = undefined;
     }
   }
 
   private settled(items: QueueItem[]): void {
     let replayed = 0;
-    for (const i of items) if (i.replayed) replayed++;
+    for (const i of items) {
+      if (i.replayed) replayed++;
+      if (i.kind !== 'start') this.release(i); // starts are prepared again for 404 recovery
+    }
     if (replayed > 0) this.replayDone(replayed);
   }
 
@@ -487,12 +599,10 @@ export class StepBuffer {
   private nextRequest(): { items: QueueItem[]; path: string; body: string } | null {
     const head = this.queue.peek();
     if (!head) return null;
-    const tid = encodeURIComponent(head.trajectoryId);
-    if (head.kind === 'start' || head.kind === 'complete') {
+    if (head.kind !== 'step') {
       this.queue.shift();
       this.forgetSent(head);
-      const path = head.kind === 'start' ? '/api/trajectories/start' : `/api/trajectories/${tid}/complete`;
-      return { items: [head], path, body: JSON.stringify(head.prepared) };
+      return { items: [head], path: pathFor(head), body: JSON.stringify(head.prepared) };
     }
     // a backlog (after an outage, or under load) drains in larger requests
     const perRequest = Math.max(this.config.batchSize, MAX_STEPS_PER_REQUEST);
@@ -503,7 +613,7 @@ export class StepBuffer {
     for (let i = 0; i < this.queue.length && taken.length < limit; i++) {
       const item = this.queue.at(i)!;
       if (item.trajectoryId !== head.trajectoryId) continue;
-      if (item.kind !== 'step') break; // never send steps past this trajectory's start/complete
+      if (item.kind !== 'step') break; // never send steps past this trajectory's other records
       if (taken.length > 0 && bytes + item.bytes > this.config.maxBatchBytes) break;
       bytes += item.bytes;
       taken.push(item);
@@ -525,7 +635,7 @@ export class StepBuffer {
         steps.push(copy);
       }
     }
-    return { items: taken, path: `/api/trajectories/${tid}/steps/batch`, body: JSON.stringify({ steps }) };
+    return { items: taken, path: pathFor(head), body: JSON.stringify({ steps }) };
   }
 
   private forgetSent(item: QueueItem): void {
@@ -534,15 +644,9 @@ export class StepBuffer {
     this.queuedBytes -= item.bytes;
   }
 
-  /** Stops capture for good: clears the queue (counted as dropped). */
-  disable(): void {
-    if (this.disabledFlag) return;
-    this.disabledFlag = true;
-    this.counters.dropped += this.queue.length;
-    for (const i of this.queue) i.queued = false;
-    this.queue.clear();
-    this.queuedSteps = 0;
-    this.queuedBytes = 0;
+  /** Stops sending for good (shutdown): the request in flight may still finish. */
+  stopSending(): void {
+    this.stopped = true;
     this.stopTimers();
   }
 
@@ -553,23 +657,27 @@ export class StepBuffer {
     this.retryTimer = null;
   }
 
+  // ------------------------------------------------------------------ spool
+
   /** Adds replayed spool records at the head of the queue, in their spooled order. */
   replay(records: SpoolRecord[]): void {
     const items: QueueItem[] = [];
     for (const r of records) {
-      const base = { trajectoryId: r.trajectoryId, inflight: false, queued: false, bytes: 0, replayed: true };
+      const base = { trajectoryId: r.trajectoryId, queued: false, bytes: 0, replayed: true };
       let item: QueueItem;
-      if (r.kind === 'start') {
-        item = { ...base, kind: 'start', draft: { body: r.body }, prepared: r.body };
-      } else if (r.kind === 'step') {
-        item = {
-          ...base,
-          kind: 'step',
-          draft: { stepNumber: r.body.stepNumber, toolName: r.body.toolName, hasInput: false, hasOutput: false },
-          prepared: r.body,
-        };
-      } else {
-        item = { ...base, kind: 'complete', draft: { body: r.body }, prepared: r.body };
+      switch (r.kind) {
+        case 'start':
+          item = { ...base, kind: 'start', draft: { body: r.body }, prepared: r.body };
+          break;
+        case 'step':
+          item = { ...base, kind: 'step', draft: { stepNumber: r.body.stepNumber, toolName: r.body.toolName, hasInput: false, hasOutput: false }, prepared: r.body };
+          break;
+        case 'complete':
+          item = { ...base, kind: 'complete', draft: { body: r.body }, prepared: r.body };
+          break;
+        case 'score':
+          item = { ...base, kind: 'score', draft: { body: r.body }, prepared: r.body };
+          break;
       }
       item.bytes = Buffer.byteLength(JSON.stringify(item.prepared)) + 1;
       items.push(item);
@@ -582,24 +690,24 @@ export class StepBuffer {
     }
     this.replayPending += items.length;
     this.counters.replayed += items.length;
-    // the queue bound holds for replays too
-    while (this.queue.length > this.config.maxQueueSize) {
-      const old = this.queue.shift() as QueueItem;
-      this.forget(old);
-      this.drop(1, 'queue full while replaying the spool');
-    }
+    // the memory bounds hold for replays too: the excess goes back to this process's spool file
+    while (this.queue.length > this.config.maxQueueSize) this.evictOldest(true);
+    this.enforceBytes();
     if (items.length > 0) this.schedulePump();
   }
 
   private toSpoolRecord(item: QueueItem): SpoolRecord {
     if (!item.prepared) this.prepareItem(item);
+    const base = { v: 1 as const, trajectoryId: item.trajectoryId };
     switch (item.kind) {
       case 'start':
-        return { v: 1, kind: 'start', trajectoryId: item.trajectoryId, body: item.prepared as StartPayload };
+        return { ...base, kind: 'start', body: item.prepared as StartPayload };
       case 'step':
-        return { v: 1, kind: 'step', trajectoryId: item.trajectoryId, body: item.prepared as StepPayload };
+        return { ...base, kind: 'step', body: item.prepared as StepPayload };
       case 'complete':
-        return { v: 1, kind: 'complete', trajectoryId: item.trajectoryId, body: item.prepared as CompletePayload };
+        return { ...base, kind: 'complete', body: item.prepared as CompletePayload };
+      case 'score':
+        return { ...base, kind: 'score', body: item.prepared as ScorePayload };
     }
   }
 
@@ -613,10 +721,7 @@ export class StepBuffer {
       else if (!started.has(item.trajectoryId)) {
         started.add(item.trajectoryId);
         const start = this.startFor(item.trajectoryId);
-        if (start) {
-          const s: StartItem = { kind: 'start', trajectoryId: item.trajectoryId, draft: start, inflight: false, queued: false, bytes: 0, replayed: false };
-          records.push(this.toSpoolRecord(s));
-        }
+        if (start) records.push(this.toSpoolRecord(this.item('start', item.trajectoryId, start)));
       }
       records.push(this.toSpoolRecord(item));
     }
@@ -625,7 +730,11 @@ export class StepBuffer {
     const extra = records.length - items.length;
     const writtenItems = Math.max(0, Math.min(items.length, written - extra));
     this.counters.spooled += writtenItems;
-    if (writtenItems < items.length) this.drop(items.length - writtenItems, 'spool full or unwritable');
+    for (let k = 0; k < writtenItems; k++) {
+      items[k]!.gone = true;
+      this.release(items[k]!);
+    }
+    if (writtenItems < items.length) this.drop(items.slice(writtenItems), 'spool full or unwritable');
     return writtenItems;
   }
 
@@ -650,7 +759,7 @@ export class StepBuffer {
       this.replayPending = 0;
       this.spool.releaseClaimed();
     } else {
-      this.drop(items.length, 'not delivered before shutdown (no spoolDir)');
+      this.drop(items, 'not delivered before the process ended (spool: false)');
     }
   }
 }
