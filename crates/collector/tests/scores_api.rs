@@ -341,6 +341,16 @@ async fn list_filters_and_stats_by_score(store: &TestStore) {
         sorted(&[&ids[3]])
     );
     assert_eq!(listed("scoreName=thumbs").await.len(), 2);
+    // The list carries the scores of the listed trajectories.
+    let (_, page) = s.get("/api/trajectories?scoreName=thumbs&maxScore=0").await;
+    let names: Vec<&str> = page["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["q", "thumbs"]);
+    assert_eq!(page["scores"][1]["comment"], "wrong file");
     assert!(listed("scoreName=nothing").await.is_empty());
 
     let (status, stats) = s.get("/api/stats?agentId=a").await;

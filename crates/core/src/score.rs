@@ -375,11 +375,17 @@ mod tests {
         let n = parse(json!({"name": "q", "value": 0.5})).unwrap();
         assert_eq!(n.value.data_type(), DataType::Numeric);
         let b = parse(json!({"name": "q", "value": true})).unwrap();
-        assert_eq!((b.value.data_type(), b.value.as_f64()), (DataType::Boolean, Some(1.0)));
+        assert_eq!(
+            (b.value.data_type(), b.value.as_f64()),
+            (DataType::Boolean, Some(1.0))
+        );
         let l = parse(json!({"name": "q", "value": "pass"})).unwrap();
         assert_eq!(l.value.label(), Some("pass"));
         assert_eq!(serde_json::to_value(&l.value).unwrap(), json!("pass"));
-        assert_eq!(serde_json::to_value(ScoreValue::Number(2.0)).unwrap(), json!(2.0));
+        assert_eq!(
+            serde_json::to_value(ScoreValue::Number(2.0)).unwrap(),
+            json!(2.0)
+        );
     }
 
     #[test]
@@ -390,12 +396,27 @@ mod tests {
             (json!({"name": "a b", "value": 1}), "name:"),
             (json!({"name": "q", "value": ""}), "value:"),
             (json!({"name": "q", "value": "x".repeat(257)}), "value:"),
-            (json!({"name": "q", "value": [1]}), "expected a number, a boolean"),
-            (json!({"name": "q", "value": null}), "expected a number, a boolean"),
+            (
+                json!({"name": "q", "value": [1]}),
+                "expected a number, a boolean",
+            ),
+            (
+                json!({"name": "q", "value": null}),
+                "expected a number, a boolean",
+            ),
             (json!({"name": "q", "value": 1, "id": "has space"}), "id:"),
-            (json!({"name": "q", "value": 1, "stepNumber": -1}), "stepNumber:"),
-            (json!({"name": "q", "value": 1, "metadata": [1]}), "metadata:"),
-            (json!({"name": "q", "value": 1, "source": "robot"}), "unknown variant"),
+            (
+                json!({"name": "q", "value": 1, "stepNumber": -1}),
+                "stepNumber:",
+            ),
+            (
+                json!({"name": "q", "value": 1, "metadata": [1]}),
+                "metadata:",
+            ),
+            (
+                json!({"name": "q", "value": 1, "source": "robot"}),
+                "unknown variant",
+            ),
         ] {
             let err = parse(body.clone()).unwrap_err();
             assert!(err.contains(field), "{body}: {err}");

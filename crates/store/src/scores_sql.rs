@@ -174,7 +174,9 @@ pub(crate) fn push_score_filter<DB: Dialect>(
         return;
     };
     if f.missing {
-        qb.push(" AND NOT EXISTS (SELECT 1 FROM scores sf WHERE sf.trajectory_id = t.id AND sf.name = ");
+        qb.push(
+            " AND NOT EXISTS (SELECT 1 FROM scores sf WHERE sf.trajectory_id = t.id AND sf.name = ",
+        );
         DB::bind_text(qb, Some(f.name.clone()));
         qb.push(")");
         return;
@@ -196,7 +198,8 @@ pub(crate) fn push_score_filter<DB: Dialect>(
     qb.push(")");
 }
 
-const FROM_SCORES: &str = " FROM scores s JOIN trajectories t ON t.id = s.trajectory_id WHERE 1 = 1";
+const FROM_SCORES: &str =
+    " FROM scores s JOIN trajectories t ON t.id = s.trajectory_id WHERE 1 = 1";
 
 /// Per (name, type, prompt version): count, trajectories, sum and count of numeric values.
 pub(crate) fn stats_by_version<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
@@ -275,6 +278,9 @@ where
     })
 }
 
+/// Count, sum and count of numeric values, and labels, of one prompt version.
+type VersionAcc = (i64, f64, i64, BTreeMap<String, i64>);
+
 #[derive(Default)]
 struct Acc {
     count: i64,
@@ -282,7 +288,7 @@ struct Acc {
     sum: f64,
     numeric: i64,
     labels: BTreeMap<String, i64>,
-    versions: BTreeMap<Option<String>, (i64, f64, i64, BTreeMap<String, i64>)>,
+    versions: BTreeMap<Option<String>, VersionAcc>,
     timeline: Vec<ScoreTimelinePoint>,
 }
 
@@ -334,12 +340,15 @@ where
     for r in timeline {
         let key = (r.text(0)?, data_type(&r.text(1)?)?);
         let bucket = r.text(2)?;
-        acc.entry(key).or_default().timeline.push(ScoreTimelinePoint {
-            bucket: lightning_core::time::parse(&bucket)
-                .map_err(|e| StoreError::Corrupt(format!("time bucket {bucket:?}: {e}")))?,
-            count: r.int(3)?,
-            mean: r.opt_float(4)?,
-        });
+        acc.entry(key)
+            .or_default()
+            .timeline
+            .push(ScoreTimelinePoint {
+                bucket: lightning_core::time::parse(&bucket)
+                    .map_err(|e| StoreError::Corrupt(format!("time bucket {bucket:?}: {e}")))?,
+                count: r.int(3)?,
+                mean: r.opt_float(4)?,
+            });
     }
     let mean = |sum: f64, n: i64| (n > 0).then(|| sum / n as f64);
     Ok(acc
@@ -354,12 +363,14 @@ where
             by_prompt_version: a
                 .versions
                 .into_iter()
-                .map(|(prompt_version, (count, sum, n, labels))| PromptVersionScores {
-                    prompt_version,
-                    count,
-                    mean: mean(sum, n),
-                    labels: label_counts(labels),
-                })
+                .map(
+                    |(prompt_version, (count, sum, n, labels))| PromptVersionScores {
+                        prompt_version,
+                        count,
+                        mean: mean(sum, n),
+                        labels: label_counts(labels),
+                    },
+                )
                 .collect(),
             timeline: a.timeline,
         })

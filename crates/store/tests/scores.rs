@@ -67,7 +67,11 @@ async fn scores_round_trip_every_field_and_type(t: &TestStore) {
     );
     assert_eq!(
         (&c.value, c.data_type, c.source),
-        (&ScoreValue::Number(0.75), DataType::Numeric, ScoreSource::Llm)
+        (
+            &ScoreValue::Number(0.75),
+            DataType::Numeric,
+            ScoreSource::Llm
+        )
     );
     assert_eq!(c.comment.as_deref(), Some("missed one edge case ✓"));
     assert_eq!(c.step_number, Some(3));
@@ -75,7 +79,11 @@ async fn scores_round_trip_every_field_and_type(t: &TestStore) {
     assert_eq!(c.created_at, c.updated_at);
     assert_eq!(
         (&got[1].value, got[1].data_type, got[1].source),
-        (&ScoreValue::Boolean(false), DataType::Boolean, ScoreSource::Sdk)
+        (
+            &ScoreValue::Boolean(false),
+            DataType::Boolean,
+            ScoreSource::Sdk
+        )
     );
     assert_eq!(got[1].id, generated);
     assert_eq!(
@@ -112,7 +120,10 @@ async fn repeating_an_id_updates_last_write_wins(t: &TestStore) {
     // A repeat naming a source replaces it.
     repeat.source = Some(ScoreSource::Code);
     s.upsert_score(id, &repeat).await.unwrap();
-    assert_eq!(s.list_scores(id).await.unwrap()[0].source, ScoreSource::Code);
+    assert_eq!(
+        s.list_scores(id).await.unwrap()[0].source,
+        ScoreSource::Code
+    );
 }
 
 async fn concurrent_repeats_of_one_id_store_one_score(t: &TestStore) {
@@ -270,9 +281,12 @@ async fn list_filters_by_score(t: &TestStore) {
     s.upsert_score(good, &score("thumbs", ScoreValue::Boolean(true)))
         .await
         .unwrap();
-    s.upsert_score(labelled, &score("verdict", ScoreValue::Label("fail".into())))
-        .await
-        .unwrap();
+    s.upsert_score(
+        labelled,
+        &score("verdict", ScoreValue::Label("fail".into())),
+    )
+    .await
+    .unwrap();
     let ids = |f: ScoreFilter| {
         let s = s.clone();
         async move {
@@ -381,7 +395,10 @@ async fn score_stats_count_mean_labels_versions_timeline(t: &TestStore) {
     let names: Vec<_> = stats.iter().map(|x| x.name.as_str()).collect();
     assert_eq!(names, ["q", "thumbs", "verdict"]);
     let q = &stats[0];
-    assert_eq!((q.count, q.trajectories, q.data_type), (3, 3, DataType::Numeric));
+    assert_eq!(
+        (q.count, q.trajectories, q.data_type),
+        (3, 3, DataType::Numeric)
+    );
     assert!((q.mean.unwrap() - 0.5).abs() < 1e-9, "{:?}", q.mean);
     assert!(q.labels.is_empty());
     let v: Vec<_> = q
@@ -401,7 +418,10 @@ async fn score_stats_count_mean_labels_versions_timeline(t: &TestStore) {
         .collect();
     assert_eq!(labels, [("true", 2), ("false", 1)]);
     let verdict = &stats[2];
-    assert_eq!((verdict.mean, verdict.data_type), (None, DataType::Categorical));
+    assert_eq!(
+        (verdict.mean, verdict.data_type),
+        (None, DataType::Categorical)
+    );
     let labels: Vec<_> = verdict
         .labels
         .iter()
@@ -448,9 +468,10 @@ async fn export_and_bulk_read_carry_scores(t: &TestStore) {
     let mut counts: Vec<usize> = all.iter().map(|t| t.scores.len()).collect();
     counts.sort();
     assert_eq!(counts, [0, 1, 2, 3, 4]);
-    assert!(all
+    assert!(all.iter().all(|t| t
+        .scores
         .iter()
-        .all(|t| t.scores.iter().all(|sc| sc.trajectory_id == t.trajectory.id)));
+        .all(|sc| sc.trajectory_id == t.trajectory.id)));
     let bulk = s.scores_of(&ids).await.unwrap();
     assert_eq!(bulk.len(), 10);
     assert!(s.scores_of(&[]).await.unwrap().is_empty());

@@ -9,7 +9,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use lightning_core::{score::validate_score_name, ScoreFilter, ScoreStats};
+use lightning_core::{score::validate_score_name, Score, ScoreFilter, ScoreStats};
 use lightning_core::{
     AgentSummary, Cursor, Stats, StatsFilter, Status, Step, TimeBucket, TrajectoryFilter,
     TrajectoryPage, TrajectoryWithSteps,
@@ -137,16 +137,28 @@ fn score_filter(
     }))
 }
 
-/// Trajectories, newest first, keyset-paginated.
+/// A page of trajectories and the scores of the trajectories on it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TrajectoryListResponse {
+    #[serde(flatten)]
+    pub page: TrajectoryPage,
+    /// Every score of the listed trajectories (match them by `trajectoryId`).
+    pub scores: Vec<Score>,
+}
+
+/// Trajectories, newest first, keyset-paginated, with their scores.
 #[utoipa::path(get, path = "/api/trajectories", tag = "read", params(ListParams),
-    responses((status = 200, body = TrajectoryPage), (status = 400, body = ErrorBody),
+    responses((status = 200, body = TrajectoryListResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
-) -> ApiResult<Json<TrajectoryPage>> {
+) -> ApiResult<Json<TrajectoryListResponse>> {
     let filter = params.into_filter()?;
-    Ok(Json(state.store.list_trajectories(&filter).await?))
+    let page = state.store.list_trajectories(&filter).await?;
+    let ids: Vec<uuid::Uuid> = page.trajectories.iter().map(|t| t.id).collect();
+    let scores = state.store.scores_of(&ids).await?;
+    Ok(Json(TrajectoryListResponse { page, scores }))
 }
 
 /// One trajectory with its outcome, its steps in order and its scores.
