@@ -16,10 +16,10 @@ before(async () => {
   const api = server.api;
   const start = Date.now() - 60_000;
   good = await api.start({ agentId: 'scored-agent', taskType: 'fix', prompt: 'fix the parser', promptVersion: '1', startTime: new Date(start).toISOString() });
-  await api.steps(good, makeSteps(3, start));
+  await api.steps(good, makeSteps(3, new Date(start).toISOString()));
   await api.complete(good, { success: true });
   bad = await api.start({ agentId: 'scored-agent', taskType: 'fix', prompt: 'fix the lexer', promptVersion: '2', startTime: new Date(start + 1000).toISOString() });
-  await api.steps(bad, makeSteps(3, start + 1000));
+  await api.steps(bad, makeSteps(3, new Date(start + 1000).toISOString()));
   await api.complete(bad, { success: true });
   // A grader already scored both runs; the comment carries markup that must stay text.
   await api.ok('POST', `/api/trajectories/${good}/scores`, { name: 'correctness', value: 0.9, source: 'llm', comment: 'complete fix' });
