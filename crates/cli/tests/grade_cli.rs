@@ -354,3 +354,84 @@ async fn judge_grades_through_the_anthropic_api_within_budget() {
         assert_eq!(second, 2);
     }
 }
+
+#[tokio::test]
+async fn analyze_splits_by_the_chosen_reward() {
+    // Every run "succeeded", but a grader scored four of them low.
+    let t = TestStore::new(Backend::Sqlite).await;
+    for i in 0..12u32 {
+        let id = t
+            .store
+            .start_trajectory(&NewTrajectory {
+                agent_id: "rewarded".into(),
+                prompt: Some(format!("task {i}")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let c = Completion {
+            success: true,
+            ..Default::default()
+        };
+        t.store.complete_trajectory(id, &c).await.unwrap();
+        let mut score = lightning_core::NewScore::new(
+            "quality",
+            ScoreValue::Number(if i < 4 { 0.1 } else { 0.9 }),
+        );
+        score.validate().unwrap();
+        t.store.upsert_score(id, &score).await.unwrap();
+    }
+    let db = [("DATABASE_URL", t.database_url.as_str())];
+    let failed = |out: &str| -> i64 {
+        let a: Value = serde_json::from_str(out).unwrap();
+        assert_eq!(a["trajectories"], 12, "{a}");
+        a["failed"].as_i64().unwrap()
+    };
+    // Default (auto): every trajectory has a `quality` score, so it is the reward.
+    let (code, out, err) = lightning(&["analyze", "--agent", "rewarded", "--json"], &db).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(failed(&out), 4);
+    let (code, out, err) = lightning(
+        &[
+            "analyze", "--agent", "rewarded", "--json", "--reward", "success",
+        ],
+        &db,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(failed(&out), 0);
+    let (code, out, err) = lightning(
+        &[
+            "analyze",
+            "--agent",
+            "rewarded",
+            "--json",
+            "--reward",
+            "score:quality:0.95",
+        ],
+        &db,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(failed(&out), 12);
+    let (code, _, err) = lightning(
+        &["analyze", "--agent", "rewarded", "--reward", "points"],
+        &db,
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("--reward"), "{err}");
+    let (code, _, err) = lightning(
+        &[
+            "analyze",
+            "--agent",
+            "rewarded",
+            "--reward",
+            "score:missing",
+        ],
+        &db,
+    )
+    .await;
+    assert_ne!(code, 0, "no trajectory has the score: nothing to analyze");
+    assert!(err.contains("no completed trajectories"), "{err}");
+}
