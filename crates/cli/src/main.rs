@@ -1,6 +1,7 @@
 //! `lightning`: the collector, the optimizer and their tools in one binary.
 
 mod bench;
+mod grade;
 mod optimize;
 mod optimize_bench;
 mod serve;
@@ -31,6 +32,9 @@ enum Command {
     /// Failure analysis of stored trajectories (no LLM): tool error rates, frequent errors,
     /// steps of successes vs failures, tool sequences over-represented in failures.
     Analyze(optimize::AnalyzeArgs),
+    /// Score stored trajectories with a command (--eval-cmd) or an LLM judge (--judge); the
+    /// scores feed the dashboard, the stats and `optimize --reward score:<name>`.
+    Grade(Box<grade::GradeArgs>),
     /// Benchmark the optimizer against a fake LLM of fixed latency, and dataset extraction.
     OptimizeBench(optimize_bench::OptimizeBenchArgs),
 }
@@ -52,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
     // The bench would drown its table in request lines.
     init_logging(match cli.command {
         Command::Bench(_) => "warn,sqlx=warn",
-        Command::Optimize(_) | Command::Analyze(_) | Command::OptimizeBench(_) => "warn,sqlx=warn",
+        Command::Optimize(_)
+        | Command::Analyze(_)
+        | Command::Grade(_)
+        | Command::OptimizeBench(_) => "warn,sqlx=warn",
         _ => "info,sqlx=warn",
     });
     match cli.command {
@@ -60,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Optimize(args) => optimize::run(*args).await,
         Command::Analyze(args) => optimize::analyze(args).await,
+        Command::Grade(args) => grade::run(*args).await,
         Command::OptimizeBench(args) => optimize_bench::run(args).await,
     }
 }

@@ -38,6 +38,12 @@ pub struct DatasetArgs {
     /// duration back from now (90m, 36h, 7d).
     #[arg(long, env = "LIGHTNING_SINCE", value_parser = parse_since)]
     pub since: Option<DateTime<Utc>>,
+
+    /// What a good outcome is: `success` (the run's own flag), `score:<name>[:threshold]` (a
+    /// stored score at least the threshold, default 0.5, or equal to a label threshold), or
+    /// `auto`: the score most trajectories have when more than half have one, else success.
+    #[arg(long, env = "LIGHTNING_REWARD", default_value = "auto")]
+    pub reward: dataset::Reward,
 }
 
 impl DatasetArgs {
@@ -47,11 +53,12 @@ impl DatasetArgs {
             agent_id: self.agent.clone().filter(|a| !a.is_empty()),
             task_type: self.task_type.clone().filter(|t| !t.is_empty()),
             since: self.since,
+            reward: self.reward.clone(),
         }
     }
 }
 
-fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = lightning_core::time::parse(s) {
         return Ok(t);
     }
@@ -367,6 +374,7 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
         "agent": args.data.agent,
         "taskType": args.data.task_type,
         "since": args.data.since.map(lightning_core::time::format),
+        "reward": args.data.reward.describe(),
         "seed": args.seed,
         "validationFraction": args.validation_fraction,
         "beam": args.beam,

@@ -93,6 +93,8 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(read::export))
         .routes(routes!(read::get, read::delete))
         .routes(routes!(read::steps))
+        .routes(routes!(handlers::scores::create, handlers::scores::list))
+        .routes(routes!(handlers::scores::delete))
         .routes(routes!(read::stats))
         .routes(routes!(read::agents))
         .routes(routes!(metrics::metrics))

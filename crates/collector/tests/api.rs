@@ -388,6 +388,9 @@ async fn openapi_document_lists_every_route_and_is_served() {
         "POST /api/agents/{agentId}/prompts",
         "GET /api/agents/{agentId}/prompts/latest",
         "POST /api/agents/{agentId}/prompts/{version}/promote",
+        "POST /api/trajectories/{id}/scores",
+        "GET /api/trajectories/{id}/scores",
+        "DELETE /api/scores/{id}",
     ] {
         assert!(
             documented.contains(expected),

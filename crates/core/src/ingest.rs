@@ -224,7 +224,7 @@ fn scrub_nul_str(s: &mut String) {
     }
 }
 
-fn scrub_nul(v: &mut Value) {
+pub(crate) fn scrub_nul(v: &mut Value) {
     match v {
         Value::String(s) => scrub_nul_str(s),
         Value::Array(items) => items.iter_mut().for_each(scrub_nul),

@@ -5,6 +5,7 @@
 pub mod ingest;
 pub mod optimization;
 pub mod query;
+pub mod score;
 pub mod time;
 
 pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};
@@ -15,4 +16,8 @@ pub use optimization::{
 pub use query::{
     AgentStats, AgentSummary, Cursor, Stats, StatsFilter, Status, Step, TimeBucket, TimelinePoint,
     ToolStats, Trajectory, TrajectoryFilter, TrajectoryPage, TrajectoryWithSteps,
+};
+pub use score::{
+    DataType, LabelCount, NewScore, PromptVersionScores, Score, ScoreFilter, ScoreSource,
+    ScoreStats, ScoreTimelinePoint, ScoreValue,
 };

@@ -79,6 +79,9 @@ pub struct TrajectoryWithSteps {
     #[serde(flatten)]
     pub trajectory: Trajectory,
     pub steps: Vec<Step>,
+    /// Every score of the trajectory and its steps, oldest first.
+    #[serde(default)]
+    pub scores: Vec<crate::score::Score>,
 }
 
 /// Position in the newest-first listing: the last row seen.
@@ -118,6 +121,8 @@ pub struct TrajectoryFilter {
     pub search: Option<String>,
     pub cursor: Option<Cursor>,
     pub limit: i64,
+    /// Only trajectories with (or, with `missing`, without) a matching score.
+    pub score: Option<crate::score::ScoreFilter>,
 }
 
 impl TrajectoryFilter {

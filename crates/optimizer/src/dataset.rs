@@ -33,6 +33,9 @@ pub struct DatasetQuery {
     pub agent_id: Option<String>,
     pub task_type: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    /// What counts as a good outcome (`--reward`).
+    #[serde(default)]
+    pub reward: Reward,
 }
 
 /// One tool call, compacted.
@@ -301,17 +304,26 @@ pub async fn extract(
             None => break,
         }
     }
-    let examples = futures::stream::iter(completed.into_iter().map(|t| {
-        let store = store.clone();
+    let (reward, scores) = resolve_reward(store, &query.reward, &completed).await?;
+    let examples: Vec<Option<Example>> = futures::stream::iter(completed.into_iter().map(|t| {
+        let (store, reward, scores) = (store.clone(), &reward, &scores);
         async move {
             let steps = all_steps(&store, t.id).await?;
-            Ok::<_, OptimizerError>(Example::from_trajectory(&t, &steps))
+            let example = Example::from_trajectory(&t, &steps);
+            Ok::<_, OptimizerError>(apply_reward(example, &t, scores.get(&t.id), reward))
         }
     }))
     .buffered(STEP_FETCH_CONCURRENCY)
     .try_collect()
     .await?;
-    Ok((examples, skipped_running))
+    let unscored = examples.iter().filter(|e| e.is_none()).count();
+    if unscored > 0 {
+        tracing::warn!(
+            "{unscored} trajectories have no score for --reward {} and are left out",
+            reward.describe()
+        );
+    }
+    Ok((examples.into_iter().flatten().collect(), skipped_running))
 }
 
 async fn all_steps(store: &Arc<dyn Store>, id: Uuid) -> Result<Vec<Step>> {
@@ -408,6 +420,180 @@ fn value_excerpt(v: &Value, max: usize) -> String {
     }
 }
 
+/// What an example's outcome is: the trajectory's `success`, or one of its scores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Reward {
+    /// The score name most trajectories have (numeric or boolean, on the trajectory itself),
+    /// when more than half of them have it; else `success`.
+    #[default]
+    Auto,
+    Success,
+    /// Good when the trajectory's `name` score (the mean of its trajectory-level scores of that
+    /// name; booleans count 1/0) is at least `threshold` (default 0.5), or, with a
+    /// non-numeric threshold, when its latest label equals it. Trajectories without the score
+    /// are left out of the dataset.
+    Score {
+        name: String,
+        threshold: Option<String>,
+    },
+}
+
+/// The default threshold of a numeric or boolean score reward.
+pub const DEFAULT_REWARD_THRESHOLD: f64 = 0.5;
+
+impl std::str::FromStr for Reward {
+    type Err = String;
+
+    /// `auto`, `success`, `score:<name>` or `score:<name>:<threshold>`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => return Ok(Reward::Auto),
+            "success" => return Ok(Reward::Success),
+            _ => {}
+        }
+        let Some(rest) = s.strip_prefix("score:") else {
+            return Err(format!(
+                "{s:?}: expected success, auto, score:<name> or score:<name>:<threshold>"
+            ));
+        };
+        let (name, threshold) = match rest.split_once(':') {
+            Some((n, t)) if !t.is_empty() => (n, Some(t.to_string())),
+            Some((n, _)) => (n, None),
+            None => (rest, None),
+        };
+        lightning_core::score::validate_score_name("score name", name)
+            .map_err(|e| e.to_string())?;
+        if let Some(t) = &threshold {
+            if t.parse::<f64>().is_ok_and(|v| !v.is_finite()) {
+                return Err(format!("threshold {t:?} must be finite"));
+            }
+        }
+        Ok(Reward::Score {
+            name: name.to_string(),
+            threshold,
+        })
+    }
+}
+
+impl Reward {
+    pub fn describe(&self) -> String {
+        match self {
+            Reward::Auto => "auto".into(),
+            Reward::Success => "success".into(),
+            Reward::Score {
+                name,
+                threshold: Some(t),
+            } => format!("score:{name}:{t}"),
+            Reward::Score { name, .. } => format!("score:{name}"),
+        }
+    }
+}
+
+type ScoresByTrajectory = std::collections::HashMap<Uuid, Vec<lightning_core::Score>>;
+
+/// Reads the trajectories' scores when the reward may need them, and turns `auto` into the
+/// reward it stands for.
+async fn resolve_reward(
+    store: &Arc<dyn Store>,
+    reward: &Reward,
+    trajectories: &[Trajectory],
+) -> Result<(Reward, ScoresByTrajectory)> {
+    if *reward == Reward::Success || trajectories.is_empty() {
+        return Ok((Reward::Success, ScoresByTrajectory::new()));
+    }
+    let ids: Vec<Uuid> = trajectories.iter().map(|t| t.id).collect();
+    let mut by_trajectory = ScoresByTrajectory::new();
+    for score in store.scores_of(&ids).await? {
+        by_trajectory
+            .entry(score.trajectory_id)
+            .or_default()
+            .push(score);
+    }
+    let resolved = match reward {
+        Reward::Auto => auto_reward(&by_trajectory, trajectories.len()),
+        other => other.clone(),
+    };
+    Ok((resolved, by_trajectory))
+}
+
+/// The numeric/boolean trajectory-level score name on the most trajectories, if more than half.
+fn auto_reward(scores: &ScoresByTrajectory, n: usize) -> Reward {
+    let mut coverage: std::collections::BTreeMap<&str, usize> = Default::default();
+    for list in scores.values() {
+        let names: std::collections::BTreeSet<&str> = list
+            .iter()
+            .filter(|s| s.step_number.is_none() && s.value.as_f64().is_some())
+            .map(|s| s.name.as_str())
+            .collect();
+        for name in names {
+            *coverage.entry(name).or_default() += 1;
+        }
+    }
+    match coverage
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+    {
+        Some((name, count)) if count * 2 > n => Reward::Score {
+            name: name.to_string(),
+            threshold: None,
+        },
+        _ => Reward::Success,
+    }
+}
+
+/// Sets the example's outcome from `reward`: `None` when the reward needs a score the
+/// trajectory lacks.
+pub fn apply_reward(
+    mut example: Example,
+    t: &Trajectory,
+    scores: Option<&Vec<lightning_core::Score>>,
+    reward: &Reward,
+) -> Option<Example> {
+    let Reward::Score { name, threshold } = reward else {
+        return Some(example);
+    };
+    let own: Vec<&lightning_core::Score> = scores
+        .into_iter()
+        .flatten()
+        .filter(|s| s.name == *name && s.step_number.is_none())
+        .collect();
+    let numeric_threshold = match threshold {
+        None => Some(DEFAULT_REWARD_THRESHOLD),
+        Some(t) => t.parse::<f64>().ok(),
+    };
+    let (good, value) = match (numeric_threshold, threshold) {
+        (Some(min), _) => {
+            let values: Vec<f64> = own.iter().filter_map(|s| s.value.as_f64()).collect();
+            if values.is_empty() {
+                return None;
+            }
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            (mean >= min, Some(mean))
+        }
+        (None, Some(label)) => {
+            let latest = own
+                .iter()
+                .filter(|s| s.value.label().is_some())
+                .max_by_key(|s| s.updated_at)?;
+            (latest.value.label() == Some(label.as_str()), None)
+        }
+        (None, None) => unreachable!("no threshold means the numeric default"),
+    };
+    example.outcome.success = good;
+    if value.is_some() {
+        example.outcome.feedback_score = value;
+    }
+    example.failure_type = (!good).then(|| {
+        if example.actions.iter().any(|a| a.error.is_some()) || t.error.is_some() {
+            failure_type(t, &example.actions)
+        } else {
+            format!("low score: {name}")
+        }
+    });
+    Some(example)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,6 +645,83 @@ mod tests {
         assert!(e.contains("found 3") && e.contains("agent \"x\""), "{e}");
         assert!(check_size(50, &q).unwrap().is_some());
         assert!(check_size(100, &q).unwrap().is_none());
+    }
+
+    #[test]
+    fn rewards_parse_and_apply() {
+        assert_eq!("success".parse::<Reward>().unwrap(), Reward::Success);
+        assert_eq!(
+            "score:q:0.8".parse::<Reward>().unwrap(),
+            Reward::Score {
+                name: "q".into(),
+                threshold: Some("0.8".into())
+            }
+        );
+        assert!("score:".parse::<Reward>().is_err());
+        assert!("score:a b".parse::<Reward>().is_err());
+        assert!("points".parse::<Reward>().is_err());
+        let t: Trajectory = serde_json::from_value(serde_json::json!({
+            "id": Uuid::from_u128(1), "agentId": "a", "startTime": "2026-01-01T00:00:00Z",
+            "status": "succeeded", "success": true, "stepCount": 0, "errorCount": 0,
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+            "taskType": null, "sessionId": null, "prompt": "p", "systemPrompt": null,
+            "promptVersion": null, "model": null, "metadata": null, "endTime": null,
+            "result": null, "error": null, "totalSteps": null, "durationMs": null,
+            "costUsd": null, "usage": null, "numTurns": null
+        }))
+        .unwrap();
+        let score = |name: &str, value: lightning_core::ScoreValue| lightning_core::Score {
+            id: name.into(),
+            trajectory_id: t.id,
+            name: name.into(),
+            data_type: value.data_type(),
+            value,
+            comment: None,
+            source: lightning_core::ScoreSource::Code,
+            step_number: None,
+            metadata: None,
+            created_at: t.start_time,
+            updated_at: t.start_time,
+        };
+        let scores = vec![
+            score("q", lightning_core::ScoreValue::Number(0.2)),
+            score("verdict", lightning_core::ScoreValue::Label("pass".into())),
+        ];
+        let ex = || Example::from_trajectory(&t, &[]);
+        let r = |s: &str| s.parse::<Reward>().unwrap();
+        let low = apply_reward(ex(), &t, Some(&scores), &r("score:q")).unwrap();
+        assert!(!low.outcome.success, "0.2 < 0.5 although the run succeeded");
+        assert_eq!(low.outcome.feedback_score, Some(0.2));
+        assert_eq!(low.failure_type.as_deref(), Some("low score: q"));
+        assert!(
+            apply_reward(ex(), &t, Some(&scores), &r("score:q:0.1"))
+                .unwrap()
+                .outcome
+                .success
+        );
+        assert!(
+            apply_reward(ex(), &t, Some(&scores), &r("score:verdict:pass"))
+                .unwrap()
+                .outcome
+                .success
+        );
+        assert!(
+            !apply_reward(ex(), &t, Some(&scores), &r("score:verdict:fail"))
+                .unwrap()
+                .outcome
+                .success
+        );
+        assert!(apply_reward(ex(), &t, Some(&scores), &r("score:missing")).is_none());
+        assert!(
+            apply_reward(ex(), &t, None, &Reward::Success)
+                .unwrap()
+                .outcome
+                .success
+        );
+        let mut by = ScoresByTrajectory::new();
+        by.insert(t.id, scores);
+        assert_eq!(auto_reward(&by, 1), r("score:q"));
+        assert_eq!(auto_reward(&by, 2), Reward::Success, "half is not most");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`analysis`]: failure analysis without any LLM (`lightning analyze`).
 //! - [`apo`]: textual gradients + beam search with a GEPA-style gate and successive halving.
 //! - [`evaluator`]: the offline LLM judge and the `--eval-cmd` rollout evaluator.
+//! - [`grade`]: `lightning grade`, scores for stored trajectories from a command or an LLM judge.
 //! - [`llm`]: Anthropic Messages and OpenAI-compatible Chat Completions clients.
 //! - [`run`]: `optimize` end to end, storing the run, its candidates and the new prompt version.
 
@@ -13,6 +14,7 @@ pub mod apo;
 pub mod dataset;
 mod error;
 pub mod evaluator;
+pub mod grade;
 pub mod llm;
 pub mod report;
 pub mod run;

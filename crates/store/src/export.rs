@@ -9,7 +9,7 @@ use crate::{Store, StoreResult};
 const PAGE: i64 = 100;
 const STEP_PAGE: i64 = 10_000;
 
-/// Streams every trajectory matching `filter` with its steps, newest first, holding one page
+/// Streams every trajectory matching `filter` with its steps and scores, newest first, holding one page
 /// of trajectories and one trajectory's steps in memory at a time.
 pub fn export_stream(
     store: Arc<dyn Store>,
@@ -43,7 +43,15 @@ pub fn export_stream(
                         break;
                     }
                 }
-                return Ok(Some((TrajectoryWithSteps { trajectory, steps }, s)));
+                let scores = s.store.list_scores(trajectory.id).await?;
+                return Ok(Some((
+                    TrajectoryWithSteps {
+                        trajectory,
+                        steps,
+                        scores,
+                    },
+                    s,
+                )));
             }
             if s.exhausted {
                 return Ok(None);

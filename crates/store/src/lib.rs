@@ -6,6 +6,8 @@ mod export;
 mod optimization;
 mod optimization_sql;
 pub mod postgres;
+mod scores;
+mod scores_sql;
 mod sql;
 mod sql_store;
 pub mod sqlite;
@@ -24,11 +26,12 @@ use uuid::Uuid;
 pub use error::{StoreError, StoreResult};
 pub use export::export_stream;
 pub use optimization::OptimizationStore;
+pub use scores::ScoreStore;
 
 /// Storage used by the collector and the optimizer. Implementations keep no state between calls
 /// beyond their connection pools, so any number of collectors can share one database.
 #[async_trait]
-pub trait Store: OptimizationStore + Send + Sync + 'static {
+pub trait Store: OptimizationStore + ScoreStore + Send + Sync + 'static {
     /// Which backend this is, for logs and `/health`.
     fn backend(&self) -> Backend;
 

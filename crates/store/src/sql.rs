@@ -250,7 +250,7 @@ pub(crate) fn delete_trajectory<'a, DB: Dialect>(id: Uuid) -> QueryBuilder<'a, D
 }
 
 /// Appends ` AND …` conditions on the trajectory table aliased as `t`.
-fn push_time_and_agent<DB: Dialect>(
+pub(crate) fn push_time_and_agent<DB: Dialect>(
     qb: &mut QueryBuilder<'_, DB>,
     agent_id: &Option<String>,
     since: Option<DateTime<Utc>>,
@@ -315,6 +315,7 @@ pub(crate) fn list_trajectories<'a, DB: Dialect>(f: &TrajectoryFilter) -> QueryB
         }
         qb.push(")");
     }
+    crate::scores_sql::push_score_filter(&mut qb, f.score.as_ref());
     if let Some(cursor) = f.cursor {
         qb.push(" AND (t.start_time < ");
         DB::bind_ts(&mut qb, cursor.start_time);

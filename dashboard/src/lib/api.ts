@@ -1,5 +1,7 @@
 import type {
   AgentSummary,
+  NewScore,
+  Score,
   Prompt,
   Run,
   RunDetail,
@@ -100,6 +102,15 @@ export class Api {
   }
   stepsAfter(id: string, after: number, limit = 1000, signal?: AbortSignal): Promise<{ steps: Step[] }> {
     return this.request(`/api/trajectories/${encodeURIComponent(id)}/steps${queryString({ after, limit })}`, { signal });
+  }
+  scores(id: string, signal?: AbortSignal): Promise<{ scores: Score[] }> {
+    return this.request(`/api/trajectories/${encodeURIComponent(id)}/scores`, { signal });
+  }
+  addScore(id: string, score: NewScore): Promise<{ id: string }> {
+    return this.request(`/api/trajectories/${encodeURIComponent(id)}/scores`, { method: 'POST', body: score });
+  }
+  deleteScore(scoreId: string): Promise<{ success: boolean }> {
+    return this.request(`/api/scores/${encodeURIComponent(scoreId)}`, { method: 'DELETE' });
   }
   stats(filters: Query, signal?: AbortSignal): Promise<Stats> {
     return this.request(`/api/stats${queryString(filters)}`, { signal });

@@ -52,13 +52,58 @@ export interface Step {
   metadata: Record<string, unknown> | null;
 }
 
+export type ScoreValue = number | boolean | string;
+export type ScoreSource = 'human' | 'llm' | 'code' | 'sdk';
+
+export interface Score {
+  id: string;
+  trajectoryId: string;
+  name: string;
+  value: ScoreValue;
+  dataType: 'numeric' | 'boolean' | 'categorical';
+  comment: string | null;
+  source: ScoreSource;
+  stepNumber: number | null;
+  metadata: Record<string, unknown> | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NewScore {
+  name: string;
+  value: ScoreValue;
+  comment?: string;
+  source?: ScoreSource;
+  id?: string;
+  stepNumber?: number;
+}
+
+export interface LabelCount {
+  label: string;
+  count: number;
+}
+
+export interface ScoreStats {
+  name: string;
+  dataType: 'numeric' | 'boolean' | 'categorical';
+  count: number;
+  trajectories: number;
+  mean: number | null;
+  labels: LabelCount[];
+  byPromptVersion: { promptVersion: string | null; count: number; mean: number | null; labels: LabelCount[] }[];
+  timeline: { bucket: string; count: number; mean: number | null }[];
+}
+
 export interface TrajectoryDetail extends Trajectory {
   steps: Step[];
+  scores?: Score[];
 }
 
 export interface TrajectoryPage {
   trajectories: Trajectory[];
   nextCursor: string | null;
+  /** Scores of the listed trajectories (newer collectors). */
+  scores?: Score[];
 }
 
 export interface ToolStat {
@@ -97,6 +142,7 @@ export interface Stats {
   tools: ToolStat[];
   agents: AgentStat[];
   timeline: TimelineBucket[];
+  scores?: ScoreStats[];
 }
 
 export interface AgentSummary {

@@ -3,6 +3,7 @@ import { useApi } from '../auth';
 import { AgentSelect } from '../components/AgentSelect';
 import { EmptyState, ErrorBox, Loading, PageHeader, StatCard } from '../components/common';
 import { RangeField } from '../components/Filters';
+import { ScoreChart } from '../components/Scores';
 import { TimelineChart } from '../components/TimelineChart';
 import { formatCost, formatDuration, formatNumber, formatPercent } from '../lib/format';
 import { useAsync } from '../lib/hooks';
@@ -64,6 +65,16 @@ export function Overview() {
             <h2 id="chart-h">Trajectories and success rate over time</h2>
             {data.timeline.length ? <TimelineChart timeline={data.timeline} /> : <EmptyState title="No trajectories in this range" />}
           </section>
+          {data.scores && data.scores.length > 0 && (
+            <section className="card" aria-labelledby="scores-chart-h">
+              <h2 id="scores-chart-h">Scores over time</h2>
+              <div className="score-charts">
+                {data.scores.map((s) => (
+                  <ScoreChart key={`${s.name}:${s.dataType}`} stats={s} />
+                ))}
+              </div>
+            </section>
+          )}
           <div className="two-col">
             <section className="card" aria-labelledby="tools-h">
               <h2 id="tools-h">Top tools</h2>

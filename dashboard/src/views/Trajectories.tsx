@@ -3,12 +3,13 @@ import { useApi } from '../auth';
 import { AgentSelect } from '../components/AgentSelect';
 import { EmptyState, ErrorBox, PageHeader, StatusBadge } from '../components/common';
 import { Field, RangeField, SelectField } from '../components/Filters';
+import { formatScoreValue, scoreFor, THUMBS } from '../components/Scores';
 import type { Query } from '../lib/api';
 import { DASH, formatCost, formatDateTime, formatDuration, formatNumber, formatRelative, shortId } from '../lib/format';
 import { useAsync } from '../lib/hooks';
 import { Link, navigate, setSearch, useLocation } from '../lib/router';
 import { sinceFor } from '../lib/timeRange';
-import type { TrajectoryPage } from '../lib/types';
+import type { Stats, TrajectoryPage } from '../lib/types';
 
 const PAGE_SIZE = 50;
 
@@ -20,6 +21,16 @@ const OUTCOMES = [
   { value: 'abandoned', label: 'Abandoned' },
 ];
 
+function ScoreCell({ score, name }: { score: ReturnType<typeof scoreFor>; name: string }) {
+  if (!score) return <td className="muted">{DASH}</td>;
+  return (
+    <td className="score-cell" title={score.comment ?? undefined}>
+      {formatScoreValue(name, score.value)}
+      {score.comment && <div className="muted small score-comment">{score.comment}</div>}
+    </td>
+  );
+}
+
 export function Trajectories() {
   const api = useApi();
   const { search } = useLocation();
@@ -28,10 +39,18 @@ export function Trajectories() {
   const status = search.get('status') ?? '';
   const range = search.get('range') ?? 'all';
   const q = search.get('q') ?? '';
+  const scoreName = search.get('scoreName') ?? '';
+  const minScore = search.get('minScore') ?? '';
+  const maxScore = search.get('maxScore') ?? '';
+  const scoreLabel = search.get('scoreLabel') ?? '';
+  const scoreColumn = search.get('scoreColumn') ?? '';
   const [qDraft, setQDraft] = useState(q);
   const [taskDraft, setTaskDraft] = useState(taskType);
 
-  const params = useMemo(() => ({ agentId, taskType, status, range, q }), [agentId, taskType, status, range, q]);
+  const params = useMemo(
+    () => ({ agentId, taskType, status, range, q, scoreName, minScore, maxScore, scoreLabel, scoreColumn }),
+    [agentId, taskType, status, range, q, scoreName, minScore, maxScore, scoreLabel, scoreColumn],
+  );
   const update = (patch: Partial<typeof params>) => {
     const next = { ...params, ...patch };
     setSearch({ ...next, range: next.range === 'all' ? null : next.range });
@@ -61,7 +80,8 @@ export function Trajectories() {
   const cursor = cursors[page] ?? null;
   // Range is resolved to a timestamp when the filters change, not on every render.
   const since = useMemo(() => sinceFor(range), [range, filterKey]); // eslint-disable-line react-hooks/exhaustive-deps
-  const query: Query = { agentId, taskType, status, q, since, limit: PAGE_SIZE, cursor };
+  const scoreQuery = scoreName ? { scoreName, minScore, maxScore, scoreLabel } : {};
+  const query: Query = { agentId, taskType, status, q, since, limit: PAGE_SIZE, cursor, ...scoreQuery };
   const { data, error, loading, reload } = useAsync<TrajectoryPage>((signal) => api.listTrajectories(query, signal), JSON.stringify(query));
 
   const nextCursor = data?.nextCursor ?? null;
@@ -73,7 +93,18 @@ export function Trajectories() {
   const rows = data?.trajectories ?? [];
   const taskTypes = useMemo(() => [...new Set(rows.map((r) => r.taskType).filter((t): t is string => !!t))].sort(), [rows]);
   const open = (id: string) => navigate(`/trajectories/${encodeURIComponent(id)}`);
-  const filtered = !!(agentId || taskType || status || q || range !== 'all');
+  const filtered = !!(agentId || taskType || status || q || scoreName || range !== 'all');
+  // Score names known to the collector (for the filter and the column), plus the dashboard's thumbs.
+  const names = useAsync<Stats>((signal) => api.stats({ agentId }, signal), `score-names:${agentId}`);
+  const scoreNames = useMemo(() => {
+    const known = new Set((names.data?.scores ?? []).map((s) => s.name));
+    known.add(THUMBS);
+    for (const s of data?.scores ?? []) known.add(s.name);
+    return [...known].sort();
+  }, [names.data, data]);
+  const column = scoreColumn || scoreName;
+  const pageScores = data?.scores ?? [];
+  const setThumbsDown = () => update({ scoreName: THUMBS, minScore: '', maxScore: '0', scoreLabel: '' });
 
   return (
     <div>
@@ -101,6 +132,36 @@ export function Trajectories() {
         </Field>
         <SelectField label="Outcome" value={status} onChange={(v) => update({ status: v })} options={OUTCOMES} allLabel="Any outcome" />
         <RangeField value={range} onChange={(v) => update({ range: v })} />
+        <SelectField
+          label="Score"
+          value={scoreName}
+          onChange={(v) => update({ scoreName: v, ...(v ? {} : { minScore: '', maxScore: '', scoreLabel: '' }) })}
+          options={scoreNames.map((n) => ({ value: n, label: n }))}
+          allLabel="Any score"
+        />
+        {scoreName && (
+          <>
+            <Field label="Min score">
+              {(id) => <input id={id} type="number" step="any" className="narrow" value={minScore} onChange={(e) => update({ minScore: e.target.value })} />}
+            </Field>
+            <Field label="Max score">
+              {(id) => <input id={id} type="number" step="any" className="narrow" value={maxScore} onChange={(e) => update({ maxScore: e.target.value })} />}
+            </Field>
+            <Field label="Label">
+              {(id) => <input id={id} type="text" className="narrow" placeholder="Any" value={scoreLabel} onChange={(e) => update({ scoreLabel: e.target.value })} />}
+            </Field>
+          </>
+        )}
+        <button type="button" className="link-button" onClick={setThumbsDown}>
+          Thumbs-down only
+        </button>
+        <SelectField
+          label="Score column"
+          value={scoreColumn}
+          onChange={(v) => update({ scoreColumn: v })}
+          options={scoreNames.map((n) => ({ value: n, label: n }))}
+          allLabel={scoreName ? `(${scoreName})` : 'None'}
+        />
         {filtered && (
           <button type="button" className="link-button clear" onClick={() => setSearch({})}>
             Clear filters
@@ -121,6 +182,11 @@ export function Trajectories() {
               <th scope="col" className="num">Steps</th>
               <th scope="col">Outcome</th>
               <th scope="col" className="num">Cost</th>
+              {column && (
+                <th scope="col" className="mono">
+                  {column}
+                </th>
+              )}
             </tr>
           </thead>
           <tbody>
@@ -146,6 +212,7 @@ export function Trajectories() {
                   <StatusBadge status={t.status} success={t.success} />
                 </td>
                 <td className="num">{formatCost(t.costUsd)}</td>
+                {column && <ScoreCell score={scoreFor(pageScores, t.id, column)} name={column} />}
               </tr>
             ))}
           </tbody>

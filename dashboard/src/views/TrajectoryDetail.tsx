@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useApi } from '../auth';
 import { Badge, CodeBlock, EmptyState, ErrorBox, Loading, StatusBadge } from '../components/common';
+import { FeedbackForm, ScoreTable } from '../components/Scores';
 import { StepList } from '../components/StepList';
 import type { VirtualListHandle } from '../components/VirtualList';
 import { Waterfall } from '../components/Waterfall';
@@ -9,7 +10,7 @@ import { DASH, formatCost, formatDateTime, formatDuration, formatNumber, prettyV
 import { useAsync, useInterval } from '../lib/hooks';
 import { Link } from '../lib/router';
 import { computeTimeline, nestSteps, subagentOf } from '../lib/steps';
-import type { Step, Trajectory, TrajectoryDetail as Detail } from '../lib/types';
+import type { Score, Step, Trajectory, TrajectoryDetail as Detail } from '../lib/types';
 
 function tokens(t: Trajectory): string {
   const u = t.usage;
@@ -53,6 +54,8 @@ export function TrajectoryDetail({ id }: { id: string }) {
   const { data, error, loading, reload } = useAsync<Detail>((signal) => api.trajectory(id, signal), `trajectory:${id}`);
   const [trajectory, setTrajectory] = useState<Trajectory | null>(null);
   const [steps, setSteps] = useState<Step[]>([]);
+  const [scores, setScores] = useState<Score[]>([]);
+  const [scoreError, setScoreError] = useState<string | null>(null);
   const [expanded, setExpanded] = useState<Set<number>>(() => new Set());
   const [errorsOnly, setErrorsOnly] = useState(false);
   const [tool, setTool] = useState('');
@@ -61,10 +64,30 @@ export function TrajectoryDetail({ id }: { id: string }) {
 
   useEffect(() => {
     if (!data) return;
-    const { steps: loaded, ...rest } = data;
+    const { steps: loaded, scores: loadedScores, ...rest } = data;
     setTrajectory(rest);
     setSteps(loaded);
+    setScores(loadedScores ?? []);
   }, [data]);
+
+  const reloadScores = useCallback(() => {
+    api
+      .scores(id)
+      .then((r) => {
+        setScores(r.scores);
+        setScoreError(null);
+      })
+      .catch((e: unknown) => setScoreError(e instanceof Error ? e.message : String(e)));
+  }, [api, id]);
+  const deleteScore = useCallback(
+    (s: Score) => {
+      api
+        .deleteScore(s.id)
+        .then(reloadScores)
+        .catch((e: unknown) => setScoreError(e instanceof Error ? e.message : String(e)));
+    },
+    [api, reloadScores],
+  );
 
   // Tail a running trajectory: new steps and the final status appear without a reload.
   const running = trajectory?.status === 'running';
@@ -195,6 +218,19 @@ export function TrajectoryDetail({ id }: { id: string }) {
           )}
         </section>
       </div>
+
+      <section className="card" aria-labelledby="scores-h">
+        <h2 id="scores-h">
+          Scores and feedback <span className="muted">({formatNumber(scores.length)})</span>
+        </h2>
+        <ScoreTable scores={scores} onDelete={deleteScore} />
+        {scoreError && (
+          <p className="bad-text" role="alert">
+            {scoreError}
+          </p>
+        )}
+        <FeedbackForm api={api} trajectoryId={t.id} steps={steps} onSaved={reloadScores} />
+      </section>
 
       <section className="card" aria-labelledby="timeline-h">
         <h2 id="timeline-h">Timeline</h2>

@@ -9,12 +9,13 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use lightning_core::{score::validate_score_name, Score, ScoreFilter, ScoreStats};
 use lightning_core::{
     AgentSummary, Cursor, Stats, StatsFilter, Status, Step, TimeBucket, TrajectoryFilter,
     TrajectoryPage, TrajectoryWithSteps,
 };
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     error::{ApiError, ApiResult},
@@ -43,6 +44,14 @@ pub struct ListParams {
     limit: Option<i64>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// Only trajectories with a score of this name (on the trajectory or one of its steps).
+    score_name: Option<String>,
+    /// With `scoreName`: a score of at least this value (booleans compare as 1/0).
+    min_score: Option<f64>,
+    /// With `scoreName`: a score of at most this value (`maxScore=0`: a `false`/thumbs-down).
+    max_score: Option<f64>,
+    /// With `scoreName`: a score with this label.
+    score_label: Option<String>,
 }
 
 impl ListParams {
@@ -68,7 +77,14 @@ impl ListParams {
                 ApiError::BadRequest("invalid cursor: pass back nextCursor unchanged".into())
             })?),
         };
+        let score = score_filter(
+            self.score_name,
+            self.min_score,
+            self.max_score,
+            self.score_label,
+        )?;
         Ok(TrajectoryFilter {
+            score,
             agent_id: self.agent_id.filter(|s| !s.is_empty()),
             task_type: self.task_type.filter(|s| !s.is_empty()),
             status,
@@ -81,19 +97,71 @@ impl ListParams {
     }
 }
 
-/// Trajectories, newest first, keyset-paginated.
+/// The score conditions of the list filters; bounds and label need a `scoreName`.
+fn score_filter(
+    name: Option<String>,
+    min: Option<f64>,
+    max: Option<f64>,
+    label: Option<String>,
+) -> ApiResult<Option<ScoreFilter>> {
+    let label = label.filter(|l| !l.is_empty());
+    for (field, value) in [("minScore", min), ("maxScore", max)] {
+        if value.is_some_and(|v| !v.is_finite()) {
+            return Err(ApiError::BadRequest(format!(
+                "{field}: must be a finite number"
+            )));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo > hi {
+            return Err(ApiError::BadRequest(format!(
+                "minScore ({lo}) must not be greater than maxScore ({hi})"
+            )));
+        }
+    }
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        if min.is_some() || max.is_some() || label.is_some() {
+            return Err(ApiError::BadRequest(
+                "minScore, maxScore and scoreLabel need scoreName".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    validate_score_name("scoreName", &name)?;
+    Ok(Some(ScoreFilter {
+        name,
+        min,
+        max,
+        label,
+        missing: false,
+    }))
+}
+
+/// A page of trajectories and the scores of the trajectories on it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TrajectoryListResponse {
+    #[serde(flatten)]
+    pub page: TrajectoryPage,
+    /// Every score of the listed trajectories (match them by `trajectoryId`).
+    pub scores: Vec<Score>,
+}
+
+/// Trajectories, newest first, keyset-paginated, with their scores.
 #[utoipa::path(get, path = "/api/trajectories", tag = "read", params(ListParams),
-    responses((status = 200, body = TrajectoryPage), (status = 400, body = ErrorBody),
+    responses((status = 200, body = TrajectoryListResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(params): QueryParams<ListParams>,
-) -> ApiResult<Json<TrajectoryPage>> {
+) -> ApiResult<Json<TrajectoryListResponse>> {
     let filter = params.into_filter()?;
-    Ok(Json(state.store.list_trajectories(&filter).await?))
+    let page = state.store.list_trajectories(&filter).await?;
+    let ids: Vec<uuid::Uuid> = page.trajectories.iter().map(|t| t.id).collect();
+    let scores = state.store.scores_of(&ids).await?;
+    Ok(Json(TrajectoryListResponse { page, scores }))
 }
 
-/// One trajectory with its outcome and its steps in order.
+/// One trajectory with its outcome, its steps in order and its scores.
 #[utoipa::path(get, path = "/api/trajectories/{id}", tag = "read",
     params(("id" = uuid::Uuid, Path, description = "Trajectory id")),
     responses((status = 200, body = TrajectoryWithSteps), (status = 400, body = ErrorBody),
@@ -105,7 +173,12 @@ pub async fn get(
     let id = trajectory_id(&id)?;
     let trajectory = state.store.get_trajectory(id).await?;
     let steps = state.store.list_steps(id, None, i64::MAX).await?;
-    Ok(Json(TrajectoryWithSteps { trajectory, steps }))
+    let scores = state.store.list_scores(id).await?;
+    Ok(Json(TrajectoryWithSteps {
+        trajectory,
+        steps,
+        scores,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -165,21 +238,32 @@ pub struct StatsParams {
     bucket: Option<TimeBucket>,
 }
 
-/// Aggregates: outcomes, means, per-tool and per-agent figures, and a timeline.
+/// `Stats` plus per-score-name figures over the same trajectories.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsResponse {
+    #[serde(flatten)]
+    pub stats: Stats,
+    pub scores: Vec<ScoreStats>,
+}
+
+/// Aggregates: outcomes, means, per-tool and per-agent figures, a timeline, and per score name
+/// the count, mean, label distribution, per prompt version and over time.
 #[utoipa::path(get, path = "/api/stats", tag = "read", params(StatsParams),
-    responses((status = 200, body = Stats), (status = 400, body = ErrorBody),
+    responses((status = 200, body = StatsResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn stats(
     State(state): State<AppState>,
     QueryParams(p): QueryParams<StatsParams>,
-) -> ApiResult<Json<Stats>> {
+) -> ApiResult<Json<StatsResponse>> {
     let filter = StatsFilter {
         agent_id: p.agent_id.filter(|s| !s.is_empty()),
         since: p.since.map(lightning_core::time::normalize),
         until: p.until.map(lightning_core::time::normalize),
         bucket: p.bucket,
     };
-    Ok(Json(state.store.stats(&filter).await?))
+    let stats = state.store.stats(&filter).await?;
+    let scores = state.store.score_stats(&filter).await?;
+    Ok(Json(StatsResponse { stats, scores }))
 }
 
 /// Agents with their counts and when they were last seen.
@@ -190,7 +274,7 @@ pub async fn agents(State(state): State<AppState>) -> ApiResult<Json<AgentsRespo
     Ok(Json(AgentsResponse { agents }))
 }
 
-/// JSONL, one trajectory with its steps per line, streamed page by page.
+/// JSONL, one trajectory with its steps and scores per line, streamed page by page.
 #[utoipa::path(get, path = "/api/trajectories/export", tag = "read", params(ListParams),
     responses((status = 200, description = "One `TrajectoryWithSteps` per line", content_type = "application/x-ndjson", body = String),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]

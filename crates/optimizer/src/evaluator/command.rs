@@ -150,7 +150,7 @@ pub fn parse_reward(stdout: &str) -> Evaluation {
     }
 }
 
-fn tail(s: &str, max: usize) -> String {
+pub(crate) fn tail(s: &str, max: usize) -> String {
     let s = s.trim();
     let n = s.chars().count();
     if n <= max {
@@ -160,7 +160,7 @@ fn tail(s: &str, max: usize) -> String {
     format!("…{t}")
 }
 
-async fn kill_group(pid: Option<u32>) {
+pub(crate) async fn kill_group(pid: Option<u32>) {
     #[cfg(unix)]
     if let Some(pid) = pid {
         // The command ran in its own process group: end it and anything it started.
