@@ -1,6 +1,7 @@
 //! `lightning`: the collector, the optimizer and their tools in one binary.
 
 mod bench;
+mod keys;
 mod optimize;
 mod optimize_bench;
 mod serve;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the collector: the HTTP API, and the dashboard when it is built.
     Serve(serve::ServeArgs),
+    /// Manage named API keys with a scope (ingest, read, admin).
+    Keys(keys::KeysArgs),
     /// Measure ingest throughput and latency against SQLite and PostgreSQL.
     Bench(bench::BenchArgs),
     /// Improve an agent's system prompt from its stored trajectories (APO: critiques, edits,
@@ -52,11 +55,15 @@ async fn main() -> anyhow::Result<()> {
     // The bench would drown its table in request lines.
     init_logging(match cli.command {
         Command::Bench(_) => "warn,sqlx=warn",
-        Command::Optimize(_) | Command::Analyze(_) | Command::OptimizeBench(_) => "warn,sqlx=warn",
+        Command::Optimize(_)
+        | Command::Analyze(_)
+        | Command::OptimizeBench(_)
+        | Command::Keys(_) => "warn,sqlx=warn",
         _ => "info,sqlx=warn",
     });
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Optimize(args) => optimize::run(*args).await,
         Command::Analyze(args) => optimize::analyze(args).await,
