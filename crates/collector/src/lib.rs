@@ -89,7 +89,7 @@ pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
         // A layer, not a route layer: it also wraps the 405 answers, so every /api path says 401
         // to a client without a key, whatever the method (unknown paths too: they reveal nothing).
         .layer(require_key);
-    Router::new()
+    let app = Router::new()
         .merge(api)
         .merge(public)
         .route_layer(middleware::from_fn(metrics::label_route))
@@ -103,8 +103,12 @@ pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
             state.clone(),
             logging::log_request,
         ))
+        .with_state(state);
+    // Outermost, around routing itself: it also sees what method routers add after the
+    // layers above (such as `Allow`, which it strips from refusals).
+    Router::new()
+        .fallback_service(app)
         .layer(middleware::from_fn(security_headers::add))
-        .with_state(state)
 }
 
 /// Every route that needs a key, each with the scope it needs (the one place scopes are

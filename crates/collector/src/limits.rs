@@ -64,9 +64,9 @@ impl Default for Limits {
 
 /// A body's estimated parse cost may be at most this multiple of its size (plus
 /// [`JSON_COST_FLOOR`]); denser bodies get 413.
-pub const JSON_COST_MULTIPLE: usize = 16;
+pub const JSON_COST_MULTIPLE: usize = 12;
 /// Parse cost every body may have regardless of its size.
-pub const JSON_COST_FLOOR: usize = 1024 * 1024;
+pub const JSON_COST_FLOOR: usize = 8 * 1024 * 1024;
 /// How long a request waits for room in the JSON memory budget before it gets 503.
 const BUDGET_WAIT: Duration = Duration::from_secs(5);
 
@@ -125,13 +125,15 @@ pub async fn limit_in_flight(State(state): State<AppState>, req: Request, next: 
 }
 
 /// Upper estimate, in bytes, of the heap a `serde_json::Value` parsed from `bytes` takes, from
-/// one pass over the text: every value costs a `Value` slot with room to grow, every object
-/// member an index-map entry and a key allocation, and string contents their length.
-/// The constants are checked against a counting allocator in `tests/json_budget.rs`.
+/// one pass over the text: every value costs a `Value` slot with room to grow, every object an
+/// index map (hash table and entry vector), every member an entry and a key allocation, and
+/// string contents their length. The constants are checked against a counting allocator in
+/// `tests/json_budget.rs`; typed bodies (structs instead of maps) cost less.
 pub fn json_parse_cost(bytes: &[u8]) -> usize {
-    const PER_VALUE: usize = 80;
-    const PER_MEMBER: usize = 160;
-    let (mut values, mut members) = (1usize, 0usize);
+    const PER_VALUE: usize = 64;
+    const PER_OBJECT: usize = 640;
+    const PER_MEMBER: usize = 96;
+    let (mut values, mut objects, mut members) = (1usize, 0usize, 0usize);
     let (mut in_string, mut escaped) = (false, false);
     for &b in bytes {
         if in_string {
@@ -146,13 +148,18 @@ pub fn json_parse_cost(bytes: &[u8]) -> usize {
         }
         match b {
             b'"' => in_string = true,
-            b',' | b'[' | b'{' => values += 1,
+            b',' | b'[' => values += 1,
+            b'{' => {
+                values += 1;
+                objects += 1;
+            }
             b':' => members += 1,
             _ => {}
         }
     }
     values
         .saturating_mul(PER_VALUE)
+        .saturating_add(objects.saturating_mul(PER_OBJECT))
         .saturating_add(members.saturating_mul(PER_MEMBER))
         .saturating_add(bytes.len())
 }
@@ -251,14 +258,14 @@ mod tests {
 
     #[test]
     fn parse_cost_counts_values_and_members_outside_strings() {
-        assert_eq!(json_parse_cost(b"1"), 80 + 1);
+        assert_eq!(json_parse_cost(b"1"), 64 + 1);
         let dense = b"[1,1,1,1]";
-        assert_eq!(json_parse_cost(dense), 5 * 80 + dense.len());
+        assert_eq!(json_parse_cost(dense), 5 * 64 + dense.len());
         let members = br#"{"a":1,"b":2}"#;
-        assert_eq!(json_parse_cost(members), 3 * 80 + 2 * 160 + members.len());
+        assert_eq!(json_parse_cost(members), 3 * 64 + 640 + 2 * 96 + members.len());
         // Structure inside strings costs nothing extra.
         let text = br#"{"a":"[,{:}\"],"}"#;
-        assert_eq!(json_parse_cost(text), 2 * 80 + 160 + text.len());
+        assert_eq!(json_parse_cost(text), 2 * 64 + 640 + 96 + text.len());
     }
 
     #[test]
@@ -272,7 +279,7 @@ mod tests {
         .unwrap();
         assert!(check_json_cost(&ordinary).is_ok());
         let mut dense = b"[".to_vec();
-        dense.extend(std::iter::repeat_n(&b"1,"[..], 1_000_000).flatten());
+        dense.extend(std::iter::repeat_n(&b"1,"[..], 4_000_000).flatten());
         dense.extend(b"1]");
         assert!(matches!(
             check_json_cost(&dense),

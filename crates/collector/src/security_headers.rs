@@ -22,7 +22,12 @@ pub async fn add(req: Request, next: Next) -> Response {
         || path == "/metrics"
         || path == "/health";
     let mut response = next.run(req).await;
+    let refused = matches!(response.status().as_u16(), 401 | 403 | 429);
     let headers = response.headers_mut();
+    if refused {
+        // Which methods a path has is not for clients without the right key.
+        headers.remove(header::ALLOW);
+    }
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

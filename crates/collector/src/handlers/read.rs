@@ -113,6 +113,7 @@ pub struct DetailParams {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrajectoryDetail {
+    #[serde(flatten)]
     pub trajectory: Trajectory,
     pub steps: Vec<Step>,
     /// When more steps follow: the `stepsAfter` that fetches them; else null.
