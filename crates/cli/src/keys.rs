@@ -8,9 +8,6 @@ use crate::store_args::StoreArgs;
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -19,6 +16,8 @@ pub struct KeysArgs {
 enum KeysCommand {
     /// Create a key and print its secret (shown this once; only its hash is stored).
     Create {
+        #[command(flatten)]
+        store: StoreArgs,
         /// A name to recognise the key by, e.g. the agent or host using it.
         #[arg(long)]
         name: String,
@@ -29,12 +28,16 @@ enum KeysCommand {
     },
     /// List keys (never their secrets).
     List {
+        #[command(flatten)]
+        store: StoreArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a key by id or name. Collectors stop accepting it within 10 seconds.
     Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
         /// The key's id or name.
         key: String,
     },
@@ -45,9 +48,9 @@ fn parse_scope(raw: &str) -> Result<Scope, String> {
 }
 
 pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
-    let store = args.store.open().await?;
     match args.command {
-        KeysCommand::Create { name, scope } => {
+        KeysCommand::Create { store, name, scope } => {
+            let store = store.open().await?;
             let (secret, key) = lightning_collector::keys::generate_key(&name, scope)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let info = store.create_key(&key).await?;
@@ -58,8 +61,8 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
             println!("{secret}");
             eprintln!("\nSend it as `Authorization: Bearer <key>` (LIGHTNING_API_KEY for agents).");
         }
-        KeysCommand::List { json } => {
-            let keys = store.list_keys().await?;
+        KeysCommand::List { store, json } => {
+            let keys = store.open().await?.list_keys().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else if keys.is_empty() {
@@ -84,9 +87,9 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        KeysCommand::Revoke { key } => {
+        KeysCommand::Revoke { store, key } => {
             let at = lightning_core::time::normalize(chrono::Utc::now());
-            let info = store.revoke_key(&key, at).await?;
+            let info = store.open().await?.revoke_key(&key, at).await?;
             eprintln!(
                 "Revoked {} key {:?} ({}); collectors refuse it within 10 seconds.",
                 info.scope, info.name, info.id

@@ -17,6 +17,31 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The URL without secret-looking query parameters other than `password` (e.g. `sslpassword`),
+/// which sqlx does not support and would log in full as "unrecognized"; each is reported
+/// here, masked.
+pub(crate) fn without_unsupported_secrets(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = percent_decode(pair.split_once('=').map_or(*pair, |(k, _)| k));
+            let drop = is_secret_key(&key) && !key.eq_ignore_ascii_case("password");
+            if drop {
+                tracing::warn!("ignoring unsupported connect parameter {key}=***");
+            }
+            !drop
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
 fn redact_url_rest(rest: &str) -> String {
     let (before_query, query) = match rest.split_once('?') {
         Some((b, q)) => (b, Some(q)),
@@ -125,7 +150,16 @@ fn redact_key_values(conn: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, without_unsupported_secrets};
+
+    #[test]
+    fn unsupported_secret_parameters_never_reach_the_driver() {
+        assert_eq!(
+            without_unsupported_secrets("postgres://h/db?sslpassword=s3&sslmode=require&password=p"),
+            "postgres://h/db?sslmode=require&password=p"
+        );
+        assert_eq!(without_unsupported_secrets("postgres://h/db?sslpassword=s3"), "postgres://h/db");
+    }
 
     /// Every form a password can take in a DATABASE_URL; the secret never survives.
     #[test]
