@@ -5,7 +5,9 @@ use std::{
 
 use anyhow::Context;
 use clap::Args;
-use lightning_collector::{keys::check_configured_key, ApiKey, CollectorConfig, Limits, DEFAULT_BODY_LIMIT};
+use lightning_collector::{
+    keys::check_configured_key, ApiKey, CollectorConfig, Limits, DEFAULT_BODY_LIMIT,
+};
 
 use crate::store_args::StoreArgs;
 

@@ -27,15 +27,21 @@ impl Serve {
     fn start(args: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--port", "0", "--data-dir"]).arg(dir.path());
+        cmd.args(["serve", "--port", "0", "--data-dir"])
+            .arg(dir.path());
         if !args.contains(&"--api-key") {
             cmd.args(["--api-key", KEY]);
         }
-        cmd
-            .args(["--dashboard-dir"])
+        cmd.args(["--dashboard-dir"])
             .arg(dir.path().join("no-dashboard"))
             .args(args);
-        for var in ["API_KEY", "DATABASE_URL", "PORT", "HOST", "LIGHTNING_DATA_DIR"] {
+        for var in [
+            "API_KEY",
+            "DATABASE_URL",
+            "PORT",
+            "HOST",
+            "LIGHTNING_DATA_DIR",
+        ] {
             cmd.env_remove(var);
         }
         cmd.env("RUST_LOG", "warn,lightning=info")
@@ -134,7 +140,10 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
         match stream.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue, // a 408/400 answer before the close is fine
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
                 return false
             }
             Err(_) => return true,
@@ -260,39 +269,64 @@ fn half_open_and_byte_by_byte_connections_are_closed_after_the_header_timeout() 
     let c = client();
     for _ in 0..10 {
         let t = Instant::now();
-        assert_eq!(c.get(format!("{}/health", serve.base)).send().unwrap().status(), 200);
+        assert_eq!(
+            c.get(format!("{}/health", serve.base))
+                .send()
+                .unwrap()
+                .status(),
+            200
+        );
         assert!(t.elapsed() < Duration::from_secs(2));
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(serve.open_files() >= files_before + 300, "the connections are open at first");
+    assert!(
+        serve.open_files() >= files_before + 300,
+        "the connections are open at first"
+    );
     let mut closed = 0;
     for s in &mut half {
-        s.set_read_timeout(Some(Duration::from_secs(3).saturating_sub(opened.elapsed()).max(Duration::from_millis(10))))
-            .unwrap();
+        s.set_read_timeout(Some(
+            Duration::from_secs(3)
+                .saturating_sub(opened.elapsed())
+                .max(Duration::from_millis(10)),
+        ))
+        .unwrap();
         if closed_by_server(s) {
             closed += 1;
         }
     }
     let closed_after = opened.elapsed();
-    assert!(trickle.join().unwrap(), "a byte-by-byte client was served or kept past the timeout");
-    println!("slow clients: {closed}/300 half-open connections closed {closed_after:?} after opening");
+    assert!(
+        trickle.join().unwrap(),
+        "a byte-by-byte client was served or kept past the timeout"
+    );
+    println!(
+        "slow clients: {closed}/300 half-open connections closed {closed_after:?} after opening"
+    );
     assert_eq!(closed, 300);
     drop(half);
     std::thread::sleep(Duration::from_millis(300));
     let files_after = serve.open_files();
     println!("file handles: {files_before} before, {files_after} after");
-    assert!(files_after <= files_before + 5, "{files_before} -> {files_after}");
+    assert!(
+        files_after <= files_before + 5,
+        "{files_before} -> {files_after}"
+    );
 
     // Idle keep-alive: one request, then silence.
     let mut s = serve.connect();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 1024];
     let n = s.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     let idle = Instant::now();
     s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
     assert!(closed_by_server(&mut s), "idle keep-alive connection kept");
-    println!("idle keep-alive connection closed after {:?}", idle.elapsed());
+    println!(
+        "idle keep-alive connection closed after {:?}",
+        idle.elapsed()
+    );
     assert!(idle.elapsed() < Duration::from_secs(3));
 }
 
@@ -317,7 +351,14 @@ fn the_connection_and_in_flight_caps_answer_503() {
     assert!(answer.contains("too many open connections"), "{answer}");
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(client().get(format!("{}/health", serve.base)).send().unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(format!("{}/health", serve.base))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
     drop(serve);
 
     let serve = Serve::start(&["--max-in-flight", "2"]);
@@ -327,7 +368,10 @@ fn the_connection_and_in_flight_caps_answer_503() {
         .json(&json!({"agentId": "a"}))
         .send()
         .unwrap();
-    let id = start.json::<Value>().unwrap()["trajectoryId"].as_str().unwrap().to_string();
+    let id = start.json::<Value>().unwrap()["trajectoryId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Two requests whose bodies are still arriving hold the two slots.
     let slow: Vec<TcpStream> = (0..2)
         .map(|_| {
@@ -342,14 +386,30 @@ fn the_connection_and_in_flight_caps_answer_503() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let busy = client().get(format!("{}/health", serve.base)).send().unwrap();
+    let busy = client()
+        .get(format!("{}/health", serve.base))
+        .send()
+        .unwrap();
     assert_eq!(busy.status(), 503);
     assert_eq!(busy.headers()["retry-after"], "1");
     let body: Value = busy.json().unwrap();
-    assert!(body["error"].as_str().unwrap().contains("requests in flight"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("requests in flight"),
+        "{body}"
+    );
     drop(slow);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(client().get(format!("{}/health", serve.base)).send().unwrap().status(), 200);
+    assert_eq!(
+        client()
+            .get(format!("{}/health", serve.base))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 /// Bound: 8 concurrent 7 MiB bodies of many small keys are refused (413) and raise the peak RSS
@@ -386,7 +446,10 @@ fn dense_json_bodies_are_refused_within_a_memory_bound() {
     let started = Instant::now();
     let threads: Vec<_> = (0..8)
         .map(|_| {
-            let (url, body) = (format!("{}/api/trajectories/{id}/steps/batch", serve.base), dense.clone());
+            let (url, body) = (
+                format!("{}/api/trajectories/{id}/steps/batch", serve.base),
+                dense.clone(),
+            );
             std::thread::spawn(move || {
                 let r = client()
                     .post(url)
@@ -495,7 +558,10 @@ fn a_paged_10000_step_trajectory_stays_under_a_memory_peak() {
             mib(peak),
             mib(peak.saturating_sub(before))
         );
-        assert_eq!(seen, 10_000.min(pages_to_read * limit.unwrap_or(500) as usize));
+        assert_eq!(
+            seen,
+            10_000.min(pages_to_read * limit.unwrap_or(500) as usize)
+        );
         assert!(
             peak < before + bound_mib * 1024 * 1024,
             "peak {} MiB over {} MiB",
@@ -527,7 +593,19 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
 fn keys_cli_creates_lists_and_revokes_scoped_keys() {
     let serve = Serve::start(&[]);
     let data = serve._dir.path().to_str().unwrap().to_string();
-    let (ok, secret, err) = run(&["keys", "create", "--name", "agent-1", "--scope", "ingest", "--data-dir", &data], &[]);
+    let (ok, secret, err) = run(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "agent-1",
+            "--scope",
+            "ingest",
+            "--data-dir",
+            &data,
+        ],
+        &[],
+    );
     assert!(ok, "{err}");
     let secret = secret.trim().to_string();
     assert!(secret.starts_with("lk_") && secret.len() == 51, "{secret}");
@@ -543,23 +621,48 @@ fn keys_cli_creates_lists_and_revokes_scoped_keys() {
             .as_u16()
     };
     assert_eq!(start(&secret), 200);
-    let read = c.get(format!("{}/api/trajectories", serve.base)).bearer_auth(&secret).send().unwrap();
+    let read = c
+        .get(format!("{}/api/trajectories", serve.base))
+        .bearer_auth(&secret)
+        .send()
+        .unwrap();
     assert_eq!(read.status(), 403);
 
     let (ok, list, _) = run(&["keys", "list", "--data-dir", &data], &[]);
-    assert!(ok && list.contains("agent-1") && list.contains("ingest"), "{list}");
+    assert!(
+        ok && list.contains("agent-1") && list.contains("ingest"),
+        "{list}"
+    );
     assert!(!list.contains(&secret[11..]), "secrets are never listed");
-    let (ok, _, err) = run(&["keys", "create", "--name", "x", "--scope", "root", "--data-dir", &data], &[]);
+    let (ok, _, err) = run(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "root",
+            "--data-dir",
+            &data,
+        ],
+        &[],
+    );
     assert!(!ok && err.contains("unknown scope"), "{err}");
 
     let (ok, _, err) = run(&["keys", "revoke", "agent-1", "--data-dir", &data], &[]);
     assert!(ok, "{err}");
     let revoked = Instant::now();
     while start(&secret) != 401 {
-        assert!(revoked.elapsed() < Duration::from_secs(12), "revoked key still accepted");
+        assert!(
+            revoked.elapsed() < Duration::from_secs(12),
+            "revoked key still accepted"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
-    println!("revoked key refused {:?} after `lightning keys revoke`", revoked.elapsed());
+    println!(
+        "revoked key refused {:?} after `lightning keys revoke`",
+        revoked.elapsed()
+    );
     let (ok, _, err) = run(&["keys", "revoke", "agent-1", "--data-dir", &data], &[]);
     assert!(!ok && err.contains("not found"), "{err}");
 
@@ -584,15 +687,24 @@ fn keys_cli_creates_lists_and_revokes_scoped_keys() {
 fn short_keys_are_refused_and_database_passwords_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let (ok, _, err) = run(&["serve", "--port", "0", "--data-dir", data], &[("API_KEY", "short-key")]);
+    let (ok, _, err) = run(
+        &["serve", "--port", "0", "--data-dir", data],
+        &[("API_KEY", "short-key")],
+    );
     assert!(!ok);
-    assert!(err.contains("API_KEY (--api-key) is 9 characters long; keys shorter than 16 are refused"), "{err}");
+    assert!(
+        err.contains("API_KEY (--api-key) is 9 characters long; keys shorter than 16 are refused"),
+        "{err}"
+    );
     assert!(!err.contains("short-key"), "{err}");
 
     let serve = Serve::start(&["--api-key", "sixteen-chars-ok"]);
     std::thread::sleep(Duration::from_millis(300));
     let log = serve.log.lock().unwrap().clone();
-    assert!(log.contains("only 16 characters long; use at least 32"), "{log}");
+    assert!(
+        log.contains("only 16 characters long; use at least 32"),
+        "{log}"
+    );
     drop(serve);
 
     // In parallel: each unreachable PostgreSQL takes the pool's acquire timeout to give up.
@@ -608,7 +720,15 @@ fn short_keys_are_refused_and_database_passwords_never_printed() {
         let data = data.to_string();
         std::thread::spawn(move || {
             let (ok, out, err) = run(
-                &["serve", "--port", "0", "--db-connect-timeout", "1", "--data-dir", &data],
+                &[
+                    "serve",
+                    "--port",
+                    "0",
+                    "--db-connect-timeout",
+                    "1",
+                    "--data-dir",
+                    &data,
+                ],
                 &[("DATABASE_URL", url), ("API_KEY", KEY)],
             );
             (url, ok, format!("{out}{err}"))

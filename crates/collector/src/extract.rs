@@ -141,7 +141,10 @@ pub fn check_query(query: &str) -> Result<(), ApiError> {
         if let Some(c) = name.chars().find(|c| c.is_control()) {
             return Err(ApiError::BadRequest(format!(
                 "invalid query parameter name {:?}: contains the control character U+{:04X}",
-                name.chars().filter(|c| !c.is_control()).take(64).collect::<String>(),
+                name.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>(),
                 c as u32
             )));
         }
@@ -206,12 +209,27 @@ mod tests {
         assert!(check_query("q=hello+world&agentId=a%2Fb&limit=5").is_ok());
         assert!(check_query("q=caf%C3%A9").is_ok());
         for (query, expected) in [
-            ("q=%00zzz", "invalid query parameter q: contains the control character U+0000"),
-            ("agentId=a%0Ab", "invalid query parameter agentId: contains the control character U+000A"),
-            ("taskType=%7F", "invalid query parameter taskType: contains the control character U+007F"),
-            ("q=%C2%85", "invalid query parameter q: contains the control character U+0085"),
+            (
+                "q=%00zzz",
+                "invalid query parameter q: contains the control character U+0000",
+            ),
+            (
+                "agentId=a%0Ab",
+                "invalid query parameter agentId: contains the control character U+000A",
+            ),
+            (
+                "taskType=%7F",
+                "invalid query parameter taskType: contains the control character U+007F",
+            ),
+            (
+                "q=%C2%85",
+                "invalid query parameter q: contains the control character U+0085",
+            ),
             ("q=%FF", "invalid query parameter q: not valid UTF-8"),
-            ("%00=1", "invalid query parameter name \"\": contains the control character U+0000"),
+            (
+                "%00=1",
+                "invalid query parameter name \"\": contains the control character U+0000",
+            ),
         ] {
             match check_query(query) {
                 Err(ApiError::BadRequest(message)) => assert_eq!(message, expected, "{query}"),

@@ -307,7 +307,11 @@ impl Authenticator {
     }
 
     /// The scope of a presented secret: the admin key, a cached lookup, or the store.
-    async fn scope_of(&self, store: &dyn lightning_store::Store, secret: &str) -> ApiResult<Option<Scope>> {
+    async fn scope_of(
+        &self,
+        store: &dyn lightning_store::Store,
+        secret: &str,
+    ) -> ApiResult<Option<Scope>> {
         if self.admin.matches(secret) {
             return Ok(Some(Scope::Admin));
         }

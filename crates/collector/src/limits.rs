@@ -183,7 +183,8 @@ pub fn check_json_cost(bytes: &[u8]) -> Result<usize, ApiError> {
     Ok(cost)
 }
 
-const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+const BUSY_RESPONSE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 retry-after: 1\r\nconnection: close\r\ncontent-length: 48\r\n\r\n\
 {\"error\":\"too many open connections; retry later\"}";
 
@@ -225,13 +226,12 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(
-            app.clone()
-                .map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(addr));
-                    req.map(axum::body::Body::new)
-                }),
-        );
+        let service = hyper_util::service::TowerToHyperService::new(app.clone().map_request(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(addr));
+                req.map(axum::body::Body::new)
+            },
+        ));
         let conn = http.serve_connection(TokioIo::new(stream), service);
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
@@ -262,7 +262,10 @@ mod tests {
         let dense = b"[1,1,1,1]";
         assert_eq!(json_parse_cost(dense), 5 * 64 + dense.len());
         let members = br#"{"a":1,"b":2}"#;
-        assert_eq!(json_parse_cost(members), 3 * 64 + 640 + 2 * 96 + members.len());
+        assert_eq!(
+            json_parse_cost(members),
+            3 * 64 + 640 + 2 * 96 + members.len()
+        );
         // Structure inside strings costs nothing extra.
         let text = br#"{"a":"[,{:}\"],"}"#;
         assert_eq!(json_parse_cost(text), 2 * 64 + 640 + 96 + text.len());

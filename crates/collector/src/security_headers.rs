@@ -17,10 +17,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 pub async fn add(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let no_store = path == "/api"
-        || path.starts_with("/api/")
-        || path == "/metrics"
-        || path == "/health";
+    let no_store =
+        path == "/api" || path.starts_with("/api/") || path == "/metrics" || path == "/health";
     let mut response = next.run(req).await;
     let refused = matches!(response.status().as_u16(), 401 | 403 | 429);
     let headers = response.headers_mut();

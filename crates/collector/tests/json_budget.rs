@@ -10,7 +10,9 @@ use std::{
     },
 };
 
-use lightning_collector::limits::{check_json_cost, json_parse_cost, JSON_COST_FLOOR, JSON_COST_MULTIPLE};
+use lightning_collector::limits::{
+    check_json_cost, json_parse_cost, JSON_COST_FLOOR, JSON_COST_MULTIPLE,
+};
 
 struct Counting;
 
@@ -71,7 +73,10 @@ fn the_estimate_bounds_what_parsing_allocates() {
     let _serial = SERIAL.lock().unwrap();
     let n = 100_000;
     let shapes: Vec<(&str, Vec<u8>)> = vec![
-        ("many small keys", repeat("{", |i| format!("\"k{i}\":1"), n, "}")),
+        (
+            "many small keys",
+            repeat("{", |i| format!("\"k{i}\":1"), n, "}"),
+        ),
         ("dense integers", repeat("[", |_| "1".into(), n, "]")),
         ("empty objects", repeat("[", |_| "{}".into(), n, "]")),
         ("empty arrays", repeat("[", |_| "[]".into(), n, "]")),
@@ -85,7 +90,9 @@ fn the_estimate_bounds_what_parsing_allocates() {
             "steps of small tool inputs",
             repeat(
                 "{\"steps\":[",
-                |i| format!("{{\"stepNumber\":{i},\"toolName\":\"R\",\"toolInput\":{{\"a\":1,\"b\":[1,2]}}}}"),
+                |i| {
+                    format!("{{\"stepNumber\":{i},\"toolName\":\"R\",\"toolInput\":{{\"a\":1,\"b\":[1,2]}}}}")
+                },
                 n / 4,
                 "]}",
             ),
@@ -119,7 +126,10 @@ fn the_estimate_bounds_what_parsing_allocates() {
         }
         // Whatever passes the check costs at most the stated multiple.
         if check_json_cost(&bytes).is_ok() {
-            assert!(actual <= bytes.len() * JSON_COST_MULTIPLE + JSON_COST_FLOOR, "{name}");
+            assert!(
+                actual <= bytes.len() * JSON_COST_MULTIPLE + JSON_COST_FLOOR,
+                "{name}"
+            );
         }
     }
 }
@@ -142,7 +152,12 @@ fn pathological_bodies_of_the_issue_are_refused() {
     // The same size of ordinary steps passes.
     let ordinary = repeat(
         "{\"steps\":[",
-        |i| format!("{{\"stepNumber\":{i},\"toolName\":\"Bash\",\"toolOutput\":\"{}\"}}", "y".repeat(9000)),
+        |i| {
+            format!(
+                "{{\"stepNumber\":{i},\"toolName\":\"Bash\",\"toolOutput\":\"{}\"}}",
+                "y".repeat(9000)
+            )
+        },
         820,
         "]}",
     );

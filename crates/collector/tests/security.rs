@@ -31,7 +31,11 @@ fn operations() -> Vec<(Method, String, Value)> {
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            out.push((method.to_uppercase().parse().unwrap(), path.clone(), op.clone()));
+            out.push((
+                method.to_uppercase().parse().unwrap(),
+                path.clone(),
+                op.clone(),
+            ));
         }
     }
     out
@@ -198,12 +202,19 @@ async fn keys_are_created_once_listed_without_secrets_stored_hashed_and_revoked_
     assert_eq!(created["prefix"], secret[..11]);
 
     // Only the digest is stored: no column holds the secret.
-    let stored = store.store.find_key(&keys::hash_key(&secret)).await.unwrap();
+    let stored = store
+        .store
+        .find_key(&keys::hash_key(&secret))
+        .await
+        .unwrap();
     assert_eq!(stored.unwrap().name, "agent-7");
     let listed = s.get("/api/keys").await;
     assert_eq!(listed.0, 200);
     let text = listed.1.to_string();
-    assert!(!text.contains(&secret[11..]), "the secret is never listed: {text}");
+    assert!(
+        !text.contains(&secret[11..]),
+        "the secret is never listed: {text}"
+    );
     assert_eq!(listed.1["keys"][0]["name"], "agent-7");
 
     // The new key works for its scope only.
@@ -212,7 +223,8 @@ async fn keys_are_created_once_listed_without_secrets_stored_hashed_and_revoked_
             .request(method, format!("{}{path}", s.base))
             .bearer_auth(&secret)
     };
-    let (status, started) = send(use_key(Method::POST, "/api/trajectories/start").json(&json!({"agentId": "a"}))).await;
+    let (status, started) =
+        send(use_key(Method::POST, "/api/trajectories/start").json(&json!({"agentId": "a"}))).await;
     assert_eq!(status, 200, "{started}");
     assert_eq!(send(use_key(Method::GET, "/api/trajectories")).await.0, 403);
 
@@ -222,17 +234,29 @@ async fn keys_are_created_once_listed_without_secrets_stored_hashed_and_revoked_
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("agent-7"));
-    let (status, body) = s.post("/api/keys", &json!({"name": "a b", "scope": "read"})).await;
-    assert_eq!((status, body["error"].as_str().unwrap().starts_with("name:")), (400, true), "{body}");
-    let (status, _) = s.post("/api/keys", &json!({"name": "x", "scope": "root"})).await;
+    let (status, body) = s
+        .post("/api/keys", &json!({"name": "a b", "scope": "read"}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap().starts_with("name:")),
+        (400, true),
+        "{body}"
+    );
+    let (status, _) = s
+        .post("/api/keys", &json!({"name": "x", "scope": "root"}))
+        .await;
     assert_eq!(status, 400);
 
     // Revocation takes effect at once on this collector.
     let (status, _) = send(s.request(Method::DELETE, "/api/keys/agent-7")).await;
     assert_eq!(status, 200);
-    let (status, body) = send(use_key(Method::POST, "/api/trajectories/start").json(&json!({"agentId": "a"}))).await;
+    let (status, body) =
+        send(use_key(Method::POST, "/api/trajectories/start").json(&json!({"agentId": "a"}))).await;
     assert_eq!((status, body), (401, json!({"error": "Unauthorized"})));
-    assert_eq!(send(s.request(Method::DELETE, "/api/keys/agent-7")).await.0, 404);
+    assert_eq!(
+        send(s.request(Method::DELETE, "/api/keys/agent-7")).await.0,
+        404
+    );
     let listed = s.get("/api/keys").await.1;
     assert!(listed["keys"][0]["revokedAt"].is_string(), "{listed}");
     // The name can be reused once revoked.
@@ -244,11 +268,11 @@ async fn keys_are_created_once_listed_without_secrets_stored_hashed_and_revoked_
 
 /// Every query parameter of every operation in the document, with NUL, other control
 /// characters and invalid UTF-8: 400 naming the parameter, never 500, never a match-all.
-async fn nul_and_control_characters_in_every_query_parameter_get_400_naming_it(
-    store: &TestStore,
-) {
+async fn nul_and_control_characters_in_every_query_parameter_get_400_naming_it(store: &TestStore) {
     let s = Server::start(store.store.clone()).await;
-    let id = s.start_trajectory(&json!({"agentId": "a", "taskType": "t"})).await;
+    let id = s
+        .start_trajectory(&json!({"agentId": "a", "taskType": "t"}))
+        .await;
     let mut checked = 0;
     for (method, path, op) in operations() {
         let params: Vec<String> = op["parameters"]
@@ -261,7 +285,9 @@ async fn nul_and_control_characters_in_every_query_parameter_get_400_naming_it(
             })
             .unwrap_or_default();
         for param in params {
-            for bad in ["%00", "a%00zzz", "%01", "x%0Ay", "%1F", "%7F", "%C2%80", "%FF", "%C3"] {
+            for bad in [
+                "%00", "a%00zzz", "%01", "x%0Ay", "%1F", "%7F", "%C2%80", "%FF", "%C3",
+            ] {
                 let url = format!(
                     "{}{}?{param}={bad}",
                     s.base,
@@ -287,9 +313,15 @@ async fn nul_and_control_characters_in_every_query_parameter_get_400_naming_it(
     assert!(checked >= 9 * 15, "{checked}");
     // Ordinary text still matches as before.
     let (status, page) = s.get("/api/trajectories?q=t&agentId=a").await;
-    assert_eq!((status, page["trajectories"].as_array().unwrap().len()), (200, 1));
+    assert_eq!(
+        (status, page["trajectories"].as_array().unwrap().len()),
+        (200, 1)
+    );
     let (status, page) = s.get("/api/trajectories?q=zzz").await;
-    assert_eq!((status, page["trajectories"].as_array().unwrap().len()), (200, 0));
+    assert_eq!(
+        (status, page["trajectories"].as_array().unwrap().len()),
+        (200, 0)
+    );
 }
 
 async fn export_failures_are_errors_not_empty_answers(store: &TestStore) {
@@ -317,7 +349,10 @@ async fn trajectory_detail_pages_its_steps(store: &TestStore) {
         .map(|n| json!({"stepNumber": n, "toolName": "Read"}))
         .collect();
     let (status, _) = s
-        .post(&format!("/api/trajectories/{id}/steps/batch"), &json!({"steps": steps}))
+        .post(
+            &format!("/api/trajectories/{id}/steps/batch"),
+            &json!({"steps": steps}),
+        )
         .await;
     assert_eq!(status, 200);
     // Default 500 steps a page; nextStepsAfter leads through the rest, in order.
@@ -325,7 +360,10 @@ async fn trajectory_detail_pages_its_steps(store: &TestStore) {
     assert_eq!(status, 200);
     assert_eq!(first["steps"].as_array().unwrap().len(), 500);
     assert_eq!(first["nextStepsAfter"], 499);
-    assert_eq!(first["id"], id, "the trajectory's fields stay at the top level");
+    assert_eq!(
+        first["id"], id,
+        "the trajectory's fields stay at the top level"
+    );
     let mut seen: Vec<i64> = Vec::new();
     let mut after: Option<i64> = None;
     loop {
@@ -334,7 +372,13 @@ async fn trajectory_detail_pages_its_steps(store: &TestStore) {
             .get(&format!("/api/trajectories/{id}?stepsLimit=400{query}"))
             .await;
         assert_eq!(status, 200, "{page}");
-        seen.extend(page["steps"].as_array().unwrap().iter().map(|s| s["stepNumber"].as_i64().unwrap()));
+        seen.extend(
+            page["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["stepNumber"].as_i64().unwrap()),
+        );
         match page["nextStepsAfter"].as_i64() {
             Some(next) => after = Some(next),
             None => break,
@@ -345,7 +389,9 @@ async fn trajectory_detail_pages_its_steps(store: &TestStore) {
         let (status, body) = s.get(&format!("/api/trajectories/{id}?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
-    let (status, page) = s.get(&format!("/api/trajectories/{id}?stepsLimit=2000")).await;
+    let (status, page) = s
+        .get(&format!("/api/trajectories/{id}?stepsLimit=2000"))
+        .await;
     assert_eq!((status, page["nextStepsAfter"].clone()), (200, Value::Null));
 }
 
@@ -373,7 +419,9 @@ async fn failed_attempts_are_throttled_per_address() {
     };
     let a = from("127.0.0.1");
     for _ in 0..5 {
-        let r = a.get(format!("{}/api/agents", s.base)).bearer_auth("wrong-key-0123456789");
+        let r = a
+            .get(format!("{}/api/agents", s.base))
+            .bearer_auth("wrong-key-0123456789");
         assert_eq!(send(r).await.0, 401);
     }
     let r = a
@@ -383,7 +431,11 @@ async fn failed_attempts_are_throttled_per_address() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
     // Another loopback address is its own client.
     let b = from("127.0.0.2");
@@ -433,7 +485,13 @@ async fn security_headers_and_no_open_redirect() {
             assert_eq!(h["cache-control"], "no-store", "{path}");
         }
     }
-    for path in ["//assets", "//evil.example", "//assets/", "/assets", "///evil.example/x"] {
+    for path in [
+        "//assets",
+        "//evil.example",
+        "//assets/",
+        "/assets",
+        "///evil.example/x",
+    ] {
         let r = no_redirects
             .get(format!("{}{path}", s.base))
             .send()
@@ -479,5 +537,8 @@ fn undeclared_routes_default_to_admin() {
         table.access(&Method::GET, Some("/api/stats")),
         keys::Access::Scope(Scope::Read)
     );
-    assert_eq!(table.access(&Method::GET, Some("/health")), keys::Access::Public);
+    assert_eq!(
+        table.access(&Method::GET, Some("/health")),
+        keys::Access::Public
+    );
 }

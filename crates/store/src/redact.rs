@@ -75,7 +75,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied(), bytes.get(i + 2).copied()) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
             (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
                 out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
                 i += 3;
@@ -155,10 +159,15 @@ mod tests {
     #[test]
     fn unsupported_secret_parameters_never_reach_the_driver() {
         assert_eq!(
-            without_unsupported_secrets("postgres://h/db?sslpassword=s3&sslmode=require&password=p"),
+            without_unsupported_secrets(
+                "postgres://h/db?sslpassword=s3&sslmode=require&password=p"
+            ),
             "postgres://h/db?sslmode=require&password=p"
         );
-        assert_eq!(without_unsupported_secrets("postgres://h/db?sslpassword=s3"), "postgres://h/db");
+        assert_eq!(
+            without_unsupported_secrets("postgres://h/db?sslpassword=s3"),
+            "postgres://h/db"
+        );
     }
 
     /// Every form a password can take in a DATABASE_URL; the secret never survives.

@@ -83,8 +83,12 @@ impl SqliteStore {
 
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
         let options = match config.database_url.as_deref() {
-            Some(url) => SqliteConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("invalid SQLite URL {}: {e}", crate::redact_url(url))))?,
+            Some(url) => SqliteConnectOptions::from_str(url).map_err(|e| {
+                StoreError::Config(format!(
+                    "invalid SQLite URL {}: {e}",
+                    crate::redact_url(url)
+                ))
+            })?,
             None => {
                 let db = config.data_dir.join("lightning.db");
                 crate::private_files::create_dir(&config.data_dir)
