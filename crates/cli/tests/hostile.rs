@@ -489,8 +489,7 @@ fn dense_json_bodies_are_refused_within_a_memory_bound() {
 }
 
 /// Bound: reading a 10,000-step trajectory of 9 KB steps (90 MB) page by page raises the peak
-/// RSS by less than 64 MiB at the default page (500 steps) and 160 MiB at the largest (2,000,
-/// all 10,000 steps);
+/// RSS by less than 64 MiB at the default page (500 steps) and 160 MiB at the largest (2,000);
 /// the unpaged answer was 100 MB and took the process to 859 MB.
 #[test]
 fn a_paged_10000_step_trajectory_stays_under_a_memory_peak() {
@@ -522,9 +521,10 @@ fn a_paged_10000_step_trajectory_stays_under_a_memory_peak() {
         assert_eq!(r.status(), 200);
     }
     let ingest = ingest.elapsed();
-    // The default page over the first 2,000 steps, then the largest page over all 10,000
-    // (a debug build serializes ~5 MB/s on a loaded machine; the full default walk adds ~20 s).
-    for (limit, bound_mib, pages_to_read) in [(None, 64u64, 4), (Some(2000), 160, usize::MAX)] {
+    // Two pages at the default size, then two at the largest: the peak is per page (a debug
+    // build serializes only a few MB/s on a loaded machine, so the walk is not run to the end
+    // here; the dashboard's end-to-end test follows every page of a 10,000-step trajectory).
+    for (limit, bound_mib, pages_to_read) in [(None, 64u64, 2usize), (Some(2000), 160, 2)] {
         std::thread::sleep(Duration::from_millis(200));
         let before = serve.rss();
         serve.reset_peak();
