@@ -175,11 +175,15 @@ fn junk(serve: &Serve, n: usize, seed: usize) {
                     let k = seed + t * n + i;
                     // A 4 KB made-up method, and a made-up path under /api or beside it.
                     // Half long enough for hyper to refuse, half short enough to reach the routes.
-                    let len = if k % 3 == 0 { 4096 } else { 8 + k % 40 };
+                    let len = if k.is_multiple_of(3) {
+                        4096
+                    } else {
+                        8 + k % 40
+                    };
                     let method: String = (0..len)
                         .map(|j| (b'A' + ((k * 31 + j * 7) % 26) as u8) as char)
                         .collect();
-                    let path = if k % 2 == 0 {
+                    let path = if k.is_multiple_of(2) {
                         format!("/api/x{k}/{}", "y".repeat(200))
                     } else {
                         format!("/z{k}")

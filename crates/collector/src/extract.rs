@@ -200,6 +200,14 @@ fn decode_component(raw: &str) -> Vec<u8> {
     out
 }
 
+/// Parses a trajectory id from the path, naming the bad value when it is not a UUID.
+pub fn trajectory_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| {
+        let shown: String = raw.chars().take(64).collect();
+        ApiError::BadRequest(format!("invalid trajectory id {shown:?}: expected a UUID"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,12 +245,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Parses a trajectory id from the path, naming the bad value when it is not a UUID.
-pub fn trajectory_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| {
-        let shown: String = raw.chars().take(64).collect();
-        ApiError::BadRequest(format!("invalid trajectory id {shown:?}: expected a UUID"))
-    })
 }
