@@ -65,7 +65,9 @@ describe('dashboard against lightning serve', () => {
     await signIn(session, server.key);
     const { page } = session;
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
-    assert.equal(await page.evaluate(() => localStorage.getItem('lightning.apiKey')), server.key);
+    // The key is kept for this tab only (no "remember on this device").
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('lightning.apiKey')), server.key);
+    assert.equal(await page.evaluate(() => localStorage.getItem('lightning.apiKey')), null);
     await page.locator('.chart svg rect.bar-ok').first().waitFor();
     const trajectories = page.locator('.stat', { hasText: 'Trajectories' }).locator('.stat-value');
     assert.equal(await trajectories.innerText(), '11');
@@ -343,6 +345,48 @@ describe('dashboard against lightning serve', () => {
     await s.page.goto(`${server.url}/`);
     await s.page.locator('.chart svg rect.bar-ok').first().waitFor();
     await s.shot('09-dark-overview');
+    await expectNoProblems(s);
+    await s.context.close();
+  });
+  it('is served with browser hardening: CSP without inline script, no framing, no sniffing, no referrer', async () => {
+    const s = await newPage(chrome.browser);
+    const response = await s.page.goto(`${server.url}/`);
+    const headers = response.headers();
+    assert.match(headers['content-security-policy'], /script-src 'self'/);
+    assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+    assert.doesNotMatch(headers['content-security-policy'], /unsafe-inline|unsafe-eval/);
+    assert.equal(headers['x-content-type-options'], 'nosniff');
+    assert.equal(headers['referrer-policy'], 'no-referrer');
+    assert.equal(headers['x-frame-options'], 'DENY');
+    // API answers are never cached.
+    const api = await s.page.evaluate(async (key) => {
+      const r = await fetch('/api/agents', { headers: { Authorization: `Bearer ${key}` } });
+      return r.headers.get('cache-control');
+    }, server.key);
+    assert.equal(api, 'no-store');
+
+    // The browser enforces the policy: an injected inline script does not run.
+    s.allow(/Content Security Policy|Refused to execute inline script/);
+    const ran = await s.page.evaluate(() => {
+      const el = document.createElement('script');
+      el.textContent = 'window.__inlineRan = true';
+      document.body.appendChild(el);
+      return window.__inlineRan === true;
+    });
+    assert.equal(ran, false, 'inline script ran despite the CSP');
+
+    // Another page cannot frame the dashboard (the Promote button cannot be clickjacked).
+    s.allow(/Refused to (frame|display)|frame-ancestors|X-Frame-Options/);
+    await s.page.goto('about:blank');
+    await s.page.setContent(`<iframe id="victim" src="${server.url}/" width="600" height="400"></iframe>`);
+    await s.page.waitForTimeout(1500);
+    const framed = s.page.frames().find((f) => f !== s.page.mainFrame());
+    const framedRoot = framed ? await framed.evaluate(() => !!document.getElementById('root')).catch(() => false) : false;
+    assert.equal(framedRoot, false, 'the dashboard rendered inside a frame');
+
+    // `//assets` stays on this host (no redirect to a host named "assets").
+    const r = await fetch(`${server.url}//assets`, { redirect: 'manual' });
+    assert.equal(r.headers.get('location'), null);
     await expectNoProblems(s);
     await s.context.close();
   });

@@ -20,18 +20,23 @@ export function useSignOut(): (reason?: string) => void {
   return value.signOut;
 }
 
+/**
+ * The key lives in sessionStorage (gone when the tab closes) unless the user chose
+ * "Remember on this device", which keeps it in localStorage.
+ */
 export function readStoredKey(): string | null {
   try {
-    return window.localStorage.getItem(KEY_STORAGE);
+    return window.sessionStorage.getItem(KEY_STORAGE) ?? window.localStorage.getItem(KEY_STORAGE);
   } catch {
     return null;
   }
 }
 
-export function storeKey(key: string | null): void {
+export function storeKey(key: string | null, remember = false): void {
   try {
-    if (key === null) window.localStorage.removeItem(KEY_STORAGE);
-    else window.localStorage.setItem(KEY_STORAGE, key);
+    window.sessionStorage.removeItem(KEY_STORAGE);
+    window.localStorage.removeItem(KEY_STORAGE);
+    if (key !== null) (remember ? window.localStorage : window.sessionStorage).setItem(KEY_STORAGE, key);
   } catch {
     /* storage unavailable (private mode): the session just won't persist */
   }
@@ -44,8 +49,8 @@ export interface SessionState {
 
 export function useSession() {
   const [state, setState] = useState<SessionState>(() => ({ key: readStoredKey(), notice: null }));
-  const signIn = useCallback((key: string) => {
-    storeKey(key);
+  const signIn = useCallback((key: string, remember = false) => {
+    storeKey(key, remember);
     setState({ key, notice: null });
   }, []);
   const signOut = useCallback((notice?: string) => {

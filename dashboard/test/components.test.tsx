@@ -44,6 +44,7 @@ describe('sign in', () => {
     expect(alert.textContent).toMatch(/Wrong API key/);
     expect(screen.getByLabelText('API key').getAttribute('aria-invalid')).toBe('true');
     expect(window.localStorage.getItem(KEY_STORAGE)).toBeNull();
+    expect(window.sessionStorage.getItem(KEY_STORAGE)).toBeNull();
   });
 
   it('stores an accepted key and shows the app', async () => {
@@ -60,10 +61,34 @@ describe('sign in', () => {
     fireEvent.change(screen.getByLabelText('API key'), { target: { value: 'good-key' } });
     fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
     expect(await screen.findByRole('heading', { name: 'Overview', level: 1 })).toBeTruthy();
-    expect(window.localStorage.getItem(KEY_STORAGE)).toBe('good-key');
+    // Kept for this tab only unless the user asks to be remembered.
+    expect(window.sessionStorage.getItem(KEY_STORAGE)).toBe('good-key');
+    expect(window.localStorage.getItem(KEY_STORAGE)).toBeNull();
     expect(calls.every((c) => c.headers.Authorization === 'Bearer good-key')).toBe(true);
     fireEvent.click(screen.getByRole('button', { name: 'Sign out' }));
     expect(screen.getByLabelText('API key')).toBeTruthy();
+    expect(window.sessionStorage.getItem(KEY_STORAGE)).toBeNull();
+    expect(window.localStorage.getItem(KEY_STORAGE)).toBeNull();
+  });
+
+  it('remembers the key on this device only when asked', async () => {
+    mockFetch((call) => {
+      if (call.url.pathname === '/api/trajectories') return { body: { trajectories: [], nextCursor: null } };
+      if (call.url.pathname === '/api/agents') return { body: { agents: [] } };
+      if (call.url.pathname === '/api/stats')
+        return {
+          body: { trajectories: 0, running: 0, succeeded: 0, failed: 0, successRate: null, meanSteps: null, meanDurationMs: null, meanCostUsd: null, totalCostUsd: null, tools: [], agents: [], timeline: [] },
+        };
+      return undefined;
+    });
+    render(<App />);
+    fireEvent.change(screen.getByLabelText('API key'), { target: { value: 'kept-key' } });
+    fireEvent.click(screen.getByLabelText('Remember on this device'));
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    expect(await screen.findByRole('heading', { name: 'Overview', level: 1 })).toBeTruthy();
+    expect(window.localStorage.getItem(KEY_STORAGE)).toBe('kept-key');
+    expect(window.sessionStorage.getItem(KEY_STORAGE)).toBeNull();
+    fireEvent.click(screen.getByRole('button', { name: 'Sign out' }));
     expect(window.localStorage.getItem(KEY_STORAGE)).toBeNull();
   });
 

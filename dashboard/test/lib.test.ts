@@ -144,3 +144,22 @@ describe('router and ranges', () => {
     expect(sinceFor('all', now)).toBeUndefined();
   });
 });
+
+describe('Api.trajectory', () => {
+  it('follows the pages of steps to the end', async () => {
+    const { Api } = await import('../src/lib/api');
+    const { mockFetch, trajectory } = await import('./helpers');
+    const t = trajectory({ id: 'big' });
+    const calls = mockFetch((call) => {
+      if (call.url.pathname !== '/api/trajectories/big') return undefined;
+      const after = call.url.searchParams.get('stepsAfter');
+      if (after === null) return { body: { ...t, steps: [step(0), step(1)], nextStepsAfter: 1 } };
+      if (after === '1') return { body: { ...t, steps: [step(2), step(3)], nextStepsAfter: 3 } };
+      return { body: { ...t, steps: [step(4)], nextStepsAfter: null } };
+    });
+    const detail = await new Api('k').trajectory('big');
+    expect(detail.steps.map((s) => s.stepNumber)).toEqual([0, 1, 2, 3, 4]);
+    expect('nextStepsAfter' in detail).toBe(false);
+    expect(calls.map((c) => c.url.search)).toEqual(['', '?stepsAfter=1&stepsLimit=2000', '?stepsAfter=3&stepsLimit=2000']);
+  });
+});

@@ -183,17 +183,19 @@ impl HttpTarget {
             api_key: ApiKey::new(BENCH_KEY),
             body_limit: DEFAULT_BODY_LIMIT,
             dashboard_dir: None,
+            limits: lightning_collector::Limits::default(),
         };
+        let limits = config.limits.clone();
         let app = lightning_collector::router(store, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // The same server loop and limits as `lightning serve`.
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
+            let _ = lightning_collector::serve(listener, app, &limits, async move {
+                let _ = rx.await;
+            })
+            .await;
         });
         Ok(Self {
             base: format!("http://{addr}"),

@@ -2,6 +2,7 @@
 
 mod bench;
 mod grade;
+mod keys;
 mod optimize;
 mod optimize_bench;
 mod serve;
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the collector: the HTTP API, and the dashboard when it is built.
     Serve(serve::ServeArgs),
+    /// Manage named API keys with a scope (ingest, read, admin).
+    Keys(keys::KeysArgs),
     /// Measure ingest throughput and latency against SQLite and PostgreSQL.
     Bench(bench::BenchArgs),
     /// Improve an agent's system prompt from its stored trajectories (APO: critiques, edits,
@@ -59,11 +62,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Optimize(_)
         | Command::Analyze(_)
         | Command::Grade(_)
-        | Command::OptimizeBench(_) => "warn,sqlx=warn",
+        | Command::OptimizeBench(_)
+        | Command::Keys(_) => "warn,sqlx=warn",
         _ => "info,sqlx=warn",
     });
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Optimize(args) => optimize::run(*args).await,
         Command::Analyze(args) => optimize::analyze(args).await,

@@ -5,7 +5,9 @@ use std::{
 
 use anyhow::Context;
 use clap::Args;
-use lightning_collector::{ApiKey, CollectorConfig, DEFAULT_BODY_LIMIT};
+use lightning_collector::{
+    keys::check_configured_key, ApiKey, CollectorConfig, Limits, DEFAULT_BODY_LIMIT,
+};
 
 use crate::store_args::StoreArgs;
 
@@ -38,6 +40,52 @@ pub struct ServeArgs {
         default_value = "dashboard/dist"
     )]
     dashboard_dir: PathBuf,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Bounds on what any client can make the collector spend (docs/api.md, "Limits").
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Open connections; more are answered 503 with Retry-After and closed.
+    #[arg(long, env = "LIGHTNING_MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    #[arg(long, env = "LIGHTNING_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
+    max_in_flight: usize,
+
+    /// Seconds a client has to send a request's headers (also how long an idle keep-alive
+    /// connection is kept).
+    #[arg(long, env = "LIGHTNING_HEADER_TIMEOUT", default_value_t = Limits::default().header_timeout.as_secs())]
+    header_timeout: u64,
+
+    /// Seconds a client has to send a request body (408 after).
+    #[arg(long, env = "LIGHTNING_BODY_TIMEOUT", default_value_t = Limits::default().body_timeout.as_secs())]
+    body_timeout: u64,
+
+    /// Bytes of JSON bodies read and parsed at once, counting their estimated parse cost.
+    #[arg(long, env = "LIGHTNING_JSON_MEMORY_BUDGET", default_value_t = Limits::default().json_memory_budget)]
+    json_memory_budget: usize,
+
+    /// Failed key checks per client address per minute before it gets 429 for the minute.
+    #[arg(long, env = "LIGHTNING_AUTH_FAILURES_PER_MINUTE", default_value_t = Limits::default().auth_failures_per_minute)]
+    auth_failures_per_minute: u32,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            max_in_flight: self.max_in_flight,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout.max(1)),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout.max(1)),
+            json_memory_budget: self.json_memory_budget,
+            auth_failures_per_minute: self.auth_failures_per_minute,
+            ..Limits::default()
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -48,10 +96,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.store.describe(),
         store.backend()
     );
+    let limits = args.limits.limits();
     let config = CollectorConfig {
         api_key: ApiKey::new(&api_key),
         body_limit: args.body_limit,
         dashboard_dir: Some(args.dashboard_dir.clone()),
+        limits: limits.clone(),
     };
     let app = lightning_collector::router(store, config);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
@@ -59,9 +109,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!("Agent Lightning collector listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    lightning_collector::serve(listener, app, &limits, shutdown_signal()).await?;
     tracing::info!("collector stopped");
     Ok(())
 }
@@ -70,7 +118,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn resolve_api_key(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<String> {
     if let Some(key) = configured {
         anyhow::ensure!(!key.trim().is_empty(), "API_KEY is set but empty");
-        return Ok(key.trim().to_string());
+        return checked_key(key.trim(), "API_KEY (--api-key)");
     }
     let path = data_dir.join("api_key");
     if let Ok(stored) = std::fs::read_to_string(&path) {
@@ -80,10 +128,11 @@ fn resolve_api_key(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<
             "{} is empty; delete it to generate a new key",
             path.display()
         );
+        lightning_store::private_files::tighten(&path, 0o600);
         tracing::info!("API key: read from {}", path.display());
-        return Ok(stored);
+        return checked_key(&stored, &path.display().to_string());
     }
-    std::fs::create_dir_all(data_dir)
+    lightning_store::private_files::create_dir(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let key = format!("lk_{}", random_hex(24));
     write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
@@ -93,6 +142,16 @@ fn resolve_api_key(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<
         path.display()
     );
     Ok(key)
+}
+
+/// Refuses keys shorter than 16 characters and warns about those shorter than 32.
+fn checked_key(key: &str, source: &str) -> anyhow::Result<String> {
+    match check_configured_key(key, source) {
+        Err(refusal) => anyhow::bail!(refusal),
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Ok(None) => {}
+    }
+    Ok(key.to_string())
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -142,18 +201,20 @@ mod tests {
         assert!(first.starts_with("lk_") && first.len() == 51, "{first}");
         assert_eq!(resolve_api_key(None, dir.path()).unwrap(), first);
         assert_eq!(
-            resolve_api_key(Some(" given "), dir.path()).unwrap(),
-            "given"
+            resolve_api_key(Some(" given-key-0123456789 "), dir.path()).unwrap(),
+            "given-key-0123456789"
         );
         assert!(resolve_api_key(Some(""), dir.path()).is_err());
+        let short = resolve_api_key(Some("a"), dir.path()).unwrap_err();
+        assert!(short.to_string().contains("shorter than 16"), "{short}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("api_key"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("api_key")), 0o600);
+            let fresh = dir.path().join("fresh");
+            resolve_api_key(None, &fresh).unwrap();
+            assert_eq!(mode(&fresh), 0o700);
         }
     }
 }

@@ -221,16 +221,18 @@ fn configured_key_and_database_password_never_appear_in_logs() {
     assert!(!serve.log().contains("configured-key"), "{}", serve.log());
 }
 
+const KILL_KEY: &str = "kill-test-key-0123456789abcdef01";
+
 #[test]
 fn a_killed_collector_loses_nothing_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let args = ["--data-dir", data, "--api-key", "k"];
+    let args = ["--data-dir", data, "--api-key", KILL_KEY];
     let serve = Serve::start(&args, &[]);
     let (_, body) = call(
         "POST",
         &format!("{}/api/trajectories/start", serve.base),
-        "k",
+        KILL_KEY,
         Some(&json!({"agentId": "crash"})),
     );
     let id = body["trajectoryId"].as_str().unwrap().to_string();
@@ -251,7 +253,7 @@ fn a_killed_collector_loses_nothing_it_acknowledged() {
             let body = json!({"steps": [{"stepNumber": n, "toolName": "Write", "toolOutput": "x".repeat(2000)}]});
             match client
                 .post(format!("{base}/api/trajectories/{id2}/steps/batch"))
-                .bearer_auth("k")
+                .bearer_auth(KILL_KEY)
                 .json(&body)
                 .send()
             {
@@ -277,9 +279,13 @@ fn a_killed_collector_loses_nothing_it_acknowledged() {
     let serve = Serve::start(&args, &[]);
     let (status, t) = call(
         "GET",
-        &format!("{}/api/trajectories/{id}", serve.base),
-        "k",
+        &format!("{}/api/trajectories/{id}?stepsLimit=2000", serve.base),
+        KILL_KEY,
         None,
+    );
+    assert!(
+        t["nextStepsAfter"].is_null(),
+        "all steps fit one page of 2000"
     );
     assert_eq!(status, 200);
     let stored: Vec<i64> = t["steps"]

@@ -34,15 +34,34 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 "expected Content-Type: application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge {
-                    limit: state.config.body_limit,
+        let limit = state.config.body_limit;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(limit)
+            .min(limit);
+        // The body's bytes count against the JSON memory budget while it is read and parsed.
+        let _reading = state.limits.reserve_json(declared).await?;
+        let timeout = state.limits.limits.body_timeout;
+        let bytes = tokio::time::timeout(timeout, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| {
+                ApiError::RequestTimeout(format!(
+                    "the request body did not arrive within {}s",
+                    timeout.as_secs()
+                ))
+            })?
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge { limit }
+                } else {
+                    ApiError::BadRequest(format!("could not read the request body: {rejection}"))
                 }
-            } else {
-                ApiError::BadRequest(format!("could not read the request body: {rejection}"))
-            }
-        })?;
+            })?;
+        let cost = crate::limits::check_json_cost(&bytes)?;
+        let _parsing = state.limits.reserve_json(cost).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -87,7 +106,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Query-string parameters, rejected as 400 with serde's message.
+/// Query-string parameters, rejected as 400 with serde's message. Every parameter, on every
+/// route and backend alike, must be valid UTF-8 without control characters (NUL included):
+/// otherwise 400 naming the parameter, before anything reaches the store.
 pub struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
@@ -95,6 +116,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
+        check_query(query)?;
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(QueryParams)
@@ -108,10 +130,119 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// The input rule for query strings: each name and value, once decoded, is valid UTF-8 text
+/// without control characters.
+pub fn check_query(query: &str) -> Result<(), ApiError> {
+    for piece in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_name, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
+        let name = String::from_utf8(decode_component(raw_name)).map_err(|_| {
+            ApiError::BadRequest("invalid query parameter name: not valid UTF-8".into())
+        })?;
+        if let Some(c) = name.chars().find(|c| c.is_control()) {
+            return Err(ApiError::BadRequest(format!(
+                "invalid query parameter name {:?}: contains the control character U+{:04X}",
+                name.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>(),
+                c as u32
+            )));
+        }
+        let shown: String = name.chars().take(64).collect();
+        let value = String::from_utf8(decode_component(raw_value)).map_err(|_| {
+            ApiError::BadRequest(format!("invalid query parameter {shown}: not valid UTF-8"))
+        })?;
+        check_text(&shown, &value)
+            .map_err(|e| ApiError::BadRequest(format!("invalid query parameter {e}")))?;
+    }
+    Ok(())
+}
+
+/// `field: contains the control character U+0000` when `value` holds one.
+pub fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
+    match value.chars().find(|c| c.is_control()) {
+        Some(c) => Err(ApiError::BadRequest(format!(
+            "{field}: contains the control character U+{:04X}",
+            c as u32
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value, to bytes.
+fn decode_component(raw: &str) -> Vec<u8> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        match bytes[i] {
+            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Parses a trajectory id from the path, naming the bad value when it is not a UUID.
 pub fn trajectory_id(raw: &str) -> Result<Uuid, ApiError> {
     raw.parse().map_err(|_| {
         let shown: String = raw.chars().take(64).collect();
         ApiError::BadRequest(format!("invalid trajectory id {shown:?}: expected a UUID"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_rule_names_the_parameter() {
+        assert!(check_query("q=hello+world&agentId=a%2Fb&limit=5").is_ok());
+        assert!(check_query("q=caf%C3%A9").is_ok());
+        for (query, expected) in [
+            (
+                "q=%00zzz",
+                "invalid query parameter q: contains the control character U+0000",
+            ),
+            (
+                "agentId=a%0Ab",
+                "invalid query parameter agentId: contains the control character U+000A",
+            ),
+            (
+                "taskType=%7F",
+                "invalid query parameter taskType: contains the control character U+007F",
+            ),
+            (
+                "q=%C2%85",
+                "invalid query parameter q: contains the control character U+0085",
+            ),
+            ("q=%FF", "invalid query parameter q: not valid UTF-8"),
+            (
+                "%00=1",
+                "invalid query parameter name \"\": contains the control character U+0000",
+            ),
+        ] {
+            match check_query(query) {
+                Err(ApiError::BadRequest(message)) => assert_eq!(message, expected, "{query}"),
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+    }
 }

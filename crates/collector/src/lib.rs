@@ -2,13 +2,15 @@
 //! Handlers are thin: they validate, call the [`Store`], and map errors in one place
 //! ([`error::ApiError`]). The collector keeps no state between requests.
 
-pub mod auth;
 pub mod error;
 pub mod extract;
 mod handlers;
+pub mod keys;
+pub mod limits;
 mod logging;
 pub mod metrics;
 pub mod openapi;
+mod security_headers;
 mod static_files;
 
 use std::{path::PathBuf, sync::Arc};
@@ -19,22 +21,27 @@ use axum::{
     routing::{any, get},
     Json, Router,
 };
+use lightning_core::Scope;
 use lightning_store::Store;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use auth::ApiKey;
 use error::ApiError;
+pub use keys::{scoped, ApiKey};
+pub use limits::{serve, Limits};
 
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct CollectorConfig {
+    /// The admin key (`API_KEY`); named keys with scopes live in the store.
     pub api_key: ApiKey,
     /// Largest accepted request body in bytes; larger ones get 413.
     pub body_limit: usize,
     /// Built dashboard (`index.html` and assets); a help page is served when it is missing.
     pub dashboard_dir: Option<PathBuf>,
+    /// Connection, in-flight, timeout and JSON memory bounds.
+    pub limits: Limits,
 }
 
 #[derive(Clone)]
@@ -43,20 +50,31 @@ pub struct AppState {
     pub config: Arc<CollectorConfig>,
     /// Counters for `/metrics`, per process (Prometheus sums across collectors).
     pub metrics: Arc<metrics::Metrics>,
+    /// Keys, route scopes and the failed-attempt throttle.
+    pub auth: Arc<keys::Authenticator>,
+    pub limits: Arc<limits::LimitState>,
 }
 
 pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
-    let state = AppState {
-        store,
-        config: Arc::new(config),
-        metrics: Arc::default(),
-    };
     let (protected, mut openapi) = protected_routes().split_for_parts();
     let (public, public_doc) = public_routes().split_for_parts();
     openapi.merge(public_doc);
+    let mut scopes = keys::RouteScopes::from_openapi(&openapi);
+    scopes.insert(axum::http::Method::GET, "/api/openapi.json", Scope::Read);
+    let state = AppState {
+        store,
+        auth: Arc::new(keys::Authenticator::new(
+            config.api_key.clone(),
+            scopes,
+            config.limits.auth_failures_per_minute,
+        )),
+        limits: Arc::new(limits::LimitState::new(config.limits.clone())),
+        config: Arc::new(config),
+        metrics: Arc::default(),
+    };
     let openapi = Arc::new(openapi);
-    let require_key = middleware::from_fn_with_state(state.clone(), auth::require_bearer);
-    Router::new()
+    let require_key = middleware::from_fn_with_state(state.clone(), keys::require_key);
+    let api = Router::new()
         .merge(protected)
         .route(
             "/api/openapi.json",
@@ -67,45 +85,63 @@ pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
         )
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
-        // Everything above needs the key (unknown /api paths too: they reveal nothing without it).
-        .route_layer(require_key)
+        .method_not_allowed_fallback(api_method_not_allowed)
+        // A layer, not a route layer: it also wraps the 405 answers, so every /api path says 401
+        // to a client without a key, whatever the method (unknown paths too: they reveal nothing).
+        .layer(require_key);
+    let app = Router::new()
+        .merge(api)
         .merge(public)
         .route_layer(middleware::from_fn(metrics::label_route))
-        .method_not_allowed_fallback(api_method_not_allowed)
         .merge(static_files::router(state.config.dashboard_dir.as_deref()))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            limits::limit_in_flight,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             logging::log_request,
         ))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, around routing itself: it also sees what method routers add after the
+    // layers above (such as `Allow`, which it strips from refusals).
+    Router::new()
+        .fallback_service(app)
+        .layer(middleware::from_fn(security_headers::add))
 }
 
-/// Every route that needs the API key. The router and the OpenAPI document are both built from
-/// this list (and [`public_routes`]), so neither can have a route the other lacks.
+/// Every route that needs a key, each with the scope it needs (the one place scopes are
+/// declared; see docs/api.md, "Keys and scopes"). A route added without `scoped` needs `admin`.
+/// The router and the OpenAPI document are both built from this list (and [`public_routes`]),
+/// so neither can have a route the other lacks.
 fn protected_routes() -> OpenApiRouter<AppState> {
-    use handlers::{ingest, read};
+    use handlers::{ingest, optimization as opt, read};
+    use Scope::{Admin, Ingest, Read};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(ingest::start))
-        .routes(routes!(ingest::steps_batch))
-        .routes(routes!(ingest::complete))
-        .routes(routes!(read::list))
-        .routes(routes!(read::export))
-        .routes(routes!(read::get, read::delete))
-        .routes(routes!(read::steps))
-        .routes(routes!(handlers::scores::create, handlers::scores::list))
-        .routes(routes!(handlers::scores::delete))
-        .routes(routes!(read::stats))
-        .routes(routes!(read::agents))
-        .routes(routes!(metrics::metrics))
-        .routes(routes!(handlers::optimization::list_runs))
-        .routes(routes!(handlers::optimization::get_run))
-        .routes(routes!(
-            handlers::optimization::list_prompts,
-            handlers::optimization::register_prompt
-        ))
-        .routes(routes!(handlers::optimization::latest_prompt))
-        .routes(routes!(handlers::optimization::promote_prompt))
+        .routes(scoped(Ingest, routes!(ingest::start)))
+        .routes(scoped(Ingest, routes!(ingest::steps_batch)))
+        .routes(scoped(Ingest, routes!(ingest::complete)))
+        .routes(scoped(Read, routes!(read::list)))
+        .routes(scoped(Read, routes!(read::export)))
+        .routes(scoped(Read, routes!(read::get)))
+        .routes(scoped(Admin, routes!(read::delete)))
+        .routes(scoped(Read, routes!(read::steps)))
+        .routes(scoped(Ingest, routes!(handlers::scores::create)))
+        .routes(scoped(Read, routes!(handlers::scores::list)))
+        .routes(scoped(Admin, routes!(handlers::scores::delete)))
+        .routes(scoped(Read, routes!(read::stats)))
+        .routes(scoped(Read, routes!(read::agents)))
+        .routes(scoped(Read, routes!(metrics::metrics)))
+        .routes(scoped(Read, routes!(opt::list_runs)))
+        .routes(scoped(Read, routes!(opt::get_run)))
+        .routes(scoped(Read, routes!(opt::list_prompts)))
+        .routes(scoped(Admin, routes!(opt::register_prompt)))
+        .routes(scoped(Ingest, routes!(opt::latest_prompt)))
+        .routes(scoped(Admin, routes!(opt::promote_prompt)))
+        .routes(scoped(Admin, routes!(keys::create_key)))
+        .routes(scoped(Admin, routes!(keys::list_keys)))
+        .routes(scoped(Admin, routes!(keys::revoke_key)))
 }
 
 /// Routes open to anyone (documented with an empty security requirement).

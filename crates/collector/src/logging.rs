@@ -15,8 +15,9 @@ use crate::{
 /// The query string is left out: it may carry search terms, and it is noise.
 /// Also records the request in the metrics, labelled by route template.
 pub async fn log_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // Bounded: a made-up method or path can be hundreds of kilobytes.
+    let method: String = req.method().as_str().chars().take(32).collect();
+    let path: String = req.uri().path().chars().take(512).collect();
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status();
@@ -28,7 +29,7 @@ pub async fn log_request(State(state): State<AppState>, req: Request, next: Next
         .map_or(UNMATCHED, |r| r.0.as_str());
     state
         .metrics
-        .observe(method.as_str(), route, status.as_u16(), started.elapsed());
+        .observe(&method, route, status.as_u16(), started.elapsed());
     if status.is_server_error() {
         tracing::warn!(target: "lightning::http", "{method} {path} - {} {reason} ({ms}ms)", status.as_u16());
     } else {

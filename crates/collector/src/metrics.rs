@@ -29,6 +29,12 @@ const BUCKETS: [f64; 12] = [
 /// Route label for requests that matched no route (bounded: never the raw path).
 pub const UNMATCHED: &str = "unmatched";
 
+/// The method label: one of a fixed set, so made-up methods cannot grow the metrics.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
+}
+
 #[derive(Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
@@ -51,7 +57,7 @@ pub struct RouteLabel(pub String);
 
 impl Metrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let key = (method.to_string(), route.to_string(), status);
+        let key = (method_label(method).to_string(), route.to_string(), status);
         *self
             .requests
             .lock()
@@ -195,6 +201,8 @@ mod tests {
         m.observe("GET", "/api/stats", 200, Duration::from_millis(3));
         m.observe("GET", "/api/stats", 200, Duration::from_millis(30));
         m.observe("POST", UNMATCHED, 404, Duration::from_micros(10));
+        m.observe("XYZZY", UNMATCHED, 405, Duration::from_micros(10));
+        m.observe(&"Q".repeat(4096), UNMATCHED, 405, Duration::from_micros(10));
         m.steps_ingested.fetch_add(10, Ordering::Relaxed);
         let text = m.render(lightning_store::PoolStatus {
             size: 2,
@@ -207,6 +215,10 @@ mod tests {
         assert!(text.contains(
             "lightning_http_requests_total{method=\"POST\",route=\"unmatched\",status=\"404\"} 1"
         ));
+        assert!(text.contains(
+            "lightning_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"405\"} 2"
+        ));
+        assert!(!text.contains("XYZZY"));
         assert!(text.contains(
             "lightning_http_request_duration_seconds_bucket{route=\"/api/stats\",le=\"0.005\"} 1"
         ));

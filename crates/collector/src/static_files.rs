@@ -20,11 +20,19 @@ try <code>GET /health</code>.</p>
 (or start everything with <code>./scripts/run</code>), then reload this page. Point the collector at
 another build with <code>--dashboard-dir</code> or <code>LIGHTNING_DASHBOARD_DIR</code>.</p></body></html>"#;
 
+const NOT_BUILT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+
 pub fn router(dir: Option<&Path>) -> Router<crate::AppState> {
     match dir.filter(|d| d.join("index.html").is_file()) {
         Some(dir) => {
             let index = dir.join("index.html");
-            Router::new().fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+            // No directory redirects: ServeDir would answer `//assets` with `Location: //assets/`,
+            // which a browser reads as another host. Directories get the app like any other path.
+            Router::new().fallback_service(
+                ServeDir::new(dir)
+                    .append_index_html_on_directories(false)
+                    .fallback(ServeFile::new(index)),
+            )
         }
         None => {
             if let Some(dir) = dir {
@@ -33,7 +41,11 @@ pub fn router(dir: Option<&Path>) -> Router<crate::AppState> {
             Router::new().fallback(|| async {
                 (
                     StatusCode::OK,
-                    [(header::CACHE_CONTROL, "no-store")],
+                    [
+                        (header::CACHE_CONTROL, "no-store"),
+                        // This static page's own inline style; still no script of any kind.
+                        (header::CONTENT_SECURITY_POLICY, NOT_BUILT_CSP),
+                    ],
                     Html(NOT_BUILT),
                 )
                     .into_response()

@@ -3,12 +3,14 @@
 //! Wire names are camelCase (the seed's contract); the store maps them to snake_case columns.
 
 pub mod ingest;
+pub mod keys;
 pub mod optimization;
 pub mod query;
 pub mod score;
 pub mod time;
 
 pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};
+pub use keys::{ApiKeyInfo, CreateKeyRequest, CreatedKey, NewApiKey, Scope};
 pub use optimization::{
     CandidateStatus, NewPrompt, OptimizationRun, Prompt, PromptCandidate, RunStatus,
     RunWithCandidates,

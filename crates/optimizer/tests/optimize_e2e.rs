@@ -319,6 +319,7 @@ async fn end_to_end(backend: Backend) {
             api_key: lightning_collector::ApiKey::new("test-key"),
             body_limit: lightning_collector::DEFAULT_BODY_LIMIT,
             dashboard_dir: None,
+            limits: lightning_collector::Limits::default(),
         },
     );
     let (status, runs) = call(

@@ -3,11 +3,14 @@
 
 mod error;
 mod export;
+pub mod keys;
 mod optimization;
 mod optimization_sql;
 pub mod postgres;
 mod scores;
 mod scores_sql;
+pub mod private_files;
+mod redact;
 mod sql;
 mod sql_store;
 pub mod sqlite;
@@ -25,13 +28,15 @@ use uuid::Uuid;
 
 pub use error::{StoreError, StoreResult};
 pub use export::export_stream;
+pub use keys::KeyStore;
 pub use optimization::OptimizationStore;
 pub use scores::ScoreStore;
+pub use redact::redact_url;
 
 /// Storage used by the collector and the optimizer. Implementations keep no state between calls
 /// beyond their connection pools, so any number of collectors can share one database.
 #[async_trait]
-pub trait Store: OptimizationStore + ScoreStore + Send + Sync + 'static {
+pub trait Store: OptimizationStore + ScoreStore + KeyStore + Send + Sync + 'static {
     /// Which backend this is, for logs and `/health`.
     fn backend(&self) -> Backend;
 
@@ -110,8 +115,8 @@ impl Backend {
     }
 }
 
-/// Where the data lives and how hard to try reaching it.
-#[derive(Debug, Clone)]
+/// Where the data lives and how hard to try reaching it. `Debug` masks the URL's password.
+#[derive(Clone)]
 pub struct StoreConfig {
     /// `postgres://…`, `sqlite://path`, or `None` for `<data_dir>/lightning.db`.
     pub database_url: Option<String>,
@@ -119,6 +124,20 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// How long a request waits for a connection before answering "unavailable".
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 impl StoreConfig {
@@ -154,34 +173,9 @@ pub async fn open(config: &StoreConfig) -> StoreResult<Arc<dyn Store>> {
     })
 }
 
-/// A database URL safe to print: the password, if any, replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords_only() {
-        assert_eq!(
-            redact_url("postgres://u:s3cret@db:5432/x?sslmode=require"),
-            "postgres://u:***@db:5432/x?sslmode=require"
-        );
-        assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
-        assert_eq!(redact_url("sqlite://a/b.db"), "sqlite://a/b.db");
-    }
 
     #[test]
     fn backend_from_url() {

@@ -73,7 +73,10 @@ impl PgStore {
     }
 
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
-        let url = config.database_url.as_deref().unwrap_or_default();
+        let url = crate::redact::without_unsupported_secrets(
+            config.database_url.as_deref().unwrap_or_default(),
+        );
+        let url = url.as_str();
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             StoreError::Config(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
         })?;
@@ -101,3 +104,4 @@ impl PgStore {
 crate::sql_store::impl_store!(PgStore, Postgres, Backend::Postgres);
 crate::optimization::impl_optimization_store!(PgStore, Postgres);
 crate::scores::impl_score_store!(PgStore, Postgres);
+crate::keys::impl_key_store!(PgStore, Postgres);

@@ -83,16 +83,23 @@ impl SqliteStore {
 
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
         let options = match config.database_url.as_deref() {
-            Some(url) => SqliteConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("invalid SQLite URL {url:?}: {e}")))?,
+            Some(url) => SqliteConnectOptions::from_str(url).map_err(|e| {
+                StoreError::Config(format!(
+                    "invalid SQLite URL {}: {e}",
+                    crate::redact_url(url)
+                ))
+            })?,
             None => {
-                std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-                    StoreError::Config(format!(
-                        "cannot create data directory {}: {e}",
-                        config.data_dir.display()
-                    ))
-                })?;
-                SqliteConnectOptions::new().filename(config.data_dir.join("lightning.db"))
+                let db = config.data_dir.join("lightning.db");
+                crate::private_files::create_dir(&config.data_dir)
+                    .and_then(|()| crate::private_files::create_file(&db))
+                    .map_err(|e| {
+                        StoreError::Config(format!(
+                            "cannot create data directory {}: {e}",
+                            config.data_dir.display()
+                        ))
+                    })?;
+                SqliteConnectOptions::new().filename(db)
             }
         }
         .create_if_missing(true)
@@ -108,6 +115,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        crate::private_files::tighten_database(options.get_filename());
         let reader = SqlitePoolOptions::new()
             .max_connections(config.max_connections.max(2))
             .acquire_timeout(config.acquire_timeout)
@@ -120,3 +128,4 @@ impl SqliteStore {
 crate::sql_store::impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
 crate::optimization::impl_optimization_store!(SqliteStore, Sqlite);
 crate::scores::impl_score_store!(SqliteStore, Sqlite);
+crate::keys::impl_key_store!(SqliteStore, Sqlite);

@@ -30,7 +30,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Start `lightning serve` on a free port with a fresh data dir. Resolves once GET /health is 200.
  * Returns { url, key, api, stop }.
  */
-export async function startServer({ key = 'e2e-secret-key' } = {}) {
+export async function startServer({ key = 'e2e-secret-key-0123456789abcdef0' } = {}) {
   const bin = resolve(dashboardDir, process.env.LIGHTNING_BIN ?? '../target/debug/lightning');
   if (!existsSync(bin)) {
     throw new Error(`lightning binary not found at ${bin}. Build it with \`cargo build -p lightning\` in the repo root or set LIGHTNING_BIN.`);

@@ -27,6 +27,10 @@ export class ApiError extends Error {
   get notFound(): boolean {
     return this.status === 404;
   }
+  /** A valid key whose scope does not allow this (e.g. a read key promoting a prompt). */
+  get forbidden(): boolean {
+    return this.status === 403;
+  }
 }
 
 export type Query = Record<string, string | number | boolean | null | undefined>;
@@ -97,8 +101,20 @@ export class Api {
   listTrajectories(filters: Query, signal?: AbortSignal): Promise<TrajectoryPage> {
     return this.request(`/api/trajectories${queryString(filters)}`, { signal });
   }
-  trajectory(id: string, signal?: AbortSignal): Promise<TrajectoryDetail> {
-    return this.request(`/api/trajectories/${encodeURIComponent(id)}`, { signal });
+  /** The trajectory with all its steps, following the server's pages of steps. */
+  async trajectory(id: string, signal?: AbortSignal): Promise<TrajectoryDetail> {
+    const path = `/api/trajectories/${encodeURIComponent(id)}`;
+    type Page = TrajectoryDetail & { nextStepsAfter?: number | null };
+    const first = await this.request<Page>(path, { signal });
+    const steps = [...first.steps];
+    let next = first.nextStepsAfter ?? null;
+    while (next !== null) {
+      const page = await this.request<Page>(`${path}${queryString({ stepsAfter: next, stepsLimit: 2000 })}`, { signal });
+      steps.push(...page.steps);
+      next = page.steps.length ? (page.nextStepsAfter ?? null) : null;
+    }
+    const { nextStepsAfter: _ignored, ...detail } = first;
+    return { ...detail, steps };
   }
   stepsAfter(id: string, after: number, limit = 1000, signal?: AbortSignal): Promise<{ steps: Step[] }> {
     return this.request(`/api/trajectories/${encodeURIComponent(id)}/steps${queryString({ after, limit })}`, { signal });

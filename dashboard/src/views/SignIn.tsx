@@ -1,8 +1,9 @@
 import { useId, useState, type FormEvent } from 'react';
 import { ApiError, verifyKey } from '../lib/api';
 
-export function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string) => void; notice: string | null }) {
+export function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string, remember: boolean) => void; notice: string | null }) {
   const [key, setKey] = useState('');
+  const [remember, setRemember] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const inputId = useId();
@@ -19,10 +20,10 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string) => vo
     setError(null);
     try {
       await verifyKey(trimmed);
-      onSignedIn(trimmed);
+      onSignedIn(trimmed, remember);
     } catch (err) {
       if (err instanceof ApiError && err.unauthorized) {
-        setError('Wrong API key: the collector answered 401 Unauthorized. Use the key given to `lightning serve --api-key` (or API_KEY).');
+        setError('Wrong API key: the collector answered 401 Unauthorized. Use the key given to `lightning serve --api-key` (or API_KEY), or a `read` key from `lightning keys create`.');
       } else if (err instanceof ApiError) {
         setError(`Could not sign in: ${err.message}`);
       } else {
@@ -39,7 +40,7 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string) => vo
           <span className="brand-mark">⚡</span> Agent Lightning
         </div>
         <h1 id="signin-title">Sign in</h1>
-        <p className="muted">Enter the collector's API key. It is kept in this browser only.</p>
+        <p className="muted">Enter the collector's API key (a <code>read</code> key is enough to browse). It is kept in this tab only, unless you choose to remember it.</p>
         {notice && !error && (
           <p className="notice" role="status">
             {notice}
@@ -57,6 +58,10 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string) => vo
           aria-invalid={error ? true : undefined}
           aria-describedby={error ? errorId : undefined}
         />
+        <label className="checkbox">
+          <input type="checkbox" name="remember" checked={remember} onChange={(e) => setRemember(e.target.checked)} />
+          Remember on this device
+        </label>
         {error && (
           <p id={errorId} className="form-error" role="alert">
             {error}

@@ -53,7 +53,7 @@ export class Collector {
 
   constructor(dataDir?: string, private readonly options: CollectorOptions = {}) {
     this.dataDir = dataDir ?? mkdtempSync(join(tmpdir(), 'lightning-it-'));
-    this.apiKey = options.apiKey ?? 'it-key-' + Math.random().toString(36).slice(2);
+    this.apiKey = options.apiKey ?? 'it-key-' + Math.random().toString(36).slice(2).padEnd(12, '0') + '-0123456789ab';
   }
 
   /** Process id of the running collector (0 when stopped). */
@@ -155,8 +155,18 @@ export class Collector {
     return (await this.get(`/api/trajectories?agentId=${encodeURIComponent(agentId)}&limit=1000`)).trajectories;
   }
 
+  /** The trajectory with every step, following the collector's pages of steps. */
   async trajectory(id: string): Promise<any> {
-    return this.get(`/api/trajectories/${encodeURIComponent(id)}`);
+    const path = `/api/trajectories/${encodeURIComponent(id)}`;
+    const first = await this.get(path);
+    let next = first.nextStepsAfter ?? null;
+    while (next !== null) {
+      const page = await this.get(`${path}?stepsAfter=${next}&stepsLimit=2000`);
+      first.steps.push(...page.steps);
+      next = page.steps.length ? (page.nextStepsAfter ?? null) : null;
+    }
+    delete first.nextStepsAfter;
+    return first;
   }
 
   /** The only trajectory of an agent, with its steps. */

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use lightning_core::{score::validate_score_name, Score, ScoreFilter, ScoreStats};
 use lightning_core::{
-    AgentSummary, Cursor, Stats, StatsFilter, Status, Step, TimeBucket, TrajectoryFilter,
-    TrajectoryPage, TrajectoryWithSteps,
+    AgentSummary, Cursor, Stats, StatsFilter, Status, Step, TimeBucket, Trajectory,
+    TrajectoryFilter, TrajectoryPage,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -161,22 +161,66 @@ pub async fn list(
     Ok(Json(TrajectoryListResponse { page, scores }))
 }
 
-/// One trajectory with its outcome, its steps in order and its scores.
+/// Steps in one answer of `GET /api/trajectories/{id}` unless `stepsLimit` says otherwise, and
+/// the most it may say: the answer's size stays bounded however long the trajectory is.
+pub const DEFAULT_DETAIL_STEPS: i64 = 500;
+pub const MAX_DETAIL_STEPS: i64 = 2000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DetailParams {
+    /// Only steps with a greater `stepNumber` (pass `nextStepsAfter` of the previous answer).
+    steps_after: Option<i64>,
+    /// 1 to 2000, default 500.
+    #[param(minimum = 1, maximum = 2000)]
+    steps_limit: Option<i64>,
+}
+
+/// A trajectory with one page of its steps.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrajectoryDetail {
+    #[serde(flatten)]
+    pub trajectory: Trajectory,
+    pub steps: Vec<Step>,
+    /// When more steps follow: the `stepsAfter` that fetches them; else null.
+    pub next_steps_after: Option<i64>,
+    /// Every score of the trajectory (not paged: a trajectory has few).
+    pub scores: Vec<lightning_core::Score>,
+}
+
+/// One trajectory with its outcome, its scores and a page of its steps in order (default 500, at most
+/// 2000); follow `nextStepsAfter` for the rest.
 #[utoipa::path(get, path = "/api/trajectories/{id}", tag = "read",
-    params(("id" = uuid::Uuid, Path, description = "Trajectory id")),
-    responses((status = 200, body = TrajectoryWithSteps), (status = 400, body = ErrorBody),
+    params(("id" = uuid::Uuid, Path, description = "Trajectory id"), DetailParams),
+    responses((status = 200, body = TrajectoryDetail), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<TrajectoryWithSteps>> {
+    QueryParams(params): QueryParams<DetailParams>,
+) -> ApiResult<Json<TrajectoryDetail>> {
     let id = trajectory_id(&id)?;
+    let limit = params.steps_limit.unwrap_or(DEFAULT_DETAIL_STEPS);
+    if !(1..=MAX_DETAIL_STEPS).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "stepsLimit must be between 1 and {MAX_DETAIL_STEPS}"
+        )));
+    }
     let trajectory = state.store.get_trajectory(id).await?;
-    let steps = state.store.list_steps(id, None, i64::MAX).await?;
+    let mut steps = state
+        .store
+        .list_steps(id, params.steps_after, limit + 1)
+        .await?;
+    let more = steps.len() as i64 > limit;
+    steps.truncate(limit as usize);
+    let next_steps_after = more.then(|| steps.last().map(|s| s.step_number)).flatten();
     let scores = state.store.list_scores(id).await?;
-    Ok(Json(TrajectoryWithSteps {
+    Ok(Json(TrajectoryDetail {
         trajectory,
         steps,
+        next_steps_after,
         scores,
     }))
 }
@@ -284,9 +328,13 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let mut filter = params.into_filter()?;
     filter.cursor = None;
-    // Fail before the 200 is sent if the database is down.
-    state.store.ping().await?;
-    let lines = lightning_store::export_stream(state.store.clone(), filter).map(|item| {
+    // The first trajectory is read before the 200 is sent, so a failing query is an error
+    // answer, not an empty export; a failure later aborts the stream (the client sees a
+    // truncated body, never a clean end).
+    let mut trajectories = Box::pin(lightning_store::export_stream(state.store.clone(), filter));
+    let first = trajectories.next().await.transpose()?;
+    let rest = futures::stream::iter(first.map(Ok)).chain(trajectories);
+    let lines = rest.map(|item| {
         item.map(|t| {
             let mut line = serde_json::to_vec(&t).expect("serializing a trajectory cannot fail");
             line.push(b'\n');

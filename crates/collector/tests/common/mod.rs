@@ -10,7 +10,7 @@ use std::{
     },
 };
 
-use lightning_collector::{ApiKey, CollectorConfig, DEFAULT_BODY_LIMIT};
+use lightning_collector::{ApiKey, CollectorConfig, Limits, DEFAULT_BODY_LIMIT};
 use lightning_store::Store;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -27,6 +27,7 @@ pub struct Server {
 pub struct Options {
     pub body_limit: usize,
     pub dashboard_dir: Option<PathBuf>,
+    pub limits: Limits,
 }
 
 impl Default for Options {
@@ -34,6 +35,11 @@ impl Default for Options {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             dashboard_dir: None,
+            // Route walks send hundreds of keyless requests from one address.
+            limits: Limits {
+                auth_failures_per_minute: u32::MAX,
+                ..Limits::default()
+            },
         }
     }
 }
@@ -48,18 +54,19 @@ impl Server {
             api_key: ApiKey::new(KEY),
             body_limit: options.body_limit,
             dashboard_dir: options.dashboard_dir,
+            limits: options.limits.clone(),
         };
         let app = lightning_collector::router(store, config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, mut rx) = watch::channel(());
+        // The server loop `lightning serve` runs, with its limits.
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.changed().await;
-                })
-                .await
-                .unwrap();
+            lightning_collector::serve(listener, app, &options.limits, async move {
+                let _ = rx.changed().await;
+            })
+            .await
+            .unwrap();
         });
         Server {
             base: format!("http://{addr}"),
