@@ -5,6 +5,8 @@
 pub mod ingest;
 pub mod optimization;
 pub mod query;
+pub mod rollout;
+pub mod stats;
 pub mod time;
 
 pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};

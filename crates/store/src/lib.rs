@@ -2,10 +2,13 @@
 //! PostgreSQL (production). All SQL of the project lives in this crate.
 
 mod error;
+mod exec;
 mod export;
 mod optimization;
 mod optimization_sql;
 pub mod postgres;
+mod rollout;
+mod rollout_sql;
 mod sql;
 mod sql_store;
 pub mod sqlite;
@@ -24,11 +27,14 @@ use uuid::Uuid;
 pub use error::{StoreError, StoreResult};
 pub use export::export_stream;
 pub use optimization::OptimizationStore;
+pub use rollout::{
+    compare_rollout, compare_versions, event as prompt_event, guard_rollout, RolloutStore,
+};
 
 /// Storage used by the collector and the optimizer. Implementations keep no state between calls
 /// beyond their connection pools, so any number of collectors can share one database.
 #[async_trait]
-pub trait Store: OptimizationStore + Send + Sync + 'static {
+pub trait Store: OptimizationStore + RolloutStore + Send + Sync + 'static {
     /// Which backend this is, for logs and `/health`.
     fn backend(&self) -> Backend;
 

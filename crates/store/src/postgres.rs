@@ -100,3 +100,4 @@ impl PgStore {
 
 crate::sql_store::impl_store!(PgStore, Postgres, Backend::Postgres);
 crate::optimization::impl_optimization_store!(PgStore, Postgres);
+crate::exec::impl_sql_exec!(PgStore, Postgres, PgRow);

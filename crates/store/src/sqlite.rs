@@ -119,3 +119,4 @@ impl SqliteStore {
 
 crate::sql_store::impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
 crate::optimization::impl_optimization_store!(SqliteStore, Sqlite);
+crate::exec::impl_sql_exec!(SqliteStore, Sqlite, SqliteRow);
