@@ -3,6 +3,7 @@
 mod bench;
 mod optimize;
 mod optimize_bench;
+mod rollout;
 mod serve;
 mod store_args;
 
@@ -33,6 +34,9 @@ enum Command {
     Analyze(optimize::AnalyzeArgs),
     /// Benchmark the optimizer against a fake LLM of fixed latency, and dataset extraction.
     OptimizeBench(optimize_bench::OptimizeBenchArgs),
+    /// Canary a prompt version beside the promoted one, compare them on the agent's own runs,
+    /// promote on significant evidence or roll back (automatically with --auto-rollback).
+    Rollout(rollout::RolloutArgs),
 }
 
 /// `RUST_LOG` overrides `default` (e.g. `RUST_LOG=debug`).
@@ -52,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
     // The bench would drown its table in request lines.
     init_logging(match cli.command {
         Command::Bench(_) => "warn,sqlx=warn",
-        Command::Optimize(_) | Command::Analyze(_) | Command::OptimizeBench(_) => "warn,sqlx=warn",
+        Command::Optimize(_)
+        | Command::Analyze(_)
+        | Command::OptimizeBench(_)
+        | Command::Rollout(_) => "warn,sqlx=warn",
         _ => "info,sqlx=warn",
     });
     match cli.command {
@@ -61,5 +68,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Optimize(args) => optimize::run(*args).await,
         Command::Analyze(args) => optimize::analyze(args).await,
         Command::OptimizeBench(args) => optimize_bench::run(args).await,
+        Command::Rollout(args) => rollout::run(args).await,
     }
 }

@@ -9,6 +9,7 @@ mod handlers;
 mod logging;
 pub mod metrics;
 pub mod openapi;
+pub mod rollout_guard;
 mod static_files;
 
 use std::{path::PathBuf, sync::Arc};
@@ -104,6 +105,11 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(handlers::optimization::latest_prompt))
         .routes(routes!(handlers::optimization::promote_prompt))
+        .routes(routes!(handlers::rollout::start, handlers::rollout::end))
+        .routes(routes!(handlers::rollout::status))
+        .routes(routes!(handlers::rollout::assignment))
+        .routes(routes!(handlers::rollout::compare))
+        .routes(routes!(handlers::rollout::events))
 }
 
 /// Routes open to anyone (documented with an empty security requirement).

@@ -228,6 +228,38 @@ pub fn in_canary(rollout: &Rollout, unit: &str) -> bool {
     bucket(rollout.rollout_id, unit) * 100.0 < rollout.percent
 }
 
+/// The version `unit` runs with, given the agent's versions and its active rollout; `None` when
+/// there is nothing to serve (no promoted version and no canary: use your own prompt).
+pub fn assign(
+    agent_id: &str,
+    prompts: &[crate::Prompt],
+    rollout: Option<&Rollout>,
+    unit: &str,
+) -> Option<Assignment> {
+    let promoted = prompts.iter().find(|p| p.promoted);
+    let canary = rollout.filter(|r| in_canary(r, unit)).and_then(|r| {
+        prompts
+            .iter()
+            .find(|p| p.version == r.version)
+            .map(|p| (r, p))
+    });
+    let (arm, prompt) = match (canary, promoted) {
+        (Some((_, p)), _) => (Arm::Canary, Some(p)),
+        (None, Some(p)) => (Arm::Promoted, Some(p)),
+        (None, None) if rollout.is_some() => (Arm::Fallback, None),
+        (None, None) => return None,
+    };
+    Some(Assignment {
+        agent_id: agent_id.to_string(),
+        unit: unit.to_string(),
+        arm,
+        version: prompt.map(|p| p.version),
+        text: prompt.map(|p| p.text.clone()),
+        rollout_id: rollout.map(|r| r.rollout_id),
+        percent: rollout.map(|r| r.percent),
+    })
+}
+
 /// Kinds of recorded prompt decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -443,6 +475,43 @@ mod tests {
         let share = canary as f64 / n as f64;
         let se = (0.25f64 * 0.75 / n as f64).sqrt();
         assert!((share - 0.25).abs() < 4.5 * se, "share {share}");
+    }
+
+    fn prompt(version: i64, promoted: bool) -> crate::Prompt {
+        crate::Prompt {
+            agent_id: "a".into(),
+            version,
+            text: format!("v{version}"),
+            source_run_id: None,
+            note: None,
+            promoted,
+            created_at: crate::time::now(),
+        }
+    }
+
+    #[test]
+    fn assign_picks_canary_promoted_or_fallback() {
+        let prompts = [prompt(1, true), prompt(2, false)];
+        assert!(assign("a", &[prompt(1, false)], None, "u").is_none());
+        let a = assign("a", &prompts, None, "u").unwrap();
+        assert_eq!(
+            (a.arm, a.version, a.text.as_deref()),
+            (Arm::Promoted, Some(1), Some("v1"))
+        );
+        assert_eq!(a.rollout_id, None);
+        let all = rollout(100.0);
+        let a = assign("a", &prompts, Some(&all), "u").unwrap();
+        assert_eq!((a.arm, a.version), (Arm::Canary, Some(2)));
+        assert_eq!(a.rollout_id, Some(all.rollout_id));
+        let none = rollout(0.0);
+        assert_eq!(
+            assign("a", &prompts, Some(&none), "u").unwrap().arm,
+            Arm::Promoted
+        );
+        // No promoted version: the baseline arm is the agent's own prompt.
+        let unpromoted = [prompt(1, false), prompt(2, false)];
+        let a = assign("a", &unpromoted, Some(&none), "u").unwrap();
+        assert_eq!((a.arm, a.version, a.text), (Arm::Fallback, None, None));
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub use error::{StoreError, StoreResult};
 pub use export::export_stream;
 pub use optimization::OptimizationStore;
 pub use rollout::{
-    compare_rollout, compare_versions, event as prompt_event, guard_rollout, RolloutStore,
+    compare_rollout, compare_versions, end_rollout_with_evidence, event as prompt_event,
+    guard_rollout, promote_with_history, RolloutStore,
 };
 
 /// Storage used by the collector and the optimizer. Implementations keep no state between calls

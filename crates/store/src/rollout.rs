@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lightning_core::{
     rollout::{
-        compare_arms, ArmData, Comparison, EventKind, NewRollout, PromptEvent, Reward, Rollout,
+        compare_arms, ArmData, Comparison, Decision, EventKind, NewRollout, PromptEvent, Reward,
+        Rollout,
     },
     stats::{SequentialTest, Sums, Verdict},
     time,
@@ -311,4 +312,92 @@ pub async fn guard_rollout<S: RolloutStore + ?Sized>(
         .end_rollout(&rollout.agent_id, rollout.rollout_id, &recorded)
         .await?
         .then_some(recorded))
+}
+
+/// Ends the agent's rollout of `version`, if it is the active one, storing the comparison at
+/// this moment (or the evidence the decider passes) with the event; `None` when there was no
+/// such rollout or another decider ended it first.
+pub async fn end_rollout_with_evidence<S: RolloutStore + ?Sized>(
+    store: &S,
+    agent_id: &str,
+    version: i64,
+    kind: EventKind,
+    decision: Decision,
+) -> StoreResult<Option<PromptEvent>> {
+    let Some(rollout) = store
+        .get_rollout(agent_id)
+        .await?
+        .filter(|r| r.version == version)
+    else {
+        return Ok(None);
+    };
+    let evidence = match decision.evidence {
+        Some(evidence) => evidence,
+        None => {
+            serde_json::to_value(compare_rollout(store, &rollout, SequentialTest::default()).await?)
+                .map_err(|e| StoreError::Corrupt(format!("comparison: {e}")))?
+        }
+    };
+    let recorded = event(
+        &rollout,
+        kind,
+        decision.actor.as_deref().unwrap_or("api"),
+        decision.reason,
+        Some(evidence),
+    );
+    Ok(store
+        .end_rollout(agent_id, rollout.rollout_id, &recorded)
+        .await?
+        .then_some(recorded))
+}
+
+/// Promotes `version` and records the decision: a canary of that version ends as `promoted`
+/// with its comparison as evidence; a canary of another version ends (its baseline is gone);
+/// without a canary a `promoted` event is recorded alone.
+pub async fn promote_with_history<S: RolloutStore + OptimizationStore + ?Sized>(
+    store: &S,
+    agent_id: &str,
+    version: i64,
+    decision: Decision,
+) -> StoreResult<lightning_core::Prompt> {
+    let prompt = store.promote_prompt(agent_id, version).await?;
+    match store.get_rollout(agent_id).await? {
+        Some(r) if r.version == version => {
+            end_rollout_with_evidence(store, agent_id, version, EventKind::Promoted, decision)
+                .await?;
+        }
+        other => {
+            if let Some(r) = other {
+                let reason = format!("version {version} was promoted instead");
+                let ended = Decision {
+                    actor: decision.actor.clone(),
+                    reason: Some(reason),
+                    evidence: None,
+                };
+                end_rollout_with_evidence(
+                    store,
+                    agent_id,
+                    r.version,
+                    EventKind::RolloutEnded,
+                    ended,
+                )
+                .await?;
+            }
+            store
+                .record_event(&PromptEvent {
+                    id: Uuid::now_v7(),
+                    agent_id: agent_id.to_string(),
+                    kind: EventKind::Promoted,
+                    version: Some(version),
+                    rollout_id: None,
+                    percent: None,
+                    actor: decision.actor.unwrap_or_else(|| "api".into()),
+                    reason: decision.reason,
+                    evidence: decision.evidence,
+                    created_at: time::now(),
+                })
+                .await?;
+        }
+    }
+    Ok(prompt)
 }
