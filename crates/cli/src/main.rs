@@ -5,6 +5,7 @@ mod grade;
 mod keys;
 mod optimize;
 mod optimize_bench;
+mod rollout;
 mod serve;
 mod store_args;
 
@@ -40,6 +41,9 @@ enum Command {
     Grade(Box<grade::GradeArgs>),
     /// Benchmark the optimizer against a fake LLM of fixed latency, and dataset extraction.
     OptimizeBench(optimize_bench::OptimizeBenchArgs),
+    /// Canary a prompt version beside the promoted one, compare them on the agent's own runs,
+    /// promote on significant evidence or roll back (automatically with --auto-rollback).
+    Rollout(rollout::RolloutArgs),
 }
 
 /// `RUST_LOG` overrides `default` (e.g. `RUST_LOG=debug`).
@@ -63,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
         | Command::Analyze(_)
         | Command::Grade(_)
         | Command::OptimizeBench(_)
-        | Command::Keys(_) => "warn,sqlx=warn",
+        | Command::Keys(_)
+        | Command::Rollout(_) => "warn,sqlx=warn",
         _ => "info,sqlx=warn",
     });
     match cli.command {
@@ -74,5 +79,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Analyze(args) => optimize::analyze(args).await,
         Command::Grade(args) => grade::run(*args).await,
         Command::OptimizeBench(args) => optimize_bench::run(args).await,
+        Command::Rollout(args) => rollout::run(args).await,
     }
 }

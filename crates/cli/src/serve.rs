@@ -41,6 +41,11 @@ pub struct ServeArgs {
     )]
     dashboard_dir: PathBuf,
 
+    /// Seconds between two passes of the automatic rollback guard over canaries started with
+    /// --auto-rollback (0 turns the guard off in this collector).
+    #[arg(long, env = "LIGHTNING_ROLLOUT_GUARD_INTERVAL", default_value_t = 60)]
+    rollout_guard_interval: u64,
+
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -103,6 +108,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         dashboard_dir: Some(args.dashboard_dir.clone()),
         limits: limits.clone(),
     };
+    if args.rollout_guard_interval > 0 {
+        tokio::spawn(lightning_collector::rollout_guard::run(
+            store.clone(),
+            std::time::Duration::from_secs(args.rollout_guard_interval),
+            lightning_core::stats::SequentialTest::default(),
+        ));
+    }
     let app = lightning_collector::router(store, config);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await

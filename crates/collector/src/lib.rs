@@ -10,6 +10,7 @@ pub mod limits;
 mod logging;
 pub mod metrics;
 pub mod openapi;
+pub mod rollout_guard;
 mod security_headers;
 mod static_files;
 
@@ -142,6 +143,12 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         .routes(scoped(Admin, routes!(keys::create_key)))
         .routes(scoped(Admin, routes!(keys::list_keys)))
         .routes(scoped(Admin, routes!(keys::revoke_key)))
+        .routes(scoped(Ingest, routes!(handlers::rollout::assignment)))
+        .routes(scoped(Admin, routes!(handlers::rollout::start)))
+        .routes(scoped(Admin, routes!(handlers::rollout::end)))
+        .routes(scoped(Read, routes!(handlers::rollout::status)))
+        .routes(scoped(Read, routes!(handlers::rollout::compare)))
+        .routes(scoped(Read, routes!(handlers::rollout::events)))
 }
 
 /// Routes open to anyone (documented with an empty security requirement).

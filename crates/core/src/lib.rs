@@ -6,7 +6,9 @@ pub mod ingest;
 pub mod keys;
 pub mod optimization;
 pub mod query;
+pub mod rollout;
 pub mod score;
+pub mod stats;
 pub mod time;
 
 pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};

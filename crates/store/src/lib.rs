@@ -2,15 +2,18 @@
 //! PostgreSQL (production). All SQL of the project lives in this crate.
 
 mod error;
+mod exec;
 mod export;
 pub mod keys;
 mod optimization;
 mod optimization_sql;
 pub mod postgres;
-mod scores;
-mod scores_sql;
 pub mod private_files;
 mod redact;
+mod rollout;
+mod rollout_sql;
+mod scores;
+mod scores_sql;
 mod sql;
 mod sql_store;
 pub mod sqlite;
@@ -30,13 +33,19 @@ pub use error::{StoreError, StoreResult};
 pub use export::export_stream;
 pub use keys::KeyStore;
 pub use optimization::OptimizationStore;
-pub use scores::ScoreStore;
 pub use redact::redact_url;
+pub use rollout::{
+    compare_rollout, compare_versions, end_rollout_with_evidence, event as prompt_event,
+    guard_rollout, promote_with_history, RolloutStore,
+};
+pub use scores::ScoreStore;
 
 /// Storage used by the collector and the optimizer. Implementations keep no state between calls
 /// beyond their connection pools, so any number of collectors can share one database.
 #[async_trait]
-pub trait Store: OptimizationStore + ScoreStore + KeyStore + Send + Sync + 'static {
+pub trait Store:
+    OptimizationStore + ScoreStore + KeyStore + RolloutStore + Send + Sync + 'static
+{
     /// Which backend this is, for logs and `/health`.
     fn backend(&self) -> Backend;
 

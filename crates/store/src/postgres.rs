@@ -105,3 +105,4 @@ crate::sql_store::impl_store!(PgStore, Postgres, Backend::Postgres);
 crate::optimization::impl_optimization_store!(PgStore, Postgres);
 crate::scores::impl_score_store!(PgStore, Postgres);
 crate::keys::impl_key_store!(PgStore, Postgres);
+crate::exec::impl_sql_exec!(PgStore, Postgres, PgRow);

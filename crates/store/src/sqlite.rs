@@ -129,3 +129,4 @@ crate::sql_store::impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
 crate::optimization::impl_optimization_store!(SqliteStore, Sqlite);
 crate::scores::impl_score_store!(SqliteStore, Sqlite);
 crate::keys::impl_key_store!(SqliteStore, Sqlite);
+crate::exec::impl_sql_exec!(SqliteStore, Sqlite, SqliteRow);

@@ -129,7 +129,8 @@ pub async fn register_prompt(
     Ok((StatusCode::CREATED, Json(prompt)))
 }
 
-/// Makes a version the agent's only promoted one.
+/// Makes a version the agent's only promoted one, and records the decision in the agent's
+/// prompt events (ending a canary of that version as `promoted`, with its comparison).
 #[utoipa::path(post, path = "/api/agents/{agentId}/prompts/{version}/promote", tag = "optimization",
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256),
         ("version" = i64, Path, description = "Prompt version", minimum = 1)),
@@ -146,7 +147,10 @@ pub async fn promote_prompt(
             version.chars().take(32).collect::<String>()
         ))
     })?;
-    Ok(Json(state.store.promote_prompt(&agent_id, version).await?))
+    let decision = lightning_core::rollout::Decision::default();
+    let prompt =
+        lightning_store::promote_with_history(&*state.store, &agent_id, version, decision).await?;
+    Ok(Json(prompt))
 }
 
 fn run_id(raw: &str) -> Result<Uuid, ApiError> {

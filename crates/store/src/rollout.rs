@@ -1,0 +1,403 @@
+//! Canary rollouts, the history of prompt decisions, and the per-version aggregates behind a
+//! comparison. A supertrait of [`Store`](crate::Store); implemented once, generically, for
+//! every backend that lends an [`SqlExec`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lightning_core::{
+    rollout::{
+        compare_arms, ArmData, Comparison, Decision, EventKind, NewRollout, PromptEvent, Reward,
+        Rollout,
+    },
+    stats::{SequentialTest, Sums, Verdict},
+    time,
+};
+use uuid::Uuid;
+
+use crate::{
+    exec::ColumnRow as _, exec::SqlExec, optimization::prompt_not_found, rollout_sql as q,
+    OptimizationStore, StoreError, StoreResult,
+};
+
+#[async_trait]
+pub trait RolloutStore: Send + Sync {
+    /// Puts `version` in canary at `body.percent`, or, when that version already is the
+    /// canary, changes its percentage, guard and reward (keeping its assignments: a unit in the
+    /// canary at 10 % stays in it at 20 %). Records the event. `NotFound` for an unknown
+    /// version; `Conflict` when it is the promoted version or another version is in canary.
+    async fn start_rollout(
+        &self,
+        agent_id: &str,
+        version: i64,
+        body: &NewRollout,
+    ) -> StoreResult<(Rollout, PromptEvent)>;
+
+    async fn get_rollout(&self, agent_id: &str) -> StoreResult<Option<Rollout>>;
+
+    /// Every active rollout (for the automatic guard).
+    async fn list_rollouts(&self) -> StoreResult<Vec<Rollout>>;
+
+    /// Ends `rollout_id` if it is still the agent's rollout and records `event` with it, in one
+    /// transaction; `false` when it had already ended (so concurrent deciders act once).
+    async fn end_rollout(
+        &self,
+        agent_id: &str,
+        rollout_id: Uuid,
+        event: &PromptEvent,
+    ) -> StoreResult<bool>;
+
+    async fn record_event(&self, event: &PromptEvent) -> StoreResult<()>;
+
+    /// Newest first.
+    async fn list_events(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<PromptEvent>>;
+
+    /// One agent's runs recorded with `version` (`None`: without a version) that started at or
+    /// after `since`, aggregated under `reward`.
+    async fn arm_data(
+        &self,
+        agent_id: &str,
+        version: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        reward: &Reward,
+    ) -> StoreResult<ArmData>;
+}
+
+/// A new event for a decision taken now.
+pub fn event(
+    rollout: &Rollout,
+    kind: EventKind,
+    actor: &str,
+    reason: Option<String>,
+    evidence: Option<serde_json::Value>,
+) -> PromptEvent {
+    PromptEvent {
+        id: Uuid::now_v7(),
+        agent_id: rollout.agent_id.clone(),
+        kind,
+        version: Some(rollout.version),
+        rollout_id: Some(rollout.rollout_id),
+        percent: Some(rollout.percent),
+        actor: actor.to_string(),
+        reason,
+        evidence,
+        created_at: time::now(),
+    }
+}
+
+#[async_trait]
+impl<S> RolloutStore for S
+where
+    S: SqlExec + OptimizationStore,
+{
+    async fn start_rollout(
+        &self,
+        agent_id: &str,
+        version: i64,
+        body: &NewRollout,
+    ) -> StoreResult<(Rollout, PromptEvent)> {
+        let prompts = self.list_prompts(agent_id).await?;
+        if !prompts.iter().any(|p| p.version == version) {
+            return Err(prompt_not_found(agent_id, version));
+        }
+        let promoted = prompts.iter().find(|p| p.promoted).map(|p| p.version);
+        if promoted == Some(version) {
+            return Err(StoreError::Conflict(format!(
+                "version {version} is already the promoted version of agent {agent_id:?}"
+            )));
+        }
+        let actor = body.actor.as_deref().unwrap_or("api");
+        let reward = body.reward.clone().unwrap_or_else(|| "success".into());
+        let now = time::now();
+        let existing = self.get_rollout(agent_id).await?;
+        let (rollout, kind, statement) = match existing {
+            Some(current) if current.version != version => {
+                return Err(StoreError::Conflict(format!(
+                    "agent {agent_id:?} already has version {} in canary; end that rollout first",
+                    current.version
+                )));
+            }
+            Some(current) => {
+                let updated = Rollout {
+                    percent: body.percent,
+                    auto_rollback: body.auto_rollback,
+                    reward,
+                    updated_at: now,
+                    ..current
+                };
+                let statement = q::update_rollout(&updated);
+                (updated, EventKind::RolloutUpdated, statement)
+            }
+            None => {
+                let new = Rollout {
+                    agent_id: agent_id.to_string(),
+                    rollout_id: Uuid::now_v7(),
+                    version,
+                    baseline_version: promoted,
+                    percent: body.percent,
+                    auto_rollback: body.auto_rollback,
+                    reward,
+                    started_at: now,
+                    updated_at: now,
+                };
+                let statement = q::insert_rollout(&new);
+                (new, EventKind::RolloutStarted, statement)
+            }
+        };
+        let recorded = event(&rollout, kind, actor, body.reason.clone(), None);
+        if self
+            .write_if(statement, vec![q::insert_event(&recorded)])
+            .await?
+        {
+            Ok((rollout, recorded))
+        } else {
+            Err(StoreError::Conflict(format!(
+                "the rollout of agent {agent_id:?} changed concurrently; retry"
+            )))
+        }
+    }
+
+    async fn get_rollout(&self, agent_id: &str) -> StoreResult<Option<Rollout>> {
+        self.row(q::select_rollout(agent_id))
+            .await?
+            .as_ref()
+            .map(q::decode_rollout)
+            .transpose()
+    }
+
+    async fn list_rollouts(&self) -> StoreResult<Vec<Rollout>> {
+        let rows = self.rows(q::select_rollouts()).await?;
+        rows.iter().map(q::decode_rollout).collect()
+    }
+
+    async fn end_rollout(
+        &self,
+        agent_id: &str,
+        rollout_id: Uuid,
+        event: &PromptEvent,
+    ) -> StoreResult<bool> {
+        self.write_if(
+            q::delete_rollout(agent_id, rollout_id),
+            vec![q::insert_event(event)],
+        )
+        .await
+    }
+
+    async fn record_event(&self, event: &PromptEvent) -> StoreResult<()> {
+        // An insert always affects its row; `write_if` is just the write path.
+        self.write_if(q::insert_event(event), Vec::new()).await?;
+        Ok(())
+    }
+
+    async fn list_events(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<PromptEvent>> {
+        let rows = self.rows(q::list_events(agent_id, limit)).await?;
+        rows.iter().map(q::decode_event).collect()
+    }
+
+    async fn arm_data(
+        &self,
+        agent_id: &str,
+        version: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        reward: &Reward,
+    ) -> StoreResult<ArmData> {
+        let Reward::Success = reward else {
+            return Err(StoreError::Conflict(format!(
+                "reward {} is not supported by this store yet",
+                reward.as_string()
+            )));
+        };
+        let row = self
+            .row(q::arm_success(agent_id, version, since))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
+        let (rewarded, successes) = (row.int(1)? as f64, row.int(2)? as f64);
+        let tools = self.rows(q::arm_tools(agent_id, version, since)).await?;
+        Ok(ArmData {
+            runs: row.int(0)?,
+            // 0/1 rewards: the sum of squares is the sum.
+            rewards: Sums {
+                n: rewarded,
+                sum: successes,
+                sum_sq: successes,
+            },
+            mean_cost_usd: row.opt_float(3)?,
+            mean_duration_ms: row.opt_float(4)?,
+            mean_steps: row.opt_float(5)?,
+            tools: tools
+                .iter()
+                .map(q::decode_tool)
+                .collect::<StoreResult<_>>()?,
+        })
+    }
+}
+
+fn version_label(version: Option<i64>) -> String {
+    version.map_or_else(|| "none".into(), |v| v.to_string())
+}
+
+/// Compares two versions' runs since `since` (`None` as a version: runs recorded without one,
+/// i.e. the agent's own prompt). Backend-independent: it only reads through the trait.
+pub async fn compare_versions<S: RolloutStore + ?Sized>(
+    store: &S,
+    agent_id: &str,
+    (baseline, candidate): (Option<i64>, Option<i64>),
+    since: Option<DateTime<Utc>>,
+    reward: &Reward,
+    test: SequentialTest,
+) -> StoreResult<Comparison> {
+    let (b, c) = (version_label(baseline), version_label(candidate));
+    let baseline_data = store
+        .arm_data(agent_id, baseline.map(|_| b.as_str()), since, reward)
+        .await?;
+    let candidate_data = store
+        .arm_data(agent_id, candidate.map(|_| c.as_str()), since, reward)
+        .await?;
+    Ok(compare_arms(
+        agent_id,
+        reward,
+        since,
+        (b, baseline_data),
+        (c, candidate_data),
+        test,
+    ))
+}
+
+/// The comparison of a rollout's canary with its baseline since the rollout started.
+pub async fn compare_rollout<S: RolloutStore + ?Sized>(
+    store: &S,
+    rollout: &Rollout,
+    test: SequentialTest,
+) -> StoreResult<Comparison> {
+    let reward = Reward::parse(&rollout.reward)
+        .map_err(|e| StoreError::Corrupt(format!("rollout reward: {e}")))?;
+    compare_versions(
+        store,
+        &rollout.agent_id,
+        (rollout.baseline_version, Some(rollout.version)),
+        Some(rollout.started_at),
+        &reward,
+        test,
+    )
+    .await
+}
+
+/// One pass of the automatic guard over `rollout`: when it has `autoRollback` and its canary is
+/// significantly worse, ends it (once, even with several collectors) and returns the event.
+pub async fn guard_rollout<S: RolloutStore + ?Sized>(
+    store: &S,
+    rollout: &Rollout,
+    test: SequentialTest,
+) -> StoreResult<Option<PromptEvent>> {
+    if !rollout.auto_rollback {
+        return Ok(None);
+    }
+    let comparison = compare_rollout(store, rollout, test).await?;
+    if comparison.verdict != Verdict::Worse {
+        return Ok(None);
+    }
+    let reason = comparison.difference.map(|d| {
+        format!(
+            "canary significantly worse: difference {:+.3} (always-valid 95% CI {:+.3} to {:+.3}, p = {:.4})",
+            d.estimate, d.low, d.high, d.p_value
+        )
+    });
+    let recorded = event(
+        rollout,
+        EventKind::RolledBack,
+        "guard",
+        reason,
+        serde_json::to_value(&comparison).ok(),
+    );
+    Ok(store
+        .end_rollout(&rollout.agent_id, rollout.rollout_id, &recorded)
+        .await?
+        .then_some(recorded))
+}
+
+/// Ends the agent's rollout of `version`, if it is the active one, storing the comparison at
+/// this moment (or the evidence the decider passes) with the event; `None` when there was no
+/// such rollout or another decider ended it first.
+pub async fn end_rollout_with_evidence<S: RolloutStore + ?Sized>(
+    store: &S,
+    agent_id: &str,
+    version: i64,
+    kind: EventKind,
+    decision: Decision,
+) -> StoreResult<Option<PromptEvent>> {
+    let Some(rollout) = store
+        .get_rollout(agent_id)
+        .await?
+        .filter(|r| r.version == version)
+    else {
+        return Ok(None);
+    };
+    let evidence = match decision.evidence {
+        Some(evidence) => evidence,
+        None => {
+            serde_json::to_value(compare_rollout(store, &rollout, SequentialTest::default()).await?)
+                .map_err(|e| StoreError::Corrupt(format!("comparison: {e}")))?
+        }
+    };
+    let recorded = event(
+        &rollout,
+        kind,
+        decision.actor.as_deref().unwrap_or("api"),
+        decision.reason,
+        Some(evidence),
+    );
+    Ok(store
+        .end_rollout(agent_id, rollout.rollout_id, &recorded)
+        .await?
+        .then_some(recorded))
+}
+
+/// Promotes `version` and records the decision: a canary of that version ends as `promoted`
+/// with its comparison as evidence; a canary of another version ends (its baseline is gone);
+/// without a canary a `promoted` event is recorded alone.
+pub async fn promote_with_history<S: RolloutStore + OptimizationStore + ?Sized>(
+    store: &S,
+    agent_id: &str,
+    version: i64,
+    decision: Decision,
+) -> StoreResult<lightning_core::Prompt> {
+    let prompt = store.promote_prompt(agent_id, version).await?;
+    match store.get_rollout(agent_id).await? {
+        Some(r) if r.version == version => {
+            end_rollout_with_evidence(store, agent_id, version, EventKind::Promoted, decision)
+                .await?;
+        }
+        other => {
+            if let Some(r) = other {
+                let reason = format!("version {version} was promoted instead");
+                let ended = Decision {
+                    actor: decision.actor.clone(),
+                    reason: Some(reason),
+                    evidence: None,
+                };
+                end_rollout_with_evidence(
+                    store,
+                    agent_id,
+                    r.version,
+                    EventKind::RolloutEnded,
+                    ended,
+                )
+                .await?;
+            }
+            store
+                .record_event(&PromptEvent {
+                    id: Uuid::now_v7(),
+                    agent_id: agent_id.to_string(),
+                    kind: EventKind::Promoted,
+                    version: Some(version),
+                    rollout_id: None,
+                    percent: None,
+                    actor: decision.actor.unwrap_or_else(|| "api".into()),
+                    reason: decision.reason,
+                    evidence: decision.evidence,
+                    created_at: time::now(),
+                })
+                .await?;
+        }
+    }
+    Ok(prompt)
+}

@@ -1,0 +1,246 @@
+//! SQL of canary rollouts, prompt decisions and version comparisons (both backends).
+
+use chrono::{DateTime, Utc};
+use lightning_core::rollout::{EventKind, PromptEvent, Rollout, ToolErrors};
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use crate::{exec::ColumnRow, sql::Dialect, StoreError, StoreResult};
+
+const ROLLOUT_COLUMNS: &str = "agent_id, rollout_id, version, baseline_version, percent, \
+    auto_rollback, reward, started_at, updated_at";
+
+const EVENT_COLUMNS: &str =
+    "id, agent_id, kind, version, rollout_id, percent, actor, reason, evidence, created_at";
+
+/// [`EVENT_COLUMNS`] for reading: the nullable uuid as text, which both backends decode alike.
+const EVENT_SELECT: &str = "id, agent_id, kind, version, CAST(rollout_id AS TEXT), percent, \
+    actor, reason, evidence, created_at";
+
+fn bind_opt_id<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, id: Option<Uuid>) {
+    match id {
+        Some(id) => DB::bind_id(qb, id),
+        None => {
+            qb.push("NULL");
+        }
+    }
+}
+
+pub(crate) fn select_rollout<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {ROLLOUT_COLUMNS} FROM prompt_rollouts WHERE agent_id = "
+    ));
+    DB::bind_text(&mut qb, Some(agent_id.to_string()));
+    qb
+}
+
+pub(crate) fn select_rollouts<'a, DB: Dialect>() -> QueryBuilder<'a, DB> {
+    QueryBuilder::new(format!(
+        "SELECT {ROLLOUT_COLUMNS} FROM prompt_rollouts ORDER BY agent_id"
+    ))
+}
+
+/// Inserts the rollout unless the agent already has one (then affects no row).
+pub(crate) fn insert_rollout<'a, DB: Dialect>(r: &Rollout) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "INSERT INTO prompt_rollouts ({ROLLOUT_COLUMNS}) VALUES ("
+    ));
+    DB::bind_text(&mut qb, Some(r.agent_id.clone()));
+    qb.push(", ");
+    DB::bind_id(&mut qb, r.rollout_id);
+    qb.push(", ");
+    DB::bind_int(&mut qb, Some(r.version));
+    qb.push(", ");
+    DB::bind_int(&mut qb, r.baseline_version);
+    qb.push(", ");
+    DB::bind_float(&mut qb, Some(r.percent));
+    qb.push(", ");
+    DB::bind_bool(&mut qb, Some(r.auto_rollback));
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(r.reward.clone()));
+    qb.push(", ");
+    DB::bind_ts(&mut qb, r.started_at);
+    qb.push(", ");
+    DB::bind_ts(&mut qb, r.updated_at);
+    qb.push(") ON CONFLICT (agent_id) DO NOTHING");
+    qb
+}
+
+/// Changes percentage, guard and reward of the rollout, if it is still the current one.
+pub(crate) fn update_rollout<'a, DB: Dialect>(r: &Rollout) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("UPDATE prompt_rollouts SET percent = ");
+    DB::bind_float(&mut qb, Some(r.percent));
+    qb.push(", auto_rollback = ");
+    DB::bind_bool(&mut qb, Some(r.auto_rollback));
+    qb.push(", reward = ");
+    DB::bind_text(&mut qb, Some(r.reward.clone()));
+    qb.push(", updated_at = ");
+    DB::bind_ts(&mut qb, r.updated_at);
+    push_current(&mut qb, &r.agent_id, r.rollout_id);
+    qb
+}
+
+/// Deletes the rollout if it is still the current one.
+pub(crate) fn delete_rollout<'a, DB: Dialect>(
+    agent_id: &str,
+    rollout_id: Uuid,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("DELETE FROM prompt_rollouts");
+    push_current(&mut qb, agent_id, rollout_id);
+    qb
+}
+
+fn push_current<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, agent_id: &str, rollout_id: Uuid) {
+    qb.push(" WHERE agent_id = ");
+    DB::bind_text(qb, Some(agent_id.to_string()));
+    qb.push(" AND rollout_id = ");
+    DB::bind_id(qb, rollout_id);
+}
+
+pub(crate) fn insert_event<'a, DB: Dialect>(e: &PromptEvent) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "INSERT INTO prompt_events ({EVENT_COLUMNS}) VALUES ("
+    ));
+    DB::bind_id(&mut qb, e.id);
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(e.agent_id.clone()));
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(e.kind.as_str().to_string()));
+    qb.push(", ");
+    DB::bind_int(&mut qb, e.version);
+    qb.push(", ");
+    bind_opt_id(&mut qb, e.rollout_id);
+    qb.push(", ");
+    DB::bind_float(&mut qb, e.percent);
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(e.actor.clone()));
+    qb.push(", ");
+    DB::bind_text(&mut qb, e.reason.clone());
+    qb.push(", ");
+    DB::bind_json(&mut qb, e.evidence.as_ref());
+    qb.push(", ");
+    DB::bind_ts(&mut qb, e.created_at);
+    qb.push(")");
+    qb
+}
+
+pub(crate) fn list_events<'a, DB: Dialect>(agent_id: &str, limit: i64) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {EVENT_SELECT} FROM prompt_events WHERE agent_id = "
+    ));
+    DB::bind_text(&mut qb, Some(agent_id.to_string()));
+    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ");
+    DB::bind_int(&mut qb, Some(limit));
+    qb
+}
+
+/// `AND` conditions selecting one agent's runs of one version (`None`: recorded without one).
+fn push_arm<DB: Dialect>(
+    qb: &mut QueryBuilder<'_, DB>,
+    agent_id: &str,
+    version: Option<&str>,
+    since: Option<DateTime<Utc>>,
+) {
+    qb.push(" t.agent_id = ");
+    DB::bind_text(qb, Some(agent_id.to_string()));
+    match version {
+        Some(v) => {
+            qb.push(" AND t.prompt_version = ");
+            DB::bind_text(qb, Some(v.to_string()));
+        }
+        None => {
+            qb.push(" AND t.prompt_version IS NULL");
+        }
+    }
+    if let Some(since) = since {
+        qb.push(" AND t.start_time >= ");
+        DB::bind_ts(qb, since);
+    }
+}
+
+/// Run count, finished runs, successes and means of one arm, success as the reward.
+/// Columns: runs, rewarded, reward_sum, mean cost, mean duration, mean steps.
+pub(crate) fn arm_success<'a, DB: Dialect>(
+    agent_id: &str,
+    version: Option<&str>,
+    since: Option<DateTime<Utc>>,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "SELECT COUNT(*), \
+         COALESCE(SUM(CASE WHEN t.success IS NOT NULL THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN t.success THEN 1 ELSE 0 END), 0), \
+         AVG(t.cost_usd), AVG(CAST(t.duration_ms AS DOUBLE PRECISION)), \
+         AVG(CAST(t.step_count AS DOUBLE PRECISION)) FROM trajectories t WHERE",
+    );
+    push_arm(&mut qb, agent_id, version, since);
+    qb
+}
+
+/// Calls and errors per tool over one arm's runs, most used first.
+pub(crate) fn arm_tools<'a, DB: Dialect>(
+    agent_id: &str,
+    version: Option<&str>,
+    since: Option<DateTime<Utc>>,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "SELECT s.tool_name, COUNT(*), \
+         COALESCE(SUM(CASE WHEN s.error IS NOT NULL THEN 1 ELSE 0 END), 0) \
+         FROM trajectory_steps s JOIN trajectories t ON t.id = s.trajectory_id WHERE",
+    );
+    push_arm(&mut qb, agent_id, version, since);
+    qb.push(" GROUP BY s.tool_name ORDER BY COUNT(*) DESC, s.tool_name LIMIT 50");
+    qb
+}
+
+pub(crate) fn decode_rollout<R: ColumnRow>(r: &R) -> StoreResult<Rollout> {
+    Ok(Rollout {
+        agent_id: r.text(0)?,
+        rollout_id: r.id(1)?,
+        version: r.int(2)?,
+        baseline_version: r.opt_int(3)?,
+        percent: r
+            .opt_float(4)?
+            .ok_or_else(|| StoreError::Corrupt("rollout percent is null".into()))?,
+        auto_rollback: r.opt_bool(5)?.unwrap_or(false),
+        reward: r.text(6)?,
+        started_at: r.ts(7)?,
+        updated_at: r.ts(8)?,
+    })
+}
+
+pub(crate) fn decode_event<R: ColumnRow>(r: &R) -> StoreResult<PromptEvent> {
+    let kind = r.text(2)?;
+    Ok(PromptEvent {
+        id: r.id(0)?,
+        agent_id: r.text(1)?,
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+        version: r.opt_int(3)?,
+        rollout_id: r
+            .opt_text(4)?
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| StoreError::Corrupt(format!("rollout id {s:?}: {e}")))
+            })
+            .transpose()?,
+        percent: r.opt_float(5)?,
+        actor: r.text(6)?,
+        reason: r.opt_text(7)?,
+        evidence: r.json(8)?,
+        created_at: r.ts(9)?,
+    })
+}
+
+pub(crate) fn decode_tool<R: ColumnRow>(r: &R) -> StoreResult<ToolErrors> {
+    let (calls, errors) = (r.int(1)?, r.int(2)?);
+    Ok(ToolErrors {
+        tool_name: r.text(0)?,
+        calls,
+        errors,
+        error_rate: if calls > 0 {
+            errors as f64 / calls as f64
+        } else {
+            0.0
+        },
+    })
+}

@@ -1,0 +1,314 @@
+//! Conformance of canary rollouts, the decision history and version comparisons, each case run
+//! against SQLite and PostgreSQL.
+
+use chrono::Duration;
+use lightning_core::{
+    rollout::{EventKind, NewRollout, Reward},
+    stats::{SequentialTest, Verdict},
+    Completion, NewPrompt, NewStep, NewTrajectory,
+};
+use lightning_store::{
+    compare_rollout, compare_versions, guard_rollout, prompt_event, testing::TestStore, Store,
+    StoreError,
+};
+use std::sync::Arc;
+
+lightning_store::test_on_both_backends!(
+    rollout_starts_updates_and_refuses_a_second_version,
+    rollout_needs_a_registered_unpromoted_version,
+    ending_a_rollout_happens_once,
+    concurrent_starts_leave_one_rollout,
+    comparison_counts_each_arm,
+    guard_rolls_back_a_worse_canary_once,
+);
+
+async fn register(store: &dyn Store, agent: &str, text: &str, promote: bool) -> i64 {
+    store
+        .register_prompt(
+            agent,
+            &NewPrompt {
+                text: text.into(),
+                promote,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .version
+}
+
+fn percent(p: f64) -> NewRollout {
+    NewRollout {
+        percent: p,
+        actor: Some("alice".into()),
+        reason: Some("try v2".into()),
+        ..Default::default()
+    }
+}
+
+async fn rollout_starts_updates_and_refuses_a_second_version(t: &TestStore) {
+    let store = &*t.store;
+    let v1 = register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let v3 = register(store, "a", "three", false).await;
+    assert!(store.get_rollout("a").await.unwrap().is_none());
+
+    let (started, event) = store.start_rollout("a", v2, &percent(10.0)).await.unwrap();
+    assert_eq!((started.version, started.baseline_version), (v2, Some(v1)));
+    assert_eq!(started.percent, 10.0);
+    assert_eq!(started.reward, "success");
+    assert_eq!(event.kind, EventKind::RolloutStarted);
+    assert_eq!(event.actor, "alice");
+    assert_eq!(store.get_rollout("a").await.unwrap().unwrap(), started);
+
+    // Same version again: the percentage changes, the rollout (and so every assignment) stays.
+    let (updated, event) = store
+        .start_rollout(
+            "a",
+            v2,
+            &NewRollout {
+                percent: 25.0,
+                auto_rollback: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.rollout_id, started.rollout_id);
+    assert_eq!((updated.percent, updated.auto_rollback), (25.0, true));
+    assert_eq!(event.kind, EventKind::RolloutUpdated);
+    assert_eq!(event.actor, "api");
+
+    let err = store
+        .start_rollout("a", v3, &percent(5.0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("version 2 in canary")),
+        "{err:?}"
+    );
+    let events = store.list_events("a", 10).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::RolloutUpdated, EventKind::RolloutStarted]
+    );
+    assert_eq!(events[1].reason.as_deref(), Some("try v2"));
+    assert_eq!(events[1].rollout_id, Some(started.rollout_id));
+    assert!(store.list_events("other", 10).await.unwrap().is_empty());
+}
+
+async fn rollout_needs_a_registered_unpromoted_version(t: &TestStore) {
+    let store = &*t.store;
+    assert!(matches!(
+        store
+            .start_rollout("a", 1, &percent(10.0))
+            .await
+            .unwrap_err(),
+        StoreError::NotFound(_)
+    ));
+    let v1 = register(store, "a", "one", true).await;
+    assert!(matches!(
+        store.start_rollout("a", v1, &percent(10.0)).await.unwrap_err(),
+        StoreError::Conflict(m) if m.contains("already the promoted")
+    ));
+    // Without a promoted version the baseline is the agent's own prompt.
+    let v1 = register(store, "b", "one", false).await;
+    let (r, _) = store.start_rollout("b", v1, &percent(50.0)).await.unwrap();
+    assert_eq!(r.baseline_version, None);
+}
+
+async fn ending_a_rollout_happens_once(t: &TestStore) {
+    let store = &*t.store;
+    register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let (r, _) = store.start_rollout("a", v2, &percent(10.0)).await.unwrap();
+    let ended = prompt_event(&r, EventKind::RolloutEnded, "bob", None, None);
+    assert!(store.end_rollout("a", r.rollout_id, &ended).await.unwrap());
+    let again = prompt_event(&r, EventKind::RolledBack, "guard", None, None);
+    assert!(!store.end_rollout("a", r.rollout_id, &again).await.unwrap());
+    assert!(store.get_rollout("a").await.unwrap().is_none());
+    let kinds: Vec<_> = store
+        .list_events("a", 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    // The losing decision left no event behind.
+    assert_eq!(kinds, [EventKind::RolloutEnded, EventKind::RolloutStarted]);
+}
+
+async fn concurrent_starts_leave_one_rollout(t: &TestStore) {
+    let store: Arc<dyn Store> = t.store.clone();
+    register(&*store, "a", "one", true).await;
+    let v2 = register(&*store, "a", "two", false).await;
+    let v3 = register(&*store, "a", "three", false).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let version = if i % 2 == 0 { v2 } else { v3 };
+                store.start_rollout("a", version, &percent(10.0)).await
+            })
+        })
+        .collect();
+    let mut started = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok((_, e)) if e.kind == EventKind::RolloutStarted => started += 1,
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(started, 1);
+    let events = store.list_events("a", 100).await.unwrap();
+    let starts = events
+        .iter()
+        .filter(|e| e.kind == EventKind::RolloutStarted)
+        .count();
+    assert_eq!(starts, 1, "{events:?}");
+}
+
+/// `n` finished runs of `version`, `successes` of them succeeded, each with one Bash step
+/// (erroring in failed runs) and cost 0.01.
+async fn runs(store: &dyn Store, agent: &str, version: Option<i64>, n: usize, successes: usize) {
+    for i in 0..n {
+        let id = store
+            .start_trajectory(&NewTrajectory {
+                agent_id: agent.into(),
+                prompt_version: version.map(|v| v.to_string()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ok = i < successes;
+        store
+            .append_steps(
+                id,
+                &[NewStep {
+                    step_number: 0,
+                    tool_name: "Bash".into(),
+                    error: (!ok).then(|| "exit 1".into()),
+                    ..Default::default()
+                }],
+            )
+            .await
+            .unwrap();
+        store
+            .complete_trajectory(
+                id,
+                &Completion {
+                    success: ok,
+                    cost_usd: Some(0.01),
+                    duration: Some(1000.0),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn comparison_counts_each_arm(t: &TestStore) {
+    let store = &*t.store;
+    runs(store, "a", Some(1), 10, 5).await;
+    runs(store, "a", Some(2), 8, 6).await;
+    runs(store, "a", None, 4, 4).await;
+    runs(store, "other", Some(2), 5, 0).await;
+    // A running trajectory counts as a run but has no reward yet.
+    store
+        .start_trajectory(&NewTrajectory {
+            agent_id: "a".into(),
+            prompt_version: Some("2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let c = compare_versions(
+        store,
+        "a",
+        (Some(1), Some(2)),
+        None,
+        &Reward::Success,
+        SequentialTest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.arms[0].version, "1");
+    assert_eq!((c.arms[0].runs, c.arms[0].rewarded), (10, 10));
+    assert_eq!((c.arms[1].runs, c.arms[1].rewarded), (9, 8));
+    let r = c.arms[1].reward.unwrap();
+    assert!((r.value - 0.75).abs() < 1e-12 && r.low < 0.75 && r.high > 0.75);
+    assert!((c.arms[1].mean_cost_usd.unwrap() - 0.01).abs() < 1e-12);
+    assert_eq!(c.arms[1].mean_duration_ms, Some(1000.0));
+    assert_eq!(c.arms[1].tools[0].tool_name, "Bash");
+    assert_eq!(
+        (c.arms[1].tools[0].calls, c.arms[1].tools[0].errors),
+        (8, 2)
+    );
+    let d = c.difference.unwrap();
+    assert!((d.estimate - 0.25).abs() < 1e-12);
+    assert_eq!(c.verdict, Verdict::InsufficientData);
+
+    let own = compare_versions(
+        store,
+        "a",
+        (None, Some(1)),
+        Some(lightning_core::time::now() + Duration::hours(1)),
+        &Reward::Success,
+        SequentialTest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.arms[0].version, "none");
+    assert_eq!(
+        (own.arms[0].runs, own.arms[1].runs),
+        (0, 0),
+        "since excludes"
+    );
+    assert!(own.difference.is_none());
+}
+
+async fn guard_rolls_back_a_worse_canary_once(t: &TestStore) {
+    let store = &*t.store;
+    let v1 = register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let (r, _) = store
+        .start_rollout(
+            "a",
+            v2,
+            &NewRollout {
+                percent: 50.0,
+                auto_rollback: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let test = SequentialTest::default();
+    runs(store, "a", Some(v1), 40, 36).await;
+    runs(store, "a", Some(v2), 40, 30).await;
+    // 0.90 vs 0.75 over 40 runs each: not significant yet (always-valid p > 0.05).
+    let c = compare_rollout(store, &r, test).await.unwrap();
+    assert_eq!(c.verdict, Verdict::NoDifferenceYet, "{c:?}");
+    assert!(guard_rollout(store, &r, test).await.unwrap().is_none());
+
+    runs(store, "a", Some(v1), 160, 150).await;
+    runs(store, "a", Some(v2), 160, 100).await;
+    let event = guard_rollout(store, &r, test)
+        .await
+        .unwrap()
+        .expect("rolled back");
+    assert_eq!(
+        (event.kind, event.actor.as_str()),
+        (EventKind::RolledBack, "guard")
+    );
+    assert!(event.reason.unwrap().contains("significantly worse"));
+    assert_eq!(event.evidence.unwrap()["verdict"], "worse");
+    assert!(store.get_rollout("a").await.unwrap().is_none());
+    // A second guard (another collector) finds nothing to do.
+    assert!(guard_rollout(store, &r, test).await.unwrap().is_none());
+    let promoted = store.list_prompts("a").await.unwrap();
+    assert!(promoted.iter().any(|p| p.version == v1 && p.promoted));
+}
