@@ -98,6 +98,7 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(handlers::optimization::list_runs))
         .routes(routes!(handlers::optimization::get_run))
+        .routes(routes!(handlers::optimization::run_evaluations))
         .routes(routes!(
             handlers::optimization::list_prompts,
             handlers::optimization::register_prompt

@@ -2,11 +2,16 @@
 //!
 //! Wire names are camelCase (the seed's contract); the store maps them to snake_case columns.
 
+pub mod evidence;
 pub mod ingest;
 pub mod optimization;
 pub mod query;
 pub mod time;
 
+pub use evidence::{
+    CandidateEvaluation, CandidateScores, IntervalMethod, PairedDifference, RunEvidence, Score,
+    Split, SplitSizes, Verdict,
+};
 pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};
 pub use optimization::{
     CandidateStatus, NewPrompt, OptimizationRun, Prompt, PromptCandidate, RunStatus,

@@ -118,6 +118,8 @@ pub struct TrajectoryFilter {
     pub search: Option<String>,
     pub cursor: Option<Cursor>,
     pub limit: i64,
+    /// Leave out optimizer evaluation runs (`promptVersion` starting `opt-`).
+    pub exclude_evaluations: bool,
 }
 
 impl TrajectoryFilter {
@@ -147,6 +149,9 @@ pub struct StatsFilter {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub bucket: Option<TimeBucket>,
+    /// Count optimizer evaluation runs (`promptVersion` starting `opt-`) too; left out by
+    /// default so they do not skew the agent's production figures.
+    pub include_evaluations: bool,
 }
 
 impl StatsFilter {

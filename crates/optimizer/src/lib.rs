@@ -16,6 +16,9 @@ pub mod evaluator;
 pub mod llm;
 pub mod report;
 pub mod run;
+pub mod stats;
+#[cfg(feature = "testing")]
+pub mod synthetic;
 pub mod templates;
 
 pub use error::{OptimizerError, Result};

@@ -43,6 +43,8 @@ pub struct ListParams {
     limit: Option<i64>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
+    /// Leave out optimizer evaluation runs (`promptVersion` starting `opt-`); default false.
+    exclude_evaluations: Option<bool>,
 }
 
 impl ListParams {
@@ -77,6 +79,7 @@ impl ListParams {
             search: self.q.filter(|s| !s.is_empty()),
             cursor,
             limit,
+            exclude_evaluations: self.exclude_evaluations.unwrap_or(false),
         })
     }
 }
@@ -163,9 +166,12 @@ pub struct StatsParams {
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     bucket: Option<TimeBucket>,
+    /// Count optimizer evaluation runs (`promptVersion` starting `opt-`) too; default false.
+    include_evaluations: Option<bool>,
 }
 
-/// Aggregates: outcomes, means, per-tool and per-agent figures, and a timeline.
+/// Aggregates: outcomes, means, per-tool and per-agent figures, and a timeline. Optimizer
+/// evaluation runs are left out unless `includeEvaluations=true`.
 #[utoipa::path(get, path = "/api/stats", tag = "read", params(StatsParams),
     responses((status = 200, body = Stats), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -178,6 +184,7 @@ pub async fn stats(
         since: p.since.map(lightning_core::time::normalize),
         until: p.until.map(lightning_core::time::normalize),
         bucket: p.bucket,
+        include_evaluations: p.include_evaluations.unwrap_or(false),
     };
     Ok(Json(state.store.stats(&filter).await?))
 }
