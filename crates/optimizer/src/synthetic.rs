@@ -4,9 +4,9 @@
 //! - **Tasks**: `n` recorded runs of a coding agent, each of one of four kinds; a run of kind
 //!   `k` fails unless the system prompt holds rule [`RULES`]`[k]`.
 //! - **Ground truth**: an agent following prompt `p` succeeds on a task with probability
-//!   [`true_success`]: 0.30, plus 0.55 when `p` has the task kind's rule, minus 0.12 per
+//!   [`true_success`]: 0.20, plus 0.70 when `p` has the task kind's rule, minus 0.12 per
 //!   harmful rule. Neutral rules change nothing. The optimum (every rule, nothing harmful)
-//!   succeeds with 0.85.
+//!   succeeds with 0.90.
 //! - **Evaluator**: one noisy rollout per (prompt, task): success when a hash of (prompt,
 //!   task, noise seed) falls below the true probability. Feedback names the missing rule.
 //!   [`SyntheticEvaluator`] does it in process; [`eval_script`] writes the same rule set as a
@@ -42,8 +42,8 @@ pub const HARMFUL: [&str; 2] = ["REFUSE_RISKY_COMMANDS", "SKIP_VERIFICATION"];
 pub const START_PROMPT: &str = "You are a coding agent working on {repo}. Fix the issue.";
 pub const AGENT: &str = "synthetic-coder";
 
-const BASE: f64 = 0.30;
-const RULE_GAIN: f64 = 0.55;
+const BASE: f64 = 0.20;
+const RULE_GAIN: f64 = 0.70;
 const HARM: f64 = 0.12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,14 +84,24 @@ pub fn true_rate(prompt: &str, dataset: &Dataset, examples: &[usize]) -> f64 {
     total / examples.len().max(1) as f64
 }
 
-/// FNV-1a, mapped to [0, 1).
+/// SplitMix64's finalizer: every input bit moves every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A hash of the parts mapped to [0, 1): FNV-1a per part, each mixed in with SplitMix64 (plain
+/// FNV-1a leaves a per-prompt bias in its high bits, which made some neutral prompts "better").
 fn unit_hash(parts: &[&str]) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
     for part in parts {
-        for b in part.bytes().chain([0xff]) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        let mut f: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in part.bytes() {
+            f ^= b as u64;
+            f = f.wrapping_mul(0x0100_0000_01b3);
         }
+        h = mix(h ^ mix(f));
     }
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
@@ -145,10 +155,10 @@ pub fn eval_script(dir: &std::path::Path, noise_seed: u64) -> String {
     let kinds = KINDS.join(" ");
     let script = format!(
         r#"#!/bin/sh
-# Synthetic rollout: success probability 0.30, +0.55 with the task kind's rule, -0.12 per
+# Synthetic rollout: success probability 0.20, +0.70 with the task kind's rule, -0.12 per
 # harmful rule; the noise is a checksum of (prompt, trajectory, seed).
 set -e
-p=30
+p=20
 i=0
 kind_rule=""
 for k in {kinds}; do
@@ -156,7 +166,7 @@ for k in {kinds}; do
   case "$LIGHTNING_TASK" in *"(kind=$k)"*) kind_rule=$(echo {rules} | cut -d' ' -f$i) ;; esac
 done
 test -n "$kind_rule" || {{ echo "not a synthetic task" >&2; exit 3; }}
-if grep -q "$kind_rule" "$LIGHTNING_PROMPT_FILE"; then p=$((p+55)); fi
+if grep -q "$kind_rule" "$LIGHTNING_PROMPT_FILE"; then p=$((p+70)); fi
 for h in {harmful}; do
   if grep -q "$h" "$LIGHTNING_PROMPT_FILE"; then p=$((p-12)); fi
 done
@@ -234,7 +244,7 @@ pub fn examples(n: usize) -> Vec<Example> {
         .map(|i| {
             let success = recorded_success(i);
             Example {
-                trajectory_id: Uuid::from_u128(0x5000 + i as u128),
+                trajectory_id: trajectory_id(i),
                 agent_id: AGENT.into(),
                 task_type: Some(KINDS[i % 4].into()),
                 task: task_text(i),
@@ -253,7 +263,11 @@ pub fn examples(n: usize) -> Vec<Example> {
         .collect()
 }
 
-/// About 30% of the recorded runs (made with the start prompt) succeeded.
+fn trajectory_id(i: usize) -> Uuid {
+    Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_5000 + i as u128)
+}
+
+/// About 20% of the recorded runs (made with the start prompt) succeeded.
 fn recorded_success(i: usize) -> bool {
     unit_hash(&["recorded", &i.to_string()]) < BASE
 }
@@ -270,6 +284,9 @@ pub async fn seed_store(store: &dyn Store, n: usize) -> Result<(), lightning_sto
         let success = recorded_success(i);
         let id = store
             .start_trajectory(&NewTrajectory {
+                // Fixed ids: the evaluator's noise hashes them, so every run of a test sees
+                // the same rollouts.
+                trajectory_id: Some(trajectory_id(i)),
                 agent_id: AGENT.into(),
                 task_type: Some(KINDS[i % 4].into()),
                 prompt: Some(task_text(i)),
@@ -313,8 +330,8 @@ mod tests {
     fn the_optimum_is_known() {
         let all = format!("{START_PROMPT}\n{}", RULES.join("\n"));
         for k in 0..4 {
-            assert!((true_success(START_PROMPT, k) - 0.30).abs() < 1e-9);
-            assert!((true_success(&all, k) - 0.85).abs() < 1e-9);
+            assert!((true_success(START_PROMPT, k) - 0.20).abs() < 1e-9);
+            assert!((true_success(&all, k) - 0.90).abs() < 1e-9);
             let neutral = format!("{START_PROMPT}\n{}", NEUTRAL.join("\n"));
             assert_eq!(true_success(&neutral, k), true_success(START_PROMPT, k));
             let harmful = format!("{START_PROMPT}\n{}", HARMFUL[0]);
@@ -328,9 +345,21 @@ mod tests {
             })
             .count();
         let rate = wins as f64 / n as f64;
-        assert!((rate - 0.85).abs() < 0.03, "{rate}");
+        assert!((rate - 0.90).abs() < 0.03, "{rate}");
         let recorded = (0..n).filter(|&i| recorded_success(i)).count() as f64 / n as f64;
-        assert!((recorded - 0.30).abs() < 0.03, "{recorded}");
+        assert!((recorded - 0.20).abs() < 0.03, "{recorded}");
+        // No prompt-wide luck: neutral variants of the start succeed at its rate on the same
+        // tasks (the bias plain FNV-1a had).
+        for v in 0..20 {
+            let neutral = format!("{START_PROMPT}\n{} #{v}", NEUTRAL[v % 3]);
+            let wins = (0..n)
+                .filter(|&i| {
+                    rollout(&neutral, &task_text(i), Uuid::from_u128(i as u128), 1).reward == 1.0
+                })
+                .count();
+            let rate = wins as f64 / n as f64;
+            assert!((rate - 0.20).abs() < 0.025, "{neutral:?}: {rate}");
+        }
     }
 
     #[test]

@@ -206,8 +206,9 @@ async fn reaches_the_known_best_prompt_and_the_gate_saves_evaluations() {
     );
     // The search is deterministic for a seed and a deterministic LLM and evaluator, so the
     // counts are exact: 18 validation runs for the seed, then per child 3 minibatch runs plus
-    // the halving rungs (gated) versus 18 validation runs (ungated).
-    assert_eq!((gated.evaluations, full.evaluations), (283, 435));
+    // the halving rungs (gated) versus 18 validation runs (ungated), and finally 2 × 12 test
+    // runs for the seed and the best.
+    assert_eq!((gated.evaluations, full.evaluations), (283, 489));
     assert_eq!((gated.llm_calls, full.llm_calls), (72, 72));
     let pruned = gated
         .candidates
