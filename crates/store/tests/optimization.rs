@@ -48,8 +48,9 @@ fn score(mean: f64, n: i64) -> Score {
     Score {
         mean,
         n,
-        low: (mean - 0.1).max(0.0),
-        high: (mean + 0.1).min(1.0),
+        // Binary fractions, so the JSON round trip is exact.
+        low: (mean - 0.125).max(0.0),
+        high: (mean + 0.125).min(1.0),
         confidence: 0.95,
         method: IntervalMethod::Wilson,
     }
@@ -66,8 +67,8 @@ fn evidence() -> RunEvidence {
         },
         confidence: 0.95,
         min_improvement: 0.0,
-        baseline_validation: Some(score(0.3, 30)),
-        best_validation: Some(score(0.6, 30)),
+        baseline_validation: Some(score(0.375, 30)),
+        best_validation: Some(score(0.625, 30)),
         baseline_test: score(0.25, 30),
         best_test: score(0.5, 30),
         difference: PairedDifference {
@@ -328,7 +329,7 @@ async fn evidence_and_scores_round_trip(t: &TestStore) {
     let mut c = candidate(run.id, None, 0, "seed");
     c.scores = CandidateScores {
         minibatch: Some(score(0.5, 4)),
-        validation: Some(score(0.3, 30)),
+        validation: Some(score(0.375, 30)),
         test: Some(score(0.25, 30)),
     };
     store.save_candidates(std::slice::from_ref(&c)).await.unwrap();
