@@ -479,12 +479,15 @@ fn dry_run(
     Ok(())
 }
 
+/// The judge's own LLM client, when the evaluator is the judge.
+type JudgeLlm = Option<Arc<dyn Llm>>;
+
 /// The evaluator, and the judge's own LLM client when it is the judge.
 fn build_evaluator(
     args: &OptimizeArgs,
     llm_config: &LlmConfig,
     templates: &Templates,
-) -> anyhow::Result<(Arc<dyn Evaluator>, Option<Arc<dyn Llm>>)> {
+) -> anyhow::Result<(Arc<dyn Evaluator>, JudgeLlm)> {
     Ok(match args.evaluator {
         EvaluatorKind::Judge => {
             let mut config = llm_config.clone();
@@ -499,8 +502,8 @@ fn build_evaluator(
                         .to_string()
                 });
             if config.price == llm_config.price || config.price.is_none() {
-                config.price = lightning_optimizer::llm::Price::for_model(&config.model)
-                    .or(llm_config.price);
+                config.price =
+                    lightning_optimizer::llm::Price::for_model(&config.model).or(llm_config.price);
             }
             let judge_llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(config.clone())?);
             let mut judge = JudgeEvaluator::new(judge_llm.clone(), templates.judge.clone());
@@ -557,7 +560,11 @@ fn print_outcome(args: &OptimizeArgs, outcome: &OptimizeOutcome) {
     }
     let run = &outcome.run;
     let e = &outcome.evidence;
-    let kind = if e.estimate { "judge estimate" } else { "score" };
+    let kind = if e.estimate {
+        "judge estimate"
+    } else {
+        "score"
+    };
     println!(
         "Run {}: {} LLM calls for critiques/edits, {} evaluations",
         run.id, run.llm_calls, run.evaluations
@@ -697,7 +704,8 @@ fn print_plan(
         args.confidence * 100.0,
         args.min_improvement,
         match (args.evaluator, args.register_judged) {
-            (EvaluatorKind::Judge, false) => "; judge estimates never register without --register-judged",
+            (EvaluatorKind::Judge, false) =>
+                "; judge estimates never register without --register-judged",
             _ => "",
         }
     );

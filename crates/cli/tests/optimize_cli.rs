@@ -109,7 +109,11 @@ async fn dry_run_prints_the_plan_and_split_without_a_key() {
     assert_eq!(plan["promptSource"], "trajectories");
     let p = &plan["plan"];
     assert_eq!(
-        (p["train"].as_u64(), p["validation"].as_u64(), p["test"].as_u64()),
+        (
+            p["train"].as_u64(),
+            p["validation"].as_u64(),
+            p["test"].as_u64()
+        ),
         (Some(28), Some(21), Some(21))
     );
     assert_eq!(p["testEvaluations"], 42);
@@ -138,7 +142,10 @@ async fn scripted_llm(variant: lightning_optimizer::synthetic::Variant) -> Strin
     let app = Router::new().route(
         "/v1/messages",
         post(move |Json(body): Json<Value>| async move {
-            let p = body["messages"][0]["content"].as_str().unwrap_or("").to_string();
+            let p = body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             let text = lightning_optimizer::synthetic::scripted_reply(&p, variant);
             Json(serde_json::json!({
                 "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
@@ -199,8 +206,10 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
         ];
         let (ok, out, err) = tokio::task::spawn_blocking({
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-            let env: Vec<(String, String)> =
-                env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             move || {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let env: Vec<(&str, &str)> =
@@ -213,8 +222,14 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
         assert!(ok, "{err}\n{out}");
         println!("{variant:?}:\n{out}");
         assert!(out.contains("test [95% CI] n"), "{out}");
-        assert!(out.contains("Paired difference on test (best − start): "), "{out}");
-        assert!(err.contains("120 trajectories") && err.contains("/ 36 test"), "{err}");
+        assert!(
+            out.contains("Paired difference on test (best − start): "),
+            "{out}"
+        );
+        assert!(
+            err.contains("120 trajectories") && err.contains("/ 36 test"),
+            "{err}"
+        );
         let written = std::fs::read_to_string(&out_file).unwrap();
         let prompts = t.store.list_prompts(synthetic::AGENT).await.unwrap();
         let latest = t.store.latest_prompt(synthetic::AGENT).await.unwrap();
@@ -227,7 +242,10 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
                 );
                 assert!(out.contains("Nothing registered."), "{out}");
                 assert!(written.contains("completed: no significant improvement"));
-                assert!(prompts.is_empty() && latest.is_none(), "--promote obeyed no gate");
+                assert!(
+                    prompts.is_empty() && latest.is_none(),
+                    "--promote obeyed no gate"
+                );
             }
             Variant::Improvable => {
                 assert_eq!(
@@ -235,7 +253,10 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
                     Some("completed: significant improvement, registered"),
                     "{out}"
                 );
-                assert!(out.contains("Registered and promoted as version 1"), "{out}");
+                assert!(
+                    out.contains("Registered and promoted as version 1"),
+                    "{out}"
+                );
                 assert_eq!(prompts.len(), 1);
                 assert_eq!(latest.unwrap().evaluator.as_deref(), Some("command"));
                 assert!(written.contains("completed: significant improvement"));

@@ -93,7 +93,9 @@ impl Verdict {
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Registered => "significant improvement, registered",
-            Verdict::SignificantNotRegistered => "significant improvement, not registered (--no-register)",
+            Verdict::SignificantNotRegistered => {
+                "significant improvement, not registered (--no-register)"
+            }
             Verdict::JudgeEstimateNotRegistered => {
                 "improvement by judge estimate, not registered (pass --register-judged)"
             }

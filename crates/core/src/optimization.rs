@@ -218,7 +218,10 @@ impl NewPrompt {
         if let Some(evaluator) = &mut self.evaluator {
             evaluator.retain(|c| c != '\0');
             if evaluator.len() > 64 {
-                return Err(ValidationError::new("evaluator", "must be at most 64 bytes"));
+                return Err(ValidationError::new(
+                    "evaluator",
+                    "must be at most 64 bytes",
+                ));
             }
         }
         if let Some(note) = &mut self.note {

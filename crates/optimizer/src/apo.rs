@@ -540,7 +540,9 @@ impl<'a> Search<'a> {
         let shared = Shared::new(self);
         let mut st = self.score_seed(&shared, seed_prompt).await?;
         for round in 1..=self.config.rounds {
-            if shared.exhausted.load(Ordering::SeqCst) || !self.round(&shared, &mut st, round).await? {
+            if shared.exhausted.load(Ordering::SeqCst)
+                || !self.round(&shared, &mut st, round).await?
+            {
                 break;
             }
         }
@@ -559,12 +561,21 @@ impl<'a> Search<'a> {
         let seed_id = Uuid::now_v7();
         let seed_pid = shared.intern(seed_prompt, seed_id);
         let mut cands = vec![Cand {
-            rec: new_record(self.run_id, seed_id, None, 0, seed_prompt, None, CandidateStatus::Seed),
+            rec: new_record(
+                self.run_id,
+                seed_id,
+                None,
+                0,
+                seed_prompt,
+                None,
+                CandidateStatus::Seed,
+            ),
             prompt_id: seed_pid,
         }];
         let val = &self.dataset.validation;
         let pairs: Vec<(usize, usize)> = val.iter().map(|&e| (seed_pid, e)).collect();
-        self.progress.note("scoring the starting prompt on the validation set");
+        self.progress
+            .note("scoring the starting prompt on the validation set");
         if let Err(BudgetExhausted(why)) = shared.evaluate(&pairs, Budget::Capped).await? {
             return Err(OptimizerError::Config(format!(
                 "{why} before the starting prompt could be scored: --max-evaluations must be at \
@@ -691,7 +702,10 @@ impl<'a> Search<'a> {
                         out.critique.clone().unwrap_or_default()
                     ));
                 }
-                st.cands.push(Cand { rec, prompt_id: pid });
+                st.cands.push(Cand {
+                    rec,
+                    prompt_id: pid,
+                });
                 if rejection.is_none() {
                     new_children.push((st.cands.len() - 1, out.parent, out.minibatch.clone()));
                 }
@@ -813,7 +827,11 @@ impl<'a> Search<'a> {
         let (seed, best) = (st.cands[0].prompt_id, st.cands[st.beam[0]].prompt_id);
         self.progress.note(&format!(
             "scoring the starting prompt{} on the {} test examples",
-            if seed == best { "" } else { " and the best candidate" },
+            if seed == best {
+                ""
+            } else {
+                " and the best candidate"
+            },
             test.len()
         ));
         let pairs: Vec<(usize, usize)> = [seed, best]
@@ -852,7 +870,11 @@ impl<'a> Search<'a> {
         }
         self.save(&st.cands, shared).await?;
         let baseline_validation = st.cands[0].rec.scores.validation.expect("seed scored");
-        let best_validation = st.cands[best].rec.scores.validation.unwrap_or(baseline_validation);
+        let best_validation = st.cands[best]
+            .rec
+            .scores
+            .validation
+            .unwrap_or(baseline_validation);
         let evaluation_errors = shared.errors.lock().expect("errors").clone();
         Ok(SearchResult {
             seed_id: st.cands[0].rec.id,

@@ -495,7 +495,10 @@ mod tests {
             .collect();
         assert_eq!(all.len(), 100, "disjoint and complete");
         for set in [&a.validation, &a.test] {
-            let successes = set.iter().filter(|&&i| a.examples[i].outcome.success).count();
+            let successes = set
+                .iter()
+                .filter(|&&i| a.examples[i].outcome.success)
+                .count();
             assert_eq!(successes, 8);
         }
         a.check_test_size(0.3).unwrap();

@@ -450,9 +450,18 @@ fn finish_run(
     if let Value::Object(map) = &mut run.config {
         let extras = [
             ("stopReason", result.stop_reason.clone().map(Value::String)),
-            ("roundsCompleted", Some(Value::from(result.rounds_completed as u64))),
-            ("failedEvaluations", Some(Value::from(result.failed_evaluations))),
-            ("registeredVersion", registered.map(|p| Value::from(p.version))),
+            (
+                "roundsCompleted",
+                Some(Value::from(result.rounds_completed as u64)),
+            ),
+            (
+                "failedEvaluations",
+                Some(Value::from(result.failed_evaluations)),
+            ),
+            (
+                "registeredVersion",
+                registered.map(|p| Value::from(p.version)),
+            ),
         ];
         for (key, value) in extras {
             map.insert(key.into(), value.unwrap_or(Value::Null));
@@ -574,8 +583,7 @@ mod tests {
             best_validation: None,
             baseline_test: s,
             best_test: s,
-            difference: crate::stats::paired_difference(&[1.0, 0.0], &[1.0, 0.0], 0.95, 0)
-                .unwrap(),
+            difference: crate::stats::paired_difference(&[1.0, 0.0], &[1.0, 0.0], 0.95, 0).unwrap(),
             significant: false,
             verdict: Verdict::NoSignificantImprovement,
         };

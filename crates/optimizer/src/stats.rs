@@ -337,7 +337,10 @@ mod tests {
         // Width close to the normal approximation 2 * 1.96 * sd / sqrt(n).
         let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
         let expected = 2.0 * 1.96 * sd / (v.len() as f64).sqrt();
-        assert!(close(a.1 - a.0, expected, 0.2 * expected), "{a:?} vs {expected}");
+        assert!(
+            close(a.1 - a.0, expected, 0.2 * expected),
+            "{a:?} vs {expected}"
+        );
         let s = score(&v, 0.95, 1);
         assert_eq!(s.method, IntervalMethod::Bootstrap);
         // Constant values: a zero-width interval.
@@ -351,7 +354,10 @@ mod tests {
         let mut best = base.clone();
         best[..12].iter_mut().for_each(|x| *x = 1.0);
         let d = paired_difference(&best, &base, 0.95, 0).unwrap();
-        assert_eq!((d.wins, d.losses, d.ties, d.method), (12, 0, 28, IntervalMethod::Newcombe));
+        assert_eq!(
+            (d.wins, d.losses, d.ties, d.method),
+            (12, 0, 28, IntervalMethod::Newcombe)
+        );
         assert!(significant(&d, 0.0) && !significant(&d, 0.5), "{d:?}");
         // 3 better, 2 worse: not significant.
         let mut mixed = base.clone();

@@ -302,7 +302,9 @@ pub async fn seed_store(store: &dyn Store, n: usize) -> Result<(), lightning_sto
                 &[NewStep {
                     step_number: 0,
                     tool_name: "Bash".into(),
-                    tool_input: Some(serde_json::json!({"command": format!("make {}", KINDS[i % 4])})),
+                    tool_input: Some(
+                        serde_json::json!({"command": format!("make {}", KINDS[i % 4])}),
+                    ),
                     error: error.clone(),
                     ..Default::default()
                 }],
@@ -340,9 +342,7 @@ mod tests {
         // The noisy rollout succeeds at about the true rate.
         let n = 4000;
         let wins = (0..n)
-            .filter(|&i| {
-                rollout(&all, &task_text(i), Uuid::from_u128(i as u128), 1).reward == 1.0
-            })
+            .filter(|&i| rollout(&all, &task_text(i), Uuid::from_u128(i as u128), 1).reward == 1.0)
             .count();
         let rate = wins as f64 / n as f64;
         assert!((rate - 0.90).abs() < 0.03, "{rate}");

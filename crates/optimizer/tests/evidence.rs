@@ -46,10 +46,7 @@ impl ScriptedLlm {
 #[async_trait]
 impl Llm for ScriptedLlm {
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        self.requests
-            .lock()
-            .unwrap()
-            .push(request.prompt.clone());
+        self.requests.lock().unwrap().push(request.prompt.clone());
         Ok(LlmResponse {
             text: synthetic::scripted_reply(&request.prompt, self.variant),
             input_tokens: 1,
@@ -71,7 +68,10 @@ async fn scripted_server(variant: Variant) -> (String, Arc<Mutex<Vec<String>>>) 
         post(move |Json(body): Json<Value>| {
             let log = log.clone();
             async move {
-                let p = body["messages"][0]["content"].as_str().unwrap_or("").to_string();
+                let p = body["messages"][0]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 let text = synthetic::scripted_reply(&p, variant);
                 log.lock().unwrap().push(p);
                 Json(json!({
@@ -172,7 +172,10 @@ fn assert_no_leak(prepared: &Prepared, requests: &[String]) {
         .collect();
     for r in &critiques {
         for id in &held_out {
-            assert!(!r.contains(id.as_str()), "{id} (held out) leaked into:\n{r}");
+            assert!(
+                !r.contains(id.as_str()),
+                "{id} (held out) leaked into:\n{r}"
+            );
         }
     }
     let train = ids(prepared, &prepared.dataset.train);
@@ -213,10 +216,17 @@ async fn improvement_registers_a_prompt_that_beats_the_start_on_test() {
             registered += 1;
             assert_eq!(e.verdict, Verdict::Registered);
             assert!(e.difference.low > 0.0);
-            assert!(best_true > start_true, "registered a prompt that is not better");
+            assert!(
+                best_true > start_true,
+                "registered a prompt that is not better"
+            );
             assert!(!p.promoted, "never promoted without --promote");
             assert_eq!(p.evaluator.as_deref(), Some("command"));
-            assert_eq!(outcome.run.best_score, Some(e.best_test.mean), "test, not validation");
+            assert_eq!(
+                outcome.run.best_score,
+                Some(e.best_test.mean),
+                "test, not validation"
+            );
         }
     }
     let n = seeds.count() as u64;
@@ -225,7 +235,11 @@ async fn improvement_registers_a_prompt_that_beats_the_start_on_test() {
     // The rollouts are deterministic (fixed trajectory ids, seeded noise): 7 of 8 register; the
     // miss (seed 2) found only one of the four rules, a true gain of 0.16 that 36 noisy test
     // examples cannot confirm at 95%.
-    assert!(registered >= 7, "the known improvement was missed in {} seeds", n - registered);
+    assert!(
+        registered >= 7,
+        "the known improvement was missed in {} seeds",
+        n - registered
+    );
     // Registered versions are candidates: nothing is served to agents.
     assert_eq!(t.store.latest_prompt(synthetic::AGENT).await.unwrap(), None);
 }
@@ -259,7 +273,10 @@ async fn hopeless_sweep(confidence: f64) -> (u64, u64) {
         let test = &prepared.dataset.test;
         let start_true = synthetic::true_rate(synthetic::START_PROMPT, &prepared.dataset, test);
         let best_true = synthetic::true_rate(&outcome.best_prompt, &prepared.dataset, test);
-        assert!(best_true <= start_true + 1e-9, "the hopeless LLM found a better prompt");
+        assert!(
+            best_true <= start_true + 1e-9,
+            "the hopeless LLM found a better prompt"
+        );
         if outcome.best_prompt != synthetic::START_PROMPT {
             best_differs += 1;
         }
@@ -292,7 +309,10 @@ async fn hopeless_sweep(confidence: f64) -> (u64, u64) {
         100.0 * lo,
         100.0 * hi
     );
-    assert!(best_differs > n / 3, "the search rarely picked a candidate: a weak test");
+    assert!(
+        best_differs > n / 3,
+        "the search rarely picked a candidate: a weak test"
+    );
     assert_eq!(
         t.store.list_prompts(synthetic::AGENT).await.unwrap().len() as u64,
         false_registrations
@@ -333,7 +353,11 @@ async fn command_path(backend: Backend, variant: Variant, seed: u64) {
     let out = dir.path().join("best.txt");
     let (prepared, outcome) = run_once(&t.store, seed, llm, evaluator, &out).await;
     assert_no_leak(&prepared, &seen.lock().unwrap());
-    assert_eq!(outcome.failed_evaluations, 0, "{:?}", outcome.evaluation_errors);
+    assert_eq!(
+        outcome.failed_evaluations, 0,
+        "{:?}",
+        outcome.evaluation_errors
+    );
     let e = &outcome.evidence;
     println!(
         "{backend:?} {variant:?} seed {seed}: test start {} best {} diff {}; {}",
@@ -395,7 +419,10 @@ async fn command_path(backend: Backend, variant: Variant, seed: u64) {
         .iter()
         .all(|x| (x.split == Split::Test) == test_ids.contains(&x.trajectory_id)));
     assert_eq!(
-        evals.iter().filter(|x| x.split == Split::Test && x.candidate_id == seed_id).count(),
+        evals
+            .iter()
+            .filter(|x| x.split == Split::Test && x.candidate_id == seed_id)
+            .count(),
         test_ids.len()
     );
 
@@ -408,7 +435,11 @@ async fn command_path(backend: Backend, variant: Variant, seed: u64) {
             dashboard_dir: None,
         },
     );
-    let (status, body) = get(&app, &format!("/api/optimization-runs/{}/evaluations", run.id)).await;
+    let (status, body) = get(
+        &app,
+        &format!("/api/optimization-runs/{}/evaluations", run.id),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["evaluations"].as_array().unwrap().len(), evals.len());
     assert!(body["evaluations"][0]["evaluationTrajectoryId"].is_string());
@@ -420,13 +451,23 @@ async fn command_path(backend: Backend, variant: Variant, seed: u64) {
     assert_eq!(status, 400);
     let (status, _) = get(
         &app,
-        &format!("/api/optimization-runs/{}/evaluations", uuid::Uuid::now_v7()),
+        &format!(
+            "/api/optimization-runs/{}/evaluations",
+            uuid::Uuid::now_v7()
+        ),
     )
     .await;
     assert_eq!(status, 404);
-    let (status, body) = get(&app, &format!("/api/agents/{}/prompts/latest", synthetic::AGENT)).await;
+    let (status, body) = get(
+        &app,
+        &format!("/api/agents/{}/prompts/latest", synthetic::AGENT),
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("no promoted prompt"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("no promoted prompt"));
 }
 
 async fn get(app: &Router, uri: &str) -> (u16, Value) {
@@ -440,7 +481,10 @@ async fn get(app: &Router, uri: &str) -> (u16, Value) {
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status().as_u16();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -518,7 +562,8 @@ async fn an_injected_score_instruction_does_not_move_the_judge() {
         plain
     );
     // The judge is gullible: with the candidate pasted between plain tags it is moved.
-    let naive_template = "Candidate:\n<prompt>\n{prompt}\n</prompt>\nRun:\n{example}\nAnswer {\"score\": x}";
+    let naive_template =
+        "Candidate:\n<prompt>\n{prompt}\n</prompt>\nRun:\n{example}\nAnswer {\"score\": x}";
     let naive = gullible_verdict(&render(
         naive_template,
         &[("prompt", &injected), ("example", &example.render(12))],
@@ -540,9 +585,15 @@ async fn an_injected_score_instruction_does_not_move_the_judge() {
         }
     }
     let clean = judge.evaluate(&candidate(&plain), example).await.unwrap();
-    let attacked = judge.evaluate(&candidate(&injected), example).await.unwrap();
+    let attacked = judge
+        .evaluate(&candidate(&injected), example)
+        .await
+        .unwrap();
     assert_eq!(clean.reward, 0.0, "{clean:?}");
-    assert_eq!(attacked.reward, clean.reward, "the injection moved the judge: {attacked:?}");
+    assert_eq!(
+        attacked.reward, clean.reward,
+        "the injection moved the judge: {attacked:?}"
+    );
     assert!((clean.cost_usd.unwrap() - 0.0011).abs() < 1e-12);
     assert!(judge.is_estimate());
 }
@@ -568,19 +619,36 @@ async fn judge_estimates_register_only_with_register_judged() {
             .await
             .unwrap();
         let e = &outcome.evidence;
-        assert!(e.estimate && e.evaluator == "judge" && e.significant, "{e:?}");
+        assert!(
+            e.estimate && e.evaluator == "judge" && e.significant,
+            "{e:?}"
+        );
         let written = std::fs::read_to_string(&out).unwrap();
-        assert!(written.lines().nth(1).unwrap().contains("(judge estimate)"), "{written}");
+        assert!(
+            written.lines().nth(1).unwrap().contains("(judge estimate)"),
+            "{written}"
+        );
         if register_judged {
-            let p = outcome.registered.expect("registered with --register-judged");
+            let p = outcome
+                .registered
+                .expect("registered with --register-judged");
             assert_eq!(p.evaluator.as_deref(), Some("judge"));
             assert!(p.promoted, "--promote promotes what passed the gate");
-            let latest = t.store.latest_prompt(synthetic::AGENT).await.unwrap().unwrap();
+            let latest = t
+                .store
+                .latest_prompt(synthetic::AGENT)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(latest.version, p.version);
         } else {
             assert_eq!(e.verdict, Verdict::JudgeEstimateNotRegistered);
             assert!(outcome.registered.is_none(), "--promote must obey the gate");
-            assert!(outcome.label.contains("--register-judged"), "{}", outcome.label);
+            assert!(
+                outcome.label.contains("--register-judged"),
+                "{}",
+                outcome.label
+            );
             assert_eq!(t.store.latest_prompt(synthetic::AGENT).await.unwrap(), None);
         }
     }

@@ -217,7 +217,9 @@ async fn end_to_end(backend: Backend) {
         agent_id: Some("support-bot".into()),
         ..Default::default()
     };
-    let prepared = prepare(&store, &query, Default::default(), 3, None).await.unwrap();
+    let prepared = prepare(&store, &query, Default::default(), 3, None)
+        .await
+        .unwrap();
     assert_eq!(prepared.dataset.examples.len(), 80);
     assert_eq!(
         (
@@ -277,7 +279,10 @@ async fn end_to_end(backend: Backend) {
     assert!(e.estimate && e.significant, "{e:?}");
     assert_eq!(e.best_validation.unwrap().mean, 1.0);
     assert_eq!((e.difference.wins, e.difference.losses), (12, 0));
-    assert_eq!(outcome.label, "completed: significant improvement, registered");
+    assert_eq!(
+        outcome.label,
+        "completed: significant improvement, registered"
+    );
     for rule in RULES {
         assert!(
             outcome.best_prompt.contains(rule),
@@ -287,7 +292,10 @@ async fn end_to_end(backend: Backend) {
     }
     assert!(outcome.best_prompt.contains("{product}"));
     let written = std::fs::read_to_string(&out).unwrap();
-    assert!(written.starts_with("# lightning optimize run "), "{written}");
+    assert!(
+        written.starts_with("# lightning optimize run "),
+        "{written}"
+    );
     assert_eq!(
         lightning_optimizer::run::strip_label(&written).trim(),
         outcome.best_prompt
@@ -435,7 +443,9 @@ async fn end_to_end(backend: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
 
     // A second run starts from the promoted registry version.
-    let prepared = prepare(&store, &query, Default::default(), 3, None).await.unwrap();
+    let prepared = prepare(&store, &query, Default::default(), 3, None)
+        .await
+        .unwrap();
     assert_eq!(prepared.prompt_source, PromptSource::Registry);
     assert_eq!(prepared.start_version, Some(1));
 }

@@ -42,9 +42,7 @@ fn from_json<T: DeserializeOwned>(
 ) -> StoreResult<Option<T>> {
     value
         .filter(|v| !v.is_null())
-        .map(|v| {
-            serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-        })
+        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
         .transpose()
 }
 
@@ -315,7 +313,10 @@ pub(crate) fn upsert_evaluations<'a, DB: Dialect>(
 ) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(format!(
         "INSERT INTO candidate_evaluations ({}) VALUES ",
-        EVALUATION_COLUMNS.replace("CAST(evaluation_trajectory_id AS TEXT)", "evaluation_trajectory_id")
+        EVALUATION_COLUMNS.replace(
+            "CAST(evaluation_trajectory_id AS TEXT)",
+            "evaluation_trajectory_id"
+        )
     ));
     for (i, e) in evaluations.iter().enumerate() {
         if i > 0 {

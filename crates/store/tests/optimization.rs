@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use lightning_core::{
-    CandidateEvaluation, CandidateScores, CandidateStatus, Completion, IntervalMethod,
-    NewPrompt, NewTrajectory, OptimizationRun, PairedDifference, PromptCandidate, RunEvidence,
-    RunStatus, Score, Split, SplitSizes, StatsFilter, TrajectoryFilter, Verdict,
+    CandidateEvaluation, CandidateScores, CandidateStatus, Completion, IntervalMethod, NewPrompt,
+    NewTrajectory, OptimizationRun, PairedDifference, PromptCandidate, RunEvidence, RunStatus,
+    Score, Split, SplitSizes, StatsFilter, TrajectoryFilter, Verdict,
 };
 use lightning_store::{testing::TestStore, Store, StoreError};
 use serde_json::json;
@@ -332,11 +332,23 @@ async fn evidence_and_scores_round_trip(t: &TestStore) {
         validation: Some(score(0.375, 30)),
         test: Some(score(0.25, 30)),
     };
-    store.save_candidates(std::slice::from_ref(&c)).await.unwrap();
-    assert_eq!(store.list_candidates(run.id).await.unwrap(), vec![c.clone()]);
+    store
+        .save_candidates(std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_candidates(run.id).await.unwrap(),
+        vec![c.clone()]
+    );
     c.scores.test = None;
-    store.save_candidates(std::slice::from_ref(&c)).await.unwrap();
-    assert_eq!(store.list_candidates(run.id).await.unwrap()[0].scores.test, None);
+    store
+        .save_candidates(std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_candidates(run.id).await.unwrap()[0].scores.test,
+        None
+    );
 }
 
 fn evaluation(run: Uuid, candidate: Uuid, split: Split, reward: f64) -> CandidateEvaluation {
@@ -366,7 +378,12 @@ async fn evaluations_upsert_and_list_per_run(t: &TestStore) {
     let mut evals: Vec<CandidateEvaluation> = (0..700)
         .map(|i| {
             let split = [Split::Train, Split::Validation, Split::Test][i % 3];
-            evaluation(run.id, if i % 2 == 0 { c1 } else { c2 }, split, (i % 2) as f64)
+            evaluation(
+                run.id,
+                if i % 2 == 0 { c1 } else { c2 },
+                split,
+                (i % 2) as f64,
+            )
         })
         .collect();
     evals[1].feedback = None;
@@ -388,12 +405,19 @@ async fn evaluations_upsert_and_list_per_run(t: &TestStore) {
     let mut again = evals[0].clone();
     again.reward = 0.5;
     again.feedback = Some("retried".into());
-    store.save_evaluations(std::slice::from_ref(&again)).await.unwrap();
+    store
+        .save_evaluations(std::slice::from_ref(&again))
+        .await
+        .unwrap();
     let listed = store.list_evaluations(run.id).await.unwrap();
     assert_eq!(listed.len(), 700);
     assert!(listed.contains(&again));
     assert_eq!(store.list_evaluations(other.id).await.unwrap().len(), 1);
-    assert!(store.list_evaluations(Uuid::now_v7()).await.unwrap().is_empty());
+    assert!(store
+        .list_evaluations(Uuid::now_v7())
+        .await
+        .unwrap()
+        .is_empty());
     assert!(matches!(
         store
             .save_evaluations(&[evaluation(Uuid::now_v7(), c1, Split::Train, 0.0)])
