@@ -77,7 +77,7 @@ test('prompt(): fallback without a promoted version, then the promoted version, 
   // nothing promoted yet: both are candidates, latest is 404, the agent keeps its own prompt
   const latest = await fetch(`${collector.url}${prompts(agentId)}/latest`, { headers: { authorization: `Bearer ${collector.apiKey}` } });
   assert.equal(latest.status, 404);
-  assert.match((await latest.json()).error, /no promoted prompt/);
+  assert.match(((await latest.json()) as { error: string }).error, /no promoted prompt/);
   const { lightning: peek, logs: peekLogs } = make(collector.url, { apiKey: collector.apiKey, agentId });
   assert.deepEqual(await peek.promptDetails(FALLBACK), { text: FALLBACK, version: null, source: 'fallback' });
   assert.equal(peek.stats().promptVersion, null);
