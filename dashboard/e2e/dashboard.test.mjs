@@ -222,6 +222,7 @@ describe('dashboard against lightning serve', () => {
       await page.getByText('Version 1 is now the promoted prompt of coder.').waitFor();
       const latest = await server.api.ok('GET', '/api/agents/coder/prompts/latest');
       assert.equal(latest.version, 1);
+      await page.getByRole('heading', { name: /Version 2/ }).getByText('candidate').waitFor();
       await page.getByRole('button', { name: 'Diff with previous' }).click();
       await page.getByRole('region', { name: 'Diff of Version 1 and Version 2' }).waitFor();
     }
@@ -236,8 +237,9 @@ describe('dashboard against lightning serve', () => {
     const llm = await startFakeLlm();
     let outcome;
     try {
-      await seedOptimizable(server.api, 20);
-      ({ outcome } = await runOptimize(server, llm.url, ['--agent', OPT_AGENT, '--rounds', '2', '--beam', '2', '--branch', '2', '--minibatch', '4', '--seed', '1']));
+      // 80 recorded runs: 32 train / 24 validation / 24 test (the test set needs at least 20).
+      await seedOptimizable(server.api, 80);
+      ({ outcome } = await runOptimize(server, llm.url, ['--agent', OPT_AGENT, '--rounds', '2', '--beam', '2', '--branch', '2', '--minibatch', '4', '--seed', '1', '--register-judged']));
     } finally {
       await llm.close();
     }
@@ -245,9 +247,17 @@ describe('dashboard against lightning serve', () => {
     assert.ok(llm.calls.critique > 0 && llm.calls.edit > 0 && llm.calls.judge > 0, JSON.stringify(llm.calls));
     const { run, candidates } = outcome;
     assert.equal(run.status, 'completed');
-    assert.equal(run.trajectories, 20);
+    assert.equal(run.trajectories, 80);
+    // The run's scores are the test scores; the judge's are estimates.
     assert.equal(run.baselineScore, 0.5);
     assert.equal(run.bestScore, 1);
+    assert.equal(run.evidence.verdict, 'registered');
+    assert.equal(run.evidence.estimate, true);
+    assert.deepEqual(run.evidence.split, { train: 32, validation: 24, test: 24 });
+    const fmt = (s, signed = false) => {
+      const f = (x) => (signed && x > 0 ? '+' : '') + x.toFixed(3);
+      return `${f(s.mean)} [${f(s.low)}, ${f(s.high)}] n=${s.n}`;
+    };
     const byId = new Map(candidates.map((c) => [c.id, c]));
     const best = byId.get(run.bestCandidateId);
     const parent = byId.get(best.parentId);
@@ -268,15 +278,18 @@ describe('dashboard against lightning serve', () => {
     const cells = await row.locator('td').allInnerTexts();
     assert.equal(cells[1], OPT_AGENT);
     assert.equal(cells[2], 'completed');
-    assert.deepEqual(cells.slice(5, 8), ['0.500', '1.000', String(run.evaluations)]);
+    assert.deepEqual(cells.slice(5, 9), [fmt(run.evidence.baselineTest), fmt(run.evidence.bestTest), 'significant, registered (judge estimate)', String(run.evaluations)]);
+    assert.match(cells[5], /^0\.500 \[0\.\d{3}, 0\.\d{3}\] n=24$/);
     await session.shot('10-optimization-runs');
 
     // Run detail: summary, rounds, lineage tree.
     await row.getByRole('link', { name: `Open run ${run.id}` }).click();
     await page.getByRole('heading', { name: `Run ${short(run.id)} · ${OPT_AGENT}`, level: 1 }).waitFor();
     const summary = async (label) => page.locator('.summary-item', { has: page.getByText(label, { exact: true }) }).first().locator('dd').innerText();
-    assert.equal(await summary('Baseline score'), '0.500');
-    assert.equal(await summary('Best score'), '1.000');
+    assert.equal(await summary('Start on test (judge estimate)'), fmt(run.evidence.baselineTest));
+    assert.equal(await summary('Best on test (judge estimate)'), fmt(run.evidence.bestTest));
+    assert.match(await summary('Best − start (paired)'), /^\+0\.500 \[\+0\.\d{3}, \+0\.\d{3}\] n=24 · 12 better, 0 worse$/);
+    assert.equal(await summary('Split'), '32 train / 24 validation / 24 test');
     assert.equal(await summary('Candidates'), String(candidates.length));
     const perRound = [0, 1, 2].map((r) => candidates.filter((c) => c.round === r).length);
     const roundItems = await page.getByRole('list', { name: 'Rounds' }).getByRole('listitem').allInnerTexts();
@@ -316,6 +329,21 @@ describe('dashboard against lightning serve', () => {
     await diff.scrollIntoViewIfNeeded();
     await session.shot('11-optimization-run-detail');
 
+    // The evidence grid: a row per evaluated candidate, a column per example, grouped by split;
+    // the test set holds only the seed's and the best candidate's evaluations.
+    const evals = (await server.api.ok('GET', `/api/optimization-runs/${run.id}/evaluations`)).evaluations;
+    assert.equal(evals.length, run.evaluations);
+    assert.deepEqual([...new Set(evals.filter((e) => e.split === 'test').map((e) => e.candidateId))].sort(), [seedCandidate.id, best.id].sort());
+    const grid = page.getByRole('table', { name: 'Evaluations: candidates by example' });
+    await grid.waitFor();
+    const groups = await grid.locator('thead th[scope="colgroup"]').allInnerTexts();
+    assert.deepEqual(groups.map((g) => g.split(' ')[0]), ['train', 'validation', 'test']);
+    assert.ok(groups.includes('test (24)'), JSON.stringify(groups));
+    const seedRow = grid.locator('tbody tr', { has: page.locator('th', { hasText: short(seedCandidate.id) }) });
+    assert.equal(await seedRow.locator('td.cell').count(), evals.filter((e) => e.candidateId === seedCandidate.id).length);
+    await grid.scrollIntoViewIfNeeded();
+    await session.shot('12-optimization-evidence-grid');
+
     // Walk up the lineage: the parent's own diff against the seed, then the seed itself.
     await panel.getByRole('button', { name: short(parent.id), exact: true }).click();
     await panel.getByRole('region', { name: `Diff of Parent ${short(seedCandidate.id)} (round 0) and Candidate ${short(parent.id)} (round 1)` }).waitFor();
@@ -329,6 +357,9 @@ describe('dashboard against lightning serve', () => {
     await page.getByRole('link', { name: 'Prompt versions' }).click();
     await page.getByRole('heading', { name: /Version 1/ }).waitFor();
     assert.equal(await page.getByLabel('Prompt version 1').innerText(), best.prompt);
+    // Registered without --promote: a candidate, not served as latest.
+    await page.getByRole('heading', { name: /Version 1/ }).getByText('candidate').waitFor();
+    assert.equal((await server.api.call('GET', `/api/agents/${OPT_AGENT}/prompts/latest`)).status, 404);
     await page.getByRole('link', { name: `from run ${short(run.id)}` }).waitFor();
     await expectNoProblems(session);
   });

@@ -117,13 +117,52 @@ describe('Optimization views', () => {
     expect(screen.getByText('Prompt')).toBeTruthy();
   });
 
+  it('shows test scores with n and intervals, the paired difference, the verdict and the evidence grid', async () => {
+    const sc = (mean: number, low: number, high: number) => ({ mean, n: 20, low, high, confidence: 0.95, method: 'wilson' as const });
+    const evidence = {
+      evaluator: 'command',
+      estimate: false,
+      split: { train: 30, validation: 20, test: 20 },
+      confidence: 0.95,
+      minImprovement: 0,
+      baselineValidation: sc(0.5, 0.3, 0.7),
+      bestValidation: sc(0.8, 0.58, 0.92),
+      baselineTest: sc(0.45, 0.258, 0.658),
+      bestTest: sc(0.5, 0.299, 0.701),
+      difference: { ...sc(0.05, -0.15, 0.25), method: 'newcombe' as const, wins: 3, losses: 2, ties: 15 },
+      significant: false,
+      verdict: 'noSignificantImprovement' as const,
+    };
+    const run = { id: 'r1', agentId: 'agent-a', status: 'completed', startedAt: '2026-11-26T12:00:00Z', finishedAt: '2026-11-26T12:05:00Z', config: {}, baselineScore: 0.45, bestScore: 0.5, bestCandidateId: 'c1', trajectories: 70, llmCalls: 40, evaluations: 5, error: null, evidence, candidates: candidates.map((c) => (c.id === 'c1' ? { ...c, scores: { minibatch: null, validation: sc(0.8, 0.58, 0.92), test: sc(0.5, 0.299, 0.701) } } : c)) };
+    const ev = (candidateId: string, trajectoryId: string, split: string, reward: number) => ({ runId: 'r1', candidateId, trajectoryId, split, reward, feedback: reward ? 'ok' : 'missing: CITE_FILES', error: null, evaluator: 'command', durationMs: 5, costUsd: null, evaluationTrajectoryId: null, createdAt: '2026-11-26T12:01:00Z' });
+    const evaluations = [ev('seed', 't1', 'validation', 0), ev('seed', 't2', 'test', 1), ev('c1', 't1', 'validation', 1), ev('c1', 't2', 'test', 0), ev('c2', 't3', 'train', 0)];
+    mockFetch((call) => {
+      if (call.url.pathname === '/api/optimization-runs/r1') return { body: run };
+      if (call.url.pathname === '/api/optimization-runs/r1/evaluations') return { body: { evaluations } };
+      return undefined;
+    });
+    renderSignedIn(<RunDetail id="r1" />);
+    const grid = await screen.findByRole('table', { name: 'Evaluations: candidates by example' });
+    const item = (label: string) => screen.getByText(label, { selector: 'dt' }).parentElement?.querySelector('dd')?.textContent;
+    expect(item('Start on test')).toBe('0.450 [0.258, 0.658] n=20');
+    expect(item('Best on test')).toBe('0.500 [0.299, 0.701] n=20');
+    expect(item('Best − start (paired)')).toBe('+0.050 [-0.150, +0.250] n=20 · 3 better, 2 worse');
+    expect(item('Test score')).toBe('0.500 [0.299, 0.701] n=20');
+    expect(screen.getByText('no significant improvement')).toBeTruthy();
+    expect(within(grid).getAllByRole('columnheader').map((h) => h.textContent)).toEqual(['Candidate', 'train (1)', 'validation (1)', 'test (1)']);
+    expect(within(grid).getAllByRole('row')).toHaveLength(4);
+    expect(grid.querySelectorAll('td.cell')).toHaveLength(5);
+    expect(grid.querySelectorAll('td.cell-pass')).toHaveLength(2);
+    expect(grid.querySelector('td.cell-fail')?.getAttribute('title')).toMatch(/missing: CITE_FILES/);
+  });
+
   it('lists prompt versions and promotes one', async () => {
     let promoted = 2;
     const calls = mockFetch((call) => {
       if (call.url.pathname === '/api/agents/agent-a/prompts')
         return {
           body: {
-            prompts: [2, 1].map((version) => ({ agentId: 'agent-a', version, text: `prompt v${version}`, sourceRunId: null, note: null, promoted: version === promoted, createdAt: '2026-11-26T12:00:00Z' })),
+            prompts: [2, 1].map((version) => ({ agentId: 'agent-a', version, text: `prompt v${version}`, sourceRunId: null, note: null, promoted: version === promoted, createdAt: '2026-11-26T12:00:00Z', evaluator: 'command' })),
           },
         };
       if (call.url.pathname === '/api/agents/agent-a/prompts/1/promote' && call.method === 'POST') {
@@ -135,6 +174,7 @@ describe('Optimization views', () => {
     renderSignedIn(<PromptVersions agentId="agent-a" />);
     const promote = await screen.findByRole('button', { name: 'Promote' });
     expect(screen.getByRole('button', { name: 'Promoted' }).hasAttribute('disabled')).toBe(true);
+    expect(screen.getByRole('heading', { name: /Version 1/ }).textContent).toMatch(/candidate/);
     fireEvent.click(promote);
     expect(await screen.findByText('Version 1 is now the promoted prompt of agent-a.')).toBeTruthy();
     expect(calls.some((c) => c.method === 'POST' && c.url.pathname.endsWith('/prompts/1/promote'))).toBe(true);

@@ -12,10 +12,14 @@ use lightning_optimizer::{
     dataset::{self, DatasetQuery},
     evaluator::{command::CommandEvaluator, judge::JudgeEvaluator, Evaluator},
     llm::{HttpLlm, Llm, LlmConfig, Price, Provider},
-    run::{optimize, prepare, render_candidates, OptimizeOptions, PromptSource},
+    run::{
+        optimize, prepare, render_candidates, strip_label, OptimizeOptions, OptimizeOutcome,
+        Prepared, PromptSource, RegistrationGate, SplitFractions,
+    },
+    stats::{format_difference, format_score},
     templates::Templates,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::store_args::StoreArgs;
 
@@ -44,6 +48,9 @@ pub struct DatasetArgs {
     /// `auto`: the score most trajectories have when more than half have one, else success.
     #[arg(long, env = "LIGHTNING_REWARD", default_value = "auto")]
     pub reward: dataset::Reward,
+    /// Also use optimizer evaluation runs (promptVersion starting `opt-`), left out by default.
+    #[arg(long, env = "LIGHTNING_INCLUDE_EVALUATIONS")]
+    pub include_evaluations: bool,
 }
 
 impl DatasetArgs {
@@ -54,6 +61,7 @@ impl DatasetArgs {
             task_type: self.task_type.clone().filter(|t| !t.is_empty()),
             since: self.since,
             reward: self.reward.clone(),
+            include_evaluations: self.include_evaluations,
         }
     }
 }
@@ -171,9 +179,23 @@ pub struct OptimizeArgs {
     #[arg(long, env = "LIGHTNING_SEED", default_value_t = 0)]
     seed: u64,
 
-    /// Share of trajectories held out for validation.
+    /// Share of trajectories held out for validation (selecting candidates).
     #[arg(long, env = "LIGHTNING_VALIDATION_FRACTION", default_value_t = 0.3)]
     validation_fraction: f64,
+
+    /// Share held out for the test set: touched once, at the end, to compare the best
+    /// candidate with the starting prompt. It must hold at least 20 trajectories.
+    #[arg(long, env = "LIGHTNING_TEST_FRACTION", default_value_t = 0.3)]
+    test_fraction: f64,
+
+    /// Level of every interval shown and of the registration gate.
+    #[arg(long, env = "LIGHTNING_CONFIDENCE", default_value_t = 0.95)]
+    confidence: f64,
+
+    /// Register only when the lower end of the interval of (best − start) on the test set is
+    /// above this (0: any significant improvement).
+    #[arg(long, env = "LIGHTNING_MIN_IMPROVEMENT", default_value_t = 0.0)]
+    min_improvement: f64,
 
     /// Prompts kept after each round.
     #[arg(long, env = "LIGHTNING_BEAM", default_value_t = 4)]
@@ -245,15 +267,26 @@ pub struct OptimizeArgs {
     #[arg(long, env = "LIGHTNING_PARAPHRASE_TEMPLATE")]
     paraphrase_template: Option<PathBuf>,
 
-    /// File replacing the judge template (needs {prompt} and {example}).
+    /// File replacing the judge template (needs {prompt}, where the candidate is inserted as
+    /// quoted data, and {example}).
     #[arg(long, env = "LIGHTNING_JUDGE_TEMPLATE")]
     judge_template: Option<PathBuf>,
+
+    /// The judge's model (default: claude-haiku-4-5 for anthropic, gpt-4.1-mini for openai,
+    /// or the other default when that is the --model proposing edits).
+    #[arg(long, env = "LIGHTNING_JUDGE_MODEL")]
+    judge_model: Option<String>,
+
+    /// Allow registering on judge estimates (they are an LLM's guess, not observed runs).
+    #[arg(long, env = "LIGHTNING_REGISTER_JUDGED")]
+    register_judged: bool,
 
     /// Do not register the best prompt as a new version.
     #[arg(long)]
     no_register: bool,
 
     /// Promote the registered version (agents fetching the promoted prompt get it at once).
+    /// Only a version that passed the registration gate is ever registered or promoted.
     #[arg(long)]
     promote: bool,
 
@@ -283,8 +316,56 @@ impl OptimizeArgs {
             max_evaluations: self.max_evaluations,
             seed: self.seed,
             concurrency: self.concurrency,
+            confidence: self.confidence,
             ..Default::default()
         }
+    }
+
+    fn fractions(&self) -> SplitFractions {
+        SplitFractions {
+            validation: self.validation_fraction,
+            test: self.test_fraction,
+        }
+    }
+
+    /// The flags the run was started with, stored with it.
+    fn run_config(&self, prepared: &Prepared, model: &str, judge_model: Option<&str>) -> Value {
+        json!({
+            "trajectories": self.data.trajectories,
+            "agent": self.data.agent,
+            "taskType": self.data.task_type,
+            "since": self.data.since.map(lightning_core::time::format),
+            "reward": self.data.reward.describe(),
+            "includeEvaluations": self.data.include_evaluations,
+            "seed": self.seed,
+            "validationFraction": self.validation_fraction,
+            "testFraction": self.test_fraction,
+            "confidence": self.confidence,
+            "minImprovement": self.min_improvement,
+            "registerJudged": self.register_judged,
+            "beam": self.beam,
+            "rounds": self.rounds,
+            "branch": self.branch,
+            "minibatch": self.minibatch,
+            "paraphrases": self.paraphrases,
+            "gate": !self.no_gate,
+            "maxLlmCalls": self.max_llm_calls,
+            "maxEvaluations": self.max_evaluations,
+            "evaluator": match self.evaluator {
+                EvaluatorKind::Judge => "judge",
+                EvaluatorKind::Command => "command",
+            },
+            "evalCmd": self.eval_cmd,
+            "concurrency": self.concurrency,
+            "provider": Provider::from(self.llm.provider).name(),
+            "model": model,
+            "judgeModel": judge_model,
+            "promptSource": prepared.prompt_source,
+            "startVersion": prepared.start_version,
+            "train": prepared.dataset.train.len(),
+            "validation": prepared.dataset.validation.len(),
+            "test": prepared.dataset.test.len(),
+        })
     }
 
     fn templates(&self) -> anyhow::Result<Templates> {
@@ -315,21 +396,24 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     };
     let apo = args.apo();
     apo.validate()?;
+    args.fractions().validate()?;
+    if !(0.0..1.0).contains(&args.min_improvement) {
+        bail!("--min-improvement must be at least 0 and below 1");
+    }
     let templates = args.templates()?;
     if args.evaluator == EvaluatorKind::Command && args.eval_cmd.is_none() {
         bail!("--evaluator command needs --eval-cmd (or LIGHTNING_EVAL_CMD)");
     }
     let prompt_text = match &args.prompt_file {
-        Some(p) => Some(read_file(p, "prompt file")?),
+        Some(p) => Some(strip_label(&read_file(p, "prompt file")?).to_string()),
         None => None,
     };
 
     let store = args.store.open().await?;
-    let query = args.data.query();
     let prepared = prepare(
         &store,
-        &query,
-        args.validation_fraction,
+        &args.data.query(),
+        args.fractions(),
         args.seed,
         prompt_text,
     )
@@ -342,72 +426,16 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
         }
     }
     if args.dry_run {
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "agentId": prepared.agent_id,
-                    "trajectories": prepared.dataset.examples.len(),
-                    "failures": prepared.dataset.failures(),
-                    "promptSource": prepared.prompt_source,
-                    "startPrompt": prepared.start_prompt,
-                    "plan": the_plan,
-                    "warnings": prepared.warnings,
-                }))?
-            );
-        } else {
-            print_plan(&args, &prepared, &the_plan);
-        }
-        return Ok(());
+        return dry_run(&args, &prepared, &the_plan);
     }
 
-    let llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(llm_config.expect("not a dry run"))?);
-    let evaluator: Arc<dyn Evaluator> = match args.evaluator {
-        EvaluatorKind::Judge => Arc::new(JudgeEvaluator::new(llm.clone(), templates.judge.clone())),
-        EvaluatorKind::Command => Arc::new(CommandEvaluator::new(
-            args.eval_cmd.clone().unwrap_or_default(),
-            Duration::from_secs(args.eval_timeout.max(1)),
-        )?),
-    };
-    let config = json!({
-        "trajectories": args.data.trajectories,
-        "agent": args.data.agent,
-        "taskType": args.data.task_type,
-        "since": args.data.since.map(lightning_core::time::format),
-        "reward": args.data.reward.describe(),
-        "seed": args.seed,
-        "validationFraction": args.validation_fraction,
-        "beam": args.beam,
-        "rounds": args.rounds,
-        "branch": args.branch,
-        "minibatch": args.minibatch,
-        "paraphrases": args.paraphrases,
-        "gate": !args.no_gate,
-        "maxLlmCalls": args.max_llm_calls,
-        "maxEvaluations": args.max_evaluations,
-        "evaluator": if judge { "judge" } else { "command" },
-        "evalCmd": args.eval_cmd,
-        "concurrency": args.concurrency,
-        "provider": Provider::from(args.llm.provider).name(),
-        "model": llm.usage().model,
-        "promptSource": prepared.prompt_source,
-        "startVersion": prepared.start_version,
-        "train": prepared.dataset.train.len(),
-        "validation": prepared.dataset.validation.len(),
-    });
+    let llm_config = llm_config.expect("not a dry run");
+    let llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(llm_config.clone())?);
+    let (evaluator, judge_llm) = build_evaluator(&args, &llm_config, &templates)?;
+    let judge_model = judge_llm.as_ref().map(|j| j.usage().model);
+    let config = args.run_config(&prepared, &llm.usage().model, judge_model.as_deref());
     if !args.json {
-        eprintln!(
-            "Optimizing agent {:?}: {} trajectories ({} failed), {} train / {} validation, \
-             starting from {}; {} LLM calls planned, at most {} evaluations",
-            prepared.agent_id,
-            prepared.dataset.examples.len(),
-            prepared.dataset.failures(),
-            prepared.dataset.train.len(),
-            prepared.dataset.validation.len(),
-            describe_source(prepared.prompt_source, prepared.start_version),
-            the_plan.llm_calls,
-            the_plan.max_evaluations,
-        );
+        announce(&args, &prepared, &the_plan, judge_model.as_deref());
     }
     let bars = Bars::new(!args.json, args.beam * args.branch);
     let options = OptimizeOptions {
@@ -416,31 +444,161 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
         config,
         register: !args.no_register,
         promote: args.promote,
+        gate: RegistrationGate {
+            min_improvement: args.min_improvement,
+            register_judged: args.register_judged,
+        },
         out: Some(args.out.clone()),
     };
-    let outcome = optimize(store, prepared, options, llm, evaluator, &bars).await?;
+    let mut outcome = optimize(store, prepared, options, llm, evaluator, &bars).await?;
     bars.finish();
-
+    outcome.judge_usage = judge_llm.map(|j| j.usage());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
-        return Ok(());
+    } else {
+        print_outcome(&args, &outcome);
     }
+    Ok(())
+}
+
+fn dry_run(
+    args: &OptimizeArgs,
+    prepared: &Prepared,
+    the_plan: &lightning_optimizer::apo::Plan,
+) -> anyhow::Result<()> {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "agentId": prepared.agent_id,
+                "trajectories": prepared.dataset.examples.len(),
+                "failures": prepared.dataset.failures(),
+                "promptSource": prepared.prompt_source,
+                "startPrompt": prepared.start_prompt,
+                "plan": the_plan,
+                "minTestExamples": dataset::MIN_TEST_EXAMPLES,
+                "warnings": prepared.warnings,
+            }))?
+        );
+    } else {
+        print_plan(args, prepared, the_plan);
+    }
+    Ok(())
+}
+
+/// The judge's own LLM client, when the evaluator is the judge.
+type JudgeLlm = Option<Arc<dyn Llm>>;
+
+/// The evaluator, and the judge's own LLM client when it is the judge.
+fn build_evaluator(
+    args: &OptimizeArgs,
+    llm_config: &LlmConfig,
+    templates: &Templates,
+) -> anyhow::Result<(Arc<dyn Evaluator>, JudgeLlm)> {
+    Ok(match args.evaluator {
+        EvaluatorKind::Judge => {
+            let mut config = llm_config.clone();
+            config.model = args
+                .judge_model
+                .clone()
+                .filter(|m| !m.trim().is_empty())
+                .unwrap_or_else(|| {
+                    llm_config
+                        .provider
+                        .default_judge_model(&llm_config.model)
+                        .to_string()
+                });
+            if config.price == llm_config.price || config.price.is_none() {
+                config.price =
+                    lightning_optimizer::llm::Price::for_model(&config.model).or(llm_config.price);
+            }
+            let judge_llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(config.clone())?);
+            let mut judge = JudgeEvaluator::new(judge_llm.clone(), templates.judge.clone());
+            judge.price = config.price;
+            (Arc::new(judge), Some(judge_llm))
+        }
+        EvaluatorKind::Command => (
+            Arc::new(CommandEvaluator::new(
+                args.eval_cmd.clone().unwrap_or_default(),
+                Duration::from_secs(args.eval_timeout.max(1)),
+            )?),
+            None,
+        ),
+    })
+}
+
+fn announce(
+    args: &OptimizeArgs,
+    prepared: &Prepared,
+    the_plan: &lightning_optimizer::apo::Plan,
+    judge_model: Option<&str>,
+) {
+    let d = &prepared.dataset;
+    eprintln!(
+        "Optimizing agent {:?}: {} trajectories ({} failed), {} train / {} validation / {} test, \
+         starting from {}; {} LLM calls planned, at most {} evaluations + {} on the test set{}",
+        prepared.agent_id,
+        d.examples.len(),
+        d.failures(),
+        d.train.len(),
+        d.validation.len(),
+        d.test.len(),
+        describe_source(prepared.prompt_source, prepared.start_version),
+        the_plan.llm_calls,
+        the_plan.max_evaluations,
+        the_plan.test_evaluations,
+        judge_model
+            .map(|m| format!("; judge model {m} (scores are judge estimates)"))
+            .unwrap_or_default(),
+    );
+    if args.promote && args.evaluator == EvaluatorKind::Judge && !args.register_judged {
+        eprintln!(
+            "note: --promote with the judge promotes nothing unless --register-judged is given"
+        );
+    }
+}
+
+fn print_outcome(args: &OptimizeArgs, outcome: &OptimizeOutcome) {
     println!("{}", render_candidates(&outcome.candidates));
     if outcome.diff.is_empty() {
-        println!("The best prompt is the starting prompt (no candidate beat it).\n");
+        println!("The best prompt is the starting prompt (no candidate beat it on validation).\n");
     } else {
         println!("{}", outcome.diff);
     }
     let run = &outcome.run;
+    let e = &outcome.evidence;
+    let kind = if e.estimate {
+        "judge estimate"
+    } else {
+        "score"
+    };
     println!(
-        "Run {}: validation score {:.3} -> {:.3}; {} LLM calls for critiques/edits, {} evaluations",
-        run.id,
-        run.baseline_score.unwrap_or(0.0),
-        run.best_score.unwrap_or(0.0),
-        run.llm_calls,
-        run.evaluations,
+        "Run {}: {} LLM calls for critiques/edits, {} evaluations",
+        run.id, run.llm_calls, run.evaluations
+    );
+    if let (Some(b), Some(v)) = (&e.baseline_validation, &e.best_validation) {
+        println!(
+            "Validation {kind} (selection; the best is a maximum over candidates): start {}, best {}",
+            format_score(b),
+            format_score(v)
+        );
+    }
+    println!(
+        "Test {kind} ({} held-out examples, {:.0}% intervals): start {}, best {}",
+        e.split.test,
+        e.confidence * 100.0,
+        format_score(&e.baseline_test),
+        format_score(&e.best_test)
+    );
+    println!(
+        "Paired difference on test (best − start): {}; gate: lower end above {}",
+        format_difference(&e.difference),
+        e.min_improvement
     );
     println!("LLM usage: {}", outcome.usage.summary());
+    if let Some(j) = &outcome.judge_usage {
+        println!("Judge usage: {}", j.summary());
+    }
     if outcome.failed_evaluations > 0 {
         println!(
             "{} evaluations failed and scored 0, e.g.:",
@@ -459,22 +617,24 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     if let Some(reason) = &outcome.stop_reason {
         println!("Stopped early: {reason}");
     }
-    println!("Best prompt written to {}", args.out.display());
+    println!(
+        "Best prompt written to {} (labelled: {})",
+        args.out.display(),
+        outcome.label
+    );
     match &outcome.registered {
-        Some(p) => println!(
-            "Registered as version {} of agent {:?}{}",
-            p.version,
-            p.agent_id,
-            if p.promoted {
-                " (promoted)"
-            } else {
-                "; promote it with POST /api/agents/{agentId}/prompts/{version}/promote"
-            }
+        Some(p) if p.promoted => println!(
+            "Registered and promoted as version {} of agent {:?}",
+            p.version, p.agent_id
         ),
-        None if args.no_register => {}
-        None => println!("Not registered: no candidate beat the starting prompt"),
+        Some(p) => println!(
+            "Registered as candidate version {} of agent {:?}: agents keep their prompt until \
+             you promote it (POST /api/agents/{{agentId}}/prompts/{}/promote)",
+            p.version, p.agent_id, p.version
+        ),
+        None => println!("Nothing registered."),
     }
-    Ok(())
+    println!("{}", outcome.label);
 }
 
 fn describe_source(source: PromptSource, version: Option<i64>) -> String {
@@ -500,8 +660,13 @@ fn print_plan(
         p.dataset.skipped_running
     );
     println!(
-        "Split (seed {}):   {} train / {} validation",
-        args.seed, plan.train, plan.validation
+        "Split (seed {}):   {} train (critiques, gate) / {} validation (selection) / {} test \
+         (final comparison, needs at least {})",
+        args.seed,
+        plan.train,
+        plan.validation,
+        plan.test,
+        dataset::MIN_TEST_EXAMPLES
     );
     println!(
         "Start prompt:     {} ({} characters)",
@@ -537,7 +702,24 @@ fn print_plan(
             "; each is one --eval-cmd run"
         }
     );
-    println!("\nFailure analysis:\n{}", analysis::summary(&p.analysis));
+    println!(
+        "Test set:         {} evaluations at the end (starting prompt and best candidate)",
+        plan.test_evaluations
+    );
+    println!(
+        "Registration:     only if the {:.0}% interval of (best − start) on test is above {}{}",
+        args.confidence * 100.0,
+        args.min_improvement,
+        match (args.evaluator, args.register_judged) {
+            (EvaluatorKind::Judge, false) =>
+                "; judge estimates never register without --register-judged",
+            _ => "",
+        }
+    );
+    println!(
+        "\nFailure analysis (training set only):\n{}",
+        analysis::summary(&p.analysis)
+    );
 }
 
 /// One progress bar per round.

@@ -111,7 +111,7 @@ pub async fn run(args: OptimizeBenchArgs) -> anyhow::Result<()> {
         agent_id: Some("bench-agent".into()),
         ..Default::default()
     };
-    let prepared = prepare(&store, &query, 0.3, 1, None).await?;
+    let prepared = prepare(&store, &query, Default::default(), 1, None).await?;
     let out = std::env::temp_dir().join(format!("lightning-bench-{}.txt", uuid::Uuid::new_v4()));
     let options = OptimizeOptions {
         apo: ApoConfig {
@@ -126,6 +126,7 @@ pub async fn run(args: OptimizeBenchArgs) -> anyhow::Result<()> {
         config: json!({"bench": true}),
         register: true,
         promote: false,
+        gate: Default::default(),
         out: Some(out.clone()),
     };
     let started = Instant::now();

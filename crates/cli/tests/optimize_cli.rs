@@ -77,28 +77,192 @@ fn missing_key_is_named_before_the_database_is_touched() {
 }
 
 #[tokio::test]
-async fn dry_run_prints_the_plan_without_a_key() {
+async fn dry_run_refuses_a_test_set_too_small_to_say_anything() {
     let t = seeded().await;
-    let (ok, out, err) = lightning(
-        &["optimize", "--dry-run", "--json", "--agent", "cli-agent"],
-        &[("DATABASE_URL", &t.database_url), ("LIGHTNING_BEAM", "2")],
-    );
-    assert!(ok, "{err}");
-    let plan: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(plan["trajectories"], 12);
-    assert_eq!(plan["failures"], 4);
-    assert_eq!(plan["promptSource"], "trajectories");
-    // 3 rounds × beam 2 (from the environment) × branch 4 × (critique + edit).
-    assert_eq!(plan["plan"]["llmCalls"], 48);
-    assert!(plan["warnings"][0].as_str().unwrap().contains("only 12"));
-
     let (ok, out, err) = lightning(
         &["optimize", "--dry-run", "--agent", "cli-agent"],
         &[("DATABASE_URL", &t.database_url)],
     );
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("the test set would have 3 examples (12 trajectories")
+            && err.contains("at least 20")
+            && err.contains("--test-fraction"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_prints_the_plan_and_split_without_a_key() {
+    let t = TestStore::new(Backend::Sqlite).await;
+    lightning_optimizer::synthetic::seed_store(t.store.as_ref(), 70)
+        .await
+        .unwrap();
+    let agent = lightning_optimizer::synthetic::AGENT;
+    let (ok, out, err) = lightning(
+        &["optimize", "--dry-run", "--json", "--agent", agent],
+        &[("DATABASE_URL", &t.database_url), ("LIGHTNING_BEAM", "2")],
+    );
+    assert!(ok, "{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["trajectories"], 70);
+    assert_eq!(plan["promptSource"], "trajectories");
+    let p = &plan["plan"];
+    assert_eq!(
+        (
+            p["train"].as_u64(),
+            p["validation"].as_u64(),
+            p["test"].as_u64()
+        ),
+        (Some(28), Some(21), Some(21))
+    );
+    assert_eq!(p["testEvaluations"], 42);
+    assert_eq!(plan["minTestExamples"], 20);
+    // 3 rounds × beam 2 (from the environment) × branch 4 × (critique + edit).
+    assert_eq!(p["llmCalls"], 48);
+    assert!(plan["warnings"][0].as_str().unwrap().contains("only 70"));
+
+    let (ok, out, err) = lightning(
+        &["optimize", "--dry-run", "--agent", agent],
+        &[("DATABASE_URL", &t.database_url)],
+    );
     assert!(ok, "{err}");
     assert!(out.contains("LLM calls:        96"), "{out}");
-    assert!(err.contains("warning: only 12"), "{err}");
+    assert!(
+        out.contains("28 train (critiques, gate) / 21 validation (selection) / 21 test"),
+        "{out}"
+    );
+    assert!(out.contains("only if the 95% interval"), "{out}");
+    assert!(err.contains("warning: only 70"), "{err}");
+}
+
+/// The scripted optimizer LLM behind the Anthropic wire protocol.
+async fn scripted_llm(variant: lightning_optimizer::synthetic::Variant) -> String {
+    use axum::{routing::post, Json, Router};
+    let app = Router::new().route(
+        "/v1/messages",
+        post(move |Json(body): Json<Value>| async move {
+            let p = body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let text = lightning_optimizer::synthetic::scripted_reply(&p, variant);
+            Json(serde_json::json!({
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 10, "output_tokens": 5}
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// What a user runs: `lightning optimize --evaluator command --promote`, in a child process,
+/// on the synthetic suite. Hopeless: exit 0, `completed: no significant improvement`, the
+/// labelled best in `--out`, nothing registered or promoted. Improvable: registered and
+/// promoted, served as latest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimize_registers_only_what_the_test_set_confirms() {
+    use lightning_optimizer::synthetic::{self, Variant};
+    for (variant, seed) in [(Variant::Hopeless, "7"), (Variant::Improvable, "9")] {
+        let t = TestStore::new(Backend::Sqlite).await;
+        synthetic::seed_store(t.store.as_ref(), 120).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let eval_cmd = synthetic::eval_script(dir.path(), seed.parse().unwrap());
+        let out_file = dir.path().join("best.txt");
+        let base = scripted_llm(variant).await;
+        let args = [
+            "optimize",
+            "--agent",
+            synthetic::AGENT,
+            "--evaluator",
+            "command",
+            "--eval-cmd",
+            &eval_cmd,
+            "--trajectories",
+            "120",
+            "--rounds",
+            "3",
+            "--beam",
+            "2",
+            "--branch",
+            "2",
+            "--concurrency",
+            "8",
+            "--seed",
+            seed,
+            "--promote",
+            "--out",
+            out_file.to_str().unwrap(),
+        ];
+        let env = [
+            ("DATABASE_URL", t.database_url.as_str()),
+            ("ANTHROPIC_API_KEY", "sk-test"),
+            ("ANTHROPIC_BASE_URL", base.as_str()),
+        ];
+        let (ok, out, err) = tokio::task::spawn_blocking({
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                lightning(&args, &env)
+            }
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{err}\n{out}");
+        println!("{variant:?}:\n{out}");
+        assert!(out.contains("test [95% CI] n"), "{out}");
+        assert!(
+            out.contains("Paired difference on test (best − start): "),
+            "{out}"
+        );
+        assert!(
+            err.contains("120 trajectories") && err.contains("/ 36 test"),
+            "{err}"
+        );
+        let written = std::fs::read_to_string(&out_file).unwrap();
+        let prompts = t.store.list_prompts(synthetic::AGENT).await.unwrap();
+        let latest = t.store.latest_prompt(synthetic::AGENT).await.unwrap();
+        match variant {
+            Variant::Hopeless => {
+                assert_eq!(
+                    out.trim_end().lines().last(),
+                    Some("completed: no significant improvement"),
+                    "{out}"
+                );
+                assert!(out.contains("Nothing registered."), "{out}");
+                assert!(written.contains("completed: no significant improvement"));
+                assert!(
+                    prompts.is_empty() && latest.is_none(),
+                    "--promote obeyed no gate"
+                );
+            }
+            Variant::Improvable => {
+                assert_eq!(
+                    out.trim_end().lines().last(),
+                    Some("completed: significant improvement, registered"),
+                    "{out}"
+                );
+                assert!(
+                    out.contains("Registered and promoted as version 1"),
+                    "{out}"
+                );
+                assert_eq!(prompts.len(), 1);
+                assert_eq!(latest.unwrap().evaluator.as_deref(), Some("command"));
+                assert!(written.contains("completed: significant improvement"));
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -144,6 +308,12 @@ fn every_subcommand_has_help() {
         "--trajectories",
         "--eval-cmd",
         "--max-evaluations",
+        "--test-fraction",
+        "--min-improvement",
+        "--confidence",
+        "--register-judged",
+        "--judge-model",
+        "--include-evaluations",
         "[env: LIGHTNING_BEAM=",
     ] {
         assert!(out.contains(flag), "{flag} missing from optimize --help");

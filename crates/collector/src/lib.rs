@@ -136,6 +136,7 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         .routes(scoped(Read, routes!(metrics::metrics)))
         .routes(scoped(Read, routes!(opt::list_runs)))
         .routes(scoped(Read, routes!(opt::get_run)))
+        .routes(scoped(Read, routes!(opt::run_evaluations)))
         .routes(scoped(Read, routes!(opt::list_prompts)))
         .routes(scoped(Admin, routes!(opt::register_prompt)))
         .routes(scoped(Ingest, routes!(opt::latest_prompt)))

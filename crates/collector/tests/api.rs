@@ -384,6 +384,7 @@ async fn openapi_document_lists_every_route_and_is_served() {
         "GET /health",
         "GET /api/optimization-runs",
         "GET /api/optimization-runs/{id}",
+        "GET /api/optimization-runs/{id}/evaluations",
         "GET /api/agents/{agentId}/prompts",
         "POST /api/agents/{agentId}/prompts",
         "GET /api/agents/{agentId}/prompts/latest",

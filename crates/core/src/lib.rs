@@ -2,6 +2,7 @@
 //!
 //! Wire names are camelCase (the seed's contract); the store maps them to snake_case columns.
 
+pub mod evidence;
 pub mod ingest;
 pub mod keys;
 pub mod optimization;
@@ -11,6 +12,12 @@ pub mod score;
 pub mod stats;
 pub mod time;
 
+// `evidence::Score` (an interval estimate) is reached by its path: `Score` at the root is a
+// trajectory's score (`score::Score`).
+pub use evidence::{
+    CandidateEvaluation, CandidateScores, IntervalMethod, PairedDifference, RunEvidence, Split,
+    SplitSizes, Verdict,
+};
 pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};
 pub use keys::{ApiKeyInfo, CreateKeyRequest, CreatedKey, NewApiKey, Scope};
 pub use optimization::{

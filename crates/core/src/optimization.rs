@@ -63,6 +63,9 @@ pub struct OptimizationRun {
     pub llm_calls: i64,
     pub evaluations: i64,
     pub error: Option<String>,
+    /// The test-set comparison and verdict of a completed run.
+    #[serde(default)]
+    pub evidence: Option<crate::RunEvidence>,
 }
 
 impl OptimizationRun {
@@ -82,6 +85,7 @@ impl OptimizationRun {
             llm_calls: 0,
             evaluations: 0,
             error: None,
+            evidence: None,
         }
     }
 }
@@ -143,6 +147,9 @@ pub struct PromptCandidate {
     pub evaluations: i64,
     pub status: CandidateStatus,
     pub created_at: DateTime<Utc>,
+    /// Each score with its n and interval.
+    #[serde(default)]
+    pub scores: crate::CandidateScores,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,9 +173,13 @@ pub struct Prompt {
     pub text: String,
     pub source_run_id: Option<Uuid>,
     pub note: Option<String>,
-    /// At most one version per agent is promoted.
+    /// At most one version per agent is promoted; `GET …/prompts/latest` serves only that
+    /// one. An unpromoted version is a candidate.
     pub promoted: bool,
     pub created_at: DateTime<Utc>,
+    /// The evaluator whose evidence the version was registered on (`command`, `judge`), if any.
+    #[serde(default)]
+    pub evaluator: Option<String>,
 }
 
 /// Body of `POST /api/agents/{agentId}/prompts`.
@@ -185,6 +196,10 @@ pub struct NewPrompt {
     pub source_run_id: Option<Uuid>,
     #[serde(default)]
     pub promote: bool,
+    /// The evaluator whose evidence this version rests on (`command`, `judge`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub evaluator: Option<String>,
 }
 
 impl NewPrompt {
@@ -199,6 +214,15 @@ impl NewPrompt {
                 "text",
                 format!("must be at most {MAX_PROMPT_LEN} bytes"),
             ));
+        }
+        if let Some(evaluator) = &mut self.evaluator {
+            evaluator.retain(|c| c != '\0');
+            if evaluator.len() > 64 {
+                return Err(ValidationError::new(
+                    "evaluator",
+                    "must be at most 64 bytes",
+                ));
+            }
         }
         if let Some(note) = &mut self.note {
             note.retain(|c| c != '\0');

@@ -123,6 +123,8 @@ pub struct TrajectoryFilter {
     pub limit: i64,
     /// Only trajectories with (or, with `missing`, without) a matching score.
     pub score: Option<crate::score::ScoreFilter>,
+    /// Leave out optimizer evaluation runs (`promptVersion` starting `opt-`).
+    pub exclude_evaluations: bool,
 }
 
 impl TrajectoryFilter {
@@ -152,6 +154,9 @@ pub struct StatsFilter {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub bucket: Option<TimeBucket>,
+    /// Count optimizer evaluation runs (`promptVersion` starting `opt-`) too; left out by
+    /// default so they do not skew the agent's production figures.
+    pub include_evaluations: bool,
 }
 
 impl StatsFilter {

@@ -486,6 +486,7 @@ mod tests {
             note: None,
             promoted,
             created_at: crate::time::now(),
+            evaluator: None,
         }
     }
 

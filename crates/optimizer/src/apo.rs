@@ -17,6 +17,10 @@
 //! child is scored on the whole validation set instead (the baseline the gate is measured
 //! against). Budgets cap LLM calls and evaluations; the search stops cleanly when either runs
 //! out.
+//!
+//! Only training examples feed critiques (runs, scores, evaluator feedback). After the last
+//! round the seed and the best candidate are scored once on the held-out test set, the only
+//! time it is touched; their paired difference is what `optimize` reports and gates on.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -27,7 +31,10 @@ use std::{
 };
 
 use futures::future::join_all;
-use lightning_core::{CandidateStatus, PromptCandidate};
+use lightning_core::evidence::Score;
+use lightning_core::{
+    CandidateEvaluation, CandidateStatus, PairedDifference, PromptCandidate, Split,
+};
 use rand::{seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -37,6 +44,7 @@ use crate::{
     dataset::Dataset,
     evaluator::{CandidateRef, Evaluation, Evaluator},
     llm::{Llm, LlmRequest},
+    stats,
     templates::{extract_prompt, placeholders, render, Templates},
     OptimizerError, Result,
 };
@@ -60,6 +68,8 @@ pub struct ApoConfig {
     pub concurrency: usize,
     /// Tool calls shown per run in critiques and judge prompts.
     pub max_actions: usize,
+    /// Level of every interval reported (`--confidence`).
+    pub confidence: f64,
 }
 
 impl Default for ApoConfig {
@@ -76,6 +86,7 @@ impl Default for ApoConfig {
             seed: 0,
             concurrency: 4,
             max_actions: 12,
+            confidence: stats::DEFAULT_CONFIDENCE,
         }
     }
 }
@@ -92,6 +103,11 @@ impl ApoConfig {
             if v == 0 {
                 return Err(OptimizerError::Config(format!("{name} must be at least 1")));
             }
+        }
+        if !(0.5..1.0).contains(&self.confidence) {
+            return Err(OptimizerError::Config(
+                "--confidence must be at least 0.5 and below 1".into(),
+            ));
         }
         Ok(())
     }
@@ -111,6 +127,7 @@ impl ApoConfig {
 pub struct Plan {
     pub train: usize,
     pub validation: usize,
+    pub test: usize,
     pub rounds: usize,
     pub children_per_round: usize,
     /// Critique + edit + paraphrase calls (capped by the budget).
@@ -119,6 +136,9 @@ pub struct Plan {
     pub max_evaluations: u64,
     /// Evaluations when every child is scored on the whole validation set (no gate).
     pub ungated_evaluations: u64,
+    /// The one final scoring of the starting prompt and the best candidate on the test set
+    /// (not capped by `--max-evaluations`).
+    pub test_evaluations: u64,
     /// With the judge evaluator each evaluation is an LLM call too.
     pub evaluations_are_llm_calls: bool,
 }
@@ -143,11 +163,13 @@ pub fn plan(config: &ApoConfig, dataset: &Dataset, judge: bool) -> Plan {
     Plan {
         train: dataset.train.len(),
         validation: dataset.validation.len(),
+        test: dataset.test.len(),
         rounds: config.rounds,
         children_per_round: children as usize,
         llm_calls,
         max_evaluations,
         ungated_evaluations: ungated,
+        test_evaluations: 2 * dataset.test.len() as u64,
         evaluations_are_llm_calls: judge,
     }
 }
@@ -163,15 +185,28 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// Where candidates go as the search proceeds (the store, in `optimize`).
+/// Where candidates and evaluations go as the search proceeds (the store, in `optimize`).
 #[async_trait::async_trait]
 pub trait CandidateSink: Send + Sync {
+    /// Called after each phase with every candidate so far and the evaluations made since the
+    /// previous call.
     async fn save(
         &self,
         candidates: &[PromptCandidate],
+        evaluations: &[CandidateEvaluation],
         llm_calls: u64,
-        evaluations: u64,
+        evaluations_total: u64,
     ) -> Result<()>;
+}
+
+/// The starting prompt and the best candidate on the test set, scored once after the search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestComparison {
+    pub baseline: Score,
+    pub best: Score,
+    /// Best minus baseline, example by example.
+    pub difference: PairedDifference,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,8 +215,11 @@ pub struct SearchResult {
     pub candidates: Vec<PromptCandidate>,
     pub seed_id: Uuid,
     pub best_id: Uuid,
-    pub baseline_score: f64,
-    pub best_score: f64,
+    /// Selection scores (validation set); the best one is a maximum over candidates, so it is
+    /// optimistic. The test comparison is the figure to report.
+    pub baseline_validation: Score,
+    pub best_validation: Score,
+    pub test: TestComparison,
     pub llm_calls: u64,
     pub evaluations: u64,
     /// Evaluations that failed (crash, timeout, bad output) and scored 0.
@@ -206,7 +244,7 @@ pub struct Search<'a> {
     pub evaluator: Arc<dyn Evaluator>,
     pub templates: Templates,
     pub dataset: &'a Dataset,
-    /// Failure analysis summary given to every critique.
+    /// Failure analysis summary (of the training set) given to every critique.
     pub analysis: String,
     pub run_id: Uuid,
     pub agent_id: String,
@@ -220,11 +258,15 @@ struct State {
     cache: HashMap<(usize, usize), Evaluation>,
     /// Candidate id of the first candidate with each prompt (for CandidateRef).
     owner: HashMap<usize, Uuid>,
+    /// Evaluations not yet handed to the sink.
+    unsaved: Vec<CandidateEvaluation>,
 }
 
 struct Shared<'s> {
     search: &'s Search<'s>,
     state: Mutex<State>,
+    /// Which set each example belongs to.
+    split_of: HashMap<usize, Split>,
     llm_calls: AtomicU64,
     llm_reserved: AtomicU64,
     evaluations: AtomicU64,
@@ -237,7 +279,45 @@ struct Shared<'s> {
 #[derive(Debug)]
 struct BudgetExhausted(&'static str);
 
+/// Whether an evaluation counts against `--max-evaluations` (the search) or not (the one
+/// final scoring on the test set, planned separately).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    Capped,
+    Final,
+}
+
 impl<'s> Shared<'s> {
+    fn new(search: &'s Search<'s>) -> Self {
+        let d = search.dataset;
+        let split_of = [
+            (&d.train, Split::Train),
+            (&d.validation, Split::Validation),
+            (&d.test, Split::Test),
+        ]
+        .into_iter()
+        .flat_map(|(set, split)| set.iter().map(move |&i| (i, split)))
+        .collect();
+        Shared {
+            search,
+            state: Mutex::new(State {
+                prompts: Vec::new(),
+                prompt_ids: HashMap::new(),
+                cache: HashMap::new(),
+                owner: HashMap::new(),
+                unsaved: Vec::new(),
+            }),
+            split_of,
+            llm_calls: AtomicU64::new(0),
+            llm_reserved: AtomicU64::new(0),
+            evaluations: AtomicU64::new(0),
+            failed_evaluations: AtomicU64::new(0),
+            errors: Mutex::new(Vec::new()),
+            exhausted: AtomicBool::new(false),
+            eval_permits: Semaphore::new(search.config.concurrency),
+        }
+    }
+
     fn prompt(&self, id: usize) -> Arc<str> {
         self.state.lock().expect("state").prompts[id].clone()
     }
@@ -255,17 +335,29 @@ impl<'s> Shared<'s> {
         id
     }
 
-    fn score(&self, prompt_id: usize, examples: &[usize]) -> Option<f64> {
+    /// The rewards of `prompt_id` on `examples`, in order; `None` if one is missing.
+    fn rewards(&self, prompt_id: usize, examples: &[usize]) -> Option<Vec<f64>> {
         let st = self.state.lock().expect("state");
-        let mut sum = 0.0;
-        for e in examples {
-            sum += st.cache.get(&(prompt_id, *e))?.reward;
-        }
-        Some(if examples.is_empty() {
+        examples
+            .iter()
+            .map(|e| st.cache.get(&(prompt_id, *e)).map(|ev| ev.reward))
+            .collect()
+    }
+
+    fn score(&self, prompt_id: usize, examples: &[usize]) -> Option<f64> {
+        let r = self.rewards(prompt_id, examples)?;
+        Some(if r.is_empty() {
             0.0
         } else {
-            sum / examples.len() as f64
+            r.iter().sum::<f64>() / r.len() as f64
         })
+    }
+
+    /// The score with n and interval.
+    fn summary(&self, prompt_id: usize, examples: &[usize]) -> Option<Score> {
+        let r = self.rewards(prompt_id, examples)?;
+        let c = &self.search.config;
+        Some(stats::score(&r, c.confidence, c.seed))
     }
 
     fn evaluation(&self, prompt_id: usize, example: usize) -> Option<Evaluation> {
@@ -282,11 +374,16 @@ impl<'s> Shared<'s> {
         st.cache.keys().filter(|(p, _)| *p == prompt_id).count() as i64
     }
 
+    fn take_unsaved(&self) -> Vec<CandidateEvaluation> {
+        std::mem::take(&mut self.state.lock().expect("state").unsaved)
+    }
+
     /// Scores every (prompt, example) pair not yet cached, `concurrency` at a time. All or
     /// nothing: when the evaluation budget cannot cover the missing pairs, none are run.
     async fn evaluate(
         &self,
         pairs: &[(usize, usize)],
+        budget: Budget,
     ) -> Result<std::result::Result<(), BudgetExhausted>> {
         let missing: Vec<(usize, usize)> = {
             let st = self.state.lock().expect("state");
@@ -300,7 +397,7 @@ impl<'s> Shared<'s> {
         if missing.is_empty() {
             return Ok(Ok(()));
         }
-        if let Some(cap) = self.search.config.max_evaluations {
+        if let (Some(cap), Budget::Capped) = (self.search.config.max_evaluations, budget) {
             if self.evaluations.load(Ordering::SeqCst) + missing.len() as u64 > cap {
                 self.exhausted.store(true, Ordering::SeqCst);
                 return Ok(Err(BudgetExhausted("evaluation budget exhausted")));
@@ -315,37 +412,24 @@ impl<'s> Shared<'s> {
                 run_id: s.run_id,
                 candidate_id: owner,
                 agent_id: &s.agent_id,
-                prompt_version: format!("opt-{owner}"),
+                prompt_version: format!(
+                    "{}{owner}",
+                    lightning_core::evidence::EVALUATION_PROMPT_VERSION_PREFIX
+                ),
                 prompt: &prompt,
             };
+            let started = std::time::Instant::now();
             let outcome = s
                 .evaluator
                 .evaluate(&candidate, &s.dataset.examples[e])
                 .await;
-            (p, e, outcome)
+            (p, e, owner, started.elapsed(), outcome)
         }))
         .await;
         let mut fatal = None;
-        for (p, e, outcome) in results {
+        for (p, e, owner, took, outcome) in results {
             match outcome {
-                Ok(evaluation) => {
-                    self.evaluations.fetch_add(1, Ordering::SeqCst);
-                    if let Some(err) = &evaluation.error {
-                        self.failed_evaluations.fetch_add(1, Ordering::SeqCst);
-                        let mut errors = self.errors.lock().expect("errors");
-                        if errors.len() < 20 {
-                            errors.push(format!(
-                                "trajectory {}: {err}",
-                                s.dataset.examples[e].trajectory_id
-                            ));
-                        }
-                    }
-                    self.state
-                        .lock()
-                        .expect("state")
-                        .cache
-                        .insert((p, e), evaluation);
-                }
+                Ok(evaluation) => self.record(p, e, owner, took, evaluation),
                 Err(err) => fatal = Some(err),
             }
         }
@@ -353,6 +437,43 @@ impl<'s> Shared<'s> {
             Some(err) => Err(err),
             None => Ok(Ok(())),
         }
+    }
+
+    fn record(
+        &self,
+        prompt_id: usize,
+        example: usize,
+        owner: Uuid,
+        took: std::time::Duration,
+        evaluation: Evaluation,
+    ) {
+        let s = self.search;
+        self.evaluations.fetch_add(1, Ordering::SeqCst);
+        let ex = &s.dataset.examples[example];
+        if let Some(err) = &evaluation.error {
+            self.failed_evaluations.fetch_add(1, Ordering::SeqCst);
+            let mut errors = self.errors.lock().expect("errors");
+            if errors.len() < 20 {
+                errors.push(format!("trajectory {}: {err}", ex.trajectory_id));
+            }
+        }
+        let evidence = CandidateEvaluation {
+            run_id: s.run_id,
+            candidate_id: owner,
+            trajectory_id: ex.trajectory_id,
+            split: self.split_of.get(&example).copied().unwrap_or(Split::Train),
+            reward: evaluation.reward,
+            feedback: evaluation.feedback.clone(),
+            error: evaluation.error.clone(),
+            evaluator: s.evaluator.name().to_string(),
+            duration_ms: took.as_millis().min(i64::MAX as u128) as i64,
+            cost_usd: evaluation.cost_usd,
+            evaluation_trajectory_id: evaluation.trajectory_id,
+            created_at: lightning_core::time::now(),
+        };
+        let mut st = self.state.lock().expect("state");
+        st.unsaved.push(evidence);
+        st.cache.insert((prompt_id, example), evaluation);
     }
 
     /// Reserves `n` LLM calls from the budget.
@@ -395,35 +516,52 @@ struct SlotOutput {
     children: Vec<(String, Option<&'static str>)>,
 }
 
+/// Everything the rounds carry from one to the next.
+struct Progressing {
+    cands: Vec<Cand>,
+    beam: Vec<usize>,
+    rng: rand::rngs::StdRng,
+    /// The validation set in a seeded order: successive halving races on its prefixes.
+    val_order: Vec<usize>,
+    failure_groups: FailureGroups,
+    stop_reason: Option<String>,
+    skipped_branches: u64,
+    rounds_completed: usize,
+}
+
+/// A child to gate: its index in `cands`, its parent's, and the parent's minibatch.
+type NewChild = (usize, usize, Vec<usize>);
+
 impl<'a> Search<'a> {
+    /// Scores the seed on validation, runs the rounds, then scores the seed and the best
+    /// candidate once on the test set.
     pub async fn run(&'a self, seed_prompt: &str) -> Result<SearchResult> {
         self.config.validate()?;
         self.templates.validate()?;
-        let cfg = &self.config;
-        let shared = Shared {
-            search: self,
-            state: Mutex::new(State {
-                prompts: Vec::new(),
-                prompt_ids: HashMap::new(),
-                cache: HashMap::new(),
-                owner: HashMap::new(),
-            }),
-            llm_calls: AtomicU64::new(0),
-            llm_reserved: AtomicU64::new(0),
-            evaluations: AtomicU64::new(0),
-            failed_evaluations: AtomicU64::new(0),
-            errors: Mutex::new(Vec::new()),
-            exhausted: AtomicBool::new(false),
-            eval_permits: Semaphore::new(cfg.concurrency),
-        };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        let shared = Shared::new(self);
+        let mut st = self.score_seed(&shared, seed_prompt).await?;
+        for round in 1..=self.config.rounds {
+            if shared.exhausted.load(Ordering::SeqCst)
+                || !self.round(&shared, &mut st, round).await?
+            {
+                break;
+            }
+        }
+        if st.stop_reason.is_none() && shared.exhausted.load(Ordering::SeqCst) {
+            st.stop_reason = Some("budget exhausted".into());
+        }
+        let test = self.score_on_test(&shared, &mut st).await?;
+        self.finish(&shared, st, test).await
+    }
+
+    /// The baseline: the seed on the whole validation set.
+    async fn score_seed(&self, shared: &Shared<'_>, seed_prompt: &str) -> Result<Progressing> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.config.seed);
         let mut val_order = self.dataset.validation.clone();
         val_order.shuffle(&mut rng);
-        let val_all: Vec<usize> = val_order.clone();
-
         let seed_id = Uuid::now_v7();
         let seed_pid = shared.intern(seed_prompt, seed_id);
-        let mut cands: Vec<Cand> = vec![Cand {
+        let mut cands = vec![Cand {
             rec: new_record(
                 self.run_id,
                 seed_id,
@@ -435,241 +573,334 @@ impl<'a> Search<'a> {
             ),
             prompt_id: seed_pid,
         }];
-
-        let mut stop_reason = None;
-        let pairs: Vec<(usize, usize)> = val_all.iter().map(|&e| (seed_pid, e)).collect();
+        let val = &self.dataset.validation;
+        let pairs: Vec<(usize, usize)> = val.iter().map(|&e| (seed_pid, e)).collect();
         self.progress
             .note("scoring the starting prompt on the validation set");
-        if let Err(BudgetExhausted(why)) = shared.evaluate(&pairs).await? {
+        if let Err(BudgetExhausted(why)) = shared.evaluate(&pairs, Budget::Capped).await? {
             return Err(OptimizerError::Config(format!(
                 "{why} before the starting prompt could be scored: --max-evaluations must be at \
                  least the validation set size ({})",
-                val_all.len()
+                val.len()
             )));
         }
-        let baseline = shared.score(seed_pid, &val_all).unwrap_or(0.0);
-        cands[0].rec.validation_score = Some(baseline);
-        cands[0].rec.evaluations = shared.covered(seed_pid);
-        self.save(&cands, &shared).await?;
+        let rec = &mut cands[0].rec;
+        rec.validation_score = shared.score(seed_pid, val);
+        rec.scores.validation = shared.summary(seed_pid, val);
+        rec.evaluations = shared.covered(seed_pid);
+        self.save(&cands, shared).await?;
+        Ok(Progressing {
+            cands,
+            beam: vec![0],
+            rng,
+            val_order,
+            failure_groups: self.failure_groups(),
+            stop_reason: None,
+            skipped_branches: 0,
+            rounds_completed: 0,
+        })
+    }
 
-        let mut beam: Vec<usize> = vec![0];
-        let mut skipped_branches = 0u64;
-        let mut rounds_completed = 0;
-        let mut failure_groups = self.failure_groups();
-        for round in 1..=cfg.rounds {
-            if shared.exhausted.load(Ordering::SeqCst) {
+    /// One round; `false` when the search must stop (budget, or nothing left to expand).
+    async fn round(&self, shared: &Shared<'_>, st: &mut Progressing, round: usize) -> Result<bool> {
+        let cfg = &self.config;
+        self.progress
+            .round_started(round, cfg.rounds, cfg.slots_per_round() as u64 + 1);
+        let slot_plan = self.plan_slots(shared, st);
+        if slot_plan.is_empty() {
+            st.stop_reason = Some("LLM call budget exhausted".to_string());
+            return Ok(false);
+        }
+        // Parents on their minibatches (deduplicated across slots): the critiques' material.
+        let parent_pairs: Vec<(usize, usize)> = slot_plan
+            .iter()
+            .flat_map(|(p, mb)| {
+                let pid = st.cands[*p].prompt_id;
+                mb.iter().map(move |e| (pid, *e))
+            })
+            .collect();
+        if let Err(BudgetExhausted(why)) = shared.evaluate(&parent_pairs, Budget::Capped).await? {
+            st.stop_reason = Some(why.to_string());
+            return Ok(false);
+        }
+        let outputs = self.expand_all(shared, &st.cands, &slot_plan).await?;
+        let new_children = self.add_children(shared, st, round, outputs);
+        let challengers = self.gate(shared, st, new_children).await?;
+        let survivors = self.validate(shared, st, challengers).await?;
+        self.select_beam(shared, st, survivors);
+        self.save(&st.cands, shared).await?;
+        st.rounds_completed = round;
+        self.progress.step();
+        self.progress
+            .round_finished(round, st.cands[st.beam[0]].rec.validation_score);
+        Ok(st.stop_reason.is_none())
+    }
+
+    /// Slots: parents cycle through the beam; minibatches are drawn here, in order, so the
+    /// seed alone decides them. Stops at the first slot the LLM budget cannot cover.
+    fn plan_slots(&self, shared: &Shared<'_>, st: &mut Progressing) -> Vec<(usize, Vec<usize>)> {
+        let mut slot_plan = Vec::new();
+        for slot in 0..self.config.slots_per_round() {
+            let parent = st.beam[slot % st.beam.len()];
+            let minibatch = self.draw_minibatch(&mut st.failure_groups, slot, &mut st.rng);
+            if !shared.reserve_llm(2 + self.config.paraphrases as u64) {
                 break;
             }
-            let slots = cfg.slots_per_round();
-            self.progress
-                .round_started(round, cfg.rounds, slots as u64 + 1);
+            slot_plan.push((parent, minibatch));
+        }
+        slot_plan
+    }
 
-            // Slots: parents cycle through the beam; minibatches are drawn here, in order, so
-            // the seed alone decides them.
-            let mut slot_plan = Vec::new();
-            for slot in 0..slots {
-                let parent = beam[slot % beam.len()];
-                let minibatch = self.draw_minibatch(&mut failure_groups, slot, &mut rng);
-                if !shared.reserve_llm(2 + cfg.paraphrases as u64) {
-                    break;
-                }
-                slot_plan.push((parent, minibatch));
-            }
-            if slot_plan.is_empty() {
-                stop_reason = Some("LLM call budget exhausted".to_string());
-                break;
-            }
-
-            // Parents on their minibatches (deduplicated across slots).
-            let parent_pairs: Vec<(usize, usize)> = slot_plan
-                .iter()
-                .flat_map(|(p, mb)| {
-                    let pid = cands[*p].prompt_id;
-                    mb.iter().map(move |e| (pid, *e))
-                })
-                .collect();
-            if let Err(BudgetExhausted(why)) = shared.evaluate(&parent_pairs).await? {
-                stop_reason = Some(why.to_string());
-                break;
-            }
-
-            // Critique, edit, paraphrase: all slots concurrently.
-            let outputs = join_all(slot_plan.iter().map(|(parent, mb)| {
-                let shared = &shared;
-                let cands = &cands;
-                async move {
-                    let out = self.expand(shared, cands, *parent, mb).await;
-                    self.progress.step();
-                    out
-                }
-            }))
-            .await;
-            let mut new_ids = Vec::new();
-            for out in outputs {
-                let out = out?;
-                if out.children.is_empty() {
-                    skipped_branches += 1;
-                    if out.critique.is_none() {
-                        continue;
-                    }
-                }
-                let parent_rec_id = cands[out.parent].rec.id;
-                for (prompt, rejection) in out.children {
-                    let id = Uuid::now_v7();
-                    let pid = shared.intern(&prompt, id);
-                    let mut rec = new_record(
-                        self.run_id,
-                        id,
-                        Some(parent_rec_id),
-                        round as i64,
-                        &prompt,
-                        out.critique.clone(),
-                        CandidateStatus::Pruned,
-                    );
-                    if let Some(reason) = rejection {
-                        rec.critique = Some(format!(
-                            "{}\n\n[not evaluated: {reason}]",
-                            out.critique.clone().unwrap_or_default()
-                        ));
-                    }
-                    cands.push(Cand {
-                        rec,
-                        prompt_id: pid,
-                    });
-                    if rejection.is_none() {
-                        new_ids.push((cands.len() - 1, out.parent, out.minibatch.clone()));
-                    }
-                }
-            }
-
-            // Gate: each child on its parent's minibatch.
-            let mut challengers = Vec::new();
-            if cfg.gate {
-                let pairs: Vec<(usize, usize)> = new_ids
-                    .iter()
-                    .flat_map(|(c, _, mb)| mb.iter().map(|e| (cands[*c].prompt_id, *e)))
-                    .collect();
-                if let Err(BudgetExhausted(why)) = shared.evaluate(&pairs).await? {
-                    stop_reason = Some(why.to_string());
-                }
-                for (c, parent, mb) in &new_ids {
-                    let child_score = shared.score(cands[*c].prompt_id, mb);
-                    let parent_score = shared.score(cands[*parent].prompt_id, mb);
-                    cands[*c].rec.minibatch_score = child_score;
-                    if let (Some(cs), Some(ps)) = (child_score, parent_score) {
-                        if cs > ps {
-                            challengers.push(*c);
-                        }
-                    }
-                }
-            } else {
-                challengers = new_ids.iter().map(|(c, _, _)| *c).collect();
-            }
-
-            // Validation: successive halving (gate) or everyone on everything.
-            let survivors = if stop_reason.is_some() {
-                Vec::new()
-            } else if cfg.gate {
-                match self
-                    .halving(&shared, &cands, &beam, challengers, &val_order)
-                    .await?
-                {
-                    Ok(s) => s,
-                    Err(BudgetExhausted(why)) => {
-                        stop_reason = Some(why.to_string());
-                        Vec::new()
-                    }
-                }
-            } else {
-                let pairs: Vec<(usize, usize)> = challengers
-                    .iter()
-                    .flat_map(|c| val_all.iter().map(|e| (cands[*c].prompt_id, *e)))
-                    .collect();
-                match shared.evaluate(&pairs).await? {
-                    Ok(()) => challengers,
-                    Err(BudgetExhausted(why)) => {
-                        stop_reason = Some(why.to_string());
-                        Vec::new()
-                    }
-                }
-            };
-            for &c in &survivors {
-                cands[c].rec.validation_score = shared.score(cands[c].prompt_id, &val_all);
-                cands[c].rec.status = CandidateStatus::Evaluated;
-            }
-
-            // New beam: best validation scores among the old beam and the survivors; ties go
-            // to the earlier candidate (incumbents first).
-            let mut pool: Vec<usize> = beam.iter().copied().chain(survivors).collect();
-            pool.sort_by(|&a, &b| {
-                let (sa, sb) = (
-                    cands[a].rec.validation_score.unwrap_or(0.0),
-                    cands[b].rec.validation_score.unwrap_or(0.0),
-                );
-                sb.total_cmp(&sa).then(a.cmp(&b))
-            });
-            pool.dedup();
-            // Two candidates with the same prompt keep one beam slot.
-            let mut seen_prompts = HashSet::new();
-            pool.retain(|&c| seen_prompts.insert(cands[c].prompt_id));
-            let new_beam: Vec<usize> = pool.iter().copied().take(cfg.beam).collect();
-            for &c in &pool {
-                if cands[c].rec.status != CandidateStatus::Seed {
-                    cands[c].rec.status = if new_beam.contains(&c) {
-                        CandidateStatus::Kept
-                    } else {
-                        CandidateStatus::Evaluated
-                    };
-                }
-            }
-            beam = new_beam;
-            for c in cands.iter_mut() {
-                c.rec.evaluations = shared.covered(c.prompt_id);
-            }
-            self.save(&cands, &shared).await?;
-            rounds_completed = round;
+    /// Critique, edit, paraphrase: all slots concurrently.
+    async fn expand_all(
+        &self,
+        shared: &Shared<'_>,
+        cands: &[Cand],
+        slot_plan: &[(usize, Vec<usize>)],
+    ) -> Result<Vec<SlotOutput>> {
+        join_all(slot_plan.iter().map(|(parent, mb)| async move {
+            let out = self.expand(shared, cands, *parent, mb).await;
             self.progress.step();
-            self.progress
-                .round_finished(round, cands[beam[0]].rec.validation_score);
-            if stop_reason.is_some() {
-                break;
+            out
+        }))
+        .await
+        .into_iter()
+        .collect()
+    }
+
+    /// Records every child (pruned until it proves itself); returns those worth gating.
+    fn add_children(
+        &self,
+        shared: &Shared<'_>,
+        st: &mut Progressing,
+        round: usize,
+        outputs: Vec<SlotOutput>,
+    ) -> Vec<NewChild> {
+        let mut new_children = Vec::new();
+        for out in outputs {
+            if out.children.is_empty() {
+                st.skipped_branches += 1;
+                if out.critique.is_none() {
+                    continue;
+                }
+            }
+            let parent_rec_id = st.cands[out.parent].rec.id;
+            for (prompt, rejection) in out.children {
+                let id = Uuid::now_v7();
+                let pid = shared.intern(&prompt, id);
+                let mut rec = new_record(
+                    self.run_id,
+                    id,
+                    Some(parent_rec_id),
+                    round as i64,
+                    &prompt,
+                    out.critique.clone(),
+                    CandidateStatus::Pruned,
+                );
+                if let Some(reason) = rejection {
+                    rec.critique = Some(format!(
+                        "{}\n\n[not evaluated: {reason}]",
+                        out.critique.clone().unwrap_or_default()
+                    ));
+                }
+                st.cands.push(Cand {
+                    rec,
+                    prompt_id: pid,
+                });
+                if rejection.is_none() {
+                    new_children.push((st.cands.len() - 1, out.parent, out.minibatch.clone()));
+                }
             }
         }
-        if stop_reason.is_none() && shared.exhausted.load(Ordering::SeqCst) {
-            stop_reason = Some("budget exhausted".into());
-        }
+        new_children
+    }
 
-        let best = beam[0];
-        let best_score = cands[best].rec.validation_score.unwrap_or(baseline);
-        if cands[best].rec.status != CandidateStatus::Seed {
-            cands[best].rec.status = CandidateStatus::Best;
+    /// The GEPA gate: each child on its parent's minibatch; it goes on only if strictly
+    /// better there. Without the gate every child goes on.
+    async fn gate(
+        &self,
+        shared: &Shared<'_>,
+        st: &mut Progressing,
+        new_children: Vec<NewChild>,
+    ) -> Result<Vec<usize>> {
+        if !self.config.gate {
+            return Ok(new_children.iter().map(|(c, _, _)| *c).collect());
         }
+        let pairs: Vec<(usize, usize)> = new_children
+            .iter()
+            .flat_map(|(c, _, mb)| mb.iter().map(|e| (st.cands[*c].prompt_id, *e)))
+            .collect();
+        if let Err(BudgetExhausted(why)) = shared.evaluate(&pairs, Budget::Capped).await? {
+            st.stop_reason = Some(why.to_string());
+        }
+        let mut challengers = Vec::new();
+        for (c, parent, mb) in &new_children {
+            let child_score = shared.score(st.cands[*c].prompt_id, mb);
+            let parent_score = shared.score(st.cands[*parent].prompt_id, mb);
+            st.cands[*c].rec.minibatch_score = child_score;
+            st.cands[*c].rec.scores.minibatch = shared.summary(st.cands[*c].prompt_id, mb);
+            if let (Some(cs), Some(ps)) = (child_score, parent_score) {
+                if cs > ps {
+                    challengers.push(*c);
+                }
+            }
+        }
+        Ok(challengers)
+    }
+
+    /// Successive halving (gate) or everyone on everything; survivors get validation scores.
+    async fn validate(
+        &self,
+        shared: &Shared<'_>,
+        st: &mut Progressing,
+        challengers: Vec<usize>,
+    ) -> Result<Vec<usize>> {
+        let val_all = &self.dataset.validation;
+        let outcome = if st.stop_reason.is_some() {
+            return Ok(Vec::new());
+        } else if self.config.gate {
+            self.halving(shared, &st.cands, &st.beam, challengers, &st.val_order)
+                .await?
+        } else {
+            let pairs: Vec<(usize, usize)> = challengers
+                .iter()
+                .flat_map(|c| val_all.iter().map(|e| (st.cands[*c].prompt_id, *e)))
+                .collect();
+            shared
+                .evaluate(&pairs, Budget::Capped)
+                .await?
+                .map(|()| challengers)
+        };
+        let survivors = match outcome {
+            Ok(s) => s,
+            Err(BudgetExhausted(why)) => {
+                st.stop_reason = Some(why.to_string());
+                Vec::new()
+            }
+        };
+        for &c in &survivors {
+            let pid = st.cands[c].prompt_id;
+            st.cands[c].rec.validation_score = shared.score(pid, val_all);
+            st.cands[c].rec.scores.validation = shared.summary(pid, val_all);
+            st.cands[c].rec.status = CandidateStatus::Evaluated;
+        }
+        Ok(survivors)
+    }
+
+    /// New beam: best validation scores among the old beam and the survivors; ties go to the
+    /// earlier candidate (incumbents first), and identical prompts share one slot.
+    fn select_beam(&self, shared: &Shared<'_>, st: &mut Progressing, survivors: Vec<usize>) {
+        let cands = &mut st.cands;
+        let mut pool: Vec<usize> = st.beam.iter().copied().chain(survivors).collect();
+        pool.sort_by(|&a, &b| {
+            let (sa, sb) = (
+                cands[a].rec.validation_score.unwrap_or(0.0),
+                cands[b].rec.validation_score.unwrap_or(0.0),
+            );
+            sb.total_cmp(&sa).then(a.cmp(&b))
+        });
+        pool.dedup();
+        let mut seen_prompts = HashSet::new();
+        pool.retain(|&c| seen_prompts.insert(cands[c].prompt_id));
+        let new_beam: Vec<usize> = pool.iter().copied().take(self.config.beam).collect();
+        for &c in &pool {
+            if cands[c].rec.status != CandidateStatus::Seed {
+                cands[c].rec.status = if new_beam.contains(&c) {
+                    CandidateStatus::Kept
+                } else {
+                    CandidateStatus::Evaluated
+                };
+            }
+        }
+        st.beam = new_beam;
         for c in cands.iter_mut() {
             c.rec.evaluations = shared.covered(c.prompt_id);
         }
-        self.save(&cands, &shared).await?;
+    }
+
+    /// The only use of the test set: the seed and the best candidate, once each.
+    async fn score_on_test(
+        &self,
+        shared: &Shared<'_>,
+        st: &mut Progressing,
+    ) -> Result<TestComparison> {
+        let test = &self.dataset.test;
+        let (seed, best) = (st.cands[0].prompt_id, st.cands[st.beam[0]].prompt_id);
+        self.progress.note(&format!(
+            "scoring the starting prompt{} on the {} test examples",
+            if seed == best {
+                ""
+            } else {
+                " and the best candidate"
+            },
+            test.len()
+        ));
+        let pairs: Vec<(usize, usize)> = [seed, best]
+            .iter()
+            .flat_map(|&p| test.iter().map(move |&e| (p, e)))
+            .collect();
+        // Not budgeted: planned separately (`Plan::test_evaluations`).
+        let _ = shared.evaluate(&pairs, Budget::Final).await?;
+        let missing = || OptimizerError::Evaluator("a test evaluation is missing".into());
+        let base = shared.rewards(seed, test).ok_or_else(missing)?;
+        let top = shared.rewards(best, test).ok_or_else(missing)?;
+        let cfg = &self.config;
+        let comparison = TestComparison {
+            baseline: stats::score(&base, cfg.confidence, cfg.seed),
+            best: stats::score(&top, cfg.confidence, cfg.seed),
+            difference: stats::paired_difference(&top, &base, cfg.confidence, cfg.seed)?,
+        };
+        st.cands[0].rec.scores.test = Some(comparison.baseline);
+        let b = st.beam[0];
+        st.cands[b].rec.scores.test = Some(comparison.best);
+        Ok(comparison)
+    }
+
+    async fn finish(
+        &self,
+        shared: &Shared<'_>,
+        mut st: Progressing,
+        test: TestComparison,
+    ) -> Result<SearchResult> {
+        let best = st.beam[0];
+        if st.cands[best].rec.status != CandidateStatus::Seed {
+            st.cands[best].rec.status = CandidateStatus::Best;
+        }
+        for c in st.cands.iter_mut() {
+            c.rec.evaluations = shared.covered(c.prompt_id);
+        }
+        self.save(&st.cands, shared).await?;
+        let baseline_validation = st.cands[0].rec.scores.validation.expect("seed scored");
+        let best_validation = st.cands[best]
+            .rec
+            .scores
+            .validation
+            .unwrap_or(baseline_validation);
         let evaluation_errors = shared.errors.lock().expect("errors").clone();
         Ok(SearchResult {
-            seed_id,
-            best_id: cands[best].rec.id,
-            baseline_score: baseline,
-            best_score,
+            seed_id: st.cands[0].rec.id,
+            best_id: st.cands[best].rec.id,
+            baseline_validation,
+            best_validation,
+            test,
             llm_calls: shared.llm_calls.load(Ordering::SeqCst),
             evaluations: shared.evaluations.load(Ordering::SeqCst),
             failed_evaluations: shared.failed_evaluations.load(Ordering::SeqCst),
             evaluation_errors,
-            skipped_branches,
-            rounds_completed,
-            stop_reason,
-            candidates: cands.into_iter().map(|c| c.rec).collect(),
+            skipped_branches: st.skipped_branches,
+            rounds_completed: st.rounds_completed,
+            stop_reason: st.stop_reason,
+            candidates: st.cands.into_iter().map(|c| c.rec).collect(),
         })
     }
 
     async fn save(&self, cands: &[Cand], shared: &Shared<'_>) -> Result<()> {
+        let evaluations = shared.take_unsaved();
         if let Some(sink) = self.sink {
             let recs: Vec<PromptCandidate> = cands.iter().map(|c| c.rec.clone()).collect();
             sink.save(
                 &recs,
+                &evaluations,
                 shared.llm_calls.load(Ordering::SeqCst),
                 shared.evaluations.load(Ordering::SeqCst),
             )
@@ -835,7 +1066,7 @@ impl<'a> Search<'a> {
                 .iter()
                 .flat_map(|c| prefix.iter().map(|e| (cands[*c].prompt_id, *e)))
                 .collect();
-            if let Err(b) = shared.evaluate(&pairs).await? {
+            if let Err(b) = shared.evaluate(&pairs, Budget::Capped).await? {
                 return Ok(Err(b));
             }
             if n == total {
@@ -885,5 +1116,6 @@ fn new_record(
         evaluations: 0,
         status,
         created_at: lightning_core::time::now(),
+        scores: Default::default(),
     }
 }

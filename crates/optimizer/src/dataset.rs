@@ -1,5 +1,5 @@
 //! The dataset: the latest completed trajectories, turned into (prompt, actions, outcome)
-//! examples, and a deterministic train/validation split.
+//! examples, and a deterministic, stratified train/validation/test split.
 
 use std::sync::Arc;
 
@@ -18,6 +18,10 @@ use crate::{analysis::normalize_error, OptimizerError, Result};
 pub const RECOMMENDED_TRAJECTORIES: usize = 100;
 /// Below this the optimizer refuses to run: too few examples to split and score.
 pub const MIN_TRAJECTORIES: usize = 10;
+/// Below this many test examples the optimizer refuses to run: a 95% interval on a success
+/// rate is then wider than ±0.2 around 50% (Wilson, n = 20: 0.30 to 0.70), so the final
+/// comparison could only tell an improvement of more than about 0.3 from noise.
+pub const MIN_TEST_EXAMPLES: usize = 20;
 
 const INPUT_EXCERPT: usize = 120;
 const OUTPUT_EXCERPT: usize = 160;
@@ -36,6 +40,10 @@ pub struct DatasetQuery {
     /// What counts as a good outcome (`--reward`).
     #[serde(default)]
     pub reward: Reward,
+    /// Also learn from optimizer evaluation runs (`promptVersion` starting `opt-`), which are
+    /// left out by default.
+    #[serde(default)]
+    pub include_evaluations: bool,
 }
 
 /// One tool call, compacted.
@@ -178,47 +186,80 @@ impl Example {
     }
 }
 
-/// Examples with a seeded split into train (critique minibatches) and validation (scoring).
+/// The stratum an example is split by: its recorded outcome, so every set sees failures.
+fn stratum(e: &Example) -> bool {
+    e.outcome.success
+}
+
+/// Examples with a seeded split into train (critiques, the minibatch gate), validation
+/// (selection) and test (touched once, at the end, for the starting prompt and the best).
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub examples: Vec<Example>,
     /// Indices into `examples`.
     pub train: Vec<usize>,
     pub validation: Vec<usize>,
+    pub test: Vec<usize>,
     /// Running trajectories passed over while collecting.
     pub skipped_running: usize,
 }
 
 impl Dataset {
-    /// Splits deterministically for `seed`, stratified by outcome so both halves see failures.
-    pub fn split(examples: Vec<Example>, validation_fraction: f64, seed: u64) -> Self {
+    /// Splits deterministically for `seed`, stratified by outcome (see [`stratum`]): each
+    /// stratum gives `validation_fraction` and `test_fraction` of its examples (rounded) to
+    /// those sets and the rest, at least one when it has two or more, to train.
+    pub fn split(
+        examples: Vec<Example>,
+        validation_fraction: f64,
+        test_fraction: f64,
+        seed: u64,
+    ) -> Self {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let (mut train, mut validation) = (Vec::new(), Vec::new());
-        for success in [false, true] {
+        let (mut train, mut validation, mut test) = (Vec::new(), Vec::new(), Vec::new());
+        for class in [false, true] {
             let mut idx: Vec<usize> = (0..examples.len())
-                .filter(|&i| examples[i].outcome.success == success)
+                .filter(|&i| stratum(&examples[i]) == class)
                 .collect();
             idx.sort_by_key(|&i| examples[i].trajectory_id);
             idx.shuffle(&mut rng);
-            let n_val = ((idx.len() as f64) * validation_fraction).round() as usize;
-            // Keep at least one of each class on the train side when there are two or more.
-            let n_val = if idx.len() >= 2 {
-                // Both sides get at least one example of each outcome.
-                n_val.clamp(usize::from(validation_fraction > 0.0), idx.len() - 1)
-            } else {
-                n_val.min(idx.len())
-            };
-            validation.extend_from_slice(&idx[..n_val]);
-            train.extend_from_slice(&idx[n_val..]);
+            let len = idx.len();
+            let share = |f: f64| ((len as f64) * f).round() as usize;
+            let held_max = len.saturating_sub(usize::from(len >= 2));
+            let n_test = share(test_fraction).min(held_max);
+            let n_val = share(validation_fraction).min(held_max - n_test);
+            test.extend_from_slice(&idx[..n_test]);
+            validation.extend_from_slice(&idx[n_test..n_test + n_val]);
+            train.extend_from_slice(&idx[n_test + n_val..]);
         }
         train.sort_unstable();
         validation.sort_unstable();
+        test.sort_unstable();
         Dataset {
             examples,
             train,
             validation,
+            test,
             skipped_running: 0,
         }
+    }
+
+    /// Refuses a test set too small to say anything (see [`MIN_TEST_EXAMPLES`]), naming what
+    /// would fix it.
+    pub fn check_test_size(&self, test_fraction: f64) -> Result<()> {
+        if self.test.len() >= MIN_TEST_EXAMPLES {
+            return Ok(());
+        }
+        let needed = (MIN_TEST_EXAMPLES as f64 / test_fraction).ceil() as usize;
+        Err(OptimizerError::Dataset(format!(
+            "the test set would have {} examples ({} trajectories × --test-fraction {}); the \
+             final comparison needs at least {MIN_TEST_EXAMPLES} (below that a 95% interval on \
+             a success rate is wider than ±0.2, so no realistic improvement could be told from \
+             noise). Record more runs (about {needed} at this fraction), raise --trajectories, \
+             or raise --test-fraction",
+            self.test.len(),
+            self.examples.len(),
+            test_fraction
+        )))
     }
 
     pub fn failures(&self) -> usize {
@@ -282,6 +323,7 @@ pub async fn extract(
         task_type: query.task_type.clone(),
         since: query.since,
         limit: TrajectoryFilter::MAX_LIMIT,
+        exclude_evaluations: !query.include_evaluations,
         ..Default::default()
     };
     let mut completed: Vec<Trajectory> = Vec::new();
@@ -620,19 +662,43 @@ mod tests {
     #[test]
     fn split_is_deterministic_stratified_and_disjoint() {
         let examples: Vec<Example> = (0..100).map(|i| example(i, i.is_multiple_of(4))).collect();
-        let a = Dataset::split(examples.clone(), 0.3, 7);
-        let b = Dataset::split(examples.clone(), 0.3, 7);
-        let c = Dataset::split(examples, 0.3, 8);
-        assert_eq!(a.train, b.train);
+        let a = Dataset::split(examples.clone(), 0.3, 0.3, 7);
+        let b = Dataset::split(examples.clone(), 0.3, 0.3, 7);
+        let c = Dataset::split(examples, 0.3, 0.3, 8);
+        assert_eq!((a.train.clone(), a.test.clone()), (b.train, b.test));
         assert_ne!(a.validation, c.validation);
-        assert_eq!(a.train.len() + a.validation.len(), 100);
-        assert!(a.train.iter().all(|i| !a.validation.contains(i)));
-        let val_successes = a
-            .validation
+        assert_eq!(
+            (a.train.len(), a.validation.len(), a.test.len()),
+            // 25 successes and 75 failures, 30% of each rounded (7.5 → 8, 22.5 → 23).
+            (38, 31, 31)
+        );
+        let all: std::collections::HashSet<usize> = a
+            .train
             .iter()
-            .filter(|&&i| a.examples[i].outcome.success)
-            .count();
-        assert!((7..=8).contains(&val_successes), "{val_successes}");
+            .chain(&a.validation)
+            .chain(&a.test)
+            .copied()
+            .collect();
+        assert_eq!(all.len(), 100, "disjoint and complete");
+        for set in [&a.validation, &a.test] {
+            let successes = set
+                .iter()
+                .filter(|&&i| a.examples[i].outcome.success)
+                .count();
+            assert_eq!(successes, 8);
+        }
+        a.check_test_size(0.3).unwrap();
+        let small = Dataset::split(
+            (0..40).map(|i| example(i, i % 2 == 0)).collect(),
+            0.3,
+            0.3,
+            1,
+        );
+        let e = small.check_test_size(0.3).unwrap_err().to_string();
+        assert!(
+            e.contains("would have 12 examples") && e.contains("at least 20") && e.contains("67"),
+            "{e}"
+        );
     }
 
     #[test]

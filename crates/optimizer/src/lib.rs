@@ -18,6 +18,9 @@ pub mod grade;
 pub mod llm;
 pub mod report;
 pub mod run;
+pub mod stats;
+#[cfg(feature = "testing")]
+pub mod synthetic;
 pub mod templates;
 
 pub use error::{OptimizerError, Result};

@@ -1,9 +1,13 @@
-//! `optimize` end to end: dataset → analysis → starting prompt → search → stored run,
-//! candidates and a new prompt version.
+//! `optimize` end to end: dataset and its three-way split → training-set analysis → starting
+//! prompt → search → the test comparison and the registration gate → stored run, candidates,
+//! evaluations and, when the gate passes, a new prompt version.
 
 use std::{path::PathBuf, sync::Arc};
 
-use lightning_core::{NewPrompt, OptimizationRun, Prompt, PromptCandidate, RunStatus};
+use lightning_core::{
+    CandidateEvaluation, NewPrompt, OptimizationRun, Prompt, PromptCandidate, RunEvidence,
+    RunStatus, SplitSizes, Verdict,
+};
 use lightning_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,6 +19,7 @@ use crate::{
     evaluator::Evaluator,
     llm::{Llm, UsageReport},
     report::unified_diff,
+    stats::{format_difference, format_score},
     templates::Templates,
     OptimizerError, Result,
 };
@@ -32,6 +37,7 @@ pub enum PromptSource {
 pub struct Prepared {
     pub agent_id: String,
     pub dataset: Dataset,
+    /// Failure analysis of the training set only (validation and test stay unseen).
     pub analysis: Analysis,
     pub start_prompt: String,
     pub prompt_source: PromptSource,
@@ -40,28 +46,64 @@ pub struct Prepared {
     pub warnings: Vec<String>,
 }
 
-/// Reads the dataset, checks its size, analyses it, and finds the prompt to start from:
-/// `prompt_file` text, else the agent's latest registered version, else the most frequent
-/// system prompt among its trajectories.
+/// Shares of the dataset held out for validation (selection) and test (the final comparison).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SplitFractions {
+    pub validation: f64,
+    pub test: f64,
+}
+
+impl Default for SplitFractions {
+    fn default() -> Self {
+        Self {
+            validation: 0.3,
+            test: 0.3,
+        }
+    }
+}
+
+impl SplitFractions {
+    pub fn validate(&self) -> Result<()> {
+        for (name, f) in [
+            ("--validation-fraction", self.validation),
+            ("--test-fraction", self.test),
+        ] {
+            if !(0.05..=0.9).contains(&f) {
+                return Err(OptimizerError::Config(format!(
+                    "{name} must be between 0.05 and 0.9"
+                )));
+            }
+        }
+        if self.validation + self.test > 0.9 {
+            return Err(OptimizerError::Config(
+                "--validation-fraction plus --test-fraction must leave at least 0.1 for training"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the dataset, checks its size and its test set, analyses the training set, and finds
+/// the prompt to start from: `prompt_file` text, else the agent's promoted version, else the
+/// most frequent system prompt among its trajectories.
 pub async fn prepare(
     store: &Arc<dyn Store>,
     query: &DatasetQuery,
-    validation_fraction: f64,
+    fractions: SplitFractions,
     seed: u64,
     prompt_file_text: Option<String>,
 ) -> Result<Prepared> {
-    if !(0.05..=0.9).contains(&validation_fraction) {
-        return Err(OptimizerError::Config(
-            "--validation-fraction must be between 0.05 and 0.9".into(),
-        ));
-    }
+    fractions.validate()?;
     let (examples, skipped_running) = extract(store, query).await?;
     let mut warnings = Vec::new();
     if let Some(w) = check_size(examples.len(), query)? {
         warnings.push(w);
     }
-    let mut dataset = Dataset::split(examples, validation_fraction, seed);
+    let mut dataset = Dataset::split(examples, fractions.validation, fractions.test, seed);
     dataset.skipped_running = skipped_running;
+    dataset.check_test_size(fractions.test)?;
     let agent_id = match (&query.agent_id, dataset.single_agent()) {
         (Some(a), _) => a.clone(),
         (None, Some(a)) => a.to_string(),
@@ -76,23 +118,14 @@ pub async fn prepare(
             "no failed trajectories in the dataset: critiques can only refine what works".into(),
         );
     }
-    let analysis = analyze(&dataset.examples);
-    let (start_prompt, prompt_source, start_version) = match prompt_file_text {
-        Some(text) if !text.trim().is_empty() => (text, PromptSource::File, None),
-        Some(_) => return Err(OptimizerError::Config("--prompt-file is empty".into())),
-        None => match store.latest_prompt(&agent_id).await? {
-            Some(p) => (p.text, PromptSource::Registry, Some(p.version)),
-            None => match most_common_system_prompt(&dataset) {
-                Some(p) => (p, PromptSource::Trajectories, None),
-                None => {
-                    return Err(OptimizerError::Dataset(format!(
-                        "no prompt to start from: agent {agent_id:?} has no registered prompt \
-                         and its trajectories record no systemPrompt; pass --prompt-file"
-                    )))
-                }
-            },
-        },
-    };
+    let train: Vec<_> = dataset
+        .train
+        .iter()
+        .map(|&i| dataset.examples[i].clone())
+        .collect();
+    let analysis = analyze(&train);
+    let (start_prompt, prompt_source, start_version) =
+        start_prompt(store, &agent_id, &dataset, prompt_file_text).await?;
     Ok(Prepared {
         agent_id,
         dataset,
@@ -101,6 +134,30 @@ pub async fn prepare(
         prompt_source,
         start_version,
         warnings,
+    })
+}
+
+async fn start_prompt(
+    store: &Arc<dyn Store>,
+    agent_id: &str,
+    dataset: &Dataset,
+    prompt_file_text: Option<String>,
+) -> Result<(String, PromptSource, Option<i64>)> {
+    Ok(match prompt_file_text {
+        Some(text) if !text.trim().is_empty() => (text, PromptSource::File, None),
+        Some(_) => return Err(OptimizerError::Config("--prompt-file is empty".into())),
+        None => match store.latest_prompt(agent_id).await? {
+            Some(p) => (p.text, PromptSource::Registry, Some(p.version)),
+            None => match most_common_system_prompt(dataset) {
+                Some(p) => (p, PromptSource::Trajectories, None),
+                None => {
+                    return Err(OptimizerError::Dataset(format!(
+                        "no prompt to start from: agent {agent_id:?} has no promoted prompt \
+                         and its trajectories record no systemPrompt; pass --prompt-file"
+                    )))
+                }
+            },
+        },
     })
 }
 
@@ -126,14 +183,35 @@ fn most_common_system_prompt(dataset: &Dataset) -> Option<String> {
         .map(|(p, _)| p.to_string())
 }
 
+/// When a better prompt may be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationGate {
+    /// The lower end of the paired difference's interval must exceed this.
+    pub min_improvement: f64,
+    /// Judge estimates register only when this is set (`--register-judged`).
+    pub register_judged: bool,
+}
+
+impl Default for RegistrationGate {
+    fn default() -> Self {
+        Self {
+            min_improvement: crate::stats::DEFAULT_MIN_IMPROVEMENT,
+            register_judged: false,
+        }
+    }
+}
+
 pub struct OptimizeOptions {
     pub apo: ApoConfig,
     pub templates: Templates,
     /// Stored with the run (the flags it was started with).
     pub config: Value,
-    /// Register the best prompt as a new version when it beats the start.
+    /// Register the best prompt as a new version when it passes the gate.
     pub register: bool,
+    /// Promote it too (only ever a version that passed the gate).
     pub promote: bool,
+    pub gate: RegistrationGate,
     pub out: Option<PathBuf>,
 }
 
@@ -145,8 +223,14 @@ pub struct OptimizeOutcome {
     pub start_prompt: String,
     pub best_prompt: String,
     pub diff: String,
+    /// The test comparison and the verdict (also stored with the run).
+    pub evidence: RunEvidence,
+    /// `completed: <verdict>`.
+    pub label: String,
     pub registered: Option<Prompt>,
     pub usage: UsageReport,
+    /// The judge's own LLM usage, when it is a separate client (filled in by the CLI).
+    pub judge_usage: Option<UsageReport>,
     pub failed_evaluations: u64,
     pub evaluation_errors: Vec<String>,
     pub skipped_branches: u64,
@@ -164,23 +248,22 @@ impl CandidateSink for StoreSink {
     async fn save(
         &self,
         candidates: &[PromptCandidate],
+        evaluations: &[CandidateEvaluation],
         llm_calls: u64,
-        evaluations: u64,
+        evaluations_total: u64,
     ) -> Result<()> {
         self.store.save_candidates(candidates).await?;
+        self.store.save_evaluations(evaluations).await?;
         let mut run = self.run.lock().await;
         run.llm_calls = llm_calls as i64;
-        run.evaluations = evaluations as i64;
-        if let Some(seed) = candidates.first() {
-            run.baseline_score = seed.validation_score;
-        }
+        run.evaluations = evaluations_total as i64;
         self.store.update_run(&run).await?;
         Ok(())
     }
 }
 
-/// Runs the search and keeps everything: the run, every candidate, the best prompt in `out`
-/// and, when it improved on the start, as a new registered version.
+/// Runs the search and keeps everything: the run, every candidate and evaluation, the best
+/// prompt in `out` with its verdict, and, when the gate passes, a new registered version.
 pub async fn optimize(
     store: Arc<dyn Store>,
     prepared: Prepared,
@@ -191,7 +274,7 @@ pub async fn optimize(
 ) -> Result<OptimizeOutcome> {
     options.apo.validate()?;
     options.templates.validate()?;
-    let mut run = OptimizationRun::start(
+    let run = OptimizationRun::start(
         prepared.agent_id.clone(),
         options.config.clone(),
         prepared.dataset.examples.len() as i64,
@@ -204,7 +287,7 @@ pub async fn optimize(
     let search = Search {
         config: options.apo.clone(),
         llm: llm.clone(),
-        evaluator,
+        evaluator: evaluator.clone(),
         templates: options.templates.clone(),
         dataset: &prepared.dataset,
         analysis: summary(&prepared.analysis),
@@ -214,83 +297,30 @@ pub async fn optimize(
         sink: Some(&sink),
     };
     let result = search.run(&prepared.start_prompt).await;
-    run = sink.run.lock().await.clone();
+    let mut run = sink.run.lock().await.clone();
     let result: SearchResult = match result {
         Ok(r) => r,
-        Err(e) => {
-            run.status = RunStatus::Failed;
-            run.finished_at = Some(lightning_core::time::now());
-            run.error = Some(e.to_string());
-            if let Err(store_err) = store.update_run(&run).await {
-                tracing::error!("could not record the failed run: {store_err}");
-            }
-            return Err(e);
-        }
+        Err(e) => return Err(record_failure(&store, run, e).await),
     };
-    let best = result
+    let best_prompt = result
         .candidates
         .iter()
         .find(|c| c.id == result.best_id)
-        .expect("best candidate is among the candidates");
-    let best_prompt = best.prompt.clone();
+        .expect("best candidate is among the candidates")
+        .prompt
+        .clone();
+    let evidence = judge_evidence(&prepared, &options, evaluator.as_ref(), &result);
+    let label = format!("completed: {}", evidence.verdict.label());
     if let Some(path) = &options.out {
-        std::fs::write(path, ensure_newline(&best_prompt))
+        std::fs::write(path, labelled(&best_prompt, &label, run.id, &evidence))
             .map_err(|e| OptimizerError::io(format!("cannot write {}", path.display()), e))?;
     }
-    let improved = result.best_id != result.seed_id && result.best_score > result.baseline_score;
-    let registered = if options.register && improved {
-        let note = format!(
-            "lightning optimize run {}: validation score {:.3} -> {:.3}",
-            run.id, result.baseline_score, result.best_score
-        );
-        Some(
-            store
-                .register_prompt(
-                    &prepared.agent_id,
-                    &NewPrompt {
-                        text: best_prompt.clone(),
-                        note: Some(note),
-                        source_run_id: Some(run.id),
-                        promote: options.promote,
-                    },
-                )
-                .await?,
-        )
+    let registered = if evidence.verdict == Verdict::Registered {
+        Some(register(&store, &prepared, &options, &run, &evidence, &best_prompt).await?)
     } else {
         None
     };
-    run.status = RunStatus::Completed;
-    run.finished_at = Some(lightning_core::time::now());
-    run.baseline_score = Some(result.baseline_score);
-    run.best_score = Some(result.best_score);
-    run.best_candidate_id = Some(result.best_id);
-    run.llm_calls = result.llm_calls as i64;
-    run.evaluations = result.evaluations as i64;
-    if let Value::Object(map) = &mut run.config {
-        map.insert(
-            "stopReason".into(),
-            result
-                .stop_reason
-                .clone()
-                .map(Value::String)
-                .unwrap_or(Value::Null),
-        );
-        map.insert(
-            "roundsCompleted".into(),
-            Value::from(result.rounds_completed as u64),
-        );
-        map.insert(
-            "failedEvaluations".into(),
-            Value::from(result.failed_evaluations),
-        );
-        map.insert(
-            "registeredVersion".into(),
-            registered
-                .as_ref()
-                .map(|p| Value::from(p.version))
-                .unwrap_or(Value::Null),
-        );
-    }
+    finish_run(&mut run, &result, &evidence, registered.as_ref());
     store.update_run(&run).await?;
     let diff = unified_diff(
         &ensure_newline(&prepared.start_prompt),
@@ -304,14 +334,168 @@ pub async fn optimize(
         start_prompt: prepared.start_prompt,
         best_prompt,
         diff,
+        evidence,
+        label,
         registered,
         usage: llm.usage(),
+        judge_usage: None,
         failed_evaluations: result.failed_evaluations,
         evaluation_errors: result.evaluation_errors,
         skipped_branches: result.skipped_branches,
         stop_reason: result.stop_reason,
         warnings: prepared.warnings,
     })
+}
+
+/// Stores the run as failed with the error, and hands the error back.
+async fn record_failure(
+    store: &Arc<dyn Store>,
+    mut run: OptimizationRun,
+    e: OptimizerError,
+) -> OptimizerError {
+    run.status = RunStatus::Failed;
+    run.finished_at = Some(lightning_core::time::now());
+    run.error = Some(e.to_string());
+    if let Err(store_err) = store.update_run(&run).await {
+        tracing::error!("could not record the failed run: {store_err}");
+    }
+    e
+}
+
+/// The verdict: significant on the paired test comparison, then the judge and registry rules.
+fn judge_evidence(
+    prepared: &Prepared,
+    options: &OptimizeOptions,
+    evaluator: &dyn Evaluator,
+    result: &SearchResult,
+) -> RunEvidence {
+    let d = &prepared.dataset;
+    let significant = result.best_id != result.seed_id
+        && crate::stats::significant(&result.test.difference, options.gate.min_improvement);
+    let estimate = evaluator.is_estimate();
+    let verdict = if !significant {
+        Verdict::NoSignificantImprovement
+    } else if estimate && !options.gate.register_judged {
+        Verdict::JudgeEstimateNotRegistered
+    } else if !options.register {
+        Verdict::SignificantNotRegistered
+    } else {
+        Verdict::Registered
+    };
+    RunEvidence {
+        evaluator: evaluator.name().to_string(),
+        estimate,
+        split: SplitSizes {
+            train: d.train.len() as i64,
+            validation: d.validation.len() as i64,
+            test: d.test.len() as i64,
+        },
+        confidence: options.apo.confidence,
+        min_improvement: options.gate.min_improvement,
+        baseline_validation: Some(result.baseline_validation),
+        best_validation: Some(result.best_validation),
+        baseline_test: result.test.baseline,
+        best_test: result.test.best,
+        difference: result.test.difference,
+        significant,
+        verdict,
+    }
+}
+
+async fn register(
+    store: &Arc<dyn Store>,
+    prepared: &Prepared,
+    options: &OptimizeOptions,
+    run: &OptimizationRun,
+    evidence: &RunEvidence,
+    best_prompt: &str,
+) -> Result<Prompt> {
+    let note = format!(
+        "lightning optimize run {}: {} test score {} -> {}, difference {}",
+        run.id,
+        evidence.evaluator,
+        format_score(&evidence.baseline_test),
+        format_score(&evidence.best_test),
+        format_difference(&evidence.difference),
+    );
+    Ok(store
+        .register_prompt(
+            &prepared.agent_id,
+            &NewPrompt {
+                text: best_prompt.to_string(),
+                note: Some(note),
+                source_run_id: Some(run.id),
+                promote: options.promote,
+                evaluator: Some(evidence.evaluator.clone()),
+            },
+        )
+        .await?)
+}
+
+/// The run's final record: test scores as its scores, counters, and the verdict.
+fn finish_run(
+    run: &mut OptimizationRun,
+    result: &SearchResult,
+    evidence: &RunEvidence,
+    registered: Option<&Prompt>,
+) {
+    run.status = RunStatus::Completed;
+    run.finished_at = Some(lightning_core::time::now());
+    run.baseline_score = Some(evidence.baseline_test.mean);
+    run.best_score = Some(evidence.best_test.mean);
+    run.best_candidate_id = Some(result.best_id);
+    run.llm_calls = result.llm_calls as i64;
+    run.evaluations = result.evaluations as i64;
+    run.evidence = Some(evidence.clone());
+    if let Value::Object(map) = &mut run.config {
+        let extras = [
+            ("stopReason", result.stop_reason.clone().map(Value::String)),
+            (
+                "roundsCompleted",
+                Some(Value::from(result.rounds_completed as u64)),
+            ),
+            (
+                "failedEvaluations",
+                Some(Value::from(result.failed_evaluations)),
+            ),
+            (
+                "registeredVersion",
+                registered.map(|p| Value::from(p.version)),
+            ),
+        ];
+        for (key, value) in extras {
+            map.insert(key.into(), value.unwrap_or(Value::Null));
+        }
+    }
+}
+
+/// First line of the label written above the prompt in `--out`.
+pub const OUT_LABEL_PREFIX: &str = "# lightning optimize";
+
+/// The best prompt under a label saying how the run ended, ended by a blank line. `--prompt-file`
+/// reads such a file without its label ([`strip_label`]).
+fn labelled(prompt: &str, label: &str, run_id: uuid::Uuid, e: &RunEvidence) -> String {
+    let estimate = if e.estimate { " (judge estimate)" } else { "" };
+    format!(
+        "{OUT_LABEL_PREFIX} run {run_id}: {label}\n\
+         # test{estimate}: start {}, best {}; difference {}\n\
+         # These label lines end at the first blank line and are not part of the prompt.\n\n{}",
+        format_score(&e.baseline_test),
+        format_score(&e.best_test),
+        format_difference(&e.difference),
+        ensure_newline(prompt)
+    )
+}
+
+/// A prompt file without the label `optimize` writes above the prompt in `--out`.
+pub fn strip_label(text: &str) -> &str {
+    if !text.starts_with(OUT_LABEL_PREFIX) {
+        return text;
+    }
+    match text.find("\n\n") {
+        Some(i) => &text[i + 2..],
+        None => "",
+    }
 }
 
 fn ensure_newline(s: &str) -> String {
@@ -322,7 +506,7 @@ fn ensure_newline(s: &str) -> String {
     }
 }
 
-/// The candidates table printed after a run.
+/// The candidates table printed after a run: each score with its interval and n.
 pub fn render_candidates(candidates: &[PromptCandidate]) -> String {
     use crate::report::Table;
     let index: std::collections::HashMap<uuid::Uuid, usize> = candidates
@@ -336,11 +520,14 @@ pub fn render_candidates(candidates: &[PromptCandidate]) -> String {
         "parent",
         "status",
         "minibatch",
-        "validation",
+        "validation [95% CI] n",
+        "test [95% CI] n",
         "evals",
         "prompt",
     ]);
-    let score = |s: Option<f64>| s.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+    let score = |s: Option<lightning_core::evidence::Score>| {
+        s.map(|x| format_score(&x)).unwrap_or_else(|| "-".into())
+    };
     for (i, c) in candidates.iter().enumerate() {
         let first_line: String = c
             .prompt
@@ -358,11 +545,59 @@ pub fn render_candidates(candidates: &[PromptCandidate]) -> String {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into()),
             c.status.as_str().into(),
-            score(c.minibatch_score),
-            score(c.validation_score),
+            c.scores
+                .minibatch
+                .map(|m| format!("{:.3} n={}", m.mean, m.n))
+                .unwrap_or_else(|| "-".into()),
+            score(c.scores.validation),
+            score(c.scores.test),
             c.evaluations.to_string(),
             first_line,
         ]);
     }
     t.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_stripped_from_prompt_files() {
+        assert_eq!(strip_label("plain prompt\n"), "plain prompt\n");
+        let s = lightning_core::evidence::Score {
+            mean: 0.5,
+            n: 20,
+            low: 0.3,
+            high: 0.7,
+            confidence: 0.95,
+            method: lightning_core::IntervalMethod::Wilson,
+        };
+        let e = RunEvidence {
+            evaluator: "command".into(),
+            estimate: false,
+            split: SplitSizes::default(),
+            confidence: 0.95,
+            min_improvement: 0.0,
+            baseline_validation: None,
+            best_validation: None,
+            baseline_test: s,
+            best_test: s,
+            difference: crate::stats::paired_difference(&[1.0, 0.0], &[1.0, 0.0], 0.95, 0).unwrap(),
+            significant: false,
+            verdict: Verdict::NoSignificantImprovement,
+        };
+        let text = labelled(
+            "Line one.\n\nLine two.",
+            "completed: no significant improvement",
+            uuid::Uuid::nil(),
+            &e,
+        );
+        assert!(
+            text.starts_with("# lightning optimize run 00000000-0000-0000-0000-000000000000: completed: no significant improvement\n"),
+            "{text}"
+        );
+        assert!(text.contains("n=20"), "{text}");
+        assert_eq!(strip_label(&text), "Line one.\n\nLine two.\n");
+    }
 }

@@ -109,7 +109,7 @@ fn dataset() -> Dataset {
                 .then(|| ["Bash: tests failed", "Git: rejected"][(i % 2) as usize].into()),
         })
         .collect();
-    Dataset::split(examples, 0.3, 11)
+    Dataset::split(examples, 0.3, 0.2, 11)
 }
 
 fn eval_script(dir: &std::path::Path) -> String {
@@ -177,12 +177,15 @@ async fn reaches_the_known_best_prompt_and_the_gate_saves_evaluations() {
 
     for (name, r) in [("gated", &gated), ("ungated", &full)] {
         let best = r.candidates.iter().find(|c| c.id == r.best_id).unwrap();
-        assert_eq!(r.best_score, 1.0, "{name}: {:#?}", best.prompt);
+        assert_eq!(r.best_validation.mean, 1.0, "{name}: {:#?}", best.prompt);
+        // The best and the seed on the test set, paired: 1.0 vs 0.0 everywhere.
+        assert_eq!((r.test.best.mean, r.test.baseline.mean), (1.0, 0.0));
+        assert_eq!(r.test.difference.wins, r.test.difference.n);
         for rule in RULES {
             assert!(best.prompt.contains(rule), "{name}: {rule} missing");
         }
         assert!(best.prompt.contains("{repo}"), "{name}: placeholder lost");
-        assert_eq!(r.baseline_score, 0.0);
+        assert_eq!(r.baseline_validation.mean, 0.0);
         assert!(
             r.llm_calls <= 80 && r.evaluations <= 1500,
             "{name}: over budget"
@@ -203,8 +206,9 @@ async fn reaches_the_known_best_prompt_and_the_gate_saves_evaluations() {
     );
     // The search is deterministic for a seed and a deterministic LLM and evaluator, so the
     // counts are exact: 18 validation runs for the seed, then per child 3 minibatch runs plus
-    // the halving rungs (gated) versus 18 validation runs (ungated).
-    assert_eq!((gated.evaluations, full.evaluations), (283, 435));
+    // the halving rungs (gated) versus 18 validation runs (ungated), and finally 2 × 12 test
+    // runs for the seed and the best.
+    assert_eq!((gated.evaluations, full.evaluations), (283, 489));
     assert_eq!((gated.llm_calls, full.llm_calls), (72, 72));
     let pruned = gated
         .candidates

@@ -40,8 +40,11 @@ async fn scripted_llm() -> String {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            let prompt = between(&p, "<prompt>\n", "\n</prompt>").to_string();
             let text = if p.contains("\"score\"") {
+                // The judge sees the candidate quoted: a JSON string between nonce markers.
+                let open = p.find("<candidate-").expect("quoted candidate");
+                let quoted = p[open..].lines().nth(1).unwrap_or("\"\"");
+                let prompt: String = serde_json::from_str(quoted).unwrap();
                 let score = if p.contains("Outcome: success") {
                     1.0
                 } else if p.contains("order not found") {
@@ -57,6 +60,7 @@ async fn scripted_llm() -> String {
                 };
                 format!("Verdict: {{\"score\": {score}, \"reason\": \"scripted\"}}")
             } else if p.contains("<critique>") {
+                let prompt = between(&p, "<prompt>\n", "\n</prompt>").to_string();
                 let critique = between(&p, "<critique>\n", "\n</critique>");
                 let rule = RULES.iter().find(|r| critique.contains(*r));
                 match rule {
@@ -64,6 +68,7 @@ async fn scripted_llm() -> String {
                     None => format!("<prompt>\n{prompt}\nBe polite.\n</prompt>"),
                 }
             } else {
+                let prompt = between(&p, "<prompt>\n", "\n</prompt>").to_string();
                 let missing: Vec<&str> = RULES
                     .iter()
                     .copied()
@@ -106,7 +111,7 @@ fn between<'a>(s: &'a str, open: &str, close: &str) -> &'a str {
 
 async fn seed(store: &Arc<dyn Store>) {
     let now = lightning_core::time::now();
-    for i in 0..40i64 {
+    for i in 0..80i64 {
         let kind = i % 4; // 0, 1: success; 2: order lookup failure; 3: refund failure
         let id = store
             .start_trajectory(&NewTrajectory {
@@ -212,13 +217,23 @@ async fn end_to_end(backend: Backend) {
         agent_id: Some("support-bot".into()),
         ..Default::default()
     };
-    let prepared = prepare(&store, &query, 0.3, 3, None).await.unwrap();
-    assert_eq!(prepared.dataset.examples.len(), 40);
+    let prepared = prepare(&store, &query, Default::default(), 3, None)
+        .await
+        .unwrap();
+    assert_eq!(prepared.dataset.examples.len(), 80);
+    assert_eq!(
+        (
+            prepared.dataset.train.len(),
+            prepared.dataset.validation.len(),
+            prepared.dataset.test.len()
+        ),
+        (32, 24, 24)
+    );
     assert_eq!(prepared.dataset.skipped_running, 1);
     assert_eq!(prepared.prompt_source, PromptSource::Trajectories);
     assert_eq!(prepared.start_prompt, START);
     assert!(
-        prepared.warnings.iter().any(|w| w.contains("only 40")),
+        prepared.warnings.iter().any(|w| w.contains("only 80")),
         "{:?}",
         prepared.warnings
     );
@@ -241,6 +256,10 @@ async fn end_to_end(backend: Backend) {
             config: json!({"test": true}),
             register: true,
             promote: false,
+            gate: lightning_optimizer::run::RegistrationGate {
+                register_judged: true,
+                ..Default::default()
+            },
             out: Some(out.clone()),
         },
         llm.clone(),
@@ -250,11 +269,20 @@ async fn end_to_end(backend: Backend) {
     .await
     .unwrap();
 
-    // The best prompt has both rules, keeps the placeholder, and scores 1 on validation.
+    // The best prompt has both rules, keeps the placeholder, and scores 1 on the test set,
+    // the start 0.5, by the judge's estimate; the run's scores are the test scores.
     let run = &outcome.run;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(run.best_score, Some(1.0));
     assert_eq!(run.baseline_score, Some(0.5));
+    let e = &outcome.evidence;
+    assert!(e.estimate && e.significant, "{e:?}");
+    assert_eq!(e.best_validation.unwrap().mean, 1.0);
+    assert_eq!((e.difference.wins, e.difference.losses), (12, 0));
+    assert_eq!(
+        outcome.label,
+        "completed: significant improvement, registered"
+    );
     for rule in RULES {
         assert!(
             outcome.best_prompt.contains(rule),
@@ -263,8 +291,13 @@ async fn end_to_end(backend: Backend) {
         );
     }
     assert!(outcome.best_prompt.contains("{product}"));
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        written.starts_with("# lightning optimize run "),
+        "{written}"
+    );
     assert_eq!(
-        std::fs::read_to_string(&out).unwrap().trim(),
+        lightning_optimizer::run::strip_label(&written).trim(),
         outcome.best_prompt
     );
     assert!(
@@ -277,7 +310,7 @@ async fn end_to_end(backend: Backend) {
     // Everything is stored: the run, each candidate with lineage and critique.
     let stored_run = store.get_run(run.id).await.unwrap();
     assert_eq!(&stored_run, run);
-    assert_eq!(stored_run.trajectories, 40);
+    assert_eq!(stored_run.trajectories, 80);
     let candidates = store.list_candidates(run.id).await.unwrap();
     assert_eq!(candidates, outcome.candidates);
     let ids: HashSet<_> = candidates.iter().map(|c| c.id).collect();
@@ -349,10 +382,12 @@ async fn end_to_end(backend: Backend) {
     assert_eq!(detail["candidates"][1]["parentId"], seed.id.to_string());
     assert!(detail["candidates"][1]["critique"].is_string());
     assert_eq!(detail["llmCalls"], run.llm_calls);
+    // Registered, not promoted: a candidate, so latest is still 404.
     let (status, latest) = call(&app, "GET", "/api/agents/support-bot/prompts/latest", None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(latest["version"], 1);
-    assert_eq!(latest["sourceRunId"], run.id.to_string());
+    assert_eq!(status, StatusCode::NOT_FOUND, "{latest}");
+    let (_, listed) = call(&app, "GET", "/api/agents/support-bot/prompts", None).await;
+    assert_eq!(listed["prompts"][0]["sourceRunId"], run.id.to_string());
+    assert_eq!(listed["prompts"][0]["evaluator"], "judge");
     let (status, created) = call(
         &app,
         "POST",
@@ -409,7 +444,9 @@ async fn end_to_end(backend: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
 
     // A second run starts from the promoted registry version.
-    let prepared = prepare(&store, &query, 0.3, 3, None).await.unwrap();
+    let prepared = prepare(&store, &query, Default::default(), 3, None)
+        .await
+        .unwrap();
     assert_eq!(prepared.prompt_source, PromptSource::Registry);
     assert_eq!(prepared.start_version, Some(1));
 }
@@ -453,7 +490,7 @@ async fn too_few_trajectories_are_refused_with_a_clear_message() {
         agent_id: Some("tiny".into()),
         ..Default::default()
     };
-    let e = prepare(&t.store, &query, 0.3, 0, None)
+    let e = prepare(&t.store, &query, Default::default(), 0, None)
         .await
         .unwrap_err()
         .to_string();

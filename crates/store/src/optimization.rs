@@ -2,7 +2,7 @@
 //! A supertrait of [`Store`](crate::Store), so `Arc<dyn Store>` offers these methods too.
 
 use async_trait::async_trait;
-use lightning_core::{NewPrompt, OptimizationRun, Prompt, PromptCandidate};
+use lightning_core::{CandidateEvaluation, NewPrompt, OptimizationRun, Prompt, PromptCandidate};
 use uuid::Uuid;
 
 use crate::StoreResult;
@@ -43,13 +43,21 @@ pub trait OptimizationStore: Send + Sync {
     /// Newest version first; empty when the agent has none.
     async fn list_prompts(&self, agent_id: &str) -> StoreResult<Vec<Prompt>>;
 
-    /// The promoted version, else the newest, else `None`.
+    /// The promoted version, else `None`: registered but unpromoted versions are candidates
+    /// and are never served as the latest.
     async fn latest_prompt(&self, agent_id: &str) -> StoreResult<Option<Prompt>>;
 
     async fn get_prompt(&self, agent_id: &str, version: i64) -> StoreResult<Prompt>;
 
     /// Makes `version` the agent's only promoted version; `NotFound` if it does not exist.
     async fn promote_prompt(&self, agent_id: &str, version: i64) -> StoreResult<Prompt>;
+
+    /// Inserts (candidate, example) evaluations, overwriting a repeated (run, candidate,
+    /// trajectory). One transaction; `NotFound` when the run does not exist.
+    async fn save_evaluations(&self, evaluations: &[CandidateEvaluation]) -> StoreResult<()>;
+
+    /// A run's evaluations in the order they were made.
+    async fn list_evaluations(&self, run_id: Uuid) -> StoreResult<Vec<CandidateEvaluation>>;
 }
 
 pub(crate) fn run_not_found(id: Uuid) -> crate::StoreError {
@@ -99,6 +107,7 @@ macro_rules! impl_optimization_store {
                         note: prompt.note.clone(),
                         promoted: prompt.promote,
                         created_at: lightning_core::time::now(),
+                        evaluator: prompt.evaluator.clone(),
                     };
                     if prompt.promote {
                         q::demote_others::<$db>(agent_id, None)
@@ -229,6 +238,52 @@ macro_rules! impl_optimization_store {
                 }
                 .await;
                 $crate::sql_store::finish_tx(tx, result).await
+            }
+
+            async fn save_evaluations(
+                &self,
+                evaluations: &[lightning_core::CandidateEvaluation],
+            ) -> $crate::StoreResult<()> {
+                if evaluations.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.writer.begin().await?;
+                let result = async {
+                    let mut runs: Vec<uuid::Uuid> = evaluations.iter().map(|e| e.run_id).collect();
+                    runs.sort();
+                    runs.dedup();
+                    for run_id in runs {
+                        if $crate::optimization_sql::select_run::<$db>(run_id)
+                            .build()
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .is_none()
+                        {
+                            return Err($crate::optimization::run_not_found(run_id));
+                        }
+                    }
+                    for chunk in evaluations.chunks($crate::optimization_sql::EVALUATION_CHUNK) {
+                        $crate::optimization_sql::upsert_evaluations::<$db>(chunk)
+                            .build()
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Ok(())
+                }
+                .await;
+                $crate::sql_store::finish_tx(tx, result).await
+            }
+
+            async fn list_evaluations(
+                &self,
+                run_id: uuid::Uuid,
+            ) -> $crate::StoreResult<Vec<lightning_core::CandidateEvaluation>> {
+                let rows = self
+                    .fetch_all($crate::optimization_sql::list_evaluations(run_id))
+                    .await?;
+                rows.iter()
+                    .map($crate::optimization_sql::decode_evaluation)
+                    .collect()
             }
 
             async fn list_candidates(

@@ -2,7 +2,11 @@
 //! both backends through [`Dialect`]. Every value is a bound parameter.
 
 use chrono::{DateTime, Utc};
-use lightning_core::{CandidateStatus, OptimizationRun, Prompt, PromptCandidate, RunStatus};
+use lightning_core::{
+    CandidateEvaluation, CandidateStatus, OptimizationRun, Prompt, PromptCandidate, RunStatus,
+    Split,
+};
+use serde::{de::DeserializeOwned, Serialize};
 use sqlx::{ColumnIndex, QueryBuilder};
 use uuid::Uuid;
 
@@ -13,15 +17,36 @@ use crate::{
 
 /// Nullable uuid columns are read as text so both backends decode them the same way.
 const RUN_COLUMNS: &str = "id, agent_id, status, started_at, finished_at, config, baseline_score, \
-    best_score, CAST(best_candidate_id AS TEXT), trajectories, llm_calls, evaluations, error";
+    best_score, CAST(best_candidate_id AS TEXT), trajectories, llm_calls, evaluations, error, \
+    evidence";
 
 const CANDIDATE_COLUMNS: &str = "id, run_id, CAST(parent_id AS TEXT), round, prompt, critique, \
-    minibatch_score, validation_score, evaluations, status, created_at";
+    minibatch_score, validation_score, evaluations, status, created_at, scores";
 
 const PROMPT_COLUMNS: &str =
-    "agent_id, version, text, CAST(source_run_id AS TEXT), note, promoted, created_at";
+    "agent_id, version, text, CAST(source_run_id AS TEXT), note, promoted, created_at, evaluator";
 
-/// Candidates per INSERT: 11 binds each.
+const EVALUATION_COLUMNS: &str = "run_id, candidate_id, trajectory_id, split, reward, feedback, \
+    error, evaluator, duration_ms, cost_usd, CAST(evaluation_trajectory_id AS TEXT), created_at";
+
+/// Evaluations per INSERT: 12 binds each.
+pub(crate) const EVALUATION_CHUNK: usize = 500;
+
+fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("evidence types serialize")
+}
+
+fn from_json<T: DeserializeOwned>(
+    value: Option<serde_json::Value>,
+    what: &str,
+) -> StoreResult<Option<T>> {
+    value
+        .filter(|v| !v.is_null())
+        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))))
+        .transpose()
+}
+
+/// Candidates per INSERT: 12 binds each.
 pub(crate) const CANDIDATE_CHUNK: usize = 500;
 
 fn bind_opt_id<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, id: Option<Uuid>) {
@@ -46,7 +71,7 @@ pub(crate) fn insert_run<'a, DB: Dialect>(run: &OptimizationRun) -> QueryBuilder
     let mut qb = QueryBuilder::new(
         "INSERT INTO optimization_runs (id, agent_id, status, started_at, finished_at, config, \
          baseline_score, best_score, best_candidate_id, trajectories, llm_calls, evaluations, \
-         error) VALUES (",
+         error, evidence) VALUES (",
     );
     DB::bind_id(&mut qb, run.id);
     qb.push(", ");
@@ -71,6 +96,8 @@ pub(crate) fn insert_run<'a, DB: Dialect>(run: &OptimizationRun) -> QueryBuilder
     }
     qb.push(", ");
     DB::bind_text(&mut qb, run.error.clone());
+    qb.push(", ");
+    DB::bind_json(&mut qb, run.evidence.as_ref().map(to_json).as_ref());
     qb.push(")");
     qb
 }
@@ -99,6 +126,8 @@ pub(crate) fn update_run<'a, DB: Dialect>(run: &OptimizationRun) -> QueryBuilder
     }
     qb.push(", error = ");
     DB::bind_text(&mut qb, run.error.clone());
+    qb.push(", evidence = ");
+    DB::bind_json(&mut qb, run.evidence.as_ref().map(to_json).as_ref());
     qb.push(" WHERE id = ");
     DB::bind_id(&mut qb, run.id);
     qb
@@ -134,7 +163,7 @@ pub(crate) fn upsert_candidates<'a, DB: Dialect>(
 ) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
         "INSERT INTO prompt_candidates (id, run_id, parent_id, round, prompt, critique, \
-         minibatch_score, validation_score, evaluations, status, created_at) VALUES ",
+         minibatch_score, validation_score, evaluations, status, created_at, scores) VALUES ",
     );
     for (i, c) in candidates.iter().enumerate() {
         if i > 0 {
@@ -162,10 +191,13 @@ pub(crate) fn upsert_candidates<'a, DB: Dialect>(
         DB::bind_text(&mut qb, Some(c.status.as_str().to_string()));
         qb.push(", ");
         DB::bind_ts(&mut qb, c.created_at);
+        qb.push(", ");
+        DB::bind_json(&mut qb, Some(&to_json(&c.scores)));
         qb.push(")");
     }
     qb.push(
         " ON CONFLICT (id) DO UPDATE SET \
+         scores = excluded.scores, \
          critique = excluded.critique, \
          minibatch_score = excluded.minibatch_score, \
          validation_score = excluded.validation_score, \
@@ -194,8 +226,8 @@ pub(crate) fn next_prompt_version<'a, DB: Dialect>(agent_id: &str) -> QueryBuild
 
 pub(crate) fn insert_prompt<'a, DB: Dialect>(p: &Prompt) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
-        "INSERT INTO prompts (agent_id, version, text, source_run_id, note, promoted, created_at) \
-         VALUES (",
+        "INSERT INTO prompts (agent_id, version, text, source_run_id, note, promoted, created_at, \
+         evaluator) VALUES (",
     );
     DB::bind_text(&mut qb, Some(p.agent_id.clone()));
     qb.push(", ");
@@ -210,6 +242,8 @@ pub(crate) fn insert_prompt<'a, DB: Dialect>(p: &Prompt) -> QueryBuilder<'a, DB>
     DB::bind_bool(&mut qb, Some(p.promoted));
     qb.push(", ");
     DB::bind_ts(&mut qb, p.created_at);
+    qb.push(", ");
+    DB::bind_text(&mut qb, p.evaluator.clone());
     qb.push(")");
     qb
 }
@@ -261,14 +295,98 @@ pub(crate) fn list_prompts<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, 
     qb
 }
 
-/// The promoted version, else the newest.
+/// The promoted version only: an unpromoted version is a candidate, never served.
 pub(crate) fn latest_prompt<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(format!(
         "SELECT {PROMPT_COLUMNS} FROM prompts WHERE agent_id = "
     ));
     DB::bind_text(&mut qb, Some(agent_id.to_string()));
-    qb.push(" ORDER BY CASE WHEN promoted THEN 0 ELSE 1 END, version DESC LIMIT 1");
+    qb.push(" AND promoted = ");
+    DB::bind_bool(&mut qb, Some(true));
+    qb.push(" LIMIT 1");
     qb
+}
+
+/// One multi-row upsert of evaluations; a repeated (run, candidate, example) overwrites.
+pub(crate) fn upsert_evaluations<'a, DB: Dialect>(
+    evaluations: &[CandidateEvaluation],
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "INSERT INTO candidate_evaluations ({}) VALUES ",
+        EVALUATION_COLUMNS.replace(
+            "CAST(evaluation_trajectory_id AS TEXT)",
+            "evaluation_trajectory_id"
+        )
+    ));
+    for (i, e) in evaluations.iter().enumerate() {
+        if i > 0 {
+            qb.push(", ");
+        }
+        qb.push("(");
+        DB::bind_id(&mut qb, e.run_id);
+        qb.push(", ");
+        DB::bind_id(&mut qb, e.candidate_id);
+        qb.push(", ");
+        DB::bind_id(&mut qb, e.trajectory_id);
+        qb.push(", ");
+        DB::bind_text(&mut qb, Some(e.split.as_str().to_string()));
+        qb.push(", ");
+        DB::bind_float(&mut qb, Some(e.reward));
+        qb.push(", ");
+        DB::bind_text(&mut qb, e.feedback.clone());
+        qb.push(", ");
+        DB::bind_text(&mut qb, e.error.clone());
+        qb.push(", ");
+        DB::bind_text(&mut qb, Some(e.evaluator.clone()));
+        qb.push(", ");
+        DB::bind_int(&mut qb, Some(e.duration_ms));
+        qb.push(", ");
+        DB::bind_float(&mut qb, e.cost_usd);
+        qb.push(", ");
+        bind_opt_id(&mut qb, e.evaluation_trajectory_id);
+        qb.push(", ");
+        DB::bind_ts(&mut qb, e.created_at);
+        qb.push(")");
+    }
+    qb.push(
+        " ON CONFLICT (run_id, candidate_id, trajectory_id) DO UPDATE SET \
+         split = excluded.split, reward = excluded.reward, feedback = excluded.feedback, \
+         error = excluded.error, evaluator = excluded.evaluator, \
+         duration_ms = excluded.duration_ms, cost_usd = excluded.cost_usd, \
+         evaluation_trajectory_id = excluded.evaluation_trajectory_id",
+    );
+    qb
+}
+
+pub(crate) fn list_evaluations<'a, DB: Dialect>(run_id: Uuid) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {EVALUATION_COLUMNS} FROM candidate_evaluations WHERE run_id = "
+    ));
+    DB::bind_id(&mut qb, run_id);
+    qb.push(" ORDER BY created_at, candidate_id, trajectory_id");
+    qb
+}
+
+pub(crate) fn decode_evaluation<R: TypedRow>(r: &R) -> StoreResult<CandidateEvaluation>
+where
+    usize: ColumnIndex<R>,
+{
+    let split = r.text(3)?;
+    Ok(CandidateEvaluation {
+        run_id: r.id(0)?,
+        candidate_id: r.id(1)?,
+        trajectory_id: r.id(2)?,
+        split: Split::parse(&split)
+            .ok_or_else(|| StoreError::Corrupt(format!("evaluation split {split:?}")))?,
+        reward: r.opt_float(4)?.unwrap_or(0.0),
+        feedback: r.opt_text(5)?,
+        error: r.opt_text(6)?,
+        evaluator: r.text(7)?,
+        duration_ms: r.int(8)?,
+        cost_usd: r.opt_float(9)?,
+        evaluation_trajectory_id: opt_uuid(r.opt_text(10)?)?,
+        created_at: r.ts(11)?,
+    })
 }
 
 fn opt_uuid(raw: Option<String>) -> StoreResult<Option<Uuid>> {
@@ -299,6 +417,7 @@ where
         llm_calls: r.int(10)?,
         evaluations: r.int(11)?,
         error: r.opt_text(12)?,
+        evidence: from_json(r.json(13)?, "run evidence")?,
     })
 }
 
@@ -320,6 +439,7 @@ where
         status: CandidateStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("candidate status {status:?}")))?,
         created_at: r.ts(10)?,
+        scores: from_json(r.json(11)?, "candidate scores")?.unwrap_or_default(),
     })
 }
 
@@ -335,6 +455,7 @@ where
         note: r.opt_text(4)?,
         promoted: r.opt_bool(5)?.unwrap_or(false),
         created_at: r.ts(6)?,
+        evaluator: r.opt_text(7)?,
     })
 }
 

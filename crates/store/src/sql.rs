@@ -270,6 +270,21 @@ pub(crate) fn push_time_and_agent<DB: Dialect>(
     }
 }
 
+/// Leaves out optimizer evaluation runs (`promptVersion` starting `opt-`) when `exclude`.
+fn push_evaluations<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, exclude: bool) {
+    if exclude {
+        qb.push(" AND (t.prompt_version IS NULL OR t.prompt_version NOT LIKE ");
+        DB::bind_text(
+            qb,
+            Some(format!(
+                "{}%",
+                lightning_core::evidence::EVALUATION_PROMPT_VERSION_PREFIX
+            )),
+        );
+        qb.push(")");
+    }
+}
+
 fn like_pattern(needle: &str) -> String {
     let escaped = needle
         .replace('\\', "\\\\")
@@ -284,6 +299,7 @@ pub(crate) fn list_trajectories<'a, DB: Dialect>(f: &TrajectoryFilter) -> QueryB
         "SELECT t.{columns} FROM trajectories t WHERE 1 = 1"
     ));
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    push_evaluations(&mut qb, f.exclude_evaluations);
     if let Some(task_type) = &f.task_type {
         qb.push(" AND t.task_type = ");
         DB::bind_text(&mut qb, Some(task_type.clone()));
@@ -343,6 +359,7 @@ pub(crate) fn stats_summary<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a
          CAST(COALESCE(SUM(t.cost_usd), 0) AS DOUBLE PRECISION) FROM trajectories t WHERE 1 = 1"
     ));
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    push_evaluations(&mut qb, !f.include_evaluations);
     qb
 }
 
@@ -354,6 +371,7 @@ pub(crate) fn stats_tools<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, 
          FROM trajectory_steps s JOIN trajectories t ON t.id = s.trajectory_id WHERE 1 = 1",
     );
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    push_evaluations(&mut qb, !f.include_evaluations);
     qb.push(" GROUP BY s.tool_name ORDER BY COUNT(*) DESC, s.tool_name LIMIT 100");
     qb
 }
@@ -363,6 +381,7 @@ pub(crate) fn stats_agents<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a,
         "SELECT t.agent_id, {OUTCOME_COUNTS} FROM trajectories t WHERE 1 = 1"
     ));
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    push_evaluations(&mut qb, !f.include_evaluations);
     qb.push(" GROUP BY t.agent_id ORDER BY COUNT(*) DESC, t.agent_id LIMIT 100");
     qb
 }
@@ -376,6 +395,7 @@ pub(crate) fn stats_timeline<'a, DB: Dialect>(
         "SELECT {expr} AS bucket, {OUTCOME_COUNTS} FROM trajectories t WHERE 1 = 1"
     ));
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    push_evaluations(&mut qb, !f.include_evaluations);
     qb.push(" GROUP BY 1 ORDER BY 1");
     qb
 }

@@ -3,7 +3,12 @@
 
 use std::sync::Arc;
 
-use lightning_core::{CandidateStatus, NewPrompt, OptimizationRun, PromptCandidate, RunStatus};
+use lightning_core::evidence::Score;
+use lightning_core::{
+    CandidateEvaluation, CandidateScores, CandidateStatus, Completion, IntervalMethod, NewPrompt,
+    NewTrajectory, OptimizationRun, PairedDifference, PromptCandidate, RunEvidence, RunStatus,
+    Split, SplitSizes, StatsFilter, TrajectoryFilter, Verdict,
+};
 use lightning_store::{testing::TestStore, Store, StoreError};
 use serde_json::json;
 use uuid::Uuid;
@@ -15,7 +20,10 @@ lightning_store::test_on_both_backends!(
     candidates_need_an_existing_run,
     prompt_versions_count_up_per_agent,
     only_one_version_is_promoted,
-    latest_prefers_promoted_then_newest,
+    latest_is_the_promoted_version_only,
+    evidence_and_scores_round_trip,
+    evaluations_upsert_and_list_per_run,
+    evaluation_runs_are_left_out_of_stats_by_default,
     concurrent_registrations_get_distinct_versions,
     register_checks_the_source_run,
 );
@@ -33,6 +41,50 @@ fn candidate(run: Uuid, parent: Option<Uuid>, round: i64, prompt: &str) -> Promp
         evaluations: 0,
         status: CandidateStatus::Seed,
         created_at: lightning_core::time::now(),
+        scores: CandidateScores::default(),
+    }
+}
+
+fn score(mean: f64, n: i64) -> Score {
+    Score {
+        mean,
+        n,
+        // Binary fractions, so the JSON round trip is exact.
+        low: (mean - 0.125).max(0.0),
+        high: (mean + 0.125).min(1.0),
+        confidence: 0.95,
+        method: IntervalMethod::Wilson,
+    }
+}
+
+fn evidence() -> RunEvidence {
+    RunEvidence {
+        evaluator: "command".into(),
+        estimate: false,
+        split: SplitSizes {
+            train: 40,
+            validation: 30,
+            test: 30,
+        },
+        confidence: 0.95,
+        min_improvement: 0.0,
+        baseline_validation: Some(score(0.375, 30)),
+        best_validation: Some(score(0.625, 30)),
+        baseline_test: score(0.25, 30),
+        best_test: score(0.5, 30),
+        difference: PairedDifference {
+            mean: 0.25,
+            n: 30,
+            low: 0.05,
+            high: 0.42,
+            confidence: 0.95,
+            method: IntervalMethod::Newcombe,
+            wins: 9,
+            losses: 1,
+            ties: 20,
+        },
+        significant: true,
+        verdict: Verdict::Registered,
     }
 }
 
@@ -237,21 +289,195 @@ async fn only_one_version_is_promoted(t: &TestStore) {
     assert_eq!(promoted, vec![4]);
 }
 
-async fn latest_prefers_promoted_then_newest(t: &TestStore) {
+async fn latest_is_the_promoted_version_only(t: &TestStore) {
     let store = &t.store;
     assert_eq!(store.latest_prompt("a").await.unwrap(), None);
     store
         .register_prompt("a", &new_prompt("one"))
         .await
         .unwrap();
-    store
-        .register_prompt("a", &new_prompt("two"))
+    let two = store
+        .register_prompt(
+            "a",
+            &NewPrompt {
+                text: "two".into(),
+                evaluator: Some("command".into()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(store.latest_prompt("a").await.unwrap().unwrap().version, 2);
+    assert_eq!(two.evaluator.as_deref(), Some("command"));
+    assert_eq!(store.get_prompt("a", 2).await.unwrap(), two);
+    // Registered but unpromoted versions are candidates: nothing is served.
+    assert_eq!(store.latest_prompt("a").await.unwrap(), None);
     store.promote_prompt("a", 1).await.unwrap();
     let latest = store.latest_prompt("a").await.unwrap().unwrap();
     assert_eq!((latest.version, latest.promoted), (1, true));
+    store.promote_prompt("a", 2).await.unwrap();
+    assert_eq!(store.latest_prompt("a").await.unwrap().unwrap().version, 2);
+}
+
+async fn evidence_and_scores_round_trip(t: &TestStore) {
+    let store = &t.store;
+    let mut run = OptimizationRun::start("a", json!({}), 100);
+    store.create_run(&run).await.unwrap();
+    assert_eq!(store.get_run(run.id).await.unwrap().evidence, None);
+    run.evidence = Some(evidence());
+    run.status = RunStatus::Completed;
+    store.update_run(&run).await.unwrap();
+    assert_eq!(store.get_run(run.id).await.unwrap(), run);
+    let mut c = candidate(run.id, None, 0, "seed");
+    c.scores = CandidateScores {
+        minibatch: Some(score(0.5, 4)),
+        validation: Some(score(0.375, 30)),
+        test: Some(score(0.25, 30)),
+    };
+    store
+        .save_candidates(std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_candidates(run.id).await.unwrap(),
+        vec![c.clone()]
+    );
+    c.scores.test = None;
+    store
+        .save_candidates(std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_candidates(run.id).await.unwrap()[0].scores.test,
+        None
+    );
+}
+
+fn evaluation(run: Uuid, candidate: Uuid, split: Split, reward: f64) -> CandidateEvaluation {
+    CandidateEvaluation {
+        run_id: run,
+        candidate_id: candidate,
+        trajectory_id: Uuid::now_v7(),
+        split,
+        reward,
+        feedback: Some("missing: CITE_FILES".into()),
+        error: None,
+        evaluator: "command".into(),
+        duration_ms: 12,
+        cost_usd: Some(0.002),
+        evaluation_trajectory_id: Some(Uuid::now_v7()),
+        created_at: lightning_core::time::now(),
+    }
+}
+
+async fn evaluations_upsert_and_list_per_run(t: &TestStore) {
+    let store = &t.store;
+    let run = OptimizationRun::start("a", json!({}), 10);
+    let other = OptimizationRun::start("a", json!({}), 10);
+    store.create_run(&run).await.unwrap();
+    store.create_run(&other).await.unwrap();
+    let (c1, c2) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut evals: Vec<CandidateEvaluation> = (0..700)
+        .map(|i| {
+            let split = [Split::Train, Split::Validation, Split::Test][i % 3];
+            evaluation(
+                run.id,
+                if i % 2 == 0 { c1 } else { c2 },
+                split,
+                (i % 2) as f64,
+            )
+        })
+        .collect();
+    evals[1].feedback = None;
+    evals[1].error = Some("timed out".into());
+    evals[1].cost_usd = None;
+    evals[1].evaluation_trajectory_id = None;
+    // More than one INSERT chunk, in one call.
+    store.save_evaluations(&evals).await.unwrap();
+    store
+        .save_evaluations(&[evaluation(other.id, c1, Split::Test, 1.0)])
+        .await
+        .unwrap();
+    let listed = store.list_evaluations(run.id).await.unwrap();
+    assert_eq!(listed.len(), 700);
+    let mut sorted = evals.clone();
+    sorted.sort_by_key(|e| (e.created_at, e.candidate_id, e.trajectory_id));
+    assert_eq!(listed, sorted);
+    // Repeating an evaluation overwrites it.
+    let mut again = evals[0].clone();
+    again.reward = 0.5;
+    again.feedback = Some("retried".into());
+    store
+        .save_evaluations(std::slice::from_ref(&again))
+        .await
+        .unwrap();
+    let listed = store.list_evaluations(run.id).await.unwrap();
+    assert_eq!(listed.len(), 700);
+    assert!(listed.contains(&again));
+    assert_eq!(store.list_evaluations(other.id).await.unwrap().len(), 1);
+    assert!(store
+        .list_evaluations(Uuid::now_v7())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store
+            .save_evaluations(&[evaluation(Uuid::now_v7(), c1, Split::Train, 0.0)])
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn evaluation_runs_are_left_out_of_stats_by_default(t: &TestStore) {
+    let store = &t.store;
+    for (version, success) in [
+        (None, true),
+        (Some("3"), false),
+        (Some("opt-0190a1b2-candidate"), true),
+        (Some("opt-0190a1b2-candidate"), true),
+    ] {
+        let id = store
+            .start_trajectory(&NewTrajectory {
+                agent_id: "a".into(),
+                prompt_version: version.map(String::from),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store
+            .complete_trajectory(
+                id,
+                &Completion {
+                    success,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let stats = store.stats(&StatsFilter::default()).await.unwrap();
+    assert_eq!((stats.trajectories, stats.succeeded), (2, 1));
+    assert_eq!(stats.agents[0].trajectories, 2);
+    let all = store
+        .stats(&StatsFilter {
+            include_evaluations: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((all.trajectories, all.succeeded), (4, 3));
+    let listed = |exclude| TrajectoryFilter {
+        limit: 100,
+        exclude_evaluations: exclude,
+        ..Default::default()
+    };
+    let page = store.list_trajectories(&listed(true)).await.unwrap();
+    assert_eq!(page.trajectories.len(), 2);
+    assert!(page
+        .trajectories
+        .iter()
+        .all(|t| !lightning_core::evidence::is_evaluation_version(t.prompt_version.as_deref())));
+    let page = store.list_trajectories(&listed(false)).await.unwrap();
+    assert_eq!(page.trajectories.len(), 4);
 }
 
 async fn concurrent_registrations_get_distinct_versions(t: &TestStore) {

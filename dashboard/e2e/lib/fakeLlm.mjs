@@ -2,7 +2,8 @@
 // `lightning optimize` can run for real in the end-to-end tests without a network or a key.
 //
 // The optimizer sends three kinds of prompts (crates/optimizer/src/templates.rs):
-//   - judge:    asks for {"score": …} on one recorded run for a candidate <prompt>;
+//   - judge:    asks for {"score": …} on one recorded run for a candidate quoted as a JSON
+//               string between <candidate-NONCE> markers;
 //   - edit:     carries a <critique> and wants the new prompt between <prompt> and </prompt>;
 //   - critique: carries <examples> and wants bullet points.
 // The script is deterministic: a failed run counts as avoided when the candidate prompt has the
@@ -26,8 +27,15 @@ function between(text, open, close) {
 }
 
 /** The scripted reply text for one optimizer prompt, and which kind of prompt it was. */
+/** The candidate the judge is shown: the JSON string on the line after its opening marker. */
+function quotedCandidate(p) {
+  const open = p.indexOf('<candidate-');
+  if (open < 0) return '';
+  return JSON.parse(p.slice(open).split('\n')[1]);
+}
+
 export function scriptedReply(p) {
-  const prompt = between(p, '<prompt>\n', '\n</prompt>');
+  const prompt = p.includes('"score"') ? quotedCandidate(p) : between(p, '<prompt>\n', '\n</prompt>');
   if (p.includes('"score"')) {
     let score = 0;
     if (p.includes('Outcome: success')) score = 1;

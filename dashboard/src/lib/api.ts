@@ -2,6 +2,7 @@ import type {
   AgentSummary,
   NewScore,
   Score,
+  CandidateEvaluation,
   Prompt,
   Run,
   RunDetail,
@@ -139,6 +140,9 @@ export class Api {
   }
   run(id: string, signal?: AbortSignal): Promise<RunDetail> {
     return this.request(`/api/optimization-runs/${encodeURIComponent(id)}`, { signal });
+  }
+  runEvaluations(id: string, signal?: AbortSignal): Promise<{ evaluations: CandidateEvaluation[] }> {
+    return this.request(`/api/optimization-runs/${encodeURIComponent(id)}/evaluations`, { signal });
   }
   prompts(agentId: string, signal?: AbortSignal): Promise<{ prompts: Prompt[] }> {
     return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts`, { signal });

@@ -36,6 +36,13 @@ export function formatScore(n: number | null | undefined): string {
   return n.toFixed(3);
 }
 
+/** `0.350 [0.210, 0.510] n=40`: a score with its interval and sample size. */
+export function formatInterval(s: { mean: number; low: number; high: number; n: number } | null | undefined, signed = false): string {
+  if (!s) return DASH;
+  const f = (x: number) => (signed && x > 0 ? '+' : '') + x.toFixed(3);
+  return `${f(s.mean)} [${f(s.low)}, ${f(s.high)}] n=${s.n}`;
+}
+
 const dateTime = new Intl.DateTimeFormat('en-US', {
   year: 'numeric',
   month: 'short',

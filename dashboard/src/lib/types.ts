@@ -155,6 +155,62 @@ export interface AgentSummary {
 
 export type RunStatus = 'running' | 'completed' | 'failed';
 
+/** A mean reward with n and its interval (Wilson for success rates, bootstrap otherwise). */
+export interface Score {
+  mean: number;
+  n: number;
+  low: number;
+  high: number;
+  confidence: number;
+  method: 'wilson' | 'bootstrap' | 'newcombe';
+}
+
+/** Best minus start on the same test examples. */
+export interface PairedDifference extends Score {
+  wins: number;
+  losses: number;
+  ties: number;
+}
+
+export type Verdict = 'registered' | 'significantNotRegistered' | 'judgeEstimateNotRegistered' | 'noSignificantImprovement';
+
+export interface RunEvidence {
+  evaluator: string;
+  /** Judge scores: an LLM's estimate, not observed runs. */
+  estimate: boolean;
+  split: { train: number; validation: number; test: number };
+  confidence: number;
+  minImprovement: number;
+  baselineValidation: Score | null;
+  bestValidation: Score | null;
+  baselineTest: Score;
+  bestTest: Score;
+  difference: PairedDifference;
+  significant: boolean;
+  verdict: Verdict;
+}
+
+export interface CandidateScores {
+  minibatch: Score | null;
+  validation: Score | null;
+  test: Score | null;
+}
+
+export interface CandidateEvaluation {
+  runId: string;
+  candidateId: string;
+  trajectoryId: string;
+  split: 'train' | 'validation' | 'test';
+  reward: number;
+  feedback: string | null;
+  error: string | null;
+  evaluator: string;
+  durationMs: number;
+  costUsd: number | null;
+  evaluationTrajectoryId: string | null;
+  createdAt: string;
+}
+
 export interface Run {
   id: string;
   agentId: string;
@@ -169,6 +225,7 @@ export interface Run {
   llmCalls: number | null;
   evaluations: number | null;
   error: string | null;
+  evidence?: RunEvidence | null;
 }
 
 export type CandidateStatus = 'seed' | 'pruned' | 'evaluated' | 'kept' | 'best';
@@ -185,6 +242,7 @@ export interface Candidate {
   evaluations: number | null;
   status: CandidateStatus;
   createdAt: string;
+  scores?: CandidateScores;
 }
 
 export interface RunDetail extends Run {
@@ -199,4 +257,5 @@ export interface Prompt {
   note: string | null;
   promoted: boolean;
   createdAt: string;
+  evaluator?: string | null;
 }

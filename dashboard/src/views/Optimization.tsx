@@ -4,10 +4,10 @@ import { AgentSelect } from '../components/AgentSelect';
 import { Badge, CodeBlock, EmptyState, ErrorBox, Loading, PageHeader } from '../components/common';
 import { DiffView } from '../components/DiffView';
 import { ApiError } from '../lib/api';
-import { DASH, formatDateTime, formatDuration, formatNumber, formatScore, shortId } from '../lib/format';
+import { DASH, formatDateTime, formatDuration, formatInterval, formatNumber, formatScore, shortId } from '../lib/format';
 import { useAsync } from '../lib/hooks';
 import { Link, navigate, setSearch, useLocation } from '../lib/router';
-import type { Candidate, CandidateStatus, Prompt, Run, RunDetail as RunDetailData } from '../lib/types';
+import type { Candidate, CandidateEvaluation, CandidateStatus, Prompt, Run, RunDetail as RunDetailData, RunEvidence, Score, Verdict } from '../lib/types';
 
 function NotAvailable({ what }: { what: string }) {
   return (
@@ -25,6 +25,30 @@ const CANDIDATE_TONE: Record<CandidateStatus, 'neutral' | 'bad' | 'info' | 'ok' 
   kept: 'ok',
   best: 'accent',
 };
+
+const VERDICT: Record<Verdict, { label: string; tone: 'ok' | 'neutral' | 'info' | 'bad' }> = {
+  registered: { label: 'significant, registered', tone: 'ok' },
+  significantNotRegistered: { label: 'significant, not registered', tone: 'info' },
+  judgeEstimateNotRegistered: { label: 'judge estimate, not registered', tone: 'info' },
+  noSignificantImprovement: { label: 'no significant improvement', tone: 'neutral' },
+};
+
+/** A run's test score, with interval and n when the run recorded its evidence. */
+function runScore(run: Run, which: 'baselineTest' | 'bestTest'): string {
+  const s: Score | undefined = run.evidence?.[which];
+  return s ? formatInterval(s) : formatScore(which === 'bestTest' ? run.bestScore : run.baselineScore);
+}
+
+function VerdictBadge({ evidence }: { evidence: RunEvidence | null | undefined }) {
+  if (!evidence) return <>{DASH}</>;
+  const v = VERDICT[evidence.verdict] ?? { label: evidence.verdict, tone: 'neutral' as const };
+  return (
+    <>
+      <Badge tone={v.tone}>{v.label}</Badge>
+      {evidence.estimate && <span className="muted small"> (judge estimate)</span>}
+    </>
+  );
+}
 
 function runDuration(run: Run): string {
   if (!run.finishedAt) return DASH;
@@ -75,8 +99,9 @@ export function Optimization() {
                 <th scope="col">Status</th>
                 <th scope="col">Started</th>
                 <th scope="col" className="num">Duration</th>
-                <th scope="col" className="num">Baseline</th>
-                <th scope="col" className="num">Best</th>
+                <th scope="col" className="num">Start on test [95% CI] n</th>
+                <th scope="col" className="num">Best on test [95% CI] n</th>
+                <th scope="col">Result</th>
                 <th scope="col" className="num">Evaluations</th>
                 <th scope="col">Prompts</th>
               </tr>
@@ -95,8 +120,11 @@ export function Optimization() {
                   </td>
                   <td>{formatDateTime(run.startedAt)}</td>
                   <td className="num">{runDuration(run)}</td>
-                  <td className="num">{formatScore(run.baselineScore)}</td>
-                  <td className="num">{formatScore(run.bestScore)}</td>
+                  <td className="num">{runScore(run, 'baselineTest')}</td>
+                  <td className="num">{runScore(run, 'bestTest')}</td>
+                  <td>
+                    <VerdictBadge evidence={run.evidence} />
+                  </td>
                   <td className="num">{formatNumber(run.evaluations)}</td>
                   <td>
                     <Link href={`/optimization/prompts/${encodeURIComponent(run.agentId)}`} onClick={(e) => e.stopPropagation()}>
@@ -142,6 +170,78 @@ function score(c: Candidate): number | null {
   return c.validationScore ?? c.minibatchScore;
 }
 
+function candidateScore(c: Candidate): string {
+  const s = c.scores?.validation ?? null;
+  if (s) return formatInterval(s);
+  const m = c.scores?.minibatch ?? null;
+  return m ? `${formatScore(m.mean)} n=${m.n} (minibatch)` : formatScore(score(c));
+}
+
+const SPLITS = ['train', 'validation', 'test'] as const;
+
+/** Candidate × example grid of every evaluation: the per-instance view. */
+export function EvidenceGrid({ candidates, evaluations }: { candidates: Candidate[]; evaluations: CandidateEvaluation[] }) {
+  const { columns, rows, cells } = useMemo(() => {
+    const bySplit = new Map<string, string[]>();
+    const seen = new Set<string>();
+    const cells = new Map<string, CandidateEvaluation>();
+    const rowIds = new Set<string>();
+    for (const e of evaluations) {
+      cells.set(`${e.candidateId}|${e.trajectoryId}`, e);
+      rowIds.add(e.candidateId);
+      if (!seen.has(e.trajectoryId)) {
+        seen.add(e.trajectoryId);
+        bySplit.set(e.split, [...(bySplit.get(e.split) ?? []), e.trajectoryId]);
+      }
+    }
+    const columns = SPLITS.flatMap((split) => (bySplit.get(split) ?? []).sort().map((id) => ({ split, id })));
+    const rows = candidates.filter((c) => rowIds.has(c.id));
+    return { columns, rows, cells };
+  }, [candidates, evaluations]);
+  if (!evaluations.length) return <EmptyState title="No evaluations stored for this run" />;
+  return (
+    <div className="table-scroll">
+      <table className="table evidence-grid" aria-label="Evaluations: candidates by example">
+        <thead>
+          <tr>
+            <th scope="col">Candidate</th>
+            {SPLITS.map((split) => {
+              const span = columns.filter((c) => c.split === split).length;
+              return span ? (
+                <th key={split} scope="colgroup" colSpan={span}>
+                  {split} ({span})
+                </th>
+              ) : null;
+            })}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((c) => (
+            <tr key={c.id}>
+              <th scope="row">
+                <span className="mono">{shortId(c.id)}</span> <Badge tone={CANDIDATE_TONE[c.status] ?? 'neutral'}>{c.status}</Badge>
+              </th>
+              {columns.map(({ id }) => {
+                const e = cells.get(`${c.id}|${id}`);
+                if (!e) return <td key={id} className="cell-empty" aria-label="not evaluated" />;
+                const tone = e.error ? 'cell-error' : e.reward >= 1 ? 'cell-pass' : e.reward <= 0 ? 'cell-fail' : 'cell-partial';
+                const title = [`trajectory ${id}`, `reward ${e.reward}`, e.feedback, e.error, `${e.durationMs} ms`, e.evaluationTrajectoryId ? `run ${e.evaluationTrajectoryId}` : null]
+                  .filter(Boolean)
+                  .join(' · ');
+                return (
+                  <td key={id} className={`cell ${tone}`} title={title} data-reward={e.reward}>
+                    {e.reward.toFixed(e.reward === 0 || e.reward === 1 ? 0 : 1)}
+                  </td>
+                );
+              })}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 function LineageTree({ nodes, selected, onSelect, level = 1 }: { nodes: TreeNode[]; selected: string | null; onSelect: (id: string) => void; level?: number }) {
   return (
     <ul className={level === 1 ? 'lineage' : 'lineage-children'} role={level === 1 ? 'tree' : 'group'} aria-label={level === 1 ? 'Candidate lineage' : undefined}>
@@ -151,8 +251,8 @@ function LineageTree({ nodes, selected, onSelect, level = 1 }: { nodes: TreeNode
             <span className="node-round">R{c.round}</span>
             <span className="mono">{shortId(c.id)}</span>
             <Badge tone={CANDIDATE_TONE[c.status] ?? 'neutral'}>{c.status}</Badge>
-            <span className="node-score" title="validation score (minibatch score if not validated)">
-              {formatScore(score(c))}
+            <span className="node-score" title="validation score with 95% interval and n (minibatch score if not validated)">
+              {candidateScore(c)}
             </span>
           </button>
           {children.length > 0 && <LineageTree nodes={children} selected={selected} onSelect={onSelect} level={level + 1} />}
@@ -165,6 +265,7 @@ function LineageTree({ nodes, selected, onSelect, level = 1 }: { nodes: TreeNode
 export function RunDetail({ id }: { id: string }) {
   const api = useApi();
   const { data, error, loading, reload } = useAsync<RunDetailData>((signal) => api.run(id, signal), `run:${id}`);
+  const evals = useAsync((signal) => api.runEvaluations(id, signal), `run-evals:${id}`);
   const [picked, setPicked] = useState<string | null>(null);
   const candidates = data?.candidates ?? [];
   const tree = useMemo(() => buildLineage(candidates), [candidates]);
@@ -199,8 +300,10 @@ export function RunDetail({ id }: { id: string }) {
           [
             ['Started', formatDateTime(data.startedAt)],
             ['Finished', formatDateTime(data.finishedAt)],
-            ['Baseline score', formatScore(data.baselineScore)],
-            ['Best score', formatScore(data.bestScore)],
+            [data.evidence?.estimate ? 'Start on test (judge estimate)' : 'Start on test', runScore(data, 'baselineTest')],
+            [data.evidence?.estimate ? 'Best on test (judge estimate)' : 'Best on test', runScore(data, 'bestTest')],
+            ['Best − start (paired)', data.evidence ? `${formatInterval(data.evidence.difference, true)} · ${data.evidence.difference.wins} better, ${data.evidence.difference.losses} worse` : DASH],
+            ['Split', data.evidence ? `${data.evidence.split.train} train / ${data.evidence.split.validation} validation / ${data.evidence.split.test} test` : DASH],
             ['Trajectories', formatNumber(data.trajectories)],
             ['LLM calls', formatNumber(data.llmCalls)],
             ['Evaluations', formatNumber(data.evaluations)],
@@ -213,6 +316,11 @@ export function RunDetail({ id }: { id: string }) {
           </div>
         ))}
       </dl>
+      {data.evidence && (
+        <p className="notice" role="status">
+          Result: <VerdictBadge evidence={data.evidence} /> — registered only when the {Math.round(data.evidence.confidence * 100)}% interval of best − start on the test set lies above {data.evidence.minImprovement}.
+        </p>
+      )}
       {data.error && <CodeBlock text={data.error} label="Run error" tone="error" />}
       {data.config && Object.keys(data.config).length > 0 && (
         <details className="disclosure card">
@@ -250,11 +358,15 @@ export function RunDetail({ id }: { id: string }) {
                 </div>
                 <div className="summary-item">
                   <dt>Minibatch score</dt>
-                  <dd>{formatScore(selected.minibatchScore)}</dd>
+                  <dd>{selected.scores?.minibatch ? `${formatScore(selected.scores.minibatch.mean)} n=${selected.scores.minibatch.n}` : formatScore(selected.minibatchScore)}</dd>
                 </div>
                 <div className="summary-item">
                   <dt>Validation score</dt>
-                  <dd>{formatScore(selected.validationScore)}</dd>
+                  <dd>{selected.scores?.validation ? formatInterval(selected.scores.validation) : formatScore(selected.validationScore)}</dd>
+                </div>
+                <div className="summary-item">
+                  <dt>Test score</dt>
+                  <dd>{formatInterval(selected.scores?.test)}</dd>
                 </div>
                 <div className="summary-item">
                   <dt>Evaluations</dt>
@@ -285,6 +397,21 @@ export function RunDetail({ id }: { id: string }) {
           )}
         </div>
       )}
+      <section className="card" aria-labelledby="evidence-h">
+        <h2 id="evidence-h">Evaluations</h2>
+        <p className="muted small">Each cell is one evaluation of a candidate on a recorded task (1 passed, 0 failed); hover for the feedback. Only the starting prompt and the best candidate are scored on the test set.</p>
+        {evals.error ? (
+          evals.error instanceof ApiError && evals.error.notFound ? (
+            <NotAvailable what="evaluations" />
+          ) : (
+            <ErrorBox error={evals.error} onRetry={evals.reload} />
+          )
+        ) : !evals.data ? (
+          <Loading />
+        ) : (
+          <EvidenceGrid candidates={candidates} evaluations={evals.data.evaluations} />
+        )}
+      </section>
     </div>
   );
 }
@@ -347,7 +474,8 @@ export function PromptVersions({ agentId }: { agentId: string }) {
             <article key={p.version} className={p.promoted ? 'card prompt promoted' : 'card prompt'} aria-labelledby={`pv-${p.version}`}>
               <div className="section-head">
                 <h2 id={`pv-${p.version}`}>
-                  Version {p.version} {p.promoted && <Badge tone="ok">promoted</Badge>}
+                  Version {p.version} {p.promoted ? <Badge tone="ok">promoted</Badge> : <Badge tone="neutral">candidate</Badge>}
+                  {p.evaluator && <span className="muted small"> evidence: {p.evaluator === 'judge' ? 'judge estimate' : p.evaluator}</span>}
                 </h2>
                 <div className="toolbar">
                   <span className="muted small">{formatDateTime(p.createdAt)}</span>

@@ -1,7 +1,8 @@
 /**
  * prompt() against the real collector's prompt registry (`/api/agents/{agentId}/prompts…`):
- * the fallback when nothing is registered, the promoted version over the newest, and the
- * version carried by the trajectories recorded afterwards.
+ * the fallback when nothing is registered, still the fallback while registered versions are
+ * unpromoted candidates (latest answers 404), then the promoted version, and the version
+ * carried by the trajectories recorded afterwards.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +45,7 @@ async function stored(agentId: string, sessionId: string): Promise<any> {
   return collector.trajectory(t.id);
 }
 
-test('prompt(): fallback without a registry entry, then the promoted version, tagged on later trajectories', async () => {
+test('prompt(): fallback without a promoted version, then the promoted version, tagged on later trajectories', async () => {
   const agentId = agent('it-prompts');
   const FALLBACK = 'You are a careful coding agent.';
 
@@ -73,9 +74,18 @@ test('prompt(): fallback without a registry entry, then the promoted version, ta
   assert.equal(v2.version, 2);
   assert.equal(v2.promoted, false);
 
-  // nothing promoted yet: latest is the newest
-  const { lightning: peek } = make(collector.url, { apiKey: collector.apiKey, agentId });
-  assert.deepEqual(await peek.promptDetails(FALLBACK), { text: 'PROMPT V2: run the tests first.', version: '2', source: 'collector' });
+  // nothing promoted yet: both are candidates, latest is 404, the agent keeps its own prompt
+  const latest = await fetch(`${collector.url}${prompts(agentId)}/latest`, { headers: { authorization: `Bearer ${collector.apiKey}` } });
+  assert.equal(latest.status, 404);
+  assert.match(((await latest.json()) as { error: string }).error, /no promoted prompt/);
+  const { lightning: peek, logs: peekLogs } = make(collector.url, { apiKey: collector.apiKey, agentId });
+  assert.deepEqual(await peek.promptDetails(FALLBACK), { text: FALLBACK, version: null, source: 'fallback' });
+  assert.equal(peek.stats().promptVersion, null);
+  assert.deepEqual(peekLogs.warn, [], 'an unpromoted registry is not worth a warning');
+  await record(peek, 'sess-p-candidates', 'task while only candidates exist', await peek.prompt(FALLBACK));
+  const tc = await stored(agentId, 'sess-p-candidates');
+  assert.equal(tc.promptVersion, null);
+  assert.equal(tc.systemPrompt, FALLBACK);
   await peek.shutdown({ timeoutMs: 500 });
 
   // 3. promote version 1: the promoted one wins over the newer version 2
@@ -117,7 +127,7 @@ test('prompt(): fallback without a registry entry, then the promoted version, ta
   const all = await collector.trajectories(agentId);
   assert.deepEqual(
     all.map((t) => [t.sessionId, t.promptVersion]).sort(),
-    [['sess-p-none', null], ['sess-p-v1', '1'], ['sess-p-v2', '2']],
+    [['sess-p-candidates', null], ['sess-p-none', null], ['sess-p-v1', '1'], ['sess-p-v2', '2']],
   );
   assert.equal(first.stats().dropped + second.stats().dropped, 0);
   await first.shutdown({ timeoutMs: 500 });

@@ -6,7 +6,8 @@ use axum::{
     Json,
 };
 use lightning_core::{
-    optimization::validate_agent_id, NewPrompt, OptimizationRun, Prompt, RunWithCandidates,
+    optimization::validate_agent_id, CandidateEvaluation, NewPrompt, OptimizationRun, Prompt,
+    RunWithCandidates,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -22,6 +23,11 @@ use crate::{
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RunsResponse {
     pub runs: Vec<OptimizationRun>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EvaluationsResponse {
+    pub evaluations: Vec<CandidateEvaluation>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -77,6 +83,22 @@ pub async fn get_run(
     Ok(Json(RunWithCandidates { run, candidates }))
 }
 
+/// Every (candidate, example) evaluation of a run: reward, feedback, evaluator, duration, cost,
+/// split, and the evaluation run's trajectory when the command reported one.
+#[utoipa::path(get, path = "/api/optimization-runs/{id}/evaluations", tag = "optimization",
+    params(("id" = uuid::Uuid, Path, description = "Run id")),
+    responses((status = 200, body = EvaluationsResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn run_evaluations(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EvaluationsResponse>> {
+    let id = run_id(&id)?;
+    state.store.get_run(id).await?;
+    let evaluations = state.store.list_evaluations(id).await?;
+    Ok(Json(EvaluationsResponse { evaluations }))
+}
+
 /// The agent's prompt versions, newest first (empty when it has none).
 #[utoipa::path(get, path = "/api/agents/{agentId}/prompts", tag = "optimization",
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256)),
@@ -92,7 +114,8 @@ pub async fn list_prompts(
     Ok(Json(PromptsResponse { prompts }))
 }
 
-/// The promoted version, else the newest (what an agent should run with).
+/// The promoted version: what an agent should run with. 404 when none is promoted (a
+/// registered but unpromoted version is a candidate), so `prompt(fallback)` falls back.
 #[utoipa::path(get, path = "/api/agents/{agentId}/prompts/latest", tag = "optimization",
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256)),
     responses((status = 200, body = Prompt), (status = 400, body = ErrorBody),
@@ -107,7 +130,9 @@ pub async fn latest_prompt(
         .latest_prompt(&agent_id)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("agent {agent_id:?} has no prompt versions")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("agent {agent_id:?} has no promoted prompt version"))
+        })
 }
 
 /// Registers the agent's next prompt version.

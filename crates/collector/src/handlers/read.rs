@@ -52,6 +52,8 @@ pub struct ListParams {
     max_score: Option<f64>,
     /// With `scoreName`: a score with this label.
     score_label: Option<String>,
+    /// Leave out optimizer evaluation runs (`promptVersion` starting `opt-`); default false.
+    exclude_evaluations: Option<bool>,
 }
 
 impl ListParams {
@@ -93,6 +95,7 @@ impl ListParams {
             search: self.q.filter(|s| !s.is_empty()),
             cursor,
             limit,
+            exclude_evaluations: self.exclude_evaluations.unwrap_or(false),
         })
     }
 }
@@ -280,6 +283,8 @@ pub struct StatsParams {
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     bucket: Option<TimeBucket>,
+    /// Count optimizer evaluation runs (`promptVersion` starting `opt-`) too; default false.
+    include_evaluations: Option<bool>,
 }
 
 /// `Stats` plus per-score-name figures over the same trajectories.
@@ -291,7 +296,8 @@ pub struct StatsResponse {
 }
 
 /// Aggregates: outcomes, means, per-tool and per-agent figures, a timeline, and per score name
-/// the count, mean, label distribution, per prompt version and over time.
+/// the count, mean, label distribution, per prompt version and over time. Optimizer evaluation
+/// runs are left out unless `includeEvaluations=true`.
 #[utoipa::path(get, path = "/api/stats", tag = "read", params(StatsParams),
     responses((status = 200, body = StatsResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -304,6 +310,7 @@ pub async fn stats(
         since: p.since.map(lightning_core::time::normalize),
         until: p.until.map(lightning_core::time::normalize),
         bucket: p.bucket,
+        include_evaluations: p.include_evaluations.unwrap_or(false),
     };
     let stats = state.store.stats(&filter).await?;
     let scores = state.store.score_stats(&filter).await?;

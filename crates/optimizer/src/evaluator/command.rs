@@ -14,7 +14,8 @@
 //! | `LIGHTNING_WORK_DIR` | a fresh empty directory, deleted afterwards |
 //!
 //! It prints a JSON object with `"reward"` in [0, 1] (and optionally `"feedback"`, a string
-//! saying what went wrong or was missing) as its last stdout line. A non-zero exit, a timeout,
+//! saying what went wrong or was missing, `"trajectoryId"`, the id of the trajectory the run
+//! recorded, and `"costUsd"`) as its last stdout line. A non-zero exit, a timeout,
 //! missing or out-of-range reward scores 0 and is reported.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
@@ -121,7 +122,8 @@ impl CommandEvaluator {
     }
 }
 
-/// Reads `{"reward": x, "feedback": "..."}` from the command's stdout.
+/// Reads `{"reward": x, "feedback": "...", "trajectoryId": "...", "costUsd": y}` from the
+/// command's stdout.
 pub fn parse_reward(stdout: &str) -> Evaluation {
     let Some(v) = find_json_with(stdout, "reward") else {
         return Evaluation::failed(format!(
@@ -133,21 +135,25 @@ pub fn parse_reward(stdout: &str) -> Evaluation {
         .get("feedback")
         .and_then(|f| f.as_str())
         .map(|s| crate::dataset::excerpt(s, 1000));
-    match v["reward"].as_f64() {
-        Some(r) if (0.0..=1.0).contains(&r) => Evaluation {
-            reward: r,
-            feedback,
-            error: None,
-        },
+    let mut evaluation = match v["reward"].as_f64() {
+        Some(r) if (0.0..=1.0).contains(&r) => Evaluation::scored(r, feedback),
         _ => Evaluation {
-            reward: 0.0,
             feedback,
-            error: Some(format!(
+            ..Evaluation::failed(format!(
                 "reward must be a number in [0, 1], got {}",
                 v["reward"]
-            )),
+            ))
         },
-    }
+    };
+    evaluation.trajectory_id = v
+        .get("trajectoryId")
+        .and_then(|t| t.as_str())
+        .and_then(|t| t.parse().ok());
+    evaluation.cost_usd = v
+        .get("costUsd")
+        .and_then(|c| c.as_f64())
+        .filter(|c| c.is_finite() && *c >= 0.0);
+    evaluation
 }
 
 pub(crate) fn tail(s: &str, max: usize) -> String {
@@ -204,5 +210,10 @@ mod tests {
         assert_eq!(e.reward, 0.0);
         assert!(e.error.unwrap().contains("[0, 1]"));
         assert!(parse_reward("oops").error.is_some());
+        let id = uuid::Uuid::now_v7();
+        let e = parse_reward(&format!(
+            "{{\"reward\": 1, \"trajectoryId\": \"{id}\", \"costUsd\": 0.02}}"
+        ));
+        assert_eq!((e.trajectory_id, e.cost_usd), (Some(id), Some(0.02)));
     }
 }

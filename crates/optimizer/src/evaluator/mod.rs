@@ -33,22 +33,47 @@ pub struct Evaluation {
     pub feedback: Option<String>,
     /// Set when the evaluation itself failed (crash, timeout, unparsable output).
     pub error: Option<String>,
+    /// What the evaluation cost, when known (judge tokens at list price, or `costUsd`
+    /// reported by the command).
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// The trajectory the evaluation run recorded, when the command reported `trajectoryId`.
+    #[serde(default)]
+    pub trajectory_id: Option<uuid::Uuid>,
 }
 
 impl Evaluation {
+    pub fn scored(reward: f64, feedback: Option<String>) -> Self {
+        Self {
+            reward,
+            feedback,
+            error: None,
+            cost_usd: None,
+            trajectory_id: None,
+        }
+    }
+
     pub fn failed(error: impl Into<String>) -> Self {
         Self {
             reward: 0.0,
             feedback: None,
             error: Some(error.into()),
+            cost_usd: None,
+            trajectory_id: None,
         }
     }
 }
 
 #[async_trait]
 pub trait Evaluator: Send + Sync {
-    /// Short name for logs and the run's config.
+    /// Short name for logs, the run's config and the stored evidence.
     fn name(&self) -> &'static str;
+
+    /// Whether scores are an estimate (an LLM judging recorded runs) rather than observed
+    /// outcomes of real runs.
+    fn is_estimate(&self) -> bool {
+        false
+    }
 
     /// Scores one (candidate, example). Failures are returned as [`Evaluation::failed`], never
     /// as errors, so one broken run cannot stop the search. `Err` is for fatal problems only

@@ -54,6 +54,19 @@ impl Provider {
         }
     }
 
+    /// The judge's model when `--judge-model` is not given: a different model from the one
+    /// proposing edits (`proposer`), so the judge does not grade its own phrasing.
+    pub fn default_judge_model(self, proposer: &str) -> &'static str {
+        let choices: [&'static str; 2] = match self {
+            Provider::Anthropic => ["claude-haiku-4-5", "claude-sonnet-4-5"],
+            Provider::OpenAi => ["gpt-4.1-mini", "gpt-4o-mini"],
+        };
+        choices
+            .into_iter()
+            .find(|m| *m != proposer)
+            .unwrap_or(choices[0])
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Provider::Anthropic => "anthropic",
