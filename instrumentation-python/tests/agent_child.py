@@ -57,7 +57,9 @@ async def main() -> None:
         hooks=user_hooks if mode == "query" else merge_hooks(lightning.hooks, user_hooks),
     )
     prompt = cfg.get("prompt", "Do the scripted task.")
-    stream = lightning.query(prompt=prompt, options=options) if mode == "query" else query(prompt=prompt, options=options)
+    stream = (
+        lightning.query(prompt=prompt, options=options) if mode == "query" else query(prompt=prompt, options=options)
+    )
     try:
         async for message in stream:
             if type(message).__name__ == "ResultMessage":

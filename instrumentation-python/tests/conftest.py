@@ -45,7 +45,11 @@ def spawn_child(cfg: dict[str, Any], fake_url: str, home: str) -> subprocess.Pop
     env["PYTHONUNBUFFERED"] = "1"
     return subprocess.Popen(
         [sys.executable, "-m", "tests.agent_child", json.dumps(cfg)],
-        cwd=PACKAGE_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PACKAGE_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -70,6 +74,7 @@ def dirs() -> Iterator[dict[str, str]]:
     home = tempfile.mkdtemp(prefix="lightning-py-home-")
     yield {"work": work, "home": home, "spool": str(Path(home) / "spool")}
     import shutil
+
     for d in (work, home):
         shutil.rmtree(d, ignore_errors=True)
 

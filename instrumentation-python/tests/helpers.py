@@ -57,9 +57,22 @@ class Collector:
         env["RUST_LOG"] = env.get("RUST_LOG", "warn")
         out = open(self.log, "ab")  # noqa: SIM115 (the child owns it)
         self.proc = subprocess.Popen(
-            [collector_binary(), "serve", "--port", str(self.port), "--host", "127.0.0.1",
-             "--data-dir", self.data_dir, "--api-key", self.api_key],
-            env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+            [
+                collector_binary(),
+                "serve",
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--data-dir",
+                self.data_dir,
+                "--api-key",
+                self.api_key,
+            ],
+            env=env,
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -134,8 +147,13 @@ class FakeAnthropic:
     same answer. Requests whose first user message contains `sub_marker` follow `sub_turns` (a
     subagent's own conversation)."""
 
-    def __init__(self, turns: list[dict[str, Any]], sub_turns: list[dict[str, Any]] | None = None,
-                 sub_marker: str = "SUBTASK", model: str = "claude-sonnet-4-5-20250929") -> None:
+    def __init__(
+        self,
+        turns: list[dict[str, Any]],
+        sub_turns: list[dict[str, Any]] | None = None,
+        sub_marker: str = "SUBTASK",
+        model: str = "claude-sonnet-4-5-20250929",
+    ) -> None:
         self.turns = turns
         self.sub_turns = sub_turns or []
         self.sub_marker = sub_marker
@@ -183,8 +201,12 @@ class FakeAnthropic:
                 self.wfile.write(data)
 
             def _answer(self, t: dict[str, Any]) -> None:
-                usage = {"input_tokens": 1200, "output_tokens": 60, "cache_creation_input_tokens": 0,
-                         "cache_read_input_tokens": 0}
+                usage = {
+                    "input_tokens": 1200,
+                    "output_tokens": 60,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                }
                 mid = f"msg_{rand(12)}"
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
@@ -195,26 +217,70 @@ class FakeAnthropic:
                 def send(event: str, data: Any) -> None:
                     self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
 
-                send("message_start", {"type": "message_start", "message": {
-                    "id": mid, "type": "message", "role": "assistant", "model": fake.model, "content": [],
-                    "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})
+                send(
+                    "message_start",
+                    {
+                        "type": "message_start",
+                        "message": {
+                            "id": mid,
+                            "type": "message",
+                            "role": "assistant",
+                            "model": fake.model,
+                            "content": [],
+                            "stop_reason": None,
+                            "stop_sequence": None,
+                            "usage": {**usage, "output_tokens": 1},
+                        },
+                    },
+                )
                 for i, block in enumerate(t["content"]):
                     if block["type"] == "text":
-                        send("content_block_start", {"type": "content_block_start", "index": i,
-                                                     "content_block": {"type": "text", "text": ""}})
-                        send("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                     "delta": {"type": "text_delta", "text": block["text"]}})
+                        send(
+                            "content_block_start",
+                            {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}},
+                        )
+                        send(
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": i,
+                                "delta": {"type": "text_delta", "text": block["text"]},
+                            },
+                        )
                     else:
-                        send("content_block_start", {"type": "content_block_start", "index": i, "content_block": {
-                            "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})
+                        send(
+                            "content_block_start",
+                            {
+                                "type": "content_block_start",
+                                "index": i,
+                                "content_block": {
+                                    "type": "tool_use",
+                                    "id": block["id"],
+                                    "name": block["name"],
+                                    "input": {},
+                                },
+                            },
+                        )
                         js = json.dumps(block["input"])
                         half = len(js) // 2
                         for part in (js[:half], js[half:]):
-                            send("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                         "delta": {"type": "input_json_delta", "partial_json": part}})
+                            send(
+                                "content_block_delta",
+                                {
+                                    "type": "content_block_delta",
+                                    "index": i,
+                                    "delta": {"type": "input_json_delta", "partial_json": part},
+                                },
+                            )
                     send("content_block_stop", {"type": "content_block_stop", "index": i})
-                send("message_delta", {"type": "message_delta", "delta": {
-                    "stop_reason": t["stop_reason"], "stop_sequence": None}, "usage": {"output_tokens": 60}})
+                send(
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": t["stop_reason"], "stop_sequence": None},
+                        "usage": {"output_tokens": 60},
+                    },
+                )
                 send("message_stop", {"type": "message_stop"})
                 self.wfile.flush()
                 self.close_connection = True
@@ -259,17 +325,19 @@ class FakeAnthropic:
 
 def sdk_env(base_url: str, home: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE"))}
-    env.update({
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": "sk-ant-test-dummy-key",
-        "CLAUDE_CONFIG_DIR": str(Path(home) / ".claude"),
-        "HOME": home,
-        "IS_SANDBOX": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-    })
+    env.update(
+        {
+            "ANTHROPIC_BASE_URL": base_url,
+            "ANTHROPIC_API_KEY": "sk-ant-test-dummy-key",
+            "CLAUDE_CONFIG_DIR": str(Path(home) / ".claude"),
+            "HOME": home,
+            "IS_SANDBOX": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "DISABLE_ERROR_REPORTING": "1",
+        }
+    )
     return env
 
 
@@ -324,8 +392,12 @@ class FlakyProxy:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
                 proxy.seen.append(self.path)
-                req = urllib.request.Request(proxy.target + self.path, data=raw, method="POST",
-                                             headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                req = urllib.request.Request(
+                    proxy.target + self.path,
+                    data=raw,
+                    method="POST",
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                )
                 try:
                     with urllib.request.urlopen(req, timeout=10) as r:
                         status, data = r.status, r.read()
@@ -370,4 +442,6 @@ def tool_steps(t: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def message_steps(t: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in t["steps"] if s.get("kind") == "message" or (not s.get("toolUseId") and s["toolName"] == "assistant")]
+    return [
+        s for s in t["steps"] if s.get("kind") == "message" or (not s.get("toolUseId") and s["toolName"] == "assistant")
+    ]

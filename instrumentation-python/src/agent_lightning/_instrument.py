@@ -168,6 +168,7 @@ class _TrackState:
     seen: list[Trajectory] = field(default_factory=list)
     resulted: set[str] = field(default_factory=set)
     applied: bool = False
+    context: tuple[Any, ...] = ()
 
 
 class Lightning:
@@ -243,6 +244,7 @@ class Lightning:
         self._trajectories = 0
         self._tracking = 0
         self._display_seen = False
+        self._pending_contexts: collections.deque[_TrackState] = collections.deque()
         self._prompt_version: str | None = None
         self._shut = False
         self._previous_sigterm: Any = None
@@ -299,6 +301,8 @@ class Lightning:
             draft["taskType"] = self.task_type
         if self._prompt_version is not None:
             draft["promptVersion"] = self._prompt_version
+        if self._pending_contexts:
+            self._apply_context(draft, self._pending_contexts.popleft())
         t = Trajectory(session_id, tid, now, draft)
         if len(self._by_id) >= MAX_SESSIONS:
             oldest = next(iter(self._by_id))
@@ -516,7 +520,7 @@ class Lightning:
     def _on_user_prompt(self, data: Mapping[str, Any], _id: str | None) -> None:
         sid = self._sid(data)
         t = self._sessions.get(sid)
-        if t is not None and not t.completed and (t.has_prompt or t.next_step > 1):
+        if t is not None and not t.completed and t.has_prompt:
             if t.stopped is not None:
                 # its Stop came; a track() will complete it from the result message
                 self._awaiting.setdefault(sid, collections.deque()).append(t)
@@ -656,19 +660,24 @@ class Lightning:
         system_prompt: object = None,
         task_type: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        model: str | None = None,
     ) -> AsyncIterator[T]:
         """Wraps the SDK's message stream (``query(...)`` or ``client.receive_response()``): yields
         every message unchanged and records the model, assistant text and the result (cost, usage,
         turns, errors). Re-raises exactly what the SDK raises."""
-        state = _TrackState()
-        context = (prompt, _system_prompt_text(system_prompt), task_type, dict(metadata or {}))
+        context = (prompt, _system_prompt_text(system_prompt), task_type, dict(metadata or {}), model)
+        state = _TrackState(context=context)
+        with self._lock:
+            # the trajectory this stream belongs to is usually created by its UserPromptSubmit hook,
+            # before the first message: the context goes into its start record from the outset
+            self._pending_contexts.append(state)
         return self._tracked(messages, state, context)
 
     async def _tracked(
         self,
         messages: AsyncIterable[T],
         state: _TrackState,
-        context: tuple[str | None, str | None, str | None, dict[str, Any]],
+        context: tuple[Any, ...],
     ) -> AsyncIterator[T]:
         with self._lock:
             self._tracking += 1
@@ -693,6 +702,8 @@ class Lightning:
         finally:
             with contextlib.suppress(Exception), self._lock:
                 self._tracking -= 1
+                with contextlib.suppress(ValueError):
+                    self._pending_contexts.remove(state)
                 self._end_track(state, ended_by, status)
 
     def _end_track(self, state: _TrackState, ended_by: str | None, status: Literal["failed", "interrupted"]) -> None:
@@ -706,6 +717,22 @@ class Lightning:
                 self._finish(t, status="failed" if err else "succeeded", error=err, result=last)
             else:
                 self._finish(t, status=status, error=ended_by or "the message stream ended without a result")
+
+    @staticmethod
+    def _apply_context(into: dict[str, Any], state: _TrackState, current: Mapping[str, Any] | None = None) -> None:
+        state.applied = True
+        prompt, system_prompt, task_type, md, *rest = state.context
+        current = into if current is None else current
+        if prompt is not None and current.get("prompt") is None:
+            into["prompt"] = prompt
+        if system_prompt is not None:
+            into["systemPrompt"] = system_prompt
+        if task_type is not None:
+            into["taskType"] = task_type
+        if rest and rest[0] and current.get("model") is None:
+            into["model"] = rest[0]
+        if md:
+            into["metadata"] = {**(current.get("metadata") or {}), **md}
 
     def _observe(self, message: object, state: _TrackState, context: tuple[Any, ...]) -> None:
         if self._shut:
@@ -727,17 +754,10 @@ class Lightning:
             state.seen.append(t)
         t.tracked = True
         if not state.applied:
-            state.applied = True
-            prompt, system_prompt, task_type, md = context
+            with contextlib.suppress(ValueError):
+                self._pending_contexts.remove(state)
             fields: dict[str, Any] = {}
-            if prompt is not None and "prompt" not in t.start_draft:
-                fields["prompt"] = prompt
-            if system_prompt is not None:
-                fields["systemPrompt"] = system_prompt
-            if task_type is not None:
-                fields["taskType"] = task_type
-            if md:
-                fields["metadata"] = {**t.start_draft.get("metadata", {}), **md}
+            self._apply_context(fields, state, t.start_draft)
             self._patch_start(t, fields)
         subtype = getattr(message, "subtype", None)
         if kind == "SystemMessage" and isinstance(data, Mapping):

@@ -139,7 +139,7 @@ class Outbox:
                 return None
             self._push(item)
             if (
-                kind != "step"
+                kind in ("complete", "score")
                 or self._queued_steps >= self.config.batch_size
                 or self.config.flush_interval == 0
                 or len(self._unprepared) >= 64
