@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import subprocess
@@ -89,3 +91,13 @@ def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.05) -> Non
 
 
 os.environ.setdefault("LIGHTNING_BIN", str(PACKAGE_ROOT.parent / "target" / "debug" / "lightning"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: Any) -> bool | None:
+    """Runs `async def` tests in a fresh event loop (no plugin needed)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        asyncio.run(pyfuncitem.obj(**args))
+        return True
+    return None

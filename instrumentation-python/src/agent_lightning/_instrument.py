@@ -1159,6 +1159,13 @@ class Lightning:
             self._previous_sigterm = None
 
     def _at_exit(self) -> None:
+        self._debug(f"[Lightning Instrumentation] exit: delivering what is left (at most {self.shutdown_timeout:g} s)")
+        try:
+            self._exit_shutdown()
+        finally:
+            self._debug("[Lightning Instrumentation] exit: done")
+
+    def _exit_shutdown(self) -> None:
         exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
         if isinstance(exc, KeyboardInterrupt):
             self.shutdown_sync(reason="the process was interrupted (SIGINT) before the agent finished")

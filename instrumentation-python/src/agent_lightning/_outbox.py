@@ -142,7 +142,7 @@ class Outbox:
                 kind in ("complete", "score")
                 or self._queued_steps >= self.config.batch_size
                 or self.config.flush_interval == 0
-                or len(self._unprepared) >= 64
+                or len(self._unprepared) >= self.config.batch_size
             ):
                 self._kick = True
                 self._wake.notify()
@@ -180,10 +180,18 @@ class Outbox:
     def _run(self) -> None:
         next_timer = time.monotonic() + self.config.flush_interval
         while True:
+            # prepare (sanitize, size, enforce the byte bound) whenever woken, even while backing off
+            try:
+                self._prepare_pending()
+            except Exception as e:  # never let the thread die
+                self._debug(f"[Lightning Instrumentation] prepare error (ignored): {error_message(e)}")
             with self._lock:
+                send = False
                 while True:
                     if self.closed:
                         return
+                    if self._unprepared and (self._kick or len(self._unprepared) >= self.config.batch_size):
+                        break  # prepare first, then come back
                     now = time.monotonic()
                     if self.paused:
                         self._idle.notify_all()
@@ -196,11 +204,14 @@ class Outbox:
                         self._wake.wait(wait)
                         continue
                     if self._kick or self._flushing or (self._queue and now >= next_timer):
+                        send = True
                         break
                     timeout = None
                     if self._queue and self.config.flush_interval > 0:
                         timeout = max(0.001, next_timer - now)
                     self._wake.wait(timeout)
+                if not send:
+                    continue
                 self._kick = False
             try:
                 self._send_all()

@@ -18,12 +18,26 @@ class RedactionRule:
     kind: str
     pattern: re.Pattern[str]
     replace: str
+    # A match needs one of these substrings (of the lowercased text when the rule ignores case):
+    # a fast `in` test spares the regex engine on the text of almost every tool output.
+    needles: tuple[str, ...] = ()
+
+    def may_match(self, text: str, lower: str) -> bool:
+        if not self.needles:
+            return True
+        haystack = lower if self.pattern.flags & re.IGNORECASE else text
+        return any(n in haystack for n in self.needles)
 
 
-def _rule(kind: str, pattern: str, flags: int = 0, keep: bool = False) -> RedactionRule:
+def _rule(kind: str, pattern: str, flags: int = 0, keep: bool = False, needles: tuple[str, ...] = ()) -> RedactionRule:
     # `keep`: the pattern has a group named k (context to keep in front of the secret)
     replace = f"\\g<k>[REDACTED:{kind}]" if keep else f"[REDACTED:{kind}]"
-    return RedactionRule(kind, re.compile(pattern, flags), replace)
+    return RedactionRule(kind, re.compile(pattern, flags), replace, needles)
+
+
+_AWS_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA")
+_SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "_key", "apikey", "credential", "private")
+_FIELD_WORDS = ("password", "passwd", "passphrase", "secret", "api", "token", "private")
 
 
 # Ordered: the most specific formats first so they get the most precise label.
@@ -105,6 +119,38 @@ BUILTIN_RULES: tuple[RedactionRule, ...] = (
     ),
 )
 
+_NEEDLES: dict[str, tuple[str, ...]] = {
+    "private_key": ("PRIVATE KEY",),
+    "anthropic_key": ("sk-ant-",),
+    "openai_key": ("sk-",),
+    "aws_access_key_id": _AWS_PREFIXES,
+    "aws_secret_access_key": ("secret",),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab_token": ("glpat-",),
+    "slack_token": ("xox",),
+    "slack_webhook": ("hooks.slack.com",),
+    "google_api_key": ("AIza",),
+    "google_oauth_token": ("ya29.",),
+    "google_refresh_token": ("1//0",),
+    "stripe_key": ("_live_", "_test_"),
+    "stripe_webhook_secret": ("whsec_",),
+    "npm_token": ("npm_",),
+    "pypi_token": ("pypi-",),
+    "huggingface_token": ("hf_",),
+    "sendgrid_key": ("SG.",),
+    "twilio_key": ("SK",),
+    "azure_storage_key": ("AccountKey=",),
+    "jwt": ("eyJ",),
+    "bearer_token": ("Bearer", "Token"),
+    "basic_auth": ("Basic",),
+    "url_password": ("://",),
+    "env_secret": _SECRET_WORDS,
+    "secret_field": _FIELD_WORDS,
+}
+BUILTIN_RULES = tuple(
+    RedactionRule(r.kind, r.pattern, r.replace, _NEEDLES.get(r.kind, ())) for r in BUILTIN_RULES
+)
+
 # Normalised key names whose string values are always withheld.
 _SENSITIVE_KEY_SUFFIXES = (
     "password",
@@ -150,7 +196,9 @@ class Redactor:
 
     def text(self, value: str) -> str:
         out = value
+        lower = value.lower()
         for rule in self._rules:
-            if rule.pattern.search(out):
+            if rule.may_match(out, lower) and rule.pattern.search(out):
                 out = rule.pattern.sub(rule.replace, out)
+                lower = out.lower()
         return out
