@@ -153,8 +153,10 @@ class FakeAnthropic:
         sub_turns: list[dict[str, Any]] | None = None,
         sub_marker: str = "SUBTASK",
         model: str = "claude-sonnet-4-5-20250929",
+        routes: list[tuple[str, list[dict[str, Any]]]] | None = None,
     ) -> None:
         self.turns = turns
+        self.routes = routes or []
         self.sub_turns = sub_turns or []
         self.sub_marker = sub_marker
         self.model = model
@@ -310,6 +312,10 @@ class FakeAnthropic:
         first_user = next((m for m in messages if m.get("role") == "user"), None)
         if self.sub_turns and first_user is not None and self.sub_marker in json.dumps(first_user.get("content")):
             script = self.sub_turns
+        prompts = [m for m in messages if m.get("role") == "user" and "tool_result" not in json.dumps(m.get("content"))]
+        for marker, route in self.routes:
+            if prompts and marker in json.dumps(prompts[-1].get("content")):
+                script = route
         answered = set()
         for m in messages:
             if m.get("role") == "user" and isinstance(m.get("content"), list):

@@ -19,8 +19,14 @@ async def call(lightning: Lightning, event: str, data: dict[str, Any], tool_use_
     return results
 
 
-async def session(lightning: Lightning, steps: int, prompt: str = "simulated task", output: Any = None,
-                  session_id: str | None = None, stop: bool = True) -> str:
+async def session(
+    lightning: Lightning,
+    steps: int,
+    prompt: str = "simulated task",
+    output: Any = None,
+    session_id: str | None = None,
+    stop: bool = True,
+) -> str:
     """One prompt with `steps` Bash calls, ended by Stop. Returns the session id."""
     sid = session_id or str(uuid.uuid4())
     base = {"session_id": sid, "transcript_path": "/tmp/t.jsonl", "cwd": "/tmp"}
@@ -28,14 +34,38 @@ async def session(lightning: Lightning, steps: int, prompt: str = "simulated tas
     for i in range(steps):
         tid = f"toolu_sim_{i}"
         tool_input = {"command": f"echo {i}"}
-        await call(lightning, "PreToolUse", {**base, "hook_event_name": "PreToolUse", "tool_name": "Bash",
-                                             "tool_input": tool_input, "tool_use_id": tid}, tid)
-        await call(lightning, "PostToolUse", {**base, "hook_event_name": "PostToolUse", "tool_name": "Bash",
-                                              "tool_input": tool_input, "tool_use_id": tid, "duration_ms": 3,
-                                              "tool_response": output if output is not None else {"stdout": str(i)}}, tid)
+        await call(
+            lightning,
+            "PreToolUse",
+            {
+                **base,
+                "hook_event_name": "PreToolUse",
+                "tool_name": "Bash",
+                "tool_input": tool_input,
+                "tool_use_id": tid,
+            },
+            tid,
+        )
+        await call(
+            lightning,
+            "PostToolUse",
+            {
+                **base,
+                "hook_event_name": "PostToolUse",
+                "tool_name": "Bash",
+                "tool_input": tool_input,
+                "tool_use_id": tid,
+                "duration_ms": 3,
+                "tool_response": output if output is not None else {"stdout": str(i)},
+            },
+            tid,
+        )
     if stop:
-        await call(lightning, "Stop", {**base, "hook_event_name": "Stop", "stop_hook_active": False,
-                                       "last_assistant_message": "done"})
+        await call(
+            lightning,
+            "Stop",
+            {**base, "hook_event_name": "Stop", "stop_hook_active": False, "last_assistant_message": "done"},
+        )
     return sid
 
 

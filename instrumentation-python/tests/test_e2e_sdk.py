@@ -265,3 +265,62 @@ def test_query_drop_in_records_result_details(collector: Collector, dirs: dict[s
     assert t["result"] == "All done."
     assert [s["toolUseId"] for s in tool_steps(t)] == ["toolu_e_1", "toolu_e_2"]
     assert [m["toolOutput"] for m in message_steps(t)] == ["All done."]
+
+
+async def test_client_session_two_prompts_two_trajectories(collector: Collector, dirs: dict[str, str]) -> None:
+    """ClaudeSDKClient: each prompt of one session is its own trajectory with its own prompt,
+    linked by sessionId; nothing lands on a completed trajectory."""
+    from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
+
+    from agent_lightning import Lightning
+
+    from .helpers import sdk_env
+
+    fake = FakeAnthropic(
+        [],
+        routes=[
+            (
+                "FIRST",
+                [turn(tool("toolu_c_1", "Bash", command="echo first", description="1")), turn(text("first done"))],
+            ),
+            (
+                "SECOND",
+                [turn(tool("toolu_c_2", "Bash", command="echo second", description="2")), turn(text("second done"))],
+            ),
+        ],
+    ).start()
+    a = agent()
+    lightning = Lightning(
+        collector_url=collector.url,
+        api_key=collector.api_key,
+        agent_id=a,
+        spool_dir=dirs["spool"],
+        handle_process_exit=False,
+    )
+    env = sdk_env(fake.url, dirs["home"])
+    options = ClaudeAgentOptions(
+        cwd=dirs["work"],
+        model="claude-sonnet-4-5-20250929",
+        permission_mode="default",
+        allowed_tools=["Bash"],
+        setting_sources=[],
+        hooks=lightning.hooks,
+        env=env,
+    )
+    try:
+        async with ClaudeSDKClient(options=options) as client:
+            for prompt in ("FIRST task", "SECOND task"):
+                await client.query(prompt)
+                async for _ in lightning.track(client.receive_response(), prompt=prompt):
+                    pass
+    finally:
+        fake.close()
+    assert await lightning.flush(10)
+    await lightning.shutdown()
+    found = collector.all(a)
+    assert [t["prompt"] for t in found] == ["FIRST task", "SECOND task"]
+    assert found[0]["sessionId"] == found[1]["sessionId"]
+    assert [[s["toolUseId"] for s in tool_steps(t)] for t in found] == [["toolu_c_1"], ["toolu_c_2"]]
+    assert [t["status"] for t in found] == ["succeeded", "succeeded"]
+    assert [t["result"] for t in found] == ["first done", "second done"]
+    assert all(t["costUsd"] > 0 for t in found)

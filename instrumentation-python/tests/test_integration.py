@@ -27,8 +27,15 @@ def agent() -> str:
 
 
 def opts(url: str, key: str, a: str, **extra: Any) -> dict[str, Any]:
-    return {"collector_url": url, "api_key": key, "agent_id": a, "retry_base_delay": 0.02, "flush_interval": 0.05,
-            "handle_process_exit": False, **extra}
+    return {
+        "collector_url": url,
+        "api_key": key,
+        "agent_id": a,
+        "retry_base_delay": 0.02,
+        "flush_interval": 0.05,
+        "handle_process_exit": False,
+        **extra,
+    }
 
 
 def assert_once(t: dict[str, Any], steps: int) -> None:
@@ -76,8 +83,14 @@ async def test_collector_down_then_up(tmp_path: Path) -> None:
 def run_sim(cfg: dict[str, Any], home: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_STATE_HOME", "LIGHTNING_SPOOL_DIR")}
     env.update({"HOME": home, "PYTHONPATH": str(PACKAGE_ROOT)})
-    proc = subprocess.run([sys.executable, "-m", "tests.sim", json.dumps(cfg)], cwd=PACKAGE_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.sim", json.dumps(cfg)],
+        cwd=PACKAGE_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     ended = time.time()
     agent_end = next(float(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("AGENT_END"))
     return proc, ended - agent_end
@@ -90,8 +103,15 @@ def spool_files(home: str) -> list[Path]:
 
 def deliver_from_spool(home: str, c: Collector, a: str) -> None:
     """A later process of the same user, with the collector up: it delivers what the spool holds."""
-    proc, _ = run_sim({"options": {"collector_url": c.url, "api_key": c.api_key, "agent_id": f"{a}-next",
-                                   "flush_interval": 0.05}, "steps": 0, "stop": False, "shutdown": True}, home)
+    proc, _ = run_sim(
+        {
+            "options": {"collector_url": c.url, "api_key": c.api_key, "agent_id": f"{a}-next", "flush_interval": 0.05},
+            "steps": 0,
+            "stop": False,
+            "shutdown": True,
+        },
+        home,
+    )
     assert proc.returncode == 0, proc.stderr
     assert spool_files(home) == [], "delivered spool files are deleted"
 
@@ -107,8 +127,19 @@ def test_process_exit_is_bounded_and_loses_nothing(collector: Collector, fault: 
     url = hung.url if hung else (collector.url if fault == "401" else f"http://127.0.0.1:{free_port()}")
     key = "wrong-key" if fault == "401" else collector.api_key
     try:
-        proc, lived = run_sim({"options": {"collector_url": url, "api_key": key, "agent_id": a,
-                                           "shutdown_timeout": 2.0, "retry_base_delay": 0.05}, "steps": 5}, home)
+        proc, lived = run_sim(
+            {
+                "options": {
+                    "collector_url": url,
+                    "api_key": key,
+                    "agent_id": a,
+                    "shutdown_timeout": 2.0,
+                    "retry_base_delay": 0.05,
+                },
+                "steps": 5,
+            },
+            home,
+        )
     finally:
         if hung:
             hung.close()
@@ -137,9 +168,27 @@ def test_spool_written_by_the_typescript_package_is_delivered(collector: Collect
     tsc = ts / "node_modules" / ".bin" / "tsc"
     assert tsc.exists(), "instrumentation/node_modules is needed (npm ci in instrumentation/)"
     out = tmp_path / "ts"
-    subprocess.run([str(tsc), "--outDir", str(out), "--module", "nodenext", "--moduleResolution", "nodenext",
-                    "--target", "es2022", "--skipLibCheck", "--types", "node", str(ts / "src" / "spool.ts")],
-                   check=True, cwd=ts, capture_output=True, text=True)
+    subprocess.run(
+        [
+            str(tsc),
+            "--outDir",
+            str(out),
+            "--module",
+            "nodenext",
+            "--moduleResolution",
+            "nodenext",
+            "--target",
+            "es2022",
+            "--skipLibCheck",
+            "--types",
+            "node",
+            str(ts / "src" / "spool.ts"),
+        ],
+        check=True,
+        cwd=ts,
+        capture_output=True,
+        text=True,
+    )
     (out / "package.json").write_text('{"type": "module"}')
     spool_dir = tmp_path / "spool"
     a = agent()
@@ -205,9 +254,14 @@ def test_memory_is_bounded_by_bytes_during_an_outage(tmp_path: Path) -> None:
     port = free_port()
     bound = 2 << 20
     cfg = opts(f"http://127.0.0.1:{port}", "k", a, spool_dir=str(tmp_path), max_buffer_bytes=bound)
-    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, json.dumps(cfg)], cwd=PACKAGE_ROOT,
-                          env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, json.dumps(cfg)],
+        cwd=PACKAGE_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     growth = report["peak"] - report["base"]
