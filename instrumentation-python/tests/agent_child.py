@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-from claude_agent_sdk import ClaudeAgentOptions, HookMatcher, query
+from claude_agent_sdk import ClaudeAgentOptions, HookMatcher, ResultMessage, query
+from claude_agent_sdk.types import HookEvent
 
 from agent_lightning import instrument, merge_hooks
 
@@ -43,7 +44,9 @@ async def announce(input_data: Any, tool_use_id: str | None, context: Any) -> An
 
 
 async def main() -> None:
-    user_hooks = {"PreToolUse": [HookMatcher(matcher="Bash", hooks=[guard]), HookMatcher(hooks=[announce])]}
+    user_hooks: dict[HookEvent, list[HookMatcher]] = {
+        "PreToolUse": [HookMatcher(matcher="Bash", hooks=[guard]), HookMatcher(hooks=[announce])]
+    }
     mode = cfg.get("mode", "hooks")
     options = ClaudeAgentOptions(
         cwd=cfg["work"],
@@ -62,7 +65,7 @@ async def main() -> None:
     )
     try:
         async for message in stream:
-            if type(message).__name__ == "ResultMessage":
+            if isinstance(message, ResultMessage):
                 print(f"RESULT {message.subtype} {message.is_error} {message.session_id}", flush=True)
             if cfg.get("ending") == "raise_in_loop" and type(message).__name__ == "UserMessage":
                 raise RuntimeError("user code failed inside the loop")

@@ -392,7 +392,7 @@ class Lightning:
             "stepNumber": number,
             "toolName": name,
             "kind": "tool",
-            "timestamp": _now_iso(),
+            "timestamp": time.time(),  # formatted off the hook path
             "toolUseId": tool_use_id,
             "toolInput": data.get("tool_input"),
             "metadata": metadata,
@@ -444,7 +444,7 @@ class Lightning:
             "stepNumber": number,
             "toolName": "assistant",
             "kind": "message",
-            "timestamp": _now_iso(),
+            "timestamp": time.time(),  # formatted off the hook path
             "toolOutput": text,
         }
         if metadata:
@@ -464,7 +464,7 @@ class Lightning:
                 "stepNumber": number,
                 "toolName": event,
                 "kind": "event",
-                "timestamp": _now_iso(),
+                "timestamp": time.time(),  # formatted off the hook path
                 "toolInput": details,
                 "metadata": metadata,
             },
@@ -990,6 +990,8 @@ class Lightning:
         for key in ("kind", "timestamp", "toolUseId", "durationMs"):
             if d.get(key) is not None:
                 step[key] = d[key]
+        if isinstance(step.get("timestamp"), float):
+            step["timestamp"] = _now_iso(step["timestamp"])
         for key in ("toolInput", "toolOutput", "metadata"):
             if key in d:
                 step[key] = to_json_safe(d[key], self._redactor, limit)

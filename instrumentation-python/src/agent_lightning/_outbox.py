@@ -225,6 +225,8 @@ class Outbox:
         with self._lock:
             batch, self._unprepared = self._unprepared, []
         for item in batch:
+            # hand the GIL back between records: the agent's thread never waits for a whole batch
+            time.sleep(0)
             draft = item.draft
             version = item.version
             if item.state != QUEUED or draft is None or item.ready:

@@ -147,9 +147,7 @@ _NEEDLES: dict[str, tuple[str, ...]] = {
     "env_secret": _SECRET_WORDS,
     "secret_field": _FIELD_WORDS,
 }
-BUILTIN_RULES = tuple(
-    RedactionRule(r.kind, r.pattern, r.replace, _NEEDLES.get(r.kind, ())) for r in BUILTIN_RULES
-)
+BUILTIN_RULES = tuple(RedactionRule(r.kind, r.pattern, r.replace, _NEEDLES.get(r.kind, ())) for r in BUILTIN_RULES)
 
 # Normalised key names whose string values are always withheld.
 _SENSITIVE_KEY_SUFFIXES = (
