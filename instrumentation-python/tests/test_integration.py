@@ -240,7 +240,7 @@ async def main():
         await session(lightning, 10, output={"stdout": ("x" * (1 << 20)) + str(chunk)}, session_id=f"s-{chunk}")
         await asyncio.sleep(0.02)
 asyncio.run(main())
-lightning.flush_sync(0.5)
+lightning.flush_sync(5)
 print(json.dumps({"base": base, "peak": hwm(), "stats": lightning.stats().__dict__}))
 lightning.shutdown_sync(0.1)
 """

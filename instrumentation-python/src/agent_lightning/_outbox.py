@@ -246,10 +246,9 @@ class Outbox:
                 item.payload = payload
                 item.nbytes = nbytes
                 item.prepared_version = version
-        with self._lock:
-            over = self._queued_bytes - self.config.max_buffer_bytes
-            if over > 0:
-                self._evict_bytes(over)
+                over = self._queued_bytes - self.config.max_buffer_bytes
+                if over > 0:
+                    self._evict_bytes(over)
 
     def _send_all(self) -> None:
         while True:

@@ -34,6 +34,31 @@ class Span:
     kind: str
 
 
+def _trie_pattern(words: Iterable[str]) -> str:
+    """An alternation of literals as a trie (``a(?:b|c)``): Python's regex engine then tries one
+    branch per position instead of every word, which keeps long outputs cheap to scan. Longer
+    words win over their prefixes, as in a longest-first alternation."""
+
+    class Node(dict[str, "Node"]):
+        end = False
+
+    root = Node()
+    for w in words:
+        node = root
+        for c in w:
+            node = node.setdefault(c, Node())
+        node.end = True
+
+    def build(node: Node) -> str:
+        branches = [re.escape(c) + build(child) for c, child in sorted(node.items())]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if node.end else body
+
+    return build(root)
+
+
 # ---------------------------------------------------------------------------------- sensitive keys
 
 _SENSITIVE_KEY_SUFFIXES = (
@@ -165,7 +190,7 @@ for _rule in FORMAT_RULES:
         _RULES_BY_PREFIX.setdefault(_p, []).append(_rule)
 for _p in ("Bearer ", "bearer ", "BEARER ", "Basic ", "basic ", "BASIC "):
     _RULES_BY_PREFIX[_p] = []
-_PREFIX_RE = re.compile("|".join(re.escape(p) for p in sorted(_RULES_BY_PREFIX, key=len, reverse=True)))
+_PREFIX_RE = re.compile(_trie_pattern(_RULES_BY_PREFIX))
 _BEARER_VALUE_RE = re.compile(r"[ \t]*([A-Za-z0-9._~+/=-]{8,})")
 _BASIC_VALUE_RE = re.compile(r"[ \t]*([A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])")
 _PRINTABLE_RE = re.compile(r"^[\x20-\x7e]+$")
@@ -345,8 +370,32 @@ _CODE_VALUE_RE = re.compile(
 _VERSION_RE = re.compile(r"^[\^~>=<v]*\d+(?:\.\d+){1,3}(?:[-+][\w.]+)?[,;]?$", re.ASCII)
 _JSON_SCALAR_RE = re.compile(r"^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)$")
 _STEM_RE = re.compile(
-    r"pass|pw|secret|token|key|auth|cred|cookie|sig|bearer|dockerc|mysql|mariadb|login|twine|mongo|redis|ldap|sqlcmd"
-    r"|smbclient|curl|wget"
+    _trie_pattern(
+        [
+            "pass",
+            "pw",
+            "secret",
+            "token",
+            "key",
+            "auth",
+            "cred",
+            "cookie",
+            "sig",
+            "bearer",
+            "dockerc",
+            "mysql",
+            "mariadb",
+            "login",
+            "twine",
+            "mongo",
+            "redis",
+            "ldap",
+            "sqlcmd",
+            "smbclient",
+            "curl",
+            "wget",
+        ]
+    )
 )
 _AUTH_SCHEME_RE = re.compile(
     r"^(Bearer|Basic|Token|Digest|Negotiate|NTLM|SSWS|Bot|ApiKey|Api-Key|Key|AWS4-HMAC-SHA256|GenieKey|Splunk)[ \t]+",
