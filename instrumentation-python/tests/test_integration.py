@@ -161,35 +161,39 @@ def test_process_exit_is_bounded_and_loses_nothing(collector: Collector, fault: 
     assert_once(collector.only(a), 5)
 
 
-def test_spool_written_by_the_typescript_package_is_delivered(collector: Collector, tmp_path: Path) -> None:
-    """The real TypeScript Spool class (instrumentation/src/spool.ts, compiled with the package's
-    own tsc) writes the file; this package delivers it."""
+@pytest.fixture(scope="module")
+def ts_spool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The TypeScript package's real Spool class (instrumentation/src/spool.ts), compiled once with
+    the package's own tsc into an ES module directory."""
     ts = REPO_ROOT / "instrumentation"
     tsc = ts / "node_modules" / ".bin" / "tsc"
     assert tsc.exists(), "instrumentation/node_modules is needed (npm ci in instrumentation/)"
-    out = tmp_path / "ts"
-    subprocess.run(
-        [
-            str(tsc),
-            "--outDir",
-            str(out),
-            "--module",
-            "nodenext",
-            "--moduleResolution",
-            "nodenext",
-            "--target",
-            "es2022",
-            "--skipLibCheck",
-            "--types",
-            "node",
-            str(ts / "src" / "spool.ts"),
-        ],
-        check=True,
-        cwd=ts,
-        capture_output=True,
-        text=True,
-    )
+    out = tmp_path_factory.mktemp("ts")
+    args = [
+        "--outDir",
+        str(out),
+        "--module",
+        "nodenext",
+        "--moduleResolution",
+        "nodenext",
+        "--target",
+        "es2022",
+        "--skipLibCheck",
+        "--types",
+        "node",
+        str(ts / "src" / "spool.ts"),
+    ]
+    subprocess.run([str(tsc), *args], check=True, cwd=ts, capture_output=True, text=True)
     (out / "package.json").write_text('{"type": "module"}')
+    return out
+
+
+def test_spool_written_by_the_typescript_package_is_delivered(
+    collector: Collector, tmp_path: Path, ts_spool: Path
+) -> None:
+    """The real TypeScript Spool class (instrumentation/src/spool.ts, compiled with the package's
+    own tsc) writes the file; this package delivers it."""
+    out = ts_spool
     spool_dir = tmp_path / "spool"
     a = agent()
     tid = str(uuid.uuid4())
@@ -219,6 +223,39 @@ if (n !== 3) process.exit(2);
     assert t["prompt"] == "from typescript"
     assert_once(t, 1)
     assert list(spool_dir.glob("spool-*")) == []
+
+
+def test_spool_written_by_python_is_claimed_by_the_typescript_package(tmp_path: Path, ts_spool: Path) -> None:
+    """The other direction: the real TypeScript Spool class claims and parses this package's file."""
+    out = ts_spool
+    spool_dir = tmp_path / "spool"
+    lightning = Lightning(
+        collector_url=f"http://127.0.0.1:{free_port()}",
+        api_key="k",
+        agent_id="py-to-ts",
+        spool_dir=str(spool_dir),
+        handle_process_exit=False,
+        shutdown_timeout=0.2,
+    )
+    import asyncio
+
+    asyncio.run(session(lightning, 2))
+    lightning.shutdown_sync()
+    assert lightning.stats().spooled == 5  # start, 2 tool steps, the final message, complete
+    script = f"""
+import {{ Spool }} from './spool.js';
+const logger = {{ debug() {{}}, warn(m) {{ console.error(m); }} }};
+const spool = new Spool({json.dumps(str(spool_dir))}, 1 << 20, logger, false);
+console.log(JSON.stringify(spool.claim()));
+"""
+    (out / "claim.mjs").write_text(script)
+    proc = subprocess.run(["node", str(out / "claim.mjs")], check=True, cwd=out, capture_output=True, text=True)
+    records = json.loads(proc.stdout)
+    assert [r["kind"] for r in records] == ["start", "step", "step", "step", "complete"], records
+    assert records[0]["body"]["agentId"] == "py-to-ts" and records[0]["body"]["prompt"] == "simulated task"
+    assert [r["body"]["toolUseId"] for r in records[1:3]] == ["toolu_sim_0", "toolu_sim_1"]
+    assert records[3]["body"]["toolOutput"] == "done"
+    assert records[4]["body"]["success"] is True
 
 
 MEMORY_CHILD = """
