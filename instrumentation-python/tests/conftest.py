@@ -35,6 +35,23 @@ class ChildRun:
     agent_end: float | None
 
     @property
+    def exit_handler(self) -> float | None:
+        """Seconds the instrumentation's exit handler took (from its debug line), if it ran."""
+        for line in self.stderr.splitlines():
+            if "exit: done in " in line:
+                return float(line.split("exit: done in ")[1].split()[0])
+        return None
+
+    def assert_bounded_exit(self, shutdown_timeout: float = 5.0) -> None:
+        """The instrumentation's part of the exit is bounded by shutdown_timeout; the rest is the
+        SDK's own teardown (stopping the CLI) and the interpreter's, which happen without us too."""
+        took = self.exit_handler
+        assert took is not None, f"the exit handler did not run:\n{self.stderr[-2000:]}"
+        assert took < shutdown_timeout + 0.5, took
+        assert self.after_agent < shutdown_timeout + 25, (self.after_agent, took)
+        print(f"exit handler {took:.2f} s, process lived {self.after_agent:.2f} s past the agent's end")
+
+    @property
     def after_agent(self) -> float:
         """Seconds the process lived past the agent's end (its loop finished)."""
         assert self.agent_end is not None, f"no AGENT_END line:\n{self.stdout}\n{self.stderr}"
@@ -45,6 +62,7 @@ def spawn_child(cfg: dict[str, Any], fake_url: str, home: str) -> subprocess.Pop
     env = sdk_env(fake_url, home)
     env["PYTHONPATH"] = str(PACKAGE_ROOT)
     env["PYTHONUNBUFFERED"] = "1"
+    env["LIGHTNING_DEBUG"] = "1"  # the exit handler reports how long it took
     return subprocess.Popen(
         [sys.executable, "-m", "tests.agent_child", json.dumps(cfg)],
         cwd=PACKAGE_ROOT,

@@ -86,7 +86,7 @@ def test_seed_usage_failing_bash_parallel_denied(collector: Collector, dirs: dic
     numbers = [s["stepNumber"] for s in t["steps"]]
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
     print(run.after_agent, [(s["stepNumber"], s.get("kind"), s["toolName"]) for s in t["steps"]])
-    assert run.after_agent < 5, run.after_agent
+    run.assert_bounded_exit()
 
 
 def _cfg(collector: Collector, dirs: dict[str, str], a: str, **extra: object) -> dict[str, object]:
@@ -121,7 +121,7 @@ def test_max_turns_is_recorded_as_failed(collector: Collector, dirs: dict[str, s
     # the SDK raises after the error result: the user's process fails with the traceback, as without us
     assert run.code == 1, run.stderr[-2000:]
     assert "Reached maximum number of turns" in run.stderr or "error_max_turns" in run.stderr, run.stderr[-2000:]
-    assert run.after_agent < 5
+    run.assert_bounded_exit()
     t = collector.only(a)
     assert t["success"] is False
     assert t["status"] == "failed"
@@ -178,7 +178,7 @@ def test_endings_lose_nothing(collector: Collector, dirs: dict[str, str], ending
     finally:
         fake.close()
     assert run.code == code, run.stderr[-2000:]
-    assert run.after_agent < 5, run.after_agent
+    run.assert_bounded_exit()
     t = collector.only(a)
     if ending == "raise_in_loop":
         # the user's code stopped the agent after the first tool call: the run did not finish
@@ -232,8 +232,7 @@ def test_signal_mid_run_is_interrupted(collector: Collector, dirs: dict[str, str
     if sig == signal.SIGTERM:
         assert lived < 7, lived  # our handler: shutdown within 5 s, then the default action
     else:
-        assert run.after_agent < 5, (run.after_agent, lived)
-        assert lived < 30
+        run.assert_bounded_exit()
     t = collector.only(a)
     assert t["success"] is False
     if features.interrupted:

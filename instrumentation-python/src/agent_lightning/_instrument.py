@@ -1161,11 +1161,14 @@ class Lightning:
             self._previous_sigterm = None
 
     def _at_exit(self) -> None:
+        started = time.time()
         self._debug(f"[Lightning Instrumentation] exit: delivering what is left (at most {self.shutdown_timeout:g} s)")
         try:
             self._exit_shutdown()
         finally:
-            self._debug("[Lightning Instrumentation] exit: done")
+            self._debug(
+                f"[Lightning Instrumentation] exit: done in {time.time() - started:.3f} s (started at {started:.3f})"
+            )
 
     def _exit_shutdown(self) -> None:
         exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)

@@ -351,7 +351,9 @@ class Outbox:
             self._attempt = 0
             self._split = 0
             c.unauthorized = 0
-            self._restarted.discard(items[0].trajectory_id)
+            if items[0].kind != "start":
+                # only a record past the start proves the collector knows the trajectory again
+                self._restarted.discard(items[0].trajectory_id)
             self._settled(items)
             return False
         c.failed += 1
