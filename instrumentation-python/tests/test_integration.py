@@ -102,17 +102,13 @@ def spool_files(home: str) -> list[Path]:
 
 
 def deliver_from_spool(home: str, c: Collector, a: str) -> None:
-    """A later process of the same user, with the collector up: it delivers what the spool holds."""
-    proc, _ = run_sim(
-        {
-            "options": {"collector_url": c.url, "api_key": c.api_key, "agent_id": f"{a}-next", "flush_interval": 0.05},
-            "steps": 0,
-            "stop": False,
-            "shutdown": True,
-        },
-        home,
-    )
-    assert proc.returncode == 0, proc.stderr
+    """A later process of the same user (here in-process, on the same default spool directory),
+    with the collector up: it delivers what the spool holds and deletes the delivered files."""
+    spool_dir = Path(home) / ".local" / "state" / "agent-lightning" / "spool"
+    later = Lightning(**opts(c.url, c.api_key, f"{a}-next", spool_dir=str(spool_dir)))
+    assert later.flush_sync(15)
+    later.shutdown_sync()
+    assert later.stats().replayed > 0
     assert spool_files(home) == [], "delivered spool files are deleted"
 
 
