@@ -2,7 +2,7 @@
 """Hook overhead: time per PreToolUse+PostToolUse pair, as the SDK awaits them, against a baseline
 pair of empty async callbacks measured in the same process (the machine is shared and noisy).
 
-    .venv/bin/python bench/hooks.py [pairs]
+    .venv/bin/python bench/hooks.py [pairs] [gap-seconds]
 
 Prints p50/p99 in microseconds for both and the instrumentation's excess over the baseline, with
 a bootstrap 95% interval. The collector URL points at a closed port: sending happens on the
@@ -33,7 +33,7 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-async def measure(pre: Callback, post: Callback, n: int, sid: str) -> list[float]:
+async def measure(pre: Callback, post: Callback, n: int, sid: str, gap: float = 0.0) -> list[float]:
     out: list[float] = []
     ctx = {"signal": None}
     tool_input = {"command": "ls -la", "description": "list"}
@@ -52,6 +52,8 @@ async def measure(pre: Callback, post: Callback, n: int, sid: str) -> list[float
         await pre({**base, "hook_event_name": "PreToolUse"}, tid, ctx)
         await post({**base, "hook_event_name": "PostToolUse", "tool_response": response, "duration_ms": 1}, tid, ctx)
         out.append((time.perf_counter_ns() - t0) / 1000)
+        if gap:
+            await asyncio.sleep(gap)  # the agent's own work between tool calls
     return out
 
 
@@ -67,6 +69,8 @@ def bootstrap(a: list[float], b: list[float], q: float, rounds: int = 200) -> tu
 
 async def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    # back to back (the sender thread always busy), then with 1 ms between pairs (closer to an agent)
+    gap = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
     lightning = Lightning(
         collector_url="http://127.0.0.1:9",
         api_key="k",
@@ -84,8 +88,9 @@ async def main() -> None:
     inst: list[float] = []
     # interleave rounds so load changes hit both alike
     for r in range(10):
-        base += await measure(empty, empty, n // 10, f"b{r}")
-        inst += await measure(pre, post, n // 10, f"i{r}")
+        base += await measure(empty, empty, n // 10, f"b{r}", gap)
+        inst += await measure(pre, post, n // 10, f"i{r}", gap)
+    print(f"gap between pairs: {gap * 1000:g} ms")
     for name, v in (("baseline (empty hooks)", base), ("instrumented", inst)):
         print(
             f"{name:24s} n={len(v)} p50={pct(v, 0.5):7.1f} us  p99={pct(v, 0.99):7.1f} us  mean={statistics.mean(v):7.1f} us"

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import datetime
 import logging
+import math
 import os
 import re
 import signal
@@ -54,9 +55,9 @@ def _str(v: object) -> str | None:
 
 
 def _num(v: object) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    return float(v) if v == v and v not in (float("inf"), float("-inf")) else None
+    if type(v) is int or type(v) is float:
+        return float(v) if math.isfinite(v) else None
+    return None
 
 
 def _usage(u: object) -> dict[str, int] | None:
@@ -491,7 +492,7 @@ class Lightning:
 
         def wrap(event: str, handler: Callable[[Mapping[str, Any], str | None], None]) -> Any:
             async def callback(input_data: Any, tool_use_id: str | None, context: Any) -> Any:
-                if self._shut or not isinstance(input_data, Mapping):
+                if self._shut or not (type(input_data) is dict or isinstance(input_data, Mapping)):
                     return {}
                 try:
                     with self._lock:
@@ -542,14 +543,16 @@ class Lightning:
     def _on_pre_tool(self, data: Mapping[str, Any], _id: str | None) -> None:
         t = self._current(self._sid(data))
         tool_use_id = _str(data.get("tool_use_id")) or f"no-id-{uuid.uuid4()}"
-        self._debug(f"[Lightning Hooks] Pre-tool: {data.get('tool_name')}")
+        if self.debug_enabled:
+            self._debug(f"[Lightning Hooks] Pre-tool: {data.get('tool_name')}")
         if tool_use_id not in t.open:
             self._open_step(t, data, tool_use_id)
 
     def _on_post_tool(self, data: Mapping[str, Any], *, failure: bool) -> None:
         t = self._current(self._sid(data))
         tool_use_id = _str(data.get("tool_use_id")) or f"no-id-{uuid.uuid4()}"
-        self._debug(f"[Lightning Hooks] Post-tool: {data.get('tool_name')}{' (failed)' if failure else ''}")
+        if self.debug_enabled:
+            self._debug(f"[Lightning Hooks] Post-tool: {data.get('tool_name')}{' (failed)' if failure else ''}")
         step = t.open.get(tool_use_id) or self._open_step(t, data, tool_use_id)
         extra: dict[str, Any] = {}
         if failure and data.get("is_interrupt") is not None:
