@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from agent_lightning import Lightning
+from agent_lightning._spool import collector_key
 
 from .helpers import PACKAGE_ROOT, REPO_ROOT, Collector, FlakyProxy, HungServer, free_port, rand, tool_steps
 from .sim import session
@@ -96,15 +97,20 @@ def run_sim(cfg: dict[str, Any], home: str, timeout: float = 60) -> tuple[subpro
     return proc, ended - agent_end
 
 
+def spool_dir_of(home: str, url: str) -> Path:
+    """The default spool directory of a user for one collector (docs/spool.md)."""
+    return Path(home) / ".local" / "state" / "agent-lightning" / "spool" / collector_key(url)
+
+
 def spool_files(home: str) -> list[Path]:
-    d = Path(home) / ".local" / "state" / "agent-lightning" / "spool"
-    return sorted(d.glob("spool-*")) if d.exists() else []
+    root = Path(home) / ".local" / "state" / "agent-lightning" / "spool"
+    return sorted(root.glob("*/spool-*")) if root.exists() else []
 
 
-def deliver_from_spool(home: str, c: Collector, a: str) -> None:
+def deliver_from_spool(home: str, url: str, c: Collector, a: str) -> None:
     """A later process of the same user (here in-process, on the same default spool directory),
     with the collector up: it delivers what the spool holds and deletes the delivered files."""
-    spool_dir = Path(home) / ".local" / "state" / "agent-lightning" / "spool"
+    spool_dir = spool_dir_of(home, url)
     later = Lightning(**opts(c.url, c.api_key, f"{a}-next", spool_dir=str(spool_dir)))
     assert later.flush_sync(15)
     later.shutdown_sync()
@@ -153,7 +159,8 @@ def test_process_exit_is_bounded_and_loses_nothing(collector: Collector, fault: 
     records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
     assert {r["kind"] for r in records} == {"start", "step", "complete"}
     assert collector.trajectories(a) == []
-    deliver_from_spool(home, collector, a)
+    assert [f.parent for f in files] == [spool_dir_of(home, url)] * len(files), "one directory per collector"
+    deliver_from_spool(home, url, collector, a)
     assert_once(collector.only(a), 5)
 
 

@@ -360,7 +360,15 @@ def test_default_spool_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_spool_dir() == tmp_path / "state" / "agent-lightning" / "spool"
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_spool_dir() == tmp_path / "home" / ".local" / "state" / "agent-lightning" / "spool"
+    root = tmp_path / "home" / ".local" / "state" / "agent-lightning" / "spool"
+    assert default_spool_dir() == root
+    monkeypatch.delenv("LIGHTNING_SPOOL_DIR", raising=False)
+    lightning = Lightning(collector_url="http://127.0.0.1:4000/", api_key="k", agent_id="a", handle_process_exit=False)
+    # one subdirectory per collector: sha256("http://127.0.0.1:4000")[:16], as docs/spool.md says
+    import hashlib
+
+    assert lightning.spool_dir == root / hashlib.sha256(b"http://127.0.0.1:4000").hexdigest()[:16]
+    lightning.shutdown_sync(0)
 
 
 async def test_secrets_never_reach_the_spool(tmp_path: Path) -> None:

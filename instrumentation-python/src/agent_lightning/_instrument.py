@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from ._outbox import Item, Outbox, OutboxConfig
 from ._redact import Redactor
 from ._sanitize import JsonValue, error_message, sanitize_field, to_json_safe, truncate_json
-from ._spool import Spool, default_spool_dir
+from ._spool import Spool, collector_key, default_spool_dir
 from ._transport import Backoff, Client
 
 if TYPE_CHECKING:
@@ -235,7 +235,10 @@ class Lightning:
         client = Client(url, key, self._request_timeout, user_agent)
         spool_obj: Spool | None = None
         if spool:
-            directory = Path(spool_dir or os.environ.get("LIGHTNING_SPOOL_DIR") or default_spool_dir())
+            explicit = spool_dir or os.environ.get("LIGHTNING_SPOOL_DIR")
+            # docs/spool.md: an explicit directory is used as is; the default has one
+            # subdirectory per collector
+            directory = Path(explicit) if explicit else default_spool_dir() / collector_key(url)
             spool_obj = Spool(directory, int(positive("max_spool_bytes", max_spool_bytes)), self._warn, self._debug)
         self._lock = threading.RLock()
         self._sessions: dict[str, Trajectory] = {}

@@ -56,6 +56,14 @@ def default_spool_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"agent-lightning-{uid}" / "spool"
 
 
+def collector_key(collector_url: str) -> str:
+    """The default spool keeps one subdirectory per collector, so records meant for one are never
+    delivered to another: 16 hex digits of the SHA-256 of the URL, trailing slashes removed."""
+    import hashlib
+
+    return hashlib.sha256(collector_url.rstrip("/").encode("utf-8")).hexdigest()[:16]
+
+
 def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -101,7 +109,10 @@ class Spool:
     def _ensure_dir(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(OSError):
-            os.chmod(self.dir, 0o700)
+            st = os.stat(self.dir)
+            # tighten a directory this user created earlier with looser permissions
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                os.chmod(self.dir, 0o700)
 
     def dir_bytes(self) -> int:
         total = 0
