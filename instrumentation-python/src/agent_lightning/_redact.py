@@ -436,18 +436,17 @@ def _is_quote(c: str) -> bool:
     return c != "" and c in _QUOTES
 
 
-def _line_start(text: str, i: int) -> int:
-    limit = max(0, i - 4096)
+def _line_start(text: str, i: int, max_back: int = 256) -> int:
+    """Start of the line holding index i, looking back at most `max_back` characters."""
+    limit = max(0, i - max_back)
     j = max(text.rfind("\n", limit, i), text.rfind("\r", limit, i))
     return j + 1 if j >= 0 else limit
 
 
 def _line_end(text: str, i: int, max_len: int = 4096) -> int:
     limit = min(len(text), i + max_len)
-    for j in range(i, limit):
-        if text[j] in _NL:
-            return j
-    return limit
+    ends = [j for j in (text.find("\n", i, limit), text.find("\r", i, limit)) if j >= 0]
+    return min(ends) if ends else limit
 
 
 def _closing_quote(text: str, start: int, quote: str, escaped: bool) -> int:
@@ -569,6 +568,9 @@ class _Scanner:
         self.entropy_scanned = 0
         self.nl_from = -1
         self.nl_at = -1
+        # per command kind, how far its flags were already scanned (a later occurrence of the
+        # same command on that stretch finds nothing new): keeps command-dense text linear
+        self.cmd_scanned: dict[str, int] = {}
 
     def scan(self) -> None:
         text = self.text
@@ -578,7 +580,7 @@ class _Scanner:
             m = _STEM_RE.search(self.lower, pos)
             if m is None:
                 return
-            i = m.start()
+            i = m.end() - 1  # the stem lies inside the word: the word is found from its last character
             while r < len(self.exclude) and self.exclude[r][1] <= i:
                 r += 1
             if r < len(self.exclude) and self.exclude[r][0] <= i:
@@ -587,11 +589,13 @@ class _Scanner:
             ws = i
             while ws > 0 and i - ws < 128 and text[ws - 1] in _WORD_CHARS:
                 ws -= 1
-            we = m.end()
+            we = i + 1
             while we < len(text) and we - i < 128 and text[we] in _WORD_CHARS:
                 we += 1
-            pos = max(we, m.end())
+            before = len(self.out)
             self.handle_word(ws, we)
+            # words inside a value just found are part of it: go on after it (keeps this linear)
+            pos = max([we, *(sp.end for sp in self.out[before:] if sp.kind != "high_entropy")])
 
     def handle_word(self, ws: int, we: int) -> None:
         text = self.text
@@ -691,7 +695,9 @@ class _Scanner:
         return b - a >= 24 and looks_random(text[a:b])
 
     def is_line_start_key(self, key_start: int) -> bool:
-        ls = _line_start(self.text, key_start)
+        ls = _line_start(self.text, key_start, 24)
+        if ls > 0 and key_start - ls >= 24:
+            return False
         return _LINE_START_PREFIX_RE.match(self.text[ls:key_start]) is not None
 
     def key_value(
@@ -839,6 +845,9 @@ class _Scanner:
         if cmd == "login" and not _LOGIN_TOOLS_RE.search(text[_line_start(text, ws) : ws]):
             return
         end = _line_end(text, we, 2048)
+        if we < self.cmd_scanned.get(cmd, -1):
+            return
+        self.cmd_scanned[cmd] = end
         segment = text[we:end]
         for m in _COMMAND_RES[cmd].finditer(segment):
             g = next((i for i in range(1, (m.lastindex or 0) + 1) if m.group(i) is not None), None)
@@ -853,10 +862,7 @@ class _Scanner:
     def next_line_end(self, start: int) -> int:
         if self.nl_from >= 0 and self.nl_from <= start <= self.nl_at:
             return self.nl_at
-        text = self.text
-        j = start
-        while j < len(text) and text[j] not in _NL:
-            j += 1
+        j = _line_end(self.text, start, len(self.text))
         self.nl_from, self.nl_at = start, j
         return j
 
