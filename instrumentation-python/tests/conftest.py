@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import PACKAGE_ROOT, Collector, sdk_env
+
+
+@pytest.fixture(scope="session")
+def collector() -> Iterator[Collector]:
+    c = Collector().start()
+    yield c
+    c.dispose()
+
+
+@dataclass
+class ChildRun:
+    code: int
+    stdout: str
+    stderr: str
+    started: float
+    ended: float
+    agent_end: float | None
+
+    @property
+    def exit_handler(self) -> float | None:
+        """Seconds the instrumentation's exit handler took (from its debug line), if it ran."""
+        for line in self.stderr.splitlines():
+            if "exit: done in " in line:
+                return float(line.split("exit: done in ")[1].split()[0])
+        return None
+
+    def assert_bounded_exit(self, shutdown_timeout: float = 5.0) -> None:
+        """The instrumentation's part of the exit is bounded by shutdown_timeout; the rest is the
+        SDK's own teardown (stopping the CLI) and the interpreter's, which happen without us too."""
+        took = self.exit_handler
+        assert took is not None, f"the exit handler did not run:\n{self.stderr[-2000:]}"
+        assert took < shutdown_timeout + 0.5, took
+        assert self.after_agent < shutdown_timeout + 25, (self.after_agent, took)
+        print(f"exit handler {took:.2f} s, process lived {self.after_agent:.2f} s past the agent's end")
+
+    @property
+    def after_agent(self) -> float:
+        """Seconds the process lived past the agent's end (its loop finished)."""
+        assert self.agent_end is not None, f"no AGENT_END line:\n{self.stdout}\n{self.stderr}"
+        return self.ended - self.agent_end
+
+
+def spawn_child(cfg: dict[str, Any], fake_url: str, home: str) -> subprocess.Popen[str]:
+    env = sdk_env(fake_url, home)
+    env["PYTHONPATH"] = str(PACKAGE_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["LIGHTNING_DEBUG"] = "1"  # the exit handler reports how long it took
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.agent_child", json.dumps(cfg)],
+        cwd=PACKAGE_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_child(proc: subprocess.Popen[str], started: float, timeout: float = 120) -> ChildRun:
+    out, err = proc.communicate(timeout=timeout)
+    ended = time.time()
+    agent_end = None
+    for line in out.splitlines():
+        if line.startswith("AGENT_END "):
+            agent_end = float(line.split()[1])
+    return ChildRun(proc.returncode, out, err, started, ended, agent_end)
+
+
+def run_child(cfg: dict[str, Any], fake_url: str, home: str, timeout: float = 120) -> ChildRun:
+    started = time.time()
+    return finish_child(spawn_child(cfg, fake_url, home), started, timeout)
+
+
+@pytest.fixture
+def dirs() -> Iterator[dict[str, str]]:
+    work = tempfile.mkdtemp(prefix="lightning-py-work-")
+    home = tempfile.mkdtemp(prefix="lightning-py-home-")
+    yield {"work": work, "home": home, "spool": str(Path(home) / "spool")}
+    import shutil
+
+    for d in (work, home):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+os.environ.setdefault("LIGHTNING_BIN", str(PACKAGE_ROOT.parent / "target" / "debug" / "lightning"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: Any) -> bool | None:
+    """Runs `async def` tests in a fresh event loop (no plugin needed)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        asyncio.run(pyfuncitem.obj(**args))
+        return True
+    return None

@@ -1,0 +1,323 @@
+"""Integration against the real `lightning` collector binary: retries, outages, 401, a hung
+collector, the spool handed from one process to the next (and from the TypeScript package)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_lightning import Lightning
+from agent_lightning._spool import collector_key
+
+from .helpers import PACKAGE_ROOT, REPO_ROOT, Collector, FlakyProxy, HungServer, free_port, rand, tool_steps
+from .sim import session
+
+
+def agent() -> str:
+    return f"py-it-{rand()}"
+
+
+def opts(url: str, key: str, a: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "collector_url": url,
+        "api_key": key,
+        "agent_id": a,
+        "retry_base_delay": 0.02,
+        "flush_interval": 0.05,
+        "handle_process_exit": False,
+        **extra,
+    }
+
+
+def assert_once(t: dict[str, Any], steps: int) -> None:
+    tools = tool_steps(t)
+    assert [s["stepNumber"] for s in tools] == list(range(1, steps + 1)), [s["stepNumber"] for s in t["steps"]]
+    assert [s["toolUseId"] for s in tools] == [f"toolu_sim_{i}" for i in range(steps)]
+    for i, s in enumerate(tools):
+        assert s["toolOutput"] == {"stdout": str(i)}
+    assert t["success"] is True and t["status"] == "succeeded"
+
+
+async def test_retries_never_duplicate(collector: Collector) -> None:
+    proxy = FlakyProxy(collector.url, fail_after_forward=5)
+    a = agent()
+    try:
+        lightning = Lightning(**opts(proxy.url, collector.api_key, a, batch_size=1, flush_interval=0, spool=False))
+        await session(lightning, 6)
+        assert await lightning.flush(15)
+        stats = lightning.stats()
+        assert stats.retries >= 5 and stats.dropped == 0 and stats.queued == 0, stats
+        await lightning.shutdown()
+    finally:
+        proxy.close()
+    assert_once(collector.only(a), 6)
+
+
+async def test_collector_down_then_up(tmp_path: Path) -> None:
+    port = free_port()
+    a = agent()
+    c = Collector()
+    lightning = Lightning(**opts(f"http://127.0.0.1:{port}", c.api_key, a, spool_dir=str(tmp_path)))
+    await session(lightning, 4)
+    assert not await lightning.flush(0.5), "nothing can be delivered while the collector is down"
+    assert lightning.stats().queued > 0 and lightning.stats().failed > 0
+    c.start(port)
+    try:
+        assert await lightning.flush(15)
+        await lightning.shutdown()
+        assert_once(c.only(a), 4)
+        assert lightning.stats().dropped == 0
+    finally:
+        c.dispose()
+
+
+def run_sim(cfg: dict[str, Any], home: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_STATE_HOME", "LIGHTNING_SPOOL_DIR")}
+    env.update({"HOME": home, "PYTHONPATH": str(PACKAGE_ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.sim", json.dumps(cfg)],
+        cwd=PACKAGE_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    ended = time.time()
+    agent_end = next(float(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("AGENT_END"))
+    return proc, ended - agent_end
+
+
+def spool_dir_of(home: str, url: str) -> Path:
+    """The default spool directory of a user for one collector (docs/spool.md)."""
+    return Path(home) / ".local" / "state" / "agent-lightning" / "spool" / collector_key(url)
+
+
+def spool_files(home: str) -> list[Path]:
+    root = Path(home) / ".local" / "state" / "agent-lightning" / "spool"
+    return sorted(root.glob("*/spool-*")) if root.exists() else []
+
+
+def deliver_from_spool(home: str, url: str, c: Collector, a: str) -> None:
+    """A later process of the same user (here in-process, on the same default spool directory),
+    with the collector up: it delivers what the spool holds and deletes the delivered files."""
+    spool_dir = spool_dir_of(home, url)
+    later = Lightning(**opts(c.url, c.api_key, f"{a}-next", spool_dir=str(spool_dir)))
+    assert later.flush_sync(15)
+    later.shutdown_sync()
+    assert later.stats().replayed > 0
+    assert spool_files(home) == [], "delivered spool files are deleted"
+
+
+@pytest.mark.parametrize("fault", ["down", "hung", "401"])
+def test_process_exit_is_bounded_and_loses_nothing(collector: Collector, fault: str) -> None:
+    """The seed's usage (no shutdown call): the process ends on its own, promptly, whatever the
+    collector does, the data waits in the default spool (0600 files in a 0700 directory), and the
+    next process delivers it exactly once."""
+    home = tempfile.mkdtemp(prefix="lightning-py-home-")
+    a = agent()
+    hung = HungServer() if fault == "hung" else None
+    url = hung.url if hung else (collector.url if fault == "401" else f"http://127.0.0.1:{free_port()}")
+    key = "wrong-key" if fault == "401" else collector.api_key
+    try:
+        proc, lived = run_sim(
+            {
+                "options": {
+                    "collector_url": url,
+                    "api_key": key,
+                    "agent_id": a,
+                    "shutdown_timeout": 2.0,
+                    "retry_base_delay": 0.05,
+                },
+                "steps": 5,
+            },
+            home,
+        )
+    finally:
+        if hung:
+            hung.close()
+    assert proc.returncode == 0, proc.stderr
+    # shutdown_timeout (2 s) bounds the instrumentation; the rest is the interpreter's own teardown
+    # (about 1.5 s on this shared machine with the SDK imported, without us too)
+    assert lived < 5.0, lived
+    if fault == "401":
+        warnings = [line for line in proc.stderr.splitlines() if "401" in line]
+        assert len(warnings) == 1, proc.stderr
+    files = spool_files(home)
+    assert files, proc.stderr
+    assert stat.S_IMODE(files[0].parent.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert {r["kind"] for r in records} == {"start", "step", "complete"}
+    assert collector.trajectories(a) == []
+    assert [f.parent for f in files] == [spool_dir_of(home, url)] * len(files), "one directory per collector"
+    deliver_from_spool(home, url, collector, a)
+    assert_once(collector.only(a), 5)
+
+
+@pytest.fixture(scope="module")
+def ts_spool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The TypeScript package's real Spool class (instrumentation/src/spool.ts), compiled once with
+    the package's own tsc into an ES module directory."""
+    ts = REPO_ROOT / "instrumentation"
+    tsc = ts / "node_modules" / ".bin" / "tsc"
+    assert tsc.exists(), "instrumentation/node_modules is needed (npm ci in instrumentation/)"
+    out = tmp_path_factory.mktemp("ts")
+    args = [
+        "--outDir",
+        str(out),
+        "--module",
+        "nodenext",
+        "--moduleResolution",
+        "nodenext",
+        "--target",
+        "es2022",
+        "--skipLibCheck",
+        "--types",
+        "node",
+        str(ts / "src" / "spool.ts"),
+    ]
+    subprocess.run([str(tsc), *args], check=True, cwd=ts, capture_output=True, text=True)
+    (out / "package.json").write_text('{"type": "module"}')
+    return out
+
+
+def test_spool_written_by_the_typescript_package_is_delivered(
+    collector: Collector, tmp_path: Path, ts_spool: Path
+) -> None:
+    """The real TypeScript Spool class (instrumentation/src/spool.ts, compiled with the package's
+    own tsc) writes the file; this package delivers it."""
+    out = ts_spool
+    spool_dir = tmp_path / "spool"
+    a = agent()
+    tid = str(uuid.uuid4())
+    script = f"""
+import {{ Spool }} from './spool.js';
+const logger = {{ debug() {{}}, warn(m) {{ console.error(m); }} }};
+const spool = new Spool({json.dumps(str(spool_dir))}, 1 << 20, logger, false);
+const tid = {json.dumps(tid)};
+const n = spool.write([
+  {{ v: 1, kind: 'start', trajectoryId: tid, body: {{ trajectoryId: tid, agentId: {json.dumps(a)},
+     startTime: new Date().toISOString(), prompt: 'from typescript' }} }},
+  {{ v: 1, kind: 'step', trajectoryId: tid, body: {{ stepNumber: 1, toolName: 'Bash', toolUseId: 'toolu_sim_0',
+     toolInput: {{ command: 'echo 0' }}, toolOutput: {{ stdout: '0' }} }} }},
+  {{ v: 1, kind: 'complete', trajectoryId: tid, body: {{ success: true, endTime: new Date().toISOString(),
+     totalSteps: 1 }} }},
+]);
+if (n !== 3) process.exit(2);
+"""
+    (out / "write.mjs").write_text(script)
+    subprocess.run(["node", str(out / "write.mjs")], check=True, cwd=out, capture_output=True, text=True)
+    assert len(list(spool_dir.glob("spool-*.jsonl"))) == 1
+    lightning = Lightning(**opts(collector.url, collector.api_key, f"{a}-py", spool_dir=str(spool_dir)))
+    assert lightning.flush_sync(10)
+    lightning.shutdown_sync()
+    assert lightning.stats().replayed == 3
+    t = collector.only(a)
+    assert t["prompt"] == "from typescript"
+    assert_once(t, 1)
+    assert list(spool_dir.glob("spool-*")) == []
+
+
+def test_spool_written_by_python_is_claimed_by_the_typescript_package(tmp_path: Path, ts_spool: Path) -> None:
+    """The other direction: the real TypeScript Spool class claims and parses this package's file."""
+    out = ts_spool
+    spool_dir = tmp_path / "spool"
+    lightning = Lightning(
+        collector_url=f"http://127.0.0.1:{free_port()}",
+        api_key="k",
+        agent_id="py-to-ts",
+        spool_dir=str(spool_dir),
+        handle_process_exit=False,
+        shutdown_timeout=0.2,
+    )
+    import asyncio
+
+    asyncio.run(session(lightning, 2))
+    lightning.shutdown_sync()
+    assert lightning.stats().spooled == 5  # start, 2 tool steps, the final message, complete
+    script = f"""
+import {{ Spool }} from './spool.js';
+const logger = {{ debug() {{}}, warn(m) {{ console.error(m); }} }};
+const spool = new Spool({json.dumps(str(spool_dir))}, 1 << 20, logger, false);
+console.log(JSON.stringify(spool.claim()));
+"""
+    (out / "claim.mjs").write_text(script)
+    proc = subprocess.run(["node", str(out / "claim.mjs")], check=True, cwd=out, capture_output=True, text=True)
+    records = json.loads(proc.stdout)
+    assert [r["kind"] for r in records] == ["start", "step", "step", "step", "complete"], records
+    assert records[0]["body"]["agentId"] == "py-to-ts" and records[0]["body"]["prompt"] == "simulated task"
+    assert [r["body"]["toolUseId"] for r in records[1:3]] == ["toolu_sim_0", "toolu_sim_1"]
+    assert records[3]["body"]["toolOutput"] == "done"
+    assert records[4]["body"]["success"] is True
+
+
+MEMORY_CHILD = """
+import asyncio, json, sys
+from agent_lightning import Lightning
+from tests.sim import session
+
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) * 1024
+cfg = json.loads(sys.argv[1])
+lightning = Lightning(**cfg)
+base = hwm()
+
+async def main():
+    for chunk in range(30):
+        # every output is a fresh 1 MiB string: whatever is kept shows in the peak RSS
+        await session(lightning, 10, output={"stdout": ("x" * (1 << 20)) + str(chunk)}, session_id=f"s-{chunk}")
+        await asyncio.sleep(0.02)
+asyncio.run(main())
+lightning.flush_sync(5)
+print(json.dumps({"base": base, "peak": hwm(), "stats": lightning.stats().__dict__}))
+lightning.shutdown_sync(0.1)
+"""
+
+
+def test_memory_is_bounded_by_bytes_during_an_outage(tmp_path: Path) -> None:
+    """300 steps of 1 MiB output while the collector is down (a child process, so its peak RSS is
+    its own): memory stays under the byte bound + 64 MiB, the rest goes to the spool, nothing is
+    lost, and the next process delivers all of it."""
+    a = agent()
+    port = free_port()
+    bound = 2 << 20
+    cfg = opts(f"http://127.0.0.1:{port}", "k", a, spool_dir=str(tmp_path), max_buffer_bytes=bound)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD, json.dumps(cfg)],
+        cwd=PACKAGE_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    growth = report["peak"] - report["base"]
+    assert growth < bound + (64 << 20), growth
+    assert report["stats"]["spooled"] > 0 and report["stats"]["dropped"] == 0, report
+    c = Collector().start(port)
+    try:
+        later = Lightning(**opts(c.url, c.api_key, f"{a}-next", spool_dir=str(tmp_path)))
+        assert later.flush_sync(60)
+        later.shutdown_sync()
+        found = c.all(a)
+        assert len(found) == 30
+        for t in found:
+            tools = tool_steps(t)
+            assert [s["stepNumber"] for s in tools] == list(range(1, 11))
+            assert all("truncated" in s["toolOutput"]["stdout"] for s in tools)
+        print(f"peak RSS growth {growth / 2**20:.1f} MiB for 300 MiB of tool output")
+    finally:
+        c.dispose()
