@@ -156,7 +156,7 @@ export interface AgentSummary {
 export type RunStatus = 'running' | 'completed' | 'failed';
 
 /** A mean reward with n and its interval (Wilson for success rates, bootstrap otherwise). */
-export interface Score {
+export interface IntervalScore {
   mean: number;
   n: number;
   low: number;
@@ -166,7 +166,7 @@ export interface Score {
 }
 
 /** Best minus start on the same test examples. */
-export interface PairedDifference extends Score {
+export interface PairedDifference extends IntervalScore {
   wins: number;
   losses: number;
   ties: number;
@@ -181,19 +181,19 @@ export interface RunEvidence {
   split: { train: number; validation: number; test: number };
   confidence: number;
   minImprovement: number;
-  baselineValidation: Score | null;
-  bestValidation: Score | null;
-  baselineTest: Score;
-  bestTest: Score;
+  baselineValidation: IntervalScore | null;
+  bestValidation: IntervalScore | null;
+  baselineTest: IntervalScore;
+  bestTest: IntervalScore;
   difference: PairedDifference;
   significant: boolean;
   verdict: Verdict;
 }
 
 export interface CandidateScores {
-  minibatch: Score | null;
-  validation: Score | null;
-  test: Score | null;
+  minibatch: IntervalScore | null;
+  validation: IntervalScore | null;
+  test: IntervalScore | null;
 }
 
 export interface CandidateEvaluation {

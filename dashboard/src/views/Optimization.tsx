@@ -7,7 +7,7 @@ import { ApiError } from '../lib/api';
 import { DASH, formatDateTime, formatDuration, formatInterval, formatNumber, formatScore, shortId } from '../lib/format';
 import { useAsync } from '../lib/hooks';
 import { Link, navigate, setSearch, useLocation } from '../lib/router';
-import type { Candidate, CandidateEvaluation, CandidateStatus, Prompt, Run, RunDetail as RunDetailData, RunEvidence, Score, Verdict } from '../lib/types';
+import type { Candidate, CandidateEvaluation, CandidateStatus, Prompt, Run, RunDetail as RunDetailData, RunEvidence, IntervalScore, Verdict } from '../lib/types';
 
 function NotAvailable({ what }: { what: string }) {
   return (
@@ -35,7 +35,7 @@ const VERDICT: Record<Verdict, { label: string; tone: 'ok' | 'neutral' | 'info' 
 
 /** A run's test score, with interval and n when the run recorded its evidence. */
 function runScore(run: Run, which: 'baselineTest' | 'bestTest'): string {
-  const s: Score | undefined = run.evidence?.[which];
+  const s: IntervalScore | undefined = run.evidence?.[which];
   return s ? formatInterval(s) : formatScore(which === 'bestTest' ? run.bestScore : run.baselineScore);
 }
 
