@@ -321,3 +321,44 @@ def test_memory_is_bounded_by_bytes_during_an_outage(tmp_path: Path) -> None:
         print(f"peak RSS growth {growth / 2**20:.1f} MiB for 300 MiB of tool output")
     finally:
         c.dispose()
+
+
+def _post(collector: Collector, path: str, body: dict[str, Any]) -> Any:
+    import urllib.request
+
+    req = urllib.request.Request(
+        collector.url + path,
+        data=json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {collector.api_key}", "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+async def test_prompt_follows_the_assignment_and_records_it(collector: Collector) -> None:
+    """prompt() against the real registry: the fallback with nothing promoted, the promoted
+    version, then the canary of a 100 % rollout; each run records its version and assignment."""
+    a = agent()
+    lightning = Lightning(**opts(collector.url, collector.api_key, a, batch_size=1, flush_interval=0, spool=False))
+    assert await lightning.prompt_details("own prompt") == ("own prompt", None, "fallback")
+    _post(collector, f"/api/agents/{a}/prompts", {"text": "v1 text", "promote": True})
+    _post(collector, f"/api/agents/{a}/prompts", {"text": "v2 text"})
+    assert await lightning.prompt_details("own prompt") == ("v1 text", "1", "collector")
+    _post(collector, f"/api/agents/{a}/prompts/2/rollout", {"percent": 100})
+    assert await lightning.prompt("own prompt", unit="user-7") == "v2 text"
+    await session(lightning, 1)
+    assert await lightning.flush(10)
+    await lightning.shutdown()
+    t = collector.only(a)
+    assert t["promptVersion"] == "2"
+    assignment = t["metadata"]["promptAssignment"]
+    assert assignment["arm"] == "canary" and assignment["unit"] == "user-7" and assignment["rolloutId"], assignment
+
+
+async def test_prompt_falls_back_quickly_when_the_collector_is_unreachable() -> None:
+    lightning = Lightning(**opts(f"http://127.0.0.1:{free_port()}", "some-key-0123456789", agent(), spool=False))
+    started = time.monotonic()
+    assert await lightning.prompt("own prompt") == "own prompt"
+    assert time.monotonic() - started < 3.5
+    await lightning.shutdown(1)

@@ -16,6 +16,7 @@ export type {
   LightningHooks,
   LightningStats,
   Logger,
+  PromptOptions,
   PromptResult,
   RedactOptions,
   RetryOptions,

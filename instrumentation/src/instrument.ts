@@ -7,7 +7,7 @@
  * (redaction/truncation), outbox.ts + retry-policy.ts (delivery), spool.ts, lifecycle.ts (exit).
  */
 import { randomUUID } from 'node:crypto';
-import { LightningClient } from './client.js';
+import { LightningClient, type RequestOutcome } from './client.js';
 import { buildHooks } from './hooks.js';
 import { Lifecycle } from './lifecycle.js';
 import { resolveOptions, VERSION, type ResolvedOptions } from './options.js';
@@ -24,6 +24,7 @@ import type {
   Lightning,
   LightningHooks,
   LightningStats,
+  PromptOptions,
   PromptResult,
   ScoreOptions,
   ScoreValue,
@@ -47,6 +48,10 @@ class Instrumentation implements Lightning {
   private readonly lifecycle: Lifecycle;
   private readonly redactions: RedactionTally;
   private promptVersion: string | null = null;
+  /** The last prompt assignment, recorded in new trajectories' metadata (`promptAssignment`). */
+  private assignment: Record<string, unknown> | null = null;
+  /** prompt()'s default unit: one draw per process. */
+  private readonly unit = randomUUID();
   private closed = false;
   private warnedUnauthorized = false;
 
@@ -99,6 +104,7 @@ class Instrumentation implements Lightning {
         metadata: options.metadata,
         debug: (m) => this.debug(m),
         promptVersion: () => this.promptVersion,
+        promptAssignment: () => this.assignment,
       },
       this.outbox,
     );
@@ -196,36 +202,59 @@ class Instrumentation implements Lightning {
 
   // ------------------------------------------------------------------ prompts
 
-  async promptDetails(fallback: string): Promise<PromptResult> {
-    if (this.outbox.unauthorized) {
+  async promptDetails(fallback: string, options: PromptOptions = {}): Promise<PromptResult> {
+    const unit = options.unit ?? this.unit;
+    const useFallback = (arm?: PromptResult['arm'], rolloutId?: string | null): PromptResult => {
+      // the caller now uses the fallback: trajectories started from here on must not carry the
+      // version of a prompt remembered from an earlier call
       this.promptVersion = null;
-      return { text: fallback, version: null, source: 'fallback' };
+      this.assignment = arm ? { arm, unit, rolloutId: rolloutId ?? null, version: null } : { arm: 'unassigned', unit };
+      const out: PromptResult = { text: fallback, version: null, source: 'fallback', unit };
+      if (arm) out.arm = arm;
+      if (rolloutId !== undefined) out.rolloutId = rolloutId;
+      return out;
+    };
+    if (this.outbox.unauthorized) return useFallback();
+    if (typeof unit !== 'string' || unit.length === 0 || unit.length > 256) {
+      this.cfg.logger.warn('[Lightning Instrumentation] prompt(): unit must be 1-256 characters; using the fallback');
+      return useFallback();
     }
-    const path = `/api/agents/${encodeURIComponent(this.cfg.agentId)}/prompts/latest`;
-    const outcome = await this.client.request('GET', path, undefined, true);
+    const agent = encodeURIComponent(this.cfg.agentId);
+    const timeoutMs = options.timeoutMs ?? 3000;
+    const ask = (path: string) => withTimeout(this.client.request('GET', path, undefined, true), timeoutMs, path);
+    let outcome = await ask(`/api/agents/${agent}/prompts/assignment?unit=${encodeURIComponent(unit)}`);
+    // A collector from before rollouts has no assignment route: ask for the promoted version.
+    if (outcome.kind === 'rejected' && outcome.status === 404 && /no API route/.test(outcome.error)) {
+      outcome = await ask(`/api/agents/${agent}/prompts/latest`);
+    }
     if (outcome.kind === 'ok' && outcome.body && typeof outcome.body === 'object') {
-      const body = outcome.body as { text?: unknown; version?: unknown };
+      const body = outcome.body as { text?: unknown; version?: unknown; arm?: unknown; rolloutId?: unknown };
+      const arm = body.arm === 'canary' || body.arm === 'promoted' || body.arm === 'fallback' ? body.arm : undefined;
+      const rolloutId = typeof body.rolloutId === 'string' ? body.rolloutId : null;
       if (typeof body.text === 'string' && (typeof body.version === 'number' || typeof body.version === 'string')) {
         this.promptVersion = String(body.version);
-        this.debug(`[Lightning Instrumentation] Using prompt version ${this.promptVersion}`);
-        return { text: body.text, version: this.promptVersion, source: 'collector' };
+        this.assignment = { arm: arm ?? 'promoted', unit, rolloutId, version: this.promptVersion };
+        this.debug(`[Lightning Instrumentation] Using prompt version ${this.promptVersion} (${arm ?? 'promoted'})`);
+        const out: PromptResult = { text: body.text, version: this.promptVersion, source: 'collector', arm: arm ?? 'promoted', unit, rolloutId };
+        return out;
+      }
+      if (arm === 'fallback') {
+        this.debug('[Lightning Instrumentation] Assigned the baseline of a rollout: using the fallback');
+        return useFallback('fallback', rolloutId);
       }
     }
     if (outcome.kind === 'unauthorized') {
       this.cfg.logger.warn(`[Lightning Instrumentation] The collector rejected the API key (401) when fetching the prompt; using the fallback. (${outcome.error})`);
     } else if (outcome.kind !== 'ok' && !(outcome.kind === 'rejected' && outcome.status === 404)) {
-      this.cfg.logger.warn(`[Lightning Instrumentation] Could not fetch the latest prompt, using the fallback: ${outcome.error}`);
+      this.cfg.logger.warn(`[Lightning Instrumentation] Could not fetch the prompt, using the fallback: ${outcome.error}`);
     } else {
       this.debug('[Lightning Instrumentation] No prompt stored for this agent; using the fallback');
     }
-    // the caller now uses the fallback: trajectories started from here on must not carry the
-    // version of a prompt remembered from an earlier call
-    this.promptVersion = null;
-    return { text: fallback, version: null, source: 'fallback' };
+    return useFallback();
   }
 
-  async prompt(fallback: string): Promise<string> {
-    return (await this.promptDetails(fallback)).text;
+  async prompt(fallback: string, options?: PromptOptions): Promise<string> {
+    return (await this.promptDetails(fallback, options)).text;
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -271,4 +300,14 @@ export function instrument(options: InstrumentOptions): Lightning {
 /** JSON helper for callers: converts any value to JSON data the collector accepts. */
 export function toJson(value: unknown): JsonValue {
   return toJsonSafe(value, new Redactor(false));
+}
+
+/** `request` or a `retry` outcome after `ms`: prompt() never waits long for a collector. */
+function withTimeout(request: Promise<RequestOutcome>, ms: number, path: string): Promise<RequestOutcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<RequestOutcome>((resolve) => {
+    timer = setTimeout(() => resolve({ kind: 'retry', status: null, error: `GET ${path}: no answer within ${ms} ms` }), ms);
+    timer.unref();
+  });
+  return Promise.race([request, timeout]).finally(() => clearTimeout(timer));
 }

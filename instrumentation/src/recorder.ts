@@ -84,6 +84,8 @@ export interface RecorderConfig {
   metadata: { [key: string]: JsonValue } | undefined;
   debug: (message: string) => void;
   promptVersion: () => string | null;
+  /** The last prompt assignment (rollout arm), recorded in each new trajectory's metadata. */
+  promptAssignment?: () => Record<string, unknown> | null;
 }
 
 export function str(v: unknown): string | undefined {
@@ -183,6 +185,8 @@ export class Recorder {
       ...(this.cfg.metadata ?? {}),
       instrumentation: `@agent-lightning/instrumentation@${VERSION}`,
     };
+    const assignment = this.cfg.promptAssignment?.() ?? null;
+    if (assignment !== null) metadata.promptAssignment = assignment;
     const body: StartDraft['body'] = { trajectoryId: id, agentId: this.cfg.agentId, startTime: new Date(now).toISOString(), sessionId: s.id, metadata };
     if (this.cfg.taskType !== undefined) body.taskType = this.cfg.taskType;
     const version = this.cfg.promptVersion();

@@ -268,6 +268,20 @@ export interface PromptResult {
   text: string;
   version: string | null;
   source: 'collector' | 'fallback';
+  /** The rollout arm the collector assigned: `canary`, `promoted` or `fallback` (none when the
+   * collector could not be asked). */
+  arm?: 'canary' | 'promoted' | 'fallback';
+  /** The unit the assignment sticks to. */
+  unit?: string;
+  rolloutId?: string | null;
+}
+
+export interface PromptOptions {
+  /** The key the assignment sticks to (a session or user id). Default: one id per process, so
+   * each run of the agent is one draw. */
+  unit?: string;
+  /** Give up on the collector after this long and use the fallback (default 3000). */
+  timeoutMs?: number;
 }
 
 /** A message yielded by the SDK's query() (structurally; see the SDK's `SDKMessage`). */
@@ -297,7 +311,7 @@ export interface Lightning {
   /** The trajectory of the task running now, else the last one started; null before any. */
   currentTrajectoryId(): string | null;
   /** Latest prompt text for this agent from the collector, or `fallback`. */
-  prompt(fallback: string): Promise<string>;
+  prompt(fallback: string, options?: PromptOptions): Promise<string>;
   /** Like prompt() but says where the text came from. */
-  promptDetails(fallback: string): Promise<PromptResult>;
+  promptDetails(fallback: string, options?: PromptOptions): Promise<PromptResult>;
 }

@@ -133,8 +133,9 @@ async fn canary_assignment_comparison_and_promotion(store: &TestStore) {
         )
         .await;
     assert_eq!(status, 200, "{p}");
-    let (status, _) = s.get("/api/agents/agent/prompts/rollout").await;
-    assert_eq!(status, 404);
+    let (status, none) = s.get("/api/agents/agent/prompts/rollout").await;
+    assert_eq!(status, 200);
+    assert_eq!(none, json!({"rollout": null, "comparison": null}));
     let (_, a) = assignment(&s, "agent", "session-1").await;
     assert_eq!(
         (a["arm"].as_str(), a["version"].as_i64()),

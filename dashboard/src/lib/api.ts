@@ -3,6 +3,9 @@ import type {
   NewScore,
   Score,
   CandidateEvaluation,
+  PromptEvent,
+  Rollout,
+  RolloutStatus,
   Prompt,
   Run,
   RunDetail,
@@ -149,6 +152,23 @@ export class Api {
   }
   promote(agentId: string, version: number): Promise<Prompt> {
     return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/promote`, { method: 'POST' });
+  }
+  /** The active rollout with its live comparison; null when there is none. */
+  async rollout(agentId: string, signal?: AbortSignal): Promise<RolloutStatus | null> {
+    const r = await this.request<{ rollout: RolloutStatus['rollout'] | null; comparison: RolloutStatus['comparison'] | null }>(
+      `/api/agents/${encodeURIComponent(agentId)}/prompts/rollout`,
+      { signal },
+    );
+    return r.rollout && r.comparison ? { rollout: r.rollout, comparison: r.comparison } : null;
+  }
+  startRollout(agentId: string, version: number, body: { percent: number; autoRollback: boolean; reason?: string }): Promise<Rollout> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/rollout`, { method: 'POST', body });
+  }
+  endRollout(agentId: string, version: number, rollback: boolean): Promise<{ event: PromptEvent }> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/rollout${queryString({ rollback })}`, { method: 'DELETE' });
+  }
+  promptEvents(agentId: string, signal?: AbortSignal): Promise<{ events: PromptEvent[] }> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/events`, { signal });
   }
 }
 

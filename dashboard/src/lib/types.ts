@@ -259,3 +259,70 @@ export interface Prompt {
   createdAt: string;
   evaluator?: string | null;
 }
+
+/** A point estimate with its interval (`stats::Estimate`). */
+export interface Estimate {
+  value: number;
+  low: number;
+  high: number;
+}
+
+export interface Rollout {
+  agentId: string;
+  rolloutId: string;
+  version: number;
+  baselineVersion: number | null;
+  percent: number;
+  autoRollback: boolean;
+  reward: string;
+  startedAt: string;
+  updatedAt: string;
+}
+
+export interface ToolErrors {
+  toolName: string;
+  calls: number;
+  errors: number;
+  errorRate: number;
+}
+
+export interface ArmSummary {
+  version: string;
+  runs: number;
+  rewarded: number;
+  reward: Estimate | null;
+  meanCostUsd: number | null;
+  meanDurationMs: number | null;
+  meanSteps: number | null;
+  tools: ToolErrors[];
+}
+
+export type RolloutVerdict = 'insufficient_data' | 'no_difference_yet' | 'better' | 'worse';
+
+export interface Comparison {
+  agentId: string;
+  reward: string;
+  since: string | null;
+  arms: ArmSummary[];
+  difference: { estimate: number; low: number; high: number; pValue: number } | null;
+  verdict: RolloutVerdict;
+  method: { alpha: number; tau: number; minRuns: number };
+}
+
+export interface RolloutStatus {
+  rollout: Rollout;
+  comparison: Comparison;
+}
+
+export interface PromptEvent {
+  id: string;
+  agentId: string;
+  kind: 'rollout_started' | 'rollout_updated' | 'rollout_ended' | 'rolled_back' | 'promoted';
+  version: number | null;
+  rolloutId: string | null;
+  percent: number | null;
+  actor: string;
+  reason: string | null;
+  evidence: Comparison | null;
+  createdAt: string;
+}

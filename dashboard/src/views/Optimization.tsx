@@ -3,6 +3,7 @@ import { useApi } from '../auth';
 import { AgentSelect } from '../components/AgentSelect';
 import { Badge, CodeBlock, EmptyState, ErrorBox, Loading, PageHeader } from '../components/common';
 import { DiffView } from '../components/DiffView';
+import { RolloutPanel } from '../components/RolloutPanel';
 import { ApiError } from '../lib/api';
 import { DASH, formatDateTime, formatDuration, formatInterval, formatNumber, formatScore, shortId } from '../lib/format';
 import { useAsync } from '../lib/hooks';
@@ -470,6 +471,7 @@ export function PromptVersions({ agentId }: { agentId: string }) {
         <EmptyState title={`No prompt versions for ${agentId}`} />
       ) : (
         <div className="prompt-list">
+          <RolloutPanel agentId={agentId} prompts={prompts} onChange={reload} />
           {prompts.map((p) => (
             <article key={p.version} className={p.promoted ? 'card prompt promoted' : 'card prompt'} aria-labelledby={`pv-${p.version}`}>
               <div className="section-head">

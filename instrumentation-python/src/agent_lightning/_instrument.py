@@ -250,6 +250,8 @@ class Lightning:
         self._display_seen = False
         self._pending_contexts: collections.deque[_TrackState] = collections.deque()
         self._prompt_version: str | None = None
+        self._prompt_assignment: dict[str, Any] | None = None
+        self._unit = uuid.uuid4().hex
         self._shut = False
         self._previous_sigterm: Any = None
         self._outbox = Outbox(
@@ -305,6 +307,8 @@ class Lightning:
             draft["taskType"] = self.task_type
         if self._prompt_version is not None:
             draft["promptVersion"] = self._prompt_version
+        if self._prompt_assignment is not None:
+            metadata["promptAssignment"] = dict(self._prompt_assignment)
         if self._pending_contexts:
             self._apply_context(draft, self._pending_contexts.popleft())
         t = Trajectory(session_id, tid, now, draft)
@@ -1052,39 +1056,55 @@ class Lightning:
 
     # ------------------------------------------------------------------ prompts
 
-    def _prompt_sync(self, fallback: str) -> tuple[str, str | None, str]:
+    def _prompt_sync(self, fallback: str, unit: str | None = None) -> tuple[str, str | None, str]:
         import urllib.parse
 
-        if self._outbox.paused:
+        unit = self._unit if unit is None else unit
+        if self._outbox.paused or not (1 <= len(unit) <= 256):
             self._prompt_version = None
+            self._prompt_assignment = {"arm": "unassigned", "unit": unit}
             return fallback, None, "fallback"
-        client = Client(self._url, self._key, self._request_timeout, self._user_agent)
+        agent = urllib.parse.quote(self.agent_id, safe="")
+        # prompt() never waits long for a collector: at most 3 s per request.
+        client = Client(self._url, self._key, min(self._request_timeout, 3.0), self._user_agent)
         try:
-            outcome = client.request("GET", f"/api/agents/{urllib.parse.quote(self.agent_id, safe='')}/prompts/latest")
+            outcome = client.request(
+                "GET", f"/api/agents/{agent}/prompts/assignment?unit={urllib.parse.quote(unit, safe='')}"
+            )
+            # A collector from before rollouts has no assignment route: ask for the promoted version.
+            if outcome.kind == "rejected" and outcome.status == 404 and "no API route" in (outcome.error or ""):
+                outcome = client.request("GET", f"/api/agents/{agent}/prompts/latest")
         finally:
             client.close()
         body = outcome.body
         if outcome.kind == "ok" and isinstance(body, Mapping):
-            text, version = body.get("text"), body.get("version")
+            text, version, arm = body.get("text"), body.get("version"), body.get("arm", "promoted")
+            rollout_id = body.get("rolloutId")
             if isinstance(text, str) and isinstance(version, (int, str)) and not isinstance(version, bool):
                 self._prompt_version = str(version)
-                self._debug(f"[Lightning Instrumentation] Using prompt version {version}")
+                self._prompt_assignment = {"arm": arm, "unit": unit, "rolloutId": rollout_id, "version": str(version)}
+                self._debug(f"[Lightning Instrumentation] Using prompt version {version} ({arm})")
                 return text, self._prompt_version, "collector"
+            if arm == "fallback":
+                self._prompt_version = None
+                self._prompt_assignment = {"arm": "fallback", "unit": unit, "rolloutId": rollout_id, "version": None}
+                return fallback, None, "fallback"
         if outcome.kind != "ok" and not (outcome.kind == "rejected" and outcome.status == 404):
-            self._warn(
-                f"[Lightning Instrumentation] Could not fetch the latest prompt, using the fallback: {outcome.error}"
-            )
+            self._warn(f"[Lightning Instrumentation] Could not fetch the prompt, using the fallback: {outcome.error}")
         self._prompt_version = None
+        self._prompt_assignment = {"arm": "unassigned", "unit": unit}
         return fallback, None, "fallback"
 
-    async def prompt(self, fallback: str) -> str:
-        """The latest (promoted) prompt text for this agent from the collector, or ``fallback``.
-        Trajectories started afterwards carry its ``promptVersion``."""
-        return (await self.prompt_details(fallback))[0]
+    async def prompt(self, fallback: str, unit: str | None = None) -> str:
+        """The prompt this run should use: the canary or the promoted version the collector
+        assigns to ``unit`` (default: one id per process, so each run is one draw), else
+        ``fallback``. Trajectories started afterwards carry its ``promptVersion`` and the
+        assignment (metadata ``promptAssignment``)."""
+        return (await self.prompt_details(fallback, unit))[0]
 
-    async def prompt_details(self, fallback: str) -> tuple[str, str | None, str]:
+    async def prompt_details(self, fallback: str, unit: str | None = None) -> tuple[str, str | None, str]:
         """``(text, version, source)`` where source is ``"collector"`` or ``"fallback"``."""
-        return await _in_thread(self._prompt_sync, fallback)
+        return await _in_thread(self._prompt_sync, fallback, unit)
 
     # ------------------------------------------------------------------ lifecycle
 

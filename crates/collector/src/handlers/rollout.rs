@@ -25,12 +25,12 @@ use crate::{
     AppState,
 };
 
-/// The active rollout with its live comparison.
+/// The active rollout with its live comparison; both null when the agent has none.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
-    pub rollout: Rollout,
-    pub comparison: Comparison,
+    pub rollout: Option<Rollout>,
+    pub comparison: Option<Comparison>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -125,7 +125,8 @@ fn no_rollout(agent_id: &str, version: i64) -> ApiError {
     ))
 }
 
-/// The active rollout and its live comparison with the baseline since it started.
+/// The active rollout and its live comparison with the baseline since it started
+/// (`{"rollout": null, "comparison": null}` when there is none).
 #[utoipa::path(get, path = "/api/agents/{agentId}/prompts/rollout", tag = "rollout",
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256)),
     responses((status = 200, body = RolloutStatus), (status = 400, body = ErrorBody),

@@ -1,0 +1,239 @@
+/**
+ * The canary of an agent's prompt versions: its live comparison with the baseline (reward with
+ * 95 % intervals, always-valid difference and verdict), the decisions — promote or roll back, each
+ * showing its evidence before it is confirmed — and the history of decisions.
+ */
+import { useState } from 'react';
+import { useApi } from '../auth';
+import { useAsync } from '../lib/hooks';
+import { formatDateTime, formatNumber } from '../lib/format';
+import type { Comparison, Prompt, PromptEvent, RolloutStatus, RolloutVerdict } from '../lib/types';
+import { Badge, ErrorBox } from './common';
+
+const VERDICT: Record<RolloutVerdict, { text: string; tone: 'ok' | 'bad' | 'neutral' | 'warn' }> = {
+  insufficient_data: { text: 'not enough runs yet', tone: 'neutral' },
+  no_difference_yet: { text: 'no significant difference yet', tone: 'warn' },
+  better: { text: 'canary significantly better', tone: 'ok' },
+  worse: { text: 'canary significantly worse', tone: 'bad' },
+};
+
+const EVENT: Record<PromptEvent['kind'], string> = {
+  rollout_started: 'canary started',
+  rollout_updated: 'canary changed',
+  rollout_ended: 'canary ended',
+  rolled_back: 'rolled back',
+  promoted: 'promoted',
+};
+
+function pct(v: number): string {
+  return `${(v * 100).toFixed(1)}%`;
+}
+
+function signed(v: number): string {
+  return `${v >= 0 ? '+' : '−'}${Math.abs(v * 100).toFixed(1)} pts`;
+}
+
+/** The comparison as a table plus the difference line: what every decision shows first. */
+export function ComparisonTable({ comparison }: { comparison: Comparison }) {
+  const c = comparison;
+  const verdict = VERDICT[c.verdict];
+  return (
+    <div className="comparison">
+      <table className="data-table" aria-label="Canary comparison">
+        <thead>
+          <tr>
+            <th scope="col">Arm</th>
+            <th scope="col">Version</th>
+            <th scope="col">Runs</th>
+            <th scope="col">Rewarded</th>
+            <th scope="col">Reward (95% CI)</th>
+            <th scope="col">Mean cost</th>
+            <th scope="col">Mean steps</th>
+          </tr>
+        </thead>
+        <tbody>
+          {c.arms.map((arm, i) => (
+            <tr key={arm.version + i}>
+              <th scope="row">{i === 0 ? 'baseline' : 'canary'}</th>
+              <td>{arm.version === 'none' ? 'own prompt' : arm.version}</td>
+              <td>{formatNumber(arm.runs)}</td>
+              <td>{formatNumber(arm.rewarded)}</td>
+              <td>{arm.reward ? `${pct(arm.reward.value)} [${pct(arm.reward.low)}, ${pct(arm.reward.high)}]` : '—'}</td>
+              <td>{arm.meanCostUsd !== null ? `$${arm.meanCostUsd.toFixed(4)}` : '—'}</td>
+              <td>{arm.meanSteps !== null ? arm.meanSteps.toFixed(1) : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p className="comparison-verdict">
+        <Badge tone={verdict.tone}>{verdict.text}</Badge>{' '}
+        {c.difference ? (
+          <span>
+            canary − baseline {signed(c.difference.estimate)} (always-valid 95% CI {signed(c.difference.low)} to{' '}
+            {signed(c.difference.high)}, p = {c.difference.pValue.toFixed(4)})
+          </span>
+        ) : (
+          <span className="muted">no rewarded runs in both arms yet</span>
+        )}
+      </p>
+      <p className="muted small">
+        Reward: {c.reward}. mSPRT with alpha {c.method.alpha}, tau {c.method.tau}; no verdict before {c.method.minRuns} rewarded runs
+        per arm. Looking often does not inflate false positives.
+      </p>
+    </div>
+  );
+}
+
+type Pending = { kind: 'promote' | 'rollback'; status: RolloutStatus };
+
+export function RolloutPanel({ agentId, prompts, onChange }: { agentId: string; prompts: Prompt[]; onChange: () => void }) {
+  const api = useApi();
+  const status = useAsync((signal) => api.rollout(agentId, signal), `rollout:${agentId}`);
+  const events = useAsync((signal) => api.promptEvents(agentId, signal), `prompt-events:${agentId}`);
+  const [version, setVersion] = useState<number | ''>('');
+  const [percent, setPercent] = useState('10');
+  const [autoRollback, setAutoRollback] = useState(true);
+  const [pending, setPending] = useState<Pending | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error | null>(null);
+
+  const reloadAll = () => {
+    status.reload();
+    events.reload();
+    onChange();
+  };
+  const act = async (fn: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+      setPending(null);
+      reloadAll();
+    } catch (err) {
+      setError(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const candidates = prompts.filter((p) => !p.promoted);
+  const active = status.data ?? null;
+  const history = events.data?.events ?? [];
+
+  return (
+    <section className="card rollout" aria-labelledby="rollout-title">
+      <div className="section-head">
+        <h2 id="rollout-title">Canary rollout</h2>
+        <button type="button" onClick={reloadAll}>
+          Refresh comparison
+        </button>
+      </div>
+      {error && <ErrorBox error={error} />}
+      {status.error && <ErrorBox error={status.error} onRetry={status.reload} />}
+      {active ? (
+        <div>
+          <p>
+            Version {active.rollout.version} serves {active.rollout.percent}% of units beside{' '}
+            {active.rollout.baselineVersion !== null ? `promoted version ${active.rollout.baselineVersion}` : "the agent's own prompt"} since{' '}
+            {formatDateTime(active.rollout.startedAt)}
+            {active.rollout.autoRollback ? ' · automatic rollback on' : ''}.
+          </p>
+          <ComparisonTable comparison={active.comparison} />
+          {pending ? (
+            <div className="confirm" role="alertdialog" aria-labelledby="confirm-title">
+              <h3 id="confirm-title">
+                {pending.kind === 'promote' ? `Promote version ${pending.status.rollout.version}?` : `Roll back version ${pending.status.rollout.version}?`}
+              </h3>
+              <p>This evidence is stored with the decision:</p>
+              <ComparisonTable comparison={pending.status.comparison} />
+              {pending.kind === 'promote' && pending.status.comparison.verdict !== 'better' && (
+                <p className="warning" role="note">
+                  The canary is not significantly better ({VERDICT[pending.status.comparison.verdict].text}).
+                </p>
+              )}
+              <div className="toolbar">
+                <button
+                  type="button"
+                  className="primary"
+                  disabled={busy}
+                  onClick={() =>
+                    void act(() =>
+                      pending.kind === 'promote'
+                        ? api.promote(agentId, pending.status.rollout.version)
+                        : api.endRollout(agentId, pending.status.rollout.version, true),
+                    )
+                  }
+                >
+                  {pending.kind === 'promote' ? 'Confirm promote' : 'Confirm rollback'}
+                </button>
+                <button type="button" onClick={() => setPending(null)}>
+                  Cancel
+                </button>
+              </div>
+            </div>
+          ) : (
+            <div className="toolbar">
+              <button type="button" className="primary" onClick={() => setPending({ kind: 'promote', status: active })}>
+                Promote canary…
+              </button>
+              <button type="button" onClick={() => setPending({ kind: 'rollback', status: active })}>
+                Roll back…
+              </button>
+            </div>
+          )}
+        </div>
+      ) : candidates.length === 0 ? (
+        <p className="muted">No candidate version to canary: register one (lightning optimize) first.</p>
+      ) : (
+        <form
+          className="filters"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (version === '') return;
+            const p = Number(percent);
+            void act(() => api.startRollout(agentId, version, { percent: p, autoRollback }));
+          }}
+        >
+          <label>
+            Version
+            <select value={version} onChange={(e) => setVersion(e.target.value === '' ? '' : Number(e.target.value))}>
+              <option value="">choose…</option>
+              {candidates.map((p) => (
+                <option key={p.version} value={p.version}>
+                  {p.version}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Percent of units
+            <input className="narrow" type="number" min={0} max={100} step="any" value={percent} onChange={(e) => setPercent(e.target.value)} />
+          </label>
+          <label className="checkbox">
+            <input type="checkbox" checked={autoRollback} onChange={(e) => setAutoRollback(e.target.checked)} /> Roll back automatically when
+            significantly worse
+          </label>
+          <button type="submit" className="primary" disabled={version === '' || busy}>
+            Start canary
+          </button>
+        </form>
+      )}
+      <h3>Decisions</h3>
+      {history.length === 0 ? (
+        <p className="muted">No decisions recorded yet.</p>
+      ) : (
+        <ol className="event-list" aria-label="Prompt decisions">
+          {history.map((e) => (
+            <li key={e.id}>
+              <span className="muted small">{formatDateTime(e.createdAt)}</span> <strong>{EVENT[e.kind]}</strong>
+              {e.version !== null ? ` version ${e.version}` : ''}
+              {e.percent !== null && e.kind !== 'promoted' ? ` at ${e.percent}%` : ''} by {e.actor}
+              {e.reason ? ` — ${e.reason}` : ''}
+              {e.evidence ? ` (evidence: ${VERDICT[e.evidence.verdict].text})` : ''}
+            </li>
+          ))}
+        </ol>
+      )}
+    </section>
+  );
+}
