@@ -137,14 +137,16 @@ pub async fn status(
     Path(agent_id): Path<String>,
 ) -> ApiResult<Json<RolloutStatus>> {
     validate_agent_id(&agent_id)?;
-    let rollout =
-        state.store.get_rollout(&agent_id).await?.ok_or_else(|| {
-            ApiError::NotFound(format!("agent {agent_id:?} has no active rollout"))
-        })?;
+    let Some(rollout) = state.store.get_rollout(&agent_id).await? else {
+        return Ok(Json(RolloutStatus {
+            rollout: None,
+            comparison: None,
+        }));
+    };
     let comparison = compare_rollout(&*state.store, &rollout, SequentialTest::default()).await?;
     Ok(Json(RolloutStatus {
-        rollout,
-        comparison,
+        rollout: Some(rollout),
+        comparison: Some(comparison),
     }))
 }
 
