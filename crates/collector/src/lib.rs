@@ -10,6 +10,7 @@ mod logging;
 pub mod metrics;
 pub mod openapi;
 mod static_files;
+pub mod sweep;
 
 use std::{path::PathBuf, sync::Arc};
 

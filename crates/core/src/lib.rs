@@ -7,7 +7,9 @@ pub mod optimization;
 pub mod query;
 pub mod time;
 
-pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};
+pub use ingest::{
+    Completion, CompletionStatus, NewStep, NewTrajectory, StepKind, Usage, ValidationError,
+};
 pub use optimization::{
     CandidateStatus, NewPrompt, OptimizationRun, Prompt, PromptCandidate, RunStatus,
     RunWithCandidates,
