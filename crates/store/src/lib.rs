@@ -7,6 +7,8 @@ mod group;
 mod optimization;
 mod optimization_sql;
 pub mod postgres;
+#[cfg(feature = "testing")]
+pub mod raw_ceiling;
 mod sql;
 mod sql_store;
 pub mod sqlite;
