@@ -421,6 +421,10 @@ pub(crate) fn list_trajectories<'a, DB: Dialect>(f: &TrajectoryFilter) -> QueryB
         qb.push(")");
     }
     if let Some(cursor) = f.cursor {
+        // The first bound is a plain range on the index's leading column, so a deep cursor
+        // starts its index scan at the cursor instead of filtering every row before it.
+        qb.push(" AND t.start_time <= ");
+        DB::bind_ts(&mut qb, cursor.start_time);
         qb.push(" AND (t.start_time < ");
         DB::bind_ts(&mut qb, cursor.start_time);
         qb.push(" OR (t.start_time = ");
