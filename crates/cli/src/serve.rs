@@ -41,6 +41,11 @@ pub struct ServeArgs {
     )]
     dashboard_dir: PathBuf,
 
+    /// Mark a running trajectory `abandoned` after this long without a step or completion
+    /// (e.g. 90s, 30m, 2h; 0 turns the sweep off). A later step or completion corrects it.
+    #[arg(long, env = "LIGHTNING_ABANDON_AFTER", default_value = "30m", value_parser = parse_duration)]
+    abandon_after: std::time::Duration,
+
     /// Seconds between two passes of the automatic rollback guard over canaries started with
     /// --auto-rollback (0 turns the guard off in this collector).
     #[arg(long, env = "LIGHTNING_ROLLOUT_GUARD_INTERVAL", default_value_t = 60)]
@@ -93,6 +98,31 @@ impl LimitArgs {
     }
 }
 
+/// `<n>` seconds, or `<n>` followed by `ms`, `s`, `m`, `h` or `d`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a duration such as 90s, 30m or 2h (got {s:?})"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    n.checked_mul(ms)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("duration {s:?} is too large"))
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_key = resolve_api_key(args.api_key.as_deref(), &args.store.data_dir)?;
     let store = args.store.open().await?;
@@ -113,6 +143,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             store.clone(),
             std::time::Duration::from_secs(args.rollout_guard_interval),
             lightning_core::stats::SequentialTest::default(),
+        ));
+    }
+    if args.abandon_after.is_zero() {
+        tracing::info!("idle sweep off (--abandon-after 0)");
+    } else {
+        tokio::spawn(lightning_collector::sweep::run(
+            store.clone(),
+            args.abandon_after,
         ));
     }
     let app = lightning_collector::router(store, config);
@@ -205,6 +243,17 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
 
     #[test]
     fn api_key_is_generated_once_then_reused() {

@@ -22,12 +22,25 @@ pub struct StoreArgs {
     /// Seconds to keep retrying when the database is unreachable at start-up.
     #[arg(long, env = "LIGHTNING_DB_CONNECT_TIMEOUT", default_value_t = 30)]
     pub db_connect_timeout: u64,
+
+    /// Steps that may wait for the writer before new batches get 503 + Retry-After.
+    #[arg(long, env = "LIGHTNING_WRITE_QUEUE_STEPS", default_value_t = lightning_store::GroupConfig::default().queue_steps)]
+    pub write_queue_steps: usize,
+
+    /// Longest a step batch waits for others to share its transaction (group commit), in
+    /// microseconds; 0 groups only what queued up while the previous transaction ran.
+    #[arg(long, env = "LIGHTNING_GROUP_COMMIT_LINGER_US", default_value_t = lightning_store::GroupConfig::default().linger.as_micros() as u64)]
+    pub group_commit_linger_us: u64,
 }
 
 impl StoreArgs {
     pub fn config(&self) -> StoreConfig {
         let mut config = StoreConfig::new(self.database_url.clone(), &self.data_dir);
         config.max_connections = self.db_max_connections;
+        config.group_commit.queue_steps = self.write_queue_steps;
+        config.group_commit.linger = Duration::from_micros(self.group_commit_linger_us);
+        // PostgreSQL: leave connections for reads and the other writes.
+        config.group_commit.writers = (self.db_max_connections as usize / 2).clamp(1, 4);
         config
     }
 

@@ -106,6 +106,11 @@ fn help_documents_every_setting_and_its_env_var() {
         "[default: 4000]",
         "[default: 127.0.0.1]",
         "[default: 10485760]",
+        "--abandon-after",
+        "LIGHTNING_ABANDON_AFTER",
+        "[default: 30m]",
+        "--write-queue-steps",
+        "LIGHTNING_WRITE_QUEUE_STEPS",
     ] {
         assert!(help.contains(item), "serve --help lacks {item}:\n{help}");
     }
@@ -301,4 +306,59 @@ fn a_killed_collector_loses_nothing_it_acknowledged() {
         );
     }
     assert_eq!(t["stepCount"].as_i64().unwrap() as usize, stored.len());
+}
+
+#[test]
+fn idle_trajectories_become_abandoned_and_a_late_step_reopens_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // The env var, as a deployment would set it.
+    let serve = Serve::start(
+        &["--data-dir", data, "--api-key", "k"],
+        &[("LIGHTNING_ABANDON_AFTER", "1s")],
+    );
+    let url = |path: &str| format!("{}{path}", serve.base);
+    let (_, started) = call(
+        "POST",
+        &url("/api/trajectories/start"),
+        "k",
+        Some(&json!({"agentId": "a"})),
+    );
+    let id = started["trajectoryId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let (_, t) = call("GET", &url(&format!("/api/trajectories/{id}")), "k", None);
+        if t["status"] == "abandoned" || Instant::now() > deadline {
+            break t["status"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status, "abandoned", "{}", serve.log());
+    assert!(
+        serve.log().contains("marked 1 trajectories abandoned"),
+        "{}",
+        serve.log()
+    );
+    let batch = json!({"steps": [{"stepNumber": 1, "toolName": "Read"}]});
+    let (code, _) = call(
+        "POST",
+        &url(&format!("/api/trajectories/{id}/steps/batch")),
+        "k",
+        Some(&batch),
+    );
+    assert_eq!(code, 200);
+    let (_, t) = call("GET", &url(&format!("/api/trajectories/{id}")), "k", None);
+    assert_eq!(
+        (t["status"].as_str(), t["stepCount"].as_i64()),
+        (Some("running"), Some(1))
+    );
+    let done = json!({"success": false, "status": "interrupted"});
+    call(
+        "POST",
+        &url(&format!("/api/trajectories/{id}/complete")),
+        "k",
+        Some(&done),
+    );
+    let (_, t) = call("GET", &url(&format!("/api/trajectories/{id}")), "k", None);
+    assert_eq!(t["status"], "interrupted");
 }

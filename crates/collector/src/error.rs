@@ -70,6 +70,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %source, "database unavailable");
                 ApiError::Unavailable("database unavailable, retry later".into())
             }
+            StoreError::Overloaded(why) => {
+                tracing::warn!(%why, "refusing a step batch: write queue full");
+                ApiError::Unavailable("collector busy (write queue full), retry later".into())
+            }
             e @ (StoreError::Config(_)
             | StoreError::Migration(_)
             | StoreError::Corrupt(_)

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod rollout_guard;
 mod security_headers;
 mod static_files;
+pub mod sweep;
 
 use std::{path::PathBuf, sync::Arc};
 

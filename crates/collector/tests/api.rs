@@ -14,6 +14,7 @@ lightning_store::test_on_both_backends!(
     start_is_idempotent_with_client_id,
     step_retries_never_duplicate,
     read_api_lists_filters_pages_and_exports,
+    status_and_step_kinds_over_http,
 );
 
 async fn server(backend: Backend) -> (TestStore, Server) {
@@ -953,4 +954,103 @@ async fn database_outage_answers_503_then_recovers_without_loss() {
         steps.iter().map(|s| s.step_number).collect::<Vec<_>>(),
         [1, 2]
     );
+}
+
+async fn status_and_step_kinds_over_http(store: &TestStore) {
+    let s = server_on(store).await;
+    let id = s.start_trajectory(&json!({"agentId": "a"})).await;
+    let batch_url = format!("/api/trajectories/{id}/steps/batch");
+    let batch = json!({"steps": [
+        {"stepNumber": 1, "toolName": "Read", "error": "ENOENT"},
+        {"stepNumber": 2, "kind": "message", "toolName": "assistant", "toolOutput": "Done."},
+        {"stepNumber": 3, "kind": "event", "toolName": "SubagentStop",
+         "metadata": {"agentId": "sub-1", "agentType": "Explore", "parentToolUseId": "toolu_1"}},
+    ]});
+    assert_eq!(s.post(&batch_url, &batch).await.0, 200);
+    let (code, body) = s
+        .post(
+            &batch_url,
+            &json!({"steps": [{"stepNumber": 4, "kind": "thought", "toolName": "x"}]}),
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("steps[0].kind"),
+        "{body}"
+    );
+    let (_, t) = s.get(&format!("/api/trajectories/{id}")).await;
+    let kinds: Vec<_> = t["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("tool"), json!("message"), json!("event")]);
+    assert_eq!(
+        (t["stepCount"].as_i64(), t["errorCount"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(t["status"], "running");
+
+    let complete_url = format!("/api/trajectories/{id}/complete");
+    for (body, field) in [
+        (json!({"success": false, "status": "abandoned"}), "status"),
+        (json!({"success": false, "status": "succeeded"}), "status"),
+        (json!({"success": true, "status": "interrupted"}), "status"),
+    ] {
+        let (code, answer) = s.post(&complete_url, &body).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
+    }
+    let (code, _) = s
+        .post(
+            &complete_url,
+            &json!({"success": false, "status": "interrupted", "error": "SIGINT"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (_, t) = s.get(&format!("/api/trajectories/{id}")).await;
+    assert_eq!(
+        (t["status"].as_str(), t["success"].as_bool()),
+        (Some("interrupted"), Some(false))
+    );
+    let (_, page) = s.get("/api/trajectories?status=interrupted").await;
+    assert_eq!(page["trajectories"].as_array().unwrap().len(), 1);
+    let (_, stats) = s.get("/api/stats").await;
+    assert_eq!(
+        (stats["interrupted"].as_i64(), stats["failed"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        stats["tools"].as_array().unwrap().len(),
+        1,
+        "only tool steps: {stats}"
+    );
+
+    // The sweep: an idle running trajectory becomes abandoned; a late step reopens it.
+    let idle = s.start_trajectory(&json!({"agentId": "a"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let marked = lightning_collector::sweep::sweep_once(
+        store.store.as_ref(),
+        std::time::Duration::from_millis(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(marked, 1);
+    let (_, t) = s.get(&format!("/api/trajectories/{idle}")).await;
+    assert_eq!(t["status"], "abandoned");
+    let (_, page) = s.get("/api/trajectories?status=abandoned").await;
+    assert_eq!(page["trajectories"].as_array().unwrap().len(), 1);
+    let late = json!({"steps": [{"stepNumber": 1, "toolName": "Read"}]});
+    assert_eq!(
+        s.post(&format!("/api/trajectories/{idle}/steps/batch"), &late)
+            .await
+            .0,
+        200
+    );
+    let (_, t) = s.get(&format!("/api/trajectories/{idle}")).await;
+    assert_eq!(t["status"], "running");
 }

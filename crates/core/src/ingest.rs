@@ -67,12 +67,69 @@ pub struct NewTrajectory {
     pub metadata: Option<Value>,
 }
 
+/// What a step records. Only `tool` steps count in `stepCount`, `errorCount` and tool stats.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// A tool call.
+    #[default]
+    Tool,
+    /// Assistant text between tool calls, or the final answer (`toolName: "assistant"`).
+    Message,
+    /// A lifecycle fact such as `SubagentStart` (`toolName` = the hook event name).
+    Event,
+}
+
+impl StepKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Tool => "tool",
+            StepKind::Message => "message",
+            StepKind::Event => "event",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "tool" => StepKind::Tool,
+            "message" => StepKind::Message,
+            "event" => StepKind::Event,
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome a client may state in `complete`; `abandoned` is the collector's alone.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum CompletionStatus {
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+impl CompletionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompletionStatus::Succeeded => "succeeded",
+            CompletionStatus::Failed => "failed",
+            CompletionStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NewStep {
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10_000_000))]
     pub step_number: i64,
+    /// Absent: `tool` for a new step; a re-sent step keeps its stored kind.
+    #[serde(default)]
+    pub kind: Option<StepKind>,
     #[serde(default)]
     pub timestamp: Option<DateTime<Utc>>,
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
@@ -116,6 +173,9 @@ pub struct Usage {
 #[serde(rename_all = "camelCase")]
 pub struct Completion {
     pub success: bool,
+    /// `succeeded | failed | interrupted`; absent: derived from `success`. Must agree with it.
+    #[serde(default)]
+    pub status: Option<CompletionStatus>,
     #[serde(default)]
     pub result: Option<Value>,
     #[serde(default)]
@@ -138,6 +198,16 @@ pub struct Completion {
 impl Completion {
     pub fn duration_ms(&self) -> Option<i64> {
         self.duration.map(|d| d.round() as i64)
+    }
+
+    /// The status to store: the stated one, else the one `success` implies.
+    pub fn final_status(&self) -> crate::Status {
+        match self.status {
+            Some(CompletionStatus::Succeeded) => crate::Status::Succeeded,
+            Some(CompletionStatus::Failed) => crate::Status::Failed,
+            Some(CompletionStatus::Interrupted) => crate::Status::Interrupted,
+            None => crate::Status::from_success(Some(self.success)),
+        }
     }
 }
 
@@ -317,6 +387,7 @@ impl NewStep {
     pub fn merge(&mut self, newer: NewStep) {
         self.tool_name = newer.tool_name;
         self.timestamp = self.timestamp.or(newer.timestamp);
+        self.kind = newer.kind.or(self.kind);
         macro_rules! take_present {
             ($($f:ident),*) => { $( if newer.$f.is_some() { self.$f = newer.$f; } )* };
         }
@@ -364,6 +435,21 @@ impl StepBatch {
 
 impl Completion {
     pub fn validate(&mut self) -> Validation {
+        match (self.status, self.success) {
+            (Some(CompletionStatus::Succeeded), false) => {
+                return Err(ValidationError::new(
+                    "status",
+                    "\"succeeded\" contradicts success: false",
+                ))
+            }
+            (Some(s @ (CompletionStatus::Failed | CompletionStatus::Interrupted)), true) => {
+                return Err(ValidationError::new(
+                    "status",
+                    format!("\"{}\" contradicts success: true", s.as_str()),
+                ))
+            }
+            _ => {}
+        }
         range("totalSteps", self.total_steps, limits::MAX_STEP_NUMBER)?;
         finite("duration", self.duration, limits::MAX_DURATION_MS as f64)?;
         finite("costUsd", self.cost_usd, limits::MAX_COST_USD)?;

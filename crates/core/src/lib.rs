@@ -18,7 +18,9 @@ pub use evidence::{
     CandidateEvaluation, CandidateScores, IntervalMethod, PairedDifference, RunEvidence, Split,
     SplitSizes, Verdict,
 };
-pub use ingest::{Completion, NewStep, NewTrajectory, Usage, ValidationError};
+pub use ingest::{
+    Completion, CompletionStatus, NewStep, NewTrajectory, StepKind, Usage, ValidationError,
+};
 pub use keys::{ApiKeyInfo, CreateKeyRequest, CreatedKey, NewApiKey, Scope};
 pub use optimization::{
     CandidateStatus, NewPrompt, OptimizationRun, Prompt, PromptCandidate, RunStatus,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::ingest::Usage;
+use crate::ingest::{StepKind, Usage};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -15,6 +15,10 @@ pub enum Status {
     Running,
     Succeeded,
     Failed,
+    /// The process ended (signal, exit, exception outside the agent) before the agent finished.
+    Interrupted,
+    /// Set only by the collector's idle sweep; a later step or completion corrects it.
+    Abandoned,
 }
 
 impl Status {
@@ -24,6 +28,28 @@ impl Status {
             Some(true) => Status::Succeeded,
             Some(false) => Status::Failed,
         }
+    }
+
+    /// The stored (and wire) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+            Status::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => Status::Running,
+            "succeeded" => Status::Succeeded,
+            "failed" => Status::Failed,
+            "interrupted" => Status::Interrupted,
+            "abandoned" => Status::Abandoned,
+            _ => return None,
+        })
     }
 }
 
@@ -63,6 +89,8 @@ pub struct Trajectory {
 pub struct Step {
     pub step_number: i64,
     pub timestamp: DateTime<Utc>,
+    /// `tool` (a tool call), `message` (assistant text) or `event` (a lifecycle fact).
+    pub kind: StepKind,
     pub tool_name: String,
     pub tool_input: Option<Value>,
     pub tool_output: Option<Value>,
@@ -210,7 +238,12 @@ pub struct Stats {
     pub trajectories: i64,
     pub running: i64,
     pub succeeded: i64,
+    /// Completed with `success: false`, `interrupted` ones included.
     pub failed: i64,
+    /// Of `failed`, those whose process ended before the agent did.
+    pub interrupted: i64,
+    /// Closed by the idle sweep: no completion ever arrived. Not counted in `successRate`.
+    pub abandoned: i64,
     pub success_rate: Option<f64>,
     pub mean_steps: Option<f64>,
     pub mean_duration_ms: Option<f64>,

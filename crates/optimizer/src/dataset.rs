@@ -86,8 +86,14 @@ pub struct Example {
 
 impl Example {
     pub fn from_trajectory(t: &Trajectory, steps: &[Step]) -> Self {
-        let actions: Vec<Action> = steps.iter().map(action).collect();
-        let success = t.success.unwrap_or(false);
+        // Messages and lifecycle events are not actions (steps carry `kind` for that).
+        let actions: Vec<Action> = steps
+            .iter()
+            .filter(|s| s.kind == lightning_core::StepKind::Tool)
+            .map(action)
+            .collect();
+        // `abandoned` (no completion ever came): a failure whose cause is unknown.
+        let success = t.status == lightning_core::Status::Succeeded;
         let failure_type = (!success).then(|| failure_type(t, &actions));
         Example {
             trajectory_id: t.id,
@@ -331,7 +337,7 @@ pub async fn extract(
     while completed.len() < query.limit {
         let page = store.list_trajectories(&filter).await?;
         for t in page.trajectories {
-            if t.success.is_none() {
+            if t.status == lightning_core::Status::Running {
                 skipped_running += 1;
             } else if completed.len() < query.limit {
                 completed.push(t);
@@ -436,6 +442,9 @@ fn feedback_score(t: &Trajectory) -> Option<f64> {
 }
 
 fn failure_type(t: &Trajectory, actions: &[Action]) -> String {
+    if t.status == lightning_core::Status::Abandoned {
+        return "abandoned: no completion arrived (unknown cause)".into();
+    }
     if let Some(a) = actions.iter().rev().find(|a| a.error.is_some()) {
         let e = a.error.as_deref().unwrap_or_default();
         return format!("{}: {}", a.tool, normalize_error(e));
@@ -639,6 +648,54 @@ pub fn apply_reward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stored(status: &str, success: Option<bool>) -> Trajectory {
+        serde_json::from_value(serde_json::json!({
+            "id": Uuid::from_u128(7), "agentId": "a", "taskType": null, "sessionId": null,
+            "prompt": "fix it", "systemPrompt": null, "promptVersion": null, "model": null,
+            "metadata": null, "startTime": "2026-01-01T00:00:00Z", "endTime": null,
+            "status": status, "success": success, "result": null, "error": null,
+            "totalSteps": null, "durationMs": null, "costUsd": null, "usage": null,
+            "numTurns": null, "stepCount": 1, "errorCount": 0,
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    fn stored_step(n: i64, kind: &str, tool: &str) -> Step {
+        serde_json::from_value(serde_json::json!({
+            "stepNumber": n, "timestamp": "2026-01-01T00:00:00Z", "kind": kind,
+            "toolName": tool, "toolInput": null, "toolOutput": "x", "error": null,
+            "durationMs": null, "toolUseId": null, "metadata": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn abandoned_is_a_failure_of_unknown_cause_and_messages_are_not_actions() {
+        let steps = [
+            stored_step(1, "tool", "Read"),
+            stored_step(2, "message", "assistant"),
+            stored_step(3, "event", "SubagentStart"),
+        ];
+        let e = Example::from_trajectory(&stored("abandoned", None), &steps);
+        assert!(!e.outcome.success);
+        assert_eq!(
+            e.failure_type.as_deref(),
+            Some("abandoned: no completion arrived (unknown cause)")
+        );
+        assert_eq!(e.actions.len(), 1);
+        let e = Example::from_trajectory(&stored("interrupted", Some(false)), &steps);
+        assert_eq!(
+            e.failure_type.as_deref(),
+            Some("failed without an error message")
+        );
+        assert!(
+            Example::from_trajectory(&stored("succeeded", Some(true)), &steps)
+                .outcome
+                .success
+        );
+    }
 
     fn example(i: u128, success: bool) -> Example {
         Example {

@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The database cannot be reached right now; the caller may retry.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// Too much is already waiting to be written; the caller should retry shortly.
+    #[error("write queue full: {0}")]
+    Overloaded(String),
     #[error("invalid store configuration: {0}")]
     Config(String),
     #[error("migration failed: {0}")]

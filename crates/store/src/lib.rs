@@ -4,11 +4,14 @@
 mod error;
 mod exec;
 mod export;
+mod group;
 pub mod keys;
 mod optimization;
 mod optimization_sql;
 pub mod postgres;
 pub mod private_files;
+#[cfg(feature = "testing")]
+pub mod raw_ceiling;
 mod redact;
 mod rollout;
 mod rollout_sql;
@@ -31,6 +34,7 @@ use uuid::Uuid;
 
 pub use error::{StoreError, StoreResult};
 pub use export::export_stream;
+pub use group::GroupConfig;
 pub use keys::KeyStore;
 pub use optimization::OptimizationStore;
 pub use redact::redact_url;
@@ -58,9 +62,15 @@ pub trait Store:
     /// Creates a trajectory, or does nothing when `trajectory_id` is given and already exists.
     async fn start_trajectory(&self, trajectory: &NewTrajectory) -> StoreResult<Uuid>;
 
-    /// Upserts steps in one transaction (see [`NewStep::merge`] for the merge rule).
-    /// `NotFound` when the trajectory does not exist; then nothing is written.
+    /// Upserts steps atomically (see [`NewStep::merge`] for the merge rule), possibly in one
+    /// transaction with other callers' batches (group commit); returns once it has committed.
+    /// `NotFound` when the trajectory does not exist; then nothing is written. `Overloaded`
+    /// when the write queue is full.
     async fn append_steps(&self, trajectory_id: Uuid, steps: &[NewStep]) -> StoreResult<()>;
+
+    /// Marks `running` trajectories with no activity since `idle_since` as `abandoned`;
+    /// returns how many. Safe to run from several collectors at once.
+    async fn abandon_idle(&self, idle_since: chrono::DateTime<chrono::Utc>) -> StoreResult<u64>;
 
     /// Records the outcome; repeating it overwrites the fields the newer call carries.
     async fn complete_trajectory(
@@ -133,6 +143,8 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// How long a request waits for a connection before answering "unavailable".
     pub acquire_timeout: Duration,
+    /// Grouping of concurrent step batches into shared transactions.
+    pub group_commit: GroupConfig,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -156,6 +168,7 @@ impl StoreConfig {
             data_dir: data_dir.into(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            group_commit: GroupConfig::default(),
         }
     }
 

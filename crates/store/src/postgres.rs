@@ -20,6 +20,7 @@ use crate::{
 
 impl Dialect for Postgres {
     const ILIKE: &'static str = "ILIKE";
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
 
     fn bind_id(qb: &mut QueryBuilder<'_, Self>, id: Uuid) {
         qb.push_bind(id);
@@ -64,6 +65,8 @@ pub struct PgStore {
     writer: PgPool,
     /// The same pool as `writer`: PostgreSQL needs no reader/writer split.
     reader: PgPool,
+    /// Step batches go through here: `group_commit.writers` concurrent transactions.
+    group: crate::group::GroupCommit,
 }
 
 impl PgStore {
@@ -94,9 +97,14 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let group = crate::group::GroupCommit::start(
+            std::sync::Arc::new(pool.clone()),
+            config.group_commit,
+        );
         Ok(Self {
             writer: pool.clone(),
             reader: pool,
+            group,
         })
     }
 }

@@ -158,7 +158,8 @@ fn push_arm<DB: Dialect>(
     }
 }
 
-/// Run count, finished runs, successes and means of one arm, success as the reward.
+/// Run count, finished runs, successes and means of one arm, success as the reward: a
+/// succeeded run is 1; failed, interrupted and abandoned runs are 0; running ones are left out.
 /// Columns: runs, rewarded, reward_sum, mean cost, mean duration, mean steps.
 pub(crate) fn arm_success<'a, DB: Dialect>(
     agent_id: &str,
@@ -167,8 +168,8 @@ pub(crate) fn arm_success<'a, DB: Dialect>(
 ) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
         "SELECT COUNT(*), \
-         COALESCE(SUM(CASE WHEN t.success IS NOT NULL THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN t.success THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN t.status <> 'running' THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN t.status = 'succeeded' THEN 1 ELSE 0 END), 0), \
          AVG(t.cost_usd), AVG(CAST(t.duration_ms AS DOUBLE PRECISION)), \
          AVG(CAST(t.step_count AS DOUBLE PRECISION)) FROM trajectories t WHERE",
     );
@@ -185,7 +186,8 @@ pub(crate) fn arm_tools<'a, DB: Dialect>(
     let mut qb = QueryBuilder::new(
         "SELECT s.tool_name, COUNT(*), \
          COALESCE(SUM(CASE WHEN s.error IS NOT NULL THEN 1 ELSE 0 END), 0) \
-         FROM trajectory_steps s JOIN trajectories t ON t.id = s.trajectory_id WHERE",
+         FROM trajectory_steps s JOIN trajectories t ON t.id = s.trajectory_id \
+         WHERE s.kind = 'tool' AND",
     );
     push_arm(&mut qb, agent_id, version, since);
     qb.push(" GROUP BY s.tool_name ORDER BY COUNT(*) DESC, s.tool_name LIMIT 50");

@@ -3,19 +3,25 @@
 
 use chrono::{DateTime, Utc};
 use lightning_core::{
-    query::success_rate, AgentStats, NewStep, StatsFilter, Status, TimeBucket, ToolStats,
+    query::success_rate, AgentStats, StatsFilter, Status, StepKind, TimeBucket, ToolStats,
     TrajectoryFilter,
 };
 use serde_json::Value;
 use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 use uuid::Uuid;
 
-use crate::{StoreError, StoreResult};
+use crate::{
+    group::{CounterDelta, StepRow, ToolDelta},
+    StoreError, StoreResult,
+};
 
 /// How a backend binds the types whose representation differs between backends.
 pub(crate) trait Dialect: Database {
     /// Case-insensitive LIKE.
     const ILIKE: &'static str;
+    /// Appended to a SELECT to lock the rows it returns (PostgreSQL), or nothing (SQLite, whose
+    /// single writer already serializes transactions).
+    const FOR_UPDATE: &'static str;
 
     fn bind_id(qb: &mut QueryBuilder<'_, Self>, id: Uuid);
     fn bind_ts(qb: &mut QueryBuilder<'_, Self>, ts: DateTime<Utc>);
@@ -50,13 +56,16 @@ pub(crate) use plain_binds;
 pub(crate) const TRAJECTORY_COLUMNS: &str = "id, agent_id, task_type, session_id, prompt, \
     system_prompt, prompt_version, model, metadata, start_time, end_time, success, result, error, \
     total_steps, duration_ms, cost_usd, input_tokens, output_tokens, cache_read_input_tokens, \
-    cache_creation_input_tokens, num_turns, step_count, error_count, created_at, updated_at";
+    cache_creation_input_tokens, num_turns, step_count, error_count, created_at, updated_at, status";
 
 pub(crate) const STEP_COLUMNS: &str = "step_number, \"timestamp\", tool_name, tool_input, \
-    tool_output, error, duration_ms, tool_use_id, metadata";
+    tool_output, error, duration_ms, tool_use_id, metadata, kind";
 
-/// Rows per INSERT: 10 binds each stays far below SQLite's 32766-parameter limit.
+/// Rows per INSERT: 11 binds each stays far below SQLite's 32766-parameter limit.
 pub(crate) const STEP_CHUNK: usize = 1000;
+
+/// Ids (or step numbers) per `IN (...)` list.
+pub(crate) const ID_CHUNK: usize = 500;
 
 fn sep<DB: Database>(qb: &mut QueryBuilder<'_, DB>, first: &mut bool, s: &str) {
     if !std::mem::take(first) {
@@ -104,6 +113,8 @@ pub(crate) fn complete_trajectory<'a, DB: Dialect>(
     let usage = c.usage.unwrap_or_default();
     let mut qb = QueryBuilder::new("UPDATE trajectories SET success = ");
     DB::bind_bool(&mut qb, Some(c.success));
+    qb.push(", status = ");
+    DB::bind_text(&mut qb, Some(c.final_status().as_str().to_string()));
     match c.end_time {
         Some(end) => {
             qb.push(", end_time = ");
@@ -145,35 +156,61 @@ pub(crate) fn complete_trajectory<'a, DB: Dialect>(
     qb
 }
 
-/// First statement of a step batch: takes the trajectory's row lock (PostgreSQL) or the write
-/// lock (SQLite) so concurrent batches of one trajectory serialize, and tells whether it exists.
-pub(crate) fn touch_trajectory<'a, DB: Dialect>(
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> QueryBuilder<'a, DB> {
-    let mut qb = QueryBuilder::new("UPDATE trajectories SET updated_at = ");
-    DB::bind_ts(&mut qb, now);
-    qb.push(" WHERE id = ");
-    DB::bind_id(&mut qb, id);
+/// First statement of a group of step batches: which trajectories exist and their largest
+/// stored step number, locking their rows in id order (PostgreSQL) so concurrent groups touching
+/// the same trajectories serialize without deadlocking.
+pub(crate) fn lock_trajectories<'a, DB: Dialect>(ids: &[Uuid]) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("SELECT id, max_step_number FROM trajectories WHERE id IN (");
+    let mut first = true;
+    for &id in ids {
+        sep(&mut qb, &mut first, ", ");
+        DB::bind_id(&mut qb, id);
+    }
+    qb.push(format_args!(") ORDER BY id{}", DB::FOR_UPDATE));
+    qb
+}
+
+/// The stored state of the given steps, found by primary key: `(trajectory_id, step_number,
+/// tool_name, kind, has_error, duration_ms)`.
+pub(crate) fn stored_steps<'a, DB: Dialect>(keys: &[(Uuid, &[i64])]) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "SELECT trajectory_id, step_number, tool_name, kind, \
+         CAST(CASE WHEN error IS NULL THEN 0 ELSE 1 END AS BIGINT), duration_ms \
+         FROM trajectory_steps WHERE ",
+    );
+    let mut first = true;
+    for (id, numbers) in keys {
+        sep(&mut qb, &mut first, " OR ");
+        qb.push("(trajectory_id = ");
+        DB::bind_id(&mut qb, *id);
+        qb.push(" AND step_number IN (");
+        let mut first_number = true;
+        for &n in numbers.iter() {
+            sep(&mut qb, &mut first_number, ", ");
+            DB::bind_int(&mut qb, Some(n));
+        }
+        qb.push("))");
+    }
     qb
 }
 
 /// One multi-row upsert applying the merge rule of `NewStep::merge` against stored rows
-/// (the stored timestamp is kept: it is when the step started).
+/// (the stored timestamp is kept: it is when the step started). Rows may belong to several
+/// trajectories; `(trajectory_id, step_number)` must be unique among them.
 pub(crate) fn upsert_steps<'a, DB: Dialect>(
-    trajectory_id: Uuid,
-    steps: &[NewStep],
+    rows: &[StepRow<'_>],
     now: DateTime<Utc>,
 ) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
         "INSERT INTO trajectory_steps (trajectory_id, step_number, \"timestamp\", tool_name, \
-         tool_input, tool_output, error, duration_ms, tool_use_id, metadata) VALUES ",
+         tool_input, tool_output, error, duration_ms, tool_use_id, metadata, kind) VALUES ",
     );
     let mut first = true;
-    for step in steps {
+    for row in rows {
+        let step = row.step;
         sep(&mut qb, &mut first, ", ");
         qb.push("(");
-        DB::bind_id(&mut qb, trajectory_id);
+        DB::bind_id(&mut qb, row.trajectory_id);
         qb.push(", ");
         DB::bind_int(&mut qb, Some(step.step_number));
         qb.push(", ");
@@ -192,11 +229,14 @@ pub(crate) fn upsert_steps<'a, DB: Dialect>(
         DB::bind_text(&mut qb, step.tool_use_id.clone());
         qb.push(", ");
         DB::bind_json(&mut qb, step.metadata.as_ref());
+        qb.push(", ");
+        DB::bind_text(&mut qb, Some(row.kind.as_str().to_string()));
         qb.push(")");
     }
     qb.push(
         " ON CONFLICT (trajectory_id, step_number) DO UPDATE SET \
          tool_name = excluded.tool_name, \
+         kind = excluded.kind, \
          tool_input = COALESCE(excluded.tool_input, trajectory_steps.tool_input), \
          tool_output = COALESCE(excluded.tool_output, trajectory_steps.tool_output), \
          error = COALESCE(excluded.error, trajectory_steps.error), \
@@ -207,15 +247,86 @@ pub(crate) fn upsert_steps<'a, DB: Dialect>(
     qb
 }
 
-/// Recounts the denormalized step counters after a batch (inside the batch's transaction).
-pub(crate) fn refresh_counts<'a, DB: Dialect>(id: Uuid) -> QueryBuilder<'a, DB> {
+/// Applies counter changes computed from the group's own rows (never a recount), marks the
+/// trajectories active, and reopens an `abandoned` one: a late step corrects the sweep.
+pub(crate) fn update_counters<'a, DB: Dialect>(
+    deltas: &[CounterDelta],
+    now: DateTime<Utc>,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("UPDATE trajectories SET updated_at = ");
+    DB::bind_ts(&mut qb, now);
+    qb.push(", status = CASE WHEN status = 'abandoned' THEN 'running' ELSE status END");
+    type Field = fn(&CounterDelta) -> Option<i64>;
+    let fields: [(&str, bool, Field); 3] = [
+        ("step_count", true, |d| Some(d.steps)),
+        ("error_count", true, |d| Some(d.errors)),
+        ("max_step_number", false, |d| d.max_step_number),
+    ];
+    for (column, additive, value) in fields {
+        qb.push(format_args!(", {column} = "));
+        if additive {
+            qb.push(format_args!("{column} + "));
+        }
+        qb.push("CASE id");
+        for d in deltas {
+            qb.push(" WHEN ");
+            DB::bind_id(&mut qb, d.trajectory_id);
+            qb.push(" THEN ");
+            DB::bind_int(&mut qb, value(d));
+        }
+        match additive {
+            true => qb.push(" ELSE 0 END"),
+            false => qb.push(format_args!(" ELSE {column} END")),
+        };
+    }
+    qb.push(" WHERE id IN (");
+    let mut first = true;
+    for d in deltas {
+        sep(&mut qb, &mut first, ", ");
+        DB::bind_id(&mut qb, d.trajectory_id);
+    }
+    qb.push(")");
+    qb
+}
+
+/// Adds the group's changes to the per-trajectory, per-tool rollup read by `stats`.
+pub(crate) fn upsert_tool_stats<'a, DB: Dialect>(
+    deltas: &[((Uuid, String), ToolDelta)],
+) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
-        "UPDATE trajectories SET \
-         step_count = (SELECT COUNT(*) FROM trajectory_steps s WHERE s.trajectory_id = trajectories.id), \
-         error_count = (SELECT COUNT(*) FROM trajectory_steps s WHERE s.trajectory_id = trajectories.id \
-         AND s.error IS NOT NULL) WHERE id = ",
+        "INSERT INTO trajectory_tool_stats (trajectory_id, tool_name, calls, errors, \
+         duration_sum, duration_count) VALUES ",
     );
-    DB::bind_id(&mut qb, id);
+    let mut first = true;
+    for ((id, tool), d) in deltas {
+        sep(&mut qb, &mut first, ", ");
+        qb.push("(");
+        DB::bind_id(&mut qb, *id);
+        qb.push(", ");
+        DB::bind_text(&mut qb, Some(tool.clone()));
+        for v in [d.calls, d.errors, d.duration_sum, d.duration_count] {
+            qb.push(", ");
+            DB::bind_int(&mut qb, Some(v));
+        }
+        qb.push(")");
+    }
+    qb.push(
+        " ON CONFLICT (trajectory_id, tool_name) DO UPDATE SET \
+         calls = trajectory_tool_stats.calls + excluded.calls, \
+         errors = trajectory_tool_stats.errors + excluded.errors, \
+         duration_sum = trajectory_tool_stats.duration_sum + excluded.duration_sum, \
+         duration_count = trajectory_tool_stats.duration_count + excluded.duration_count",
+    );
+    qb
+}
+
+/// The idle sweep: one conditional UPDATE, safe to run from any number of collectors at once
+/// (a trajectory touched meanwhile no longer matches).
+pub(crate) fn abandon_idle<'a, DB: Dialect>(idle_since: DateTime<Utc>) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "UPDATE trajectories SET status = 'abandoned' WHERE status = 'running' AND updated_at < ",
+    );
+    DB::bind_ts(&mut qb, idle_since);
     qb
 }
 
@@ -304,15 +415,9 @@ pub(crate) fn list_trajectories<'a, DB: Dialect>(f: &TrajectoryFilter) -> QueryB
         qb.push(" AND t.task_type = ");
         DB::bind_text(&mut qb, Some(task_type.clone()));
     }
-    match f.status {
-        None => {}
-        Some(Status::Running) => {
-            qb.push(" AND t.success IS NULL");
-        }
-        Some(status) => {
-            qb.push(" AND t.success = ");
-            DB::bind_bool(&mut qb, Some(status == Status::Succeeded));
-        }
+    if let Some(status) = f.status {
+        qb.push(" AND t.status = ");
+        DB::bind_text(&mut qb, Some(status.as_str().to_string()));
     }
     if let Some(search) = f.search.as_deref().filter(|s| !s.is_empty()) {
         let pattern = like_pattern(search);
@@ -333,6 +438,10 @@ pub(crate) fn list_trajectories<'a, DB: Dialect>(f: &TrajectoryFilter) -> QueryB
     }
     crate::scores_sql::push_score_filter(&mut qb, f.score.as_ref());
     if let Some(cursor) = f.cursor {
+        // The first bound is a plain range on the index's leading column, so a deep cursor
+        // starts its index scan at the cursor instead of filtering every row before it.
+        qb.push(" AND t.start_time <= ");
+        DB::bind_ts(&mut qb, cursor.start_time);
         qb.push(" AND (t.start_time < ");
         DB::bind_ts(&mut qb, cursor.start_time);
         qb.push(" OR (t.start_time = ");
@@ -348,7 +457,7 @@ pub(crate) fn list_trajectories<'a, DB: Dialect>(f: &TrajectoryFilter) -> QueryB
 }
 
 const OUTCOME_COUNTS: &str = "COUNT(*), \
-    CAST(COALESCE(SUM(CASE WHEN t.success IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
+    CAST(COALESCE(SUM(CASE WHEN t.status = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT), \
     CAST(COALESCE(SUM(CASE WHEN t.success THEN 1 ELSE 0 END), 0) AS BIGINT), \
     CAST(COALESCE(SUM(CASE WHEN NOT t.success THEN 1 ELSE 0 END), 0) AS BIGINT)";
 
@@ -356,7 +465,10 @@ pub(crate) fn stats_summary<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a
     let mut qb = QueryBuilder::new(format!(
         "SELECT {OUTCOME_COUNTS}, CAST(AVG(t.step_count) AS DOUBLE PRECISION), \
          CAST(AVG(t.duration_ms) AS DOUBLE PRECISION), CAST(AVG(t.cost_usd) AS DOUBLE PRECISION), \
-         CAST(COALESCE(SUM(t.cost_usd), 0) AS DOUBLE PRECISION) FROM trajectories t WHERE 1 = 1"
+         CAST(COALESCE(SUM(t.cost_usd), 0) AS DOUBLE PRECISION), \
+         CAST(COALESCE(SUM(CASE WHEN t.status = 'interrupted' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN t.status = 'abandoned' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         FROM trajectories t WHERE 1 = 1"
     ));
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
     push_evaluations(&mut qb, !f.include_evaluations);
@@ -364,15 +476,18 @@ pub(crate) fn stats_summary<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a
 }
 
 pub(crate) fn stats_tools<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
+    // From the rollup maintained by each batch: one row per trajectory and tool, not per step.
     let mut qb = QueryBuilder::new(
-        "SELECT s.tool_name, COUNT(*), \
-         CAST(COALESCE(SUM(CASE WHEN s.error IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
-         CAST(AVG(s.duration_ms) AS DOUBLE PRECISION) \
-         FROM trajectory_steps s JOIN trajectories t ON t.id = s.trajectory_id WHERE 1 = 1",
+        "SELECT r.tool_name, CAST(SUM(r.calls) AS BIGINT), CAST(SUM(r.errors) AS BIGINT), \
+         CAST(SUM(r.duration_sum) AS DOUBLE PRECISION) / NULLIF(SUM(r.duration_count), 0) \
+         FROM trajectory_tool_stats r JOIN trajectories t ON t.id = r.trajectory_id WHERE 1 = 1",
     );
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
     push_evaluations(&mut qb, !f.include_evaluations);
-    qb.push(" GROUP BY s.tool_name ORDER BY COUNT(*) DESC, s.tool_name LIMIT 100");
+    qb.push(
+        " GROUP BY r.tool_name HAVING SUM(r.calls) > 0 \
+         ORDER BY SUM(r.calls) DESC, r.tool_name LIMIT 100",
+    );
     qb
 }
 
@@ -466,6 +581,7 @@ where
     usize: ColumnIndex<R>,
 {
     let success = r.opt_bool(11)?;
+    let status = r.text(26)?;
     let usage = lightning_core::Usage {
         input_tokens: r.opt_int(17)?,
         output_tokens: r.opt_int(18)?,
@@ -485,7 +601,8 @@ where
         metadata: r.json(8)?,
         start_time: r.ts(9)?,
         end_time: r.opt_ts(10)?,
-        status: Status::from_success(success),
+        status: Status::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("trajectory status {status:?}")))?,
         success,
         result: r.json(12)?,
         error: r.opt_text(13)?,
@@ -516,6 +633,11 @@ where
         duration_ms: r.opt_int(6)?,
         tool_use_id: r.opt_text(7)?,
         metadata: r.json(8)?,
+        kind: {
+            let kind = r.text(9)?;
+            StepKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("step kind {kind:?}")))?
+        },
     })
 }
 
@@ -626,6 +748,8 @@ where
         running,
         succeeded,
         failed,
+        interrupted: summary.int(8)?,
+        abandoned: summary.int(9)?,
         success_rate: success_rate(succeeded, failed),
         mean_steps: summary.opt_float(4)?,
         mean_duration_ms: summary.opt_float(5)?,

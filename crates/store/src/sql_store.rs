@@ -56,6 +56,94 @@ macro_rules! impl_store {
         }
 
         #[async_trait::async_trait]
+        impl $crate::group::GroupWriter for sqlx::Pool<$db> {
+            async fn write_group(
+                &self,
+                batches: &[(uuid::Uuid, &[lightning_core::NewStep])],
+            ) -> $crate::StoreResult<std::collections::HashSet<uuid::Uuid>> {
+                use $crate::sql::{PlainRow, TypedRow};
+                let now = lightning_core::time::now();
+                let folded = $crate::group::fold(batches);
+                let mut tx = self.begin().await?;
+                let result = async {
+                    let ids: Vec<uuid::Uuid> = folded.iter().map(|t| t.id).collect();
+                    let mut max_steps = std::collections::HashMap::new();
+                    for chunk in ids.chunks($crate::sql::ID_CHUNK) {
+                        let rows = $crate::sql::lock_trajectories::<$db>(chunk)
+                            .build()
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        for row in &rows {
+                            max_steps.insert(row.id(0)?, row.opt_int(1)?);
+                        }
+                    }
+                    // Only steps at or below the stored maximum can exist: appending costs no
+                    // lookup at all, re-sending costs one primary-key probe per re-sent step.
+                    let probes: Vec<(uuid::Uuid, Vec<i64>)> = folded
+                        .iter()
+                        .filter_map(|t| {
+                            let max = *max_steps.get(&t.id)?;
+                            let numbers = $crate::group::maybe_stored(t, max);
+                            (!numbers.is_empty()).then_some((t.id, numbers))
+                        })
+                        .collect();
+                    let mut stored = std::collections::HashMap::new();
+                    for (id, numbers) in &probes {
+                        for chunk in numbers.chunks($crate::sql::ID_CHUNK) {
+                            let rows = $crate::sql::stored_steps::<$db>(&[(*id, chunk)])
+                                .build()
+                                .fetch_all(&mut *tx)
+                                .await?;
+                            for row in &rows {
+                                let kind = row.text(3)?;
+                                stored.insert(
+                                    (row.id(0)?, row.int(1)?),
+                                    $crate::group::StoredStep {
+                                        tool_name: row.text(2)?,
+                                        kind: lightning_core::StepKind::parse(&kind).ok_or_else(
+                                            || {
+                                                $crate::StoreError::Corrupt(format!(
+                                                    "step kind {kind:?}"
+                                                ))
+                                            },
+                                        )?,
+                                        has_error: row.int(4)? != 0,
+                                        duration_ms: row.opt_int(5)?,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    let plan = $crate::group::plan(&folded, &max_steps, &stored);
+                    for chunk in plan.rows.chunks($crate::sql::STEP_CHUNK) {
+                        $crate::sql::upsert_steps::<$db>(chunk, now)
+                            .build()
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for chunk in plan.counters.chunks($crate::sql::ID_CHUNK / 4) {
+                        $crate::sql::update_counters::<$db>(chunk, now)
+                            .build()
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for chunk in plan.tools.chunks($crate::sql::ID_CHUNK) {
+                        $crate::sql::upsert_tool_stats::<$db>(chunk)
+                            .build()
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Ok(ids
+                        .into_iter()
+                        .filter(|id| !max_steps.contains_key(id))
+                        .collect())
+                }
+                .await;
+                $crate::sql_store::finish_tx(tx, result).await
+            }
+        }
+
+        #[async_trait::async_trait]
         impl $crate::Store for $store {
             fn backend(&self) -> $crate::Backend {
                 $backend
@@ -89,30 +177,14 @@ macro_rules! impl_store {
                 trajectory_id: uuid::Uuid,
                 steps: &[lightning_core::NewStep],
             ) -> $crate::StoreResult<()> {
-                let now = lightning_core::time::now();
-                let mut tx = self.writer.begin().await?;
-                let result = async {
-                    let touched = $crate::sql::touch_trajectory::<$db>(trajectory_id, now)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                    if touched.rows_affected() == 0 {
-                        return Err($crate::sql_store::not_found(trajectory_id));
-                    }
-                    for chunk in steps.chunks($crate::sql::STEP_CHUNK) {
-                        $crate::sql::upsert_steps::<$db>(trajectory_id, chunk, now)
-                            .build()
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    $crate::sql::refresh_counts::<$db>(trajectory_id)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                    Ok(())
-                }
-                .await;
-                $crate::sql_store::finish_tx(tx, result).await
+                self.group.submit(trajectory_id, steps.to_vec()).await
+            }
+
+            async fn abandon_idle(
+                &self,
+                idle_since: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::StoreResult<u64> {
+                self.execute($crate::sql::abandon_idle(idle_since)).await
             }
 
             async fn complete_trajectory(

@@ -21,6 +21,7 @@ use crate::{
 
 impl Dialect for Sqlite {
     const ILIKE: &'static str = "LIKE";
+    const FOR_UPDATE: &'static str = "";
 
     fn bind_id(qb: &mut QueryBuilder<'_, Self>, id: Uuid) {
         qb.push_bind(id.hyphenated().to_string());
@@ -66,6 +67,8 @@ impl TypedRow for SqliteRow {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Step batches go through here: one writer task, so one transaction at a time.
+    group: crate::group::GroupCommit,
 }
 
 impl SqliteStore {
@@ -121,7 +124,17 @@ impl SqliteStore {
             .acquire_timeout(config.acquire_timeout)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let group_config = crate::GroupConfig {
+            writers: 1,
+            ..config.group_commit
+        };
+        let group =
+            crate::group::GroupCommit::start(std::sync::Arc::new(writer.clone()), group_config);
+        Ok(Self {
+            writer,
+            reader,
+            group,
+        })
     }
 }
 

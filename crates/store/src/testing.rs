@@ -35,6 +35,64 @@ pub fn test_database_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
 }
 
+/// An empty PostgreSQL schema (no migrations), dropped with this value: for a process that
+/// brings its own tables, such as the bench's Express peer.
+pub struct TestSchema {
+    /// `DATABASE_URL` whose `search_path` is the schema.
+    pub database_url: String,
+    schema: String,
+    admin_url: String,
+}
+
+impl TestSchema {
+    pub async fn postgres_at(url: &str) -> Self {
+        let schema = format!("lt_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", crate::redact_url(url)));
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .expect("create schema");
+        admin.close().await.ok();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Self {
+            database_url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
+            schema,
+            admin_url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        drop_schema(self.admin_url.clone(), self.schema.clone());
+    }
+}
+
+/// Drops a schema from a plain thread (Drop runs outside async context).
+fn drop_schema(url: String, schema: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let mut c = PgConnection::connect(&url).await.ok()?;
+            // Never hang a test run on a lock some leaked connection still holds.
+            sqlx::query("SET lock_timeout = '10s'")
+                .execute(&mut c)
+                .await
+                .ok()?;
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&mut c)
+                .await
+                .ok()
+        })
+    })
+    .join();
+}
+
 /// A store plus whatever must be cleaned up when the test ends.
 pub struct TestStore {
     pub store: Arc<dyn Store>,
@@ -73,6 +131,31 @@ impl TestStore {
 
     /// A fresh schema in the PostgreSQL at `url`, dropped with the store.
     pub async fn postgres_at(url: &str) -> Self {
+        Self::postgres_with(url, 5, crate::GroupConfig::default()).await
+    }
+
+    /// A SQLite store with the given group commit settings (the bench).
+    pub async fn sqlite_with(group_commit: crate::GroupConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = StoreConfig::new(None, dir.path());
+        config.group_commit = group_commit;
+        let store = SqliteStore::open(&config).await.expect("open SQLite store");
+        let database_url = format!("sqlite://{}", dir.path().join("lightning.db").display());
+        Self {
+            store: Arc::new(store),
+            database_url,
+            _dir: dir,
+            schema: None,
+            admin_url: None,
+        }
+    }
+
+    /// [`postgres_at`](Self::postgres_at) with a pool size and group commit settings.
+    pub async fn postgres_with(
+        url: &str,
+        max_connections: u32,
+        group_commit: crate::GroupConfig,
+    ) -> Self {
         let url = url.to_string();
         let schema = format!("lt_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&url).await.unwrap_or_else(|e| {
@@ -91,7 +174,8 @@ impl TestStore {
             .options([("search_path", schema.as_str())]);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = StoreConfig::new(Some(url.clone()), dir.path());
-        config.max_connections = 5;
+        config.max_connections = max_connections;
+        config.group_commit = group_commit;
         let store = PgStore::connect_with(options, &config)
             .await
             .expect("open PostgreSQL store");
@@ -182,25 +266,6 @@ impl Drop for TestStore {
         let (Some(schema), Some(url)) = (self.schema.take(), self.admin_url.take()) else {
             return;
         };
-        // Drop runs outside async context; use a private runtime on a plain thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let mut c = PgConnection::connect(&url).await.ok()?;
-                // Never hang a test run on a lock some leaked connection still holds.
-                sqlx::query("SET lock_timeout = '10s'")
-                    .execute(&mut c)
-                    .await
-                    .ok()?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&mut c)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
+        drop_schema(url, schema);
     }
 }

@@ -5,8 +5,8 @@ use std::{collections::HashSet, sync::Arc};
 use chrono::{Duration, TimeZone, Utc};
 use futures::TryStreamExt;
 use lightning_core::{
-    ingest::StepBatch, Completion, NewStep, NewTrajectory, StatsFilter, Status, TimeBucket,
-    TrajectoryFilter, Usage,
+    ingest::StepBatch, Completion, CompletionStatus, NewStep, NewTrajectory, StatsFilter, Status,
+    StepKind, TimeBucket, TrajectoryFilter, Usage,
 };
 use lightning_store::{export_stream, testing::TestStore, Backend, Store, StoreError};
 use serde_json::json;
@@ -29,6 +29,12 @@ lightning_store::test_on_both_backends!(
     delete_removes_steps_too,
     export_streams_every_trajectory_with_steps,
     json_values_round_trip_exactly,
+    completion_status_is_stored_filtered_and_counted,
+    idle_sweep_abandons_and_late_activity_corrects,
+    sweeps_from_two_stores_at_once_mark_each_trajectory_once,
+    step_kinds_are_stored_and_only_tools_count,
+    counters_and_tool_stats_stay_exact_under_concurrent_merges,
+    a_failing_batch_does_not_fail_its_neighbours,
 );
 
 fn new_trajectory(agent: &str) -> NewTrajectory {
@@ -250,6 +256,7 @@ async fn complete_records_outcome_and_merges_repeats(t: &TestStore) {
             cache_creation_input_tokens: None,
         }),
         num_turns: Some(3),
+        status: None,
     };
     s.complete_trajectory(id, &first).await.unwrap();
     let got = s.get_trajectory(id).await.unwrap();
@@ -650,4 +657,329 @@ async fn json_values_round_trip_exactly(t: &TestStore) {
         );
     }
     let _ = Backend::Sqlite;
+}
+
+async fn list_status(s: &Arc<dyn Store>, status: Status) -> Vec<Uuid> {
+    s.list_trajectories(&TrajectoryFilter {
+        status: Some(status),
+        limit: 100,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .trajectories
+    .into_iter()
+    .map(|t| t.id)
+    .collect()
+}
+
+async fn completion_status_is_stored_filtered_and_counted(t: &TestStore) {
+    let s = &t.store;
+    let interrupted = start(s, "a").await;
+    let failed = start(s, "a").await;
+    let ok = start(s, "a").await;
+    let c = Completion {
+        success: false,
+        status: Some(CompletionStatus::Interrupted),
+        error: Some("SIGTERM".into()),
+        ..Default::default()
+    };
+    s.complete_trajectory(interrupted, &c).await.unwrap();
+    complete(s, failed, false).await;
+    complete(s, ok, true).await;
+    let got = s.get_trajectory(interrupted).await.unwrap();
+    assert_eq!(
+        (got.status, got.success),
+        (Status::Interrupted, Some(false))
+    );
+    assert_eq!(
+        s.get_trajectory(failed).await.unwrap().status,
+        Status::Failed
+    );
+    assert_eq!(list_status(s, Status::Interrupted).await, [interrupted]);
+    assert_eq!(list_status(s, Status::Failed).await, [failed]);
+    let stats = s.stats(&StatsFilter::default()).await.unwrap();
+    assert_eq!(
+        (
+            stats.succeeded,
+            stats.failed,
+            stats.interrupted,
+            stats.abandoned,
+            stats.running
+        ),
+        (1, 2, 1, 0, 0)
+    );
+    // A repeat without `status` derives it from `success` again.
+    complete(s, interrupted, true).await;
+    assert_eq!(
+        s.get_trajectory(interrupted).await.unwrap().status,
+        Status::Succeeded
+    );
+}
+
+async fn idle_sweep_abandons_and_late_activity_corrects(t: &TestStore) {
+    let s = &t.store;
+    let idle = start(s, "a").await;
+    let stepped = start(s, "a").await;
+    let done = start(s, "a").await;
+    complete(s, done, true).await;
+    // Nothing has been idle since an hour ago.
+    let hour_ago = lightning_core::time::now() - Duration::hours(1);
+    assert_eq!(s.abandon_idle(hour_ago).await.unwrap(), 0);
+    let future = lightning_core::time::now() + Duration::seconds(1);
+    assert_eq!(
+        s.abandon_idle(future).await.unwrap(),
+        2,
+        "only running ones"
+    );
+    assert_eq!(
+        s.get_trajectory(idle).await.unwrap().status,
+        Status::Abandoned
+    );
+    assert_eq!(
+        s.get_trajectory(done).await.unwrap().status,
+        Status::Succeeded
+    );
+    assert_eq!(list_status(s, Status::Running).await, Vec::<Uuid>::new());
+    let stats = s.stats(&StatsFilter::default()).await.unwrap();
+    assert_eq!(
+        (stats.abandoned, stats.running, stats.success_rate),
+        (2, 0, Some(1.0))
+    );
+    // A late step reopens it, a late completion settles it.
+    s.append_steps(stepped, &[step(1, "Read")]).await.unwrap();
+    let got = s.get_trajectory(stepped).await.unwrap();
+    assert_eq!((got.status, got.step_count), (Status::Running, 1));
+    complete(s, idle, false).await;
+    assert_eq!(s.get_trajectory(idle).await.unwrap().status, Status::Failed);
+    assert_eq!(s.abandon_idle(hour_ago).await.unwrap(), 0);
+}
+
+async fn sweeps_from_two_stores_at_once_mark_each_trajectory_once(t: &TestStore) {
+    let s = &t.store;
+    for _ in 0..40 {
+        start(s, "a").await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let other = lightning_store::open(&lightning_store::StoreConfig::new(
+        Some(t.database_url.clone()),
+        dir.path(),
+    ))
+    .await
+    .unwrap();
+    let future = lightning_core::time::now() + Duration::seconds(1);
+    let (a, b) = tokio::join!(s.abandon_idle(future), other.abandon_idle(future));
+    assert_eq!(a.unwrap() + b.unwrap(), 40);
+    assert_eq!(list_status(s, Status::Abandoned).await.len(), 40);
+}
+
+async fn step_kinds_are_stored_and_only_tools_count(t: &TestStore) {
+    let s = &t.store;
+    let id = start(s, "a").await;
+    let mut message = NewStep {
+        step_number: 2,
+        kind: Some(StepKind::Message),
+        tool_name: "assistant".into(),
+        tool_output: Some(json!("Let me look at the file.")),
+        error: Some("not an error of a tool".into()),
+        ..Default::default()
+    };
+    let event = NewStep {
+        step_number: 3,
+        kind: Some(StepKind::Event),
+        tool_name: "SubagentStart".into(),
+        metadata: Some(json!({"agentId": "sub-1", "agentType": "Explore"})),
+        ..Default::default()
+    };
+    let mut failing = step(4, "Bash");
+    failing.error = Some("exit 1".into());
+    s.append_steps(id, &[step(1, "Read"), message.clone(), event, failing])
+        .await
+        .unwrap();
+    let stored = s.list_steps(id, None, 10).await.unwrap();
+    let kinds: Vec<_> = stored.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            StepKind::Tool,
+            StepKind::Message,
+            StepKind::Event,
+            StepKind::Tool
+        ]
+    );
+    let got = s.get_trajectory(id).await.unwrap();
+    assert_eq!((got.step_count, got.error_count), (2, 1));
+    // A re-sent message without `kind` keeps its kind (and still does not count).
+    message.kind = None;
+    message.tool_output = None;
+    message.duration_ms = Some(5);
+    s.append_steps(id, &[message]).await.unwrap();
+    assert_eq!(
+        s.list_steps(id, Some(1), 1).await.unwrap()[0].kind,
+        StepKind::Message
+    );
+    let got = s.get_trajectory(id).await.unwrap();
+    assert_eq!((got.step_count, got.error_count), (2, 1));
+    let stats = s.stats(&StatsFilter::default()).await.unwrap();
+    let tools: Vec<_> = stats.tools.iter().map(|t| t.tool_name.as_str()).collect();
+    assert_eq!(tools.len(), 2, "{tools:?}");
+    assert!(tools.contains(&"Read") && tools.contains(&"Bash"));
+    assert_eq!(stats.mean_steps, Some(2.0));
+}
+
+/// Every counter and rollup figure, recomputed from the stored steps.
+async fn assert_counters_match_steps(s: &Arc<dyn Store>, ids: &[Uuid]) {
+    let mut calls: std::collections::BTreeMap<String, (i64, i64, i64, i64)> = Default::default();
+    for &id in ids {
+        let steps = s.list_steps(id, None, 100_000).await.unwrap();
+        let tools: Vec<_> = steps.iter().filter(|s| s.kind == StepKind::Tool).collect();
+        let got = s.get_trajectory(id).await.unwrap();
+        assert_eq!(got.step_count, tools.len() as i64, "stepCount of {id}");
+        assert_eq!(
+            got.error_count,
+            tools.iter().filter(|s| s.error.is_some()).count() as i64,
+            "errorCount of {id}"
+        );
+        for step in tools {
+            let e = calls.entry(step.tool_name.clone()).or_default();
+            e.0 += 1;
+            e.1 += i64::from(step.error.is_some());
+            e.2 += step.duration_ms.unwrap_or(0);
+            e.3 += i64::from(step.duration_ms.is_some());
+        }
+    }
+    let stats = s.stats(&StatsFilter::default()).await.unwrap();
+    assert_eq!(stats.tools.len(), calls.len());
+    for tool in &stats.tools {
+        let (n, errors, sum, count) = calls[&tool.tool_name];
+        assert_eq!((tool.calls, tool.errors), (n, errors), "{}", tool.tool_name);
+        let mean = (count > 0).then(|| sum as f64 / count as f64);
+        assert_eq!(tool.mean_duration_ms, mean, "{}", tool.tool_name);
+    }
+}
+
+async fn counters_and_tool_stats_stay_exact_under_concurrent_merges(t: &TestStore) {
+    let s = &t.store;
+    let ids = [
+        start(s, "a").await,
+        start(s, "b").await,
+        start(s, "c").await,
+    ];
+    // 24 writers, each re-sending overlapping windows of steps: opened, closed with a duration,
+    // failed, renamed, turned into a message; every batch lands in some group, in some order.
+    let tasks: Vec<_> = (0..24u32)
+        .map(|w| {
+            let s = s.clone();
+            let id = ids[w as usize % 3];
+            tokio::spawn(async move {
+                for round in 0..5i64 {
+                    let batch: Vec<NewStep> = (0..12i64)
+                        .map(|i| {
+                            let n = (i64::from(w) * 7 + round * 5 + i) % 40;
+                            let mut st =
+                                step(n, if (n + round) % 5 == 0 { "Grep" } else { "Read" });
+                            match (i64::from(w) + i + round) % 4 {
+                                0 => st.error = Some(format!("e{w}")),
+                                1 => st.duration_ms = Some(n),
+                                2 if n % 7 == 0 => st.kind = Some(StepKind::Message),
+                                _ => {}
+                            }
+                            st
+                        })
+                        .collect();
+                    s.append_steps(id, &batch).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_counters_match_steps(s, &ids).await;
+    // Deleting a trajectory takes its rollup rows with it.
+    s.delete_trajectory(ids[0]).await.unwrap();
+    assert_counters_match_steps(s, &ids[1..]).await;
+}
+
+/// Makes the database itself refuse any step named `poison` (a trigger), as a disk or
+/// constraint failure would: the batch fails inside the group's transaction.
+async fn install_poison_trigger(t: &TestStore) {
+    use sqlx::Connection;
+    match t.store.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&t.database_url)
+                .await
+                .unwrap();
+            sqlx::query(
+                "CREATE TRIGGER poison BEFORE INSERT ON trajectory_steps \
+                 WHEN NEW.tool_name = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned step'); END",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&t.database_url).await.unwrap();
+            sqlx::query(
+                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.tool_name = 'poison' THEN RAISE EXCEPTION 'poisoned step'; END IF; \
+                 RETURN NEW; END $$",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+            sqlx::query(
+                "CREATE TRIGGER poison BEFORE INSERT ON trajectory_steps \
+                 FOR EACH ROW EXECUTE FUNCTION poison()",
+            )
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+async fn a_failing_batch_does_not_fail_its_neighbours(t: &TestStore) {
+    install_poison_trigger(t).await;
+    let s = &t.store;
+    let mut ids = Vec::new();
+    for _ in 0..16 {
+        ids.push(start(s, "a").await);
+    }
+    let ghost = Uuid::new_v4();
+    // Sent at once so they queue up together behind one another's transactions.
+    let tasks: Vec<_> = ids
+        .iter()
+        .copied()
+        .chain([ghost])
+        .enumerate()
+        .map(|(i, id)| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let tool = if i == 5 { "poison" } else { "Read" };
+                let steps: Vec<NewStep> = (0..10).map(|n| step(n, tool)).collect();
+                s.append_steps(id, &steps).await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    for (i, result) in results.iter().enumerate() {
+        match i {
+            5 => assert!(
+                matches!(result, Err(StoreError::Database(e)) if e.to_string().contains("poisoned")),
+                "{result:?}"
+            ),
+            16 => assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}"),
+            _ => assert!(result.is_ok(), "batch {i}: {result:?}"),
+        }
+    }
+    for (i, &id) in ids.iter().enumerate() {
+        let want = if i == 5 { 0 } else { 10 };
+        assert_eq!(s.list_steps(id, None, 100).await.unwrap().len(), want);
+        assert_eq!(s.get_trajectory(id).await.unwrap().step_count, want as i64);
+    }
+    t.assert_no_locks_left().await;
 }
