@@ -308,26 +308,33 @@ fn a_killed_collector_loses_nothing_it_acknowledged() {
     assert_eq!(t["stepCount"].as_i64().unwrap() as usize, stored.len());
 }
 
+const IDLE_KEY: &str = "idle-sweep-test-key-0123456789";
+
 #[test]
 fn idle_trajectories_become_abandoned_and_a_late_step_reopens_them() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     // The env var, as a deployment would set it.
     let serve = Serve::start(
-        &["--data-dir", data, "--api-key", "k"],
+        &["--data-dir", data, "--api-key", IDLE_KEY],
         &[("LIGHTNING_ABANDON_AFTER", "1s")],
     );
     let url = |path: &str| format!("{}{path}", serve.base);
     let (_, started) = call(
         "POST",
         &url("/api/trajectories/start"),
-        "k",
+        IDLE_KEY,
         Some(&json!({"agentId": "a"})),
     );
     let id = started["trajectoryId"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        let (_, t) = call("GET", &url(&format!("/api/trajectories/{id}")), "k", None);
+        let (_, t) = call(
+            "GET",
+            &url(&format!("/api/trajectories/{id}")),
+            IDLE_KEY,
+            None,
+        );
         if t["status"] == "abandoned" || Instant::now() > deadline {
             break t["status"].clone();
         }
@@ -343,11 +350,16 @@ fn idle_trajectories_become_abandoned_and_a_late_step_reopens_them() {
     let (code, _) = call(
         "POST",
         &url(&format!("/api/trajectories/{id}/steps/batch")),
-        "k",
+        IDLE_KEY,
         Some(&batch),
     );
     assert_eq!(code, 200);
-    let (_, t) = call("GET", &url(&format!("/api/trajectories/{id}")), "k", None);
+    let (_, t) = call(
+        "GET",
+        &url(&format!("/api/trajectories/{id}")),
+        IDLE_KEY,
+        None,
+    );
     assert_eq!(
         (t["status"].as_str(), t["stepCount"].as_i64()),
         (Some("running"), Some(1))
@@ -356,9 +368,14 @@ fn idle_trajectories_become_abandoned_and_a_late_step_reopens_them() {
     call(
         "POST",
         &url(&format!("/api/trajectories/{id}/complete")),
-        "k",
+        IDLE_KEY,
         Some(&done),
     );
-    let (_, t) = call("GET", &url(&format!("/api/trajectories/{id}")), "k", None);
+    let (_, t) = call(
+        "GET",
+        &url(&format!("/api/trajectories/{id}")),
+        IDLE_KEY,
+        None,
+    );
     assert_eq!(t["status"], "interrupted");
 }

@@ -200,26 +200,36 @@ where
         since: Option<DateTime<Utc>>,
         reward: &Reward,
     ) -> StoreResult<ArmData> {
-        let Reward::Success = reward else {
-            return Err(StoreError::Conflict(format!(
-                "reward {} is not supported by this store yet",
-                reward.as_string()
-            )));
-        };
         let row = self
             .row(q::arm_success(agent_id, version, since))
             .await?
             .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
-        let (rewarded, successes) = (row.int(1)? as f64, row.int(2)? as f64);
+        let rewards = match reward {
+            Reward::Success => {
+                let (rewarded, successes) = (row.int(1)? as f64, row.int(2)? as f64);
+                // 0/1 rewards: the sum of squares is the sum.
+                Sums {
+                    n: rewarded,
+                    sum: successes,
+                    sum_sq: successes,
+                }
+            }
+            Reward::Score(name) => {
+                let sums = self
+                    .row(q::arm_score_sums(agent_id, version, since, name))
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
+                Sums {
+                    n: sums.int(0)? as f64,
+                    sum: sums.opt_float(1)?.unwrap_or(0.0),
+                    sum_sq: sums.opt_float(2)?.unwrap_or(0.0),
+                }
+            }
+        };
         let tools = self.rows(q::arm_tools(agent_id, version, since)).await?;
         Ok(ArmData {
             runs: row.int(0)?,
-            // 0/1 rewards: the sum of squares is the sum.
-            rewards: Sums {
-                n: rewarded,
-                sum: successes,
-                sum_sq: successes,
-            },
+            rewards,
             mean_cost_usd: row.opt_float(3)?,
             mean_duration_ms: row.opt_float(4)?,
             mean_steps: row.opt_float(5)?,

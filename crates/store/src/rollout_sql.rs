@@ -177,6 +177,27 @@ pub(crate) fn arm_success<'a, DB: Dialect>(
     qb
 }
 
+/// One arm's per-run rewards from scores: each trajectory's mean of its own (not step) numeric
+/// and boolean scores named `name` (booleans as 1/0). Columns: n, sum, sum of squares.
+pub(crate) fn arm_score_sums<'a, DB: Dialect>(
+    agent_id: &str,
+    version: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    name: &str,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "SELECT COUNT(*), COALESCE(SUM(r.reward), 0.0), COALESCE(SUM(r.reward * r.reward), 0.0) \
+         FROM (SELECT AVG(sc.value_number) AS reward FROM scores sc \
+         JOIN trajectories t ON t.id = sc.trajectory_id \
+         WHERE sc.value_number IS NOT NULL AND sc.step_number IS NULL AND sc.name = ",
+    );
+    DB::bind_text(&mut qb, Some(name.to_string()));
+    qb.push(" AND");
+    push_arm(&mut qb, agent_id, version, since);
+    qb.push(" GROUP BY sc.trajectory_id) r");
+    qb
+}
+
 /// Calls and errors per tool over one arm's runs, most used first.
 pub(crate) fn arm_tools<'a, DB: Dialect>(
     agent_id: &str,

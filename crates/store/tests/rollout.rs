@@ -4,6 +4,7 @@
 use chrono::Duration;
 use lightning_core::{
     rollout::{EventKind, NewRollout, Reward},
+    score::{NewScore, ScoreValue},
     stats::{SequentialTest, Verdict},
     Completion, NewPrompt, NewStep, NewTrajectory,
 };
@@ -20,6 +21,7 @@ lightning_store::test_on_both_backends!(
     concurrent_starts_leave_one_rollout,
     comparison_counts_each_arm,
     guard_rolls_back_a_worse_canary_once,
+    comparison_by_score_uses_each_runs_mean_score,
 );
 
 async fn register(store: &dyn Store, agent: &str, text: &str, promote: bool) -> i64 {
@@ -311,4 +313,62 @@ async fn guard_rolls_back_a_worse_canary_once(t: &TestStore) {
     assert!(guard_rollout(store, &r, test).await.unwrap().is_none());
     let promoted = store.list_prompts("a").await.unwrap();
     assert!(promoted.iter().any(|p| p.version == v1 && p.promoted));
+}
+
+async fn scored_run(store: &dyn Store, version: i64, values: &[f64], step_value: Option<f64>) {
+    let id = store
+        .start_trajectory(&NewTrajectory {
+            agent_id: "s".into(),
+            prompt_version: Some(version.to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let new = |value: f64, step_number: Option<i64>| NewScore {
+        name: "quality".into(),
+        value: ScoreValue::Number(value),
+        comment: None,
+        source: None,
+        id: None,
+        step_number,
+        metadata: None,
+    };
+    for v in values {
+        store.upsert_score(id, &new(*v, None)).await.unwrap();
+    }
+    if let Some(v) = step_value {
+        // A step's score is not the run's outcome.
+        store.upsert_score(id, &new(v, Some(0))).await.unwrap();
+    }
+}
+
+async fn comparison_by_score_uses_each_runs_mean_score(t: &TestStore) {
+    let store = &*t.store;
+    scored_run(store, 1, &[0.2, 0.4], Some(1.0)).await; // mean 0.3
+    scored_run(store, 1, &[0.5], None).await;
+    scored_run(store, 2, &[0.9], Some(0.0)).await;
+    scored_run(store, 2, &[0.7, 0.9], None).await; // mean 0.8
+    runs(store, "s", Some(2), 1, 1).await; // no score: no reward
+    let c = compare_versions(
+        store,
+        "s",
+        (Some(1), Some(2)),
+        None,
+        &Reward::Score("quality".into()),
+        SequentialTest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.reward, "score:quality");
+    assert_eq!((c.arms[0].runs, c.arms[0].rewarded), (2, 2));
+    assert_eq!((c.arms[1].runs, c.arms[1].rewarded), (3, 2));
+    assert!(
+        (c.arms[0].reward.unwrap().value - 0.4).abs() < 1e-9,
+        "{c:?}"
+    );
+    assert!(
+        (c.arms[1].reward.unwrap().value - 0.85).abs() < 1e-9,
+        "{c:?}"
+    );
+    assert!((c.difference.unwrap().estimate - 0.45).abs() < 1e-9);
 }

@@ -174,7 +174,8 @@ export class MockCollector {
       }
       return { status: 404, body: { error: 'no prompt' } };
     }
-    return { status: 404, body: { error: 'no route' } };
+    // As the real collector words it; a client takes it for a route this collector predates.
+    return { status: 404, body: { error: `no API route ${r.path}` } };
   }
 }
 

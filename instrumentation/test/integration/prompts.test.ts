@@ -11,6 +11,11 @@ import { SessionSim, messages, resultMessage } from '../helpers/sim.js';
 import { make } from '../helpers/make.js';
 import type { Lightning } from '../../src/types.js';
 
+/** What these tests check of a prompt result (it also carries the assignment: arm, unit). */
+function core(r: { text: string; version: string | null; source: string }) {
+  return { text: r.text, version: r.version, source: r.source };
+}
+
 let collector: Collector;
 before(async () => {
   collector = await new Collector().start();
@@ -51,7 +56,7 @@ test('prompt(): fallback without a promoted version, then the promoted version, 
 
   // 1. nothing registered: the fallback, quietly, and no promptVersion on the trajectory
   const { lightning: first, logs } = make(collector.url, { apiKey: collector.apiKey, agentId });
-  assert.deepEqual(await first.promptDetails(FALLBACK), { text: FALLBACK, version: null, source: 'fallback' });
+  assert.deepEqual(core(await first.promptDetails(FALLBACK)), { text: FALLBACK, version: null, source: 'fallback' });
   assert.equal(await first.prompt(FALLBACK), FALLBACK);
   assert.equal(first.stats().promptVersion, null);
   assert.deepEqual(logs.warn, [], 'a 404 from the registry is not worth a warning');
@@ -79,7 +84,7 @@ test('prompt(): fallback without a promoted version, then the promoted version, 
   assert.equal(latest.status, 404);
   assert.match(((await latest.json()) as { error: string }).error, /no promoted prompt/);
   const { lightning: peek, logs: peekLogs } = make(collector.url, { apiKey: collector.apiKey, agentId });
-  assert.deepEqual(await peek.promptDetails(FALLBACK), { text: FALLBACK, version: null, source: 'fallback' });
+  assert.deepEqual(core(await peek.promptDetails(FALLBACK)), { text: FALLBACK, version: null, source: 'fallback' });
   assert.equal(peek.stats().promptVersion, null);
   assert.deepEqual(peekLogs.warn, [], 'an unpromoted registry is not worth a warning');
   await record(peek, 'sess-p-candidates', 'task while only candidates exist', await peek.prompt(FALLBACK));
@@ -141,7 +146,7 @@ test('prompt(): agent ids that need URL encoding reach the same registry entry',
   assert.equal(created.promoted, true);
   const { lightning } = make(collector.url, { apiKey: collector.apiKey, agentId });
   const details = await lightning.promptDetails('fb');
-  assert.deepEqual(details, { text: 'encoded agent prompt', version: '1', source: 'collector' });
+  assert.deepEqual(core(details), { text: 'encoded agent prompt', version: '1', source: 'collector' });
   await record(lightning, 'sess-p-enc', 'encoded', details.text);
   assert.equal((await stored(agentId, 'sess-p-enc')).promptVersion, '1');
   await lightning.shutdown({ timeoutMs: 500 });
@@ -153,7 +158,7 @@ test('prompt(): a wrong key gets the fallback and says so at warn level', async 
   const agentId = agent('it-prompts-401');
   await collector.post(prompts(agentId), { text: 'secret prompt', promote: true }, 201);
   const { lightning, logs } = make(collector.url, { apiKey: 'not-the-key', agentId });
-  assert.deepEqual(await lightning.promptDetails('fb'), { text: 'fb', version: null, source: 'fallback' });
+  assert.deepEqual(core(await lightning.promptDetails('fb')), { text: 'fb', version: null, source: 'fallback' });
   assert.equal(logs.warn.filter((w) => w.includes('401')).length, 1);
   await lightning.shutdown({ timeoutMs: 200 });
 });

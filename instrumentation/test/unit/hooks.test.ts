@@ -5,6 +5,11 @@ import { SessionSim, messages, resultMessage } from '../helpers/sim.js';
 import { make } from '../helpers/make.js';
 import { NO_POST_HOOK, mergeHooks } from '../../src/index.js';
 
+/** What these tests check of a prompt result (it also carries the assignment: arm, unit). */
+function core(r: { text: string; version: string | null; source: string }) {
+  return { text: r.text, version: r.version, source: r.source };
+}
+
 let mock: MockCollector;
 before(async () => {
   mock = await new MockCollector().start();
@@ -295,7 +300,7 @@ test('prompt() falls back on 404 and errors, and remembers the version for later
   assert.equal(await lightning.prompt('fallback text'), 'fallback text');
   assert.equal(lightning.stats().promptVersion, null);
   mock.prompt = { agentId: 'unit-agent', version: 3, text: 'optimized prompt v3' };
-  assert.deepEqual(await lightning.promptDetails('fallback text'), { text: 'optimized prompt v3', version: '3', source: 'collector' });
+  assert.deepEqual(core(await lightning.promptDetails('fallback text')), { text: 'optimized prompt v3', version: '3', source: 'collector' });
   assert.equal(lightning.stats().promptVersion, '3');
   const s = new SessionSim(lightning.hooks);
   await s.call('Read', {}, 'x');
@@ -318,7 +323,7 @@ test('prompt() falling back forgets the remembered version: later trajectories a
   const tagged = new SessionSim(lightning.hooks, 'sess-tagged');
   await tagged.call('Read', {}, 'x');
   mock.prompt = null; // the registry answers 404 now
-  assert.deepEqual(await lightning.promptDetails('fallback text'), { text: 'fallback text', version: null, source: 'fallback' });
+  assert.deepEqual(core(await lightning.promptDetails('fallback text')), { text: 'fallback text', version: null, source: 'fallback' });
   assert.equal(lightning.stats().promptVersion, null);
   const untagged = new SessionSim(lightning.hooks, 'sess-untagged');
   await untagged.call('Read', {}, 'y');
