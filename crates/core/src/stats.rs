@@ -44,11 +44,16 @@ pub struct Sums {
 
 impl Sums {
     pub fn from_values(values: impl IntoIterator<Item = f64>) -> Self {
-        values.into_iter().fold(Self::default(), |s, x| Self {
-            n: s.n + 1.0,
-            sum: s.sum + x,
-            sum_sq: s.sum_sq + x * x,
-        })
+        values.into_iter().fold(Self::default(), Self::push)
+    }
+
+    /// The sums with one more observation.
+    pub fn push(self, x: f64) -> Self {
+        Self {
+            n: self.n + 1.0,
+            sum: self.sum + x,
+            sum_sq: self.sum_sq + x * x,
+        }
     }
 
     pub fn mean(&self) -> Option<f64> {
@@ -312,16 +317,8 @@ mod tests {
                 for _ in 0..per_look {
                     let x = f64::from(u8::from(rng.uniform() < 0.6));
                     let y = f64::from(u8::from(rng.uniform() < 0.6));
-                    a = Sums {
-                        n: a.n + 1.0,
-                        sum: a.sum + x,
-                        sum_sq: a.sum_sq + x * x,
-                    };
-                    b = Sums {
-                        n: b.n + 1.0,
-                        sum: b.sum + y,
-                        sum_sq: b.sum_sq + y * y,
-                    };
+                    a = a.push(x);
+                    b = b.push(y);
                 }
                 let d = t.compare(&a, &b, true).unwrap();
                 msprt |= t.verdict(&a, &b, Some(&d)) == Verdict::Better
@@ -350,16 +347,8 @@ mod tests {
         for _ in 0..1000 {
             let x = f64::from(u8::from(rng.uniform() < 0.5));
             let y = f64::from(u8::from(rng.uniform() < 0.7));
-            a = Sums {
-                n: a.n + 1.0,
-                sum: a.sum + x,
-                sum_sq: a.sum_sq + x * x,
-            };
-            b = Sums {
-                n: b.n + 1.0,
-                sum: b.sum + y,
-                sum_sq: b.sum_sq + y * y,
-            };
+            a = a.push(x);
+            b = b.push(y);
         }
         let d = t.compare(&a, &b, true).unwrap();
         assert_eq!(t.verdict(&a, &b, Some(&d)), Verdict::Better, "{d:?}");
