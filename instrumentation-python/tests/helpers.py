@@ -44,7 +44,7 @@ class Collector:
 
     def __init__(self, api_key: str | None = None) -> None:
         self.data_dir = tempfile.mkdtemp(prefix="lightning-py-it-")
-        self.api_key = api_key or f"it-key-{rand()}"
+        self.api_key = api_key or f"it-key-{rand()}-0123456789abcdef"
         self.port = 0
         self.url = ""
         self.proc: subprocess.Popen[bytes] | None = None
