@@ -57,6 +57,10 @@ describe('canary rollout in the dashboard', () => {
     const table = panel.getByRole('table', { name: 'Canary comparison' });
     await table.getByRole('cell', { name: /^90\.0% \[/ }).waitFor();
     await panel.getByText('canary significantly better').first().waitFor();
+    // Reward over time per version, with intervals: both versions' latest buckets are described.
+    const chart = panel.getByRole('img', { name: /^Reward over time per version \(success\): version 1: .*over \d+ runs; version 2: .*over \d+ runs$/ });
+    await chart.waitFor();
+    assert.ok((await chart.locator('circle').count()) >= 2, 'a point per version and bucket');
     await s.shot('20-rollout-comparison');
 
     await panel.getByRole('button', { name: 'Promote canary…' }).click();

@@ -7,6 +7,7 @@ import { useState } from 'react';
 import { useApi } from '../auth';
 import { useAsync } from '../lib/hooks';
 import { formatDateTime, formatNumber } from '../lib/format';
+import { rewardSeries, type Series } from '../lib/rolloutSeries';
 import type { Comparison, Prompt, PromptEvent, RolloutStatus, RolloutVerdict } from '../lib/types';
 import { Badge, ErrorBox } from './common';
 
@@ -84,6 +85,74 @@ export function ComparisonTable({ comparison }: { comparison: Comparison }) {
   );
 }
 
+const SERIES_CLASS = ['series-baseline', 'series-canary'];
+
+/** Reward over time per version, each bucket with its 95 % interval (as error bars). */
+export function RewardChart({ series, since, until, reward }: { series: Series[]; since: number; until: number; reward: string }) {
+  const [w, h, left, bottom, top] = [560, 180, 40, 24, 8];
+  const x = (t: number) => left + ((t - since) / Math.max(1, until - since)) * (w - left - 8);
+  const values = series.flatMap((s) => s.points.flatMap((p) => [p.low, p.high]));
+  const [lo, hi] = reward === 'success' ? [0, 1] : [Math.min(0, ...values), Math.max(1, ...values)];
+  const y = (v: number) => top + (1 - (v - lo) / Math.max(1e-9, hi - lo)) * (h - top - bottom);
+  const summary = series
+    .map((s) => {
+      const last = s.points[s.points.length - 1];
+      return `version ${s.version}: ${s.points.length} buckets${last ? `, latest ${last.value.toFixed(2)} [${last.low.toFixed(2)}, ${last.high.toFixed(2)}] over ${last.n} runs` : ''}`;
+    })
+    .join('; ');
+  return (
+    <figure className="reward-chart">
+      <svg viewBox={`0 0 ${w} ${h}`} role="img" aria-label={`Reward over time per version (${reward}): ${summary}`}>
+        <line className="axis" x1={left} x2={w - 8} y1={y(lo)} y2={y(lo)} />
+        <line className="axis" x1={left} x2={left} y1={top} y2={h - bottom} />
+        <text x={4} y={y(hi) + 4} className="tick">
+          {hi.toFixed(1)}
+        </text>
+        <text x={4} y={y(lo)} className="tick">
+          {lo.toFixed(1)}
+        </text>
+        {series.map((s, i) => (
+          <g key={s.version} className={SERIES_CLASS[i] ?? 'series-canary'}>
+            <polyline fill="none" points={s.points.map((p) => `${x(p.at)},${y(p.value)}`).join(' ')} />
+            {s.points.map((p) => (
+              <g key={p.at}>
+                <line x1={x(p.at)} x2={x(p.at)} y1={y(p.low)} y2={y(p.high)} />
+                <circle cx={x(p.at)} cy={y(p.value)} r={3}>
+                  <title>{`version ${s.version}: ${p.value.toFixed(3)} [${p.low.toFixed(3)}, ${p.high.toFixed(3)}], n = ${p.n}`}</title>
+                </circle>
+              </g>
+            ))}
+          </g>
+        ))}
+      </svg>
+      <figcaption className="muted small">
+        {series.map((s, i) => (
+          <span key={s.version} className={SERIES_CLASS[i] ?? 'series-canary'}>
+            {i === 0 ? 'baseline' : 'canary'} {s.version === 'none' ? 'own prompt' : `v${s.version}`}{' '}
+          </span>
+        ))}
+        — each point a time bucket of the runs since the canary started, with its 95% interval (not always-valid: the
+        difference above is the one to decide on).
+      </figcaption>
+    </figure>
+  );
+}
+
+function RolloutChart({ agentId, status }: { agentId: string; status: RolloutStatus }) {
+  const api = useApi();
+  const since = status.rollout.startedAt;
+  const page = useAsync(
+    (signal) => api.listTrajectories({ agentId, since, limit: 1000 }, signal),
+    `rollout-runs:${agentId}:${since}:${status.comparison.arms.map((a) => a.runs).join(',')}`,
+  );
+  if (!page.data) return null;
+  const start = Date.parse(since);
+  const until = Math.max(start + 1, ...page.data.trajectories.map((t) => Date.parse(t.startTime)));
+  const versions = status.comparison.arms.map((a) => a.version);
+  const series = rewardSeries(page.data.trajectories, page.data.scores ?? [], versions, status.comparison.reward, start, until);
+  return <RewardChart series={series} since={start} until={until} reward={status.comparison.reward} />;
+}
+
 type Pending = { kind: 'promote' | 'rollback'; status: RolloutStatus };
 
 export function RolloutPanel({ agentId, prompts, onChange }: { agentId: string; prompts: Prompt[]; onChange: () => void }) {
@@ -139,6 +208,7 @@ export function RolloutPanel({ agentId, prompts, onChange }: { agentId: string; 
             {active.rollout.autoRollback ? ' · automatic rollback on' : ''}.
           </p>
           <ComparisonTable comparison={active.comparison} />
+          <RolloutChart agentId={agentId} status={active} />
           {pending ? (
             <div className="confirm" role="alertdialog" aria-labelledby="confirm-title">
               <h3 id="confirm-title">
