@@ -119,7 +119,7 @@ async function redactionSection(): Promise<void> {
     // alternate on/off twice so that drift of the machine affects both alike
     for (const round of [0, 1]) {
       for (const redact of [true, false]) {
-        const l = instrument({ collectorUrl: server.url, apiKey: 'k', agentId: `bench-red-${round}`, handleProcessExit: false, maxQueueSize: 200, redact });
+        const l = instrument({ collectorUrl: server.url, apiKey: 'k', agentId: `bench-red-${round}`, handleProcessExit: false, maxQueueSize: 200, redact, spool: false });
         const r = await pairs(l, output, REDACTION_PAIRS / 2);
         const key = redact ? 'on' : 'off';
         const acc = rows[key] ?? { hook: [], withPrepare: [] };
