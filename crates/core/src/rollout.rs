@@ -275,6 +275,14 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 5] = [
+        Self::RolloutStarted,
+        Self::RolloutUpdated,
+        Self::RolloutEnded,
+        Self::RolledBack,
+        Self::Promoted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RolloutStarted => "rollout_started",
@@ -286,15 +294,7 @@ impl EventKind {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::RolloutStarted,
-            Self::RolloutUpdated,
-            Self::RolloutEnded,
-            Self::RolledBack,
-            Self::Promoted,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == raw)
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
     }
 }
 
@@ -540,13 +540,7 @@ mod tests {
         assert_eq!(validate_unit("").unwrap_err().field, "unit");
         assert_eq!(validate_unit(&"x".repeat(257)).unwrap_err().field, "unit");
         validate_unit("session-1").unwrap();
-        for k in [
-            EventKind::RolloutStarted,
-            EventKind::RolloutUpdated,
-            EventKind::RolloutEnded,
-            EventKind::RolledBack,
-            EventKind::Promoted,
-        ] {
+        for k in EventKind::ALL {
             assert_eq!(EventKind::parse(k.as_str()), Some(k));
         }
     }

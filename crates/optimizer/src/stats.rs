@@ -102,13 +102,9 @@ pub fn wilson(successes: u64, n: u64, confidence: f64) -> (f64, f64) {
     if n == 0 {
         return (0.0, 1.0);
     }
-    let (n, z) = (n as f64, z(confidence));
-    let p = successes as f64 / n;
-    let z2 = z * z;
-    let denom = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    // One Wilson formula for the project: the rollout comparison uses the same one.
+    lightning_core::stats::wilson(successes as f64, n as f64, z(confidence))
+        .map_or((0.0, 1.0), |e| (e.low, e.high))
 }
 
 /// Percentile bootstrap interval of the mean of `values`, seeded.

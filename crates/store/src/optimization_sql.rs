@@ -49,7 +49,7 @@ fn from_json<T: DeserializeOwned>(
 /// Candidates per INSERT: 12 binds each.
 pub(crate) const CANDIDATE_CHUNK: usize = 500;
 
-fn bind_opt_id<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, id: Option<Uuid>) {
+pub(crate) fn bind_opt_id<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, id: Option<Uuid>) {
     match id {
         Some(id) => DB::bind_id(qb, id),
         None => {

@@ -5,7 +5,9 @@ use lightning_core::rollout::{EventKind, PromptEvent, Rollout, ToolErrors};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::{exec::ColumnRow, sql::Dialect, StoreError, StoreResult};
+use crate::{
+    exec::ColumnRow, optimization_sql::bind_opt_id, sql::Dialect, StoreError, StoreResult,
+};
 
 const ROLLOUT_COLUMNS: &str = "agent_id, rollout_id, version, baseline_version, percent, \
     auto_rollback, reward, started_at, updated_at";
@@ -16,15 +18,6 @@ const EVENT_COLUMNS: &str =
 /// [`EVENT_COLUMNS`] for reading: the nullable uuid as text, which both backends decode alike.
 const EVENT_SELECT: &str = "id, agent_id, kind, version, CAST(rollout_id AS TEXT), percent, \
     actor, reason, evidence, created_at";
-
-fn bind_opt_id<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, id: Option<Uuid>) {
-    match id {
-        Some(id) => DB::bind_id(qb, id),
-        None => {
-            qb.push("NULL");
-        }
-    }
-}
 
 pub(crate) fn select_rollout<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(format!(
