@@ -154,7 +154,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
     let app = lightning_collector::router(store, config);
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+    let listener = listen(&args.host, args.port)
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr: SocketAddr = listener.local_addr()?;
@@ -162,6 +162,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     lightning_collector::serve(listener, app, &limits, shutdown_signal()).await?;
     tracing::info!("collector stopped");
     Ok(())
+}
+
+/// Pending connections the kernel queues before `accept`. The default of 128 overflows when a
+/// burst of agents connects at once, and each connection past it waits a whole SYN retransmit
+/// (1 s) before it is even seen; the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds the first address `host` resolves to, with [`LISTEN_BACKLOG`].
+async fn listen(host: &str, port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} resolves to no address")))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The configured key, else the one kept in the data directory, else a new one written there.
