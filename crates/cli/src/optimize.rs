@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use lightning_optimizer::{
     analysis,
-    apo::{plan, ApoConfig, Progress},
+    apo::{plan, ApoConfig, Progress, Strategy},
     dataset::{self, DatasetQuery},
     evaluator::{command::CommandEvaluator, judge::JudgeEvaluator, Evaluator},
     llm::{HttpLlm, Llm, LlmConfig, Price, Provider},
@@ -175,6 +175,12 @@ pub struct OptimizeArgs {
     #[command(flatten)]
     llm: LlmArgs,
 
+    /// Search strategy: `gepa` (Pareto front over validation examples, reflections on the
+    /// parent's own rollouts, merges, budget-aware validation) or `apo` (beam search with
+    /// textual gradients). GEPA runs `--rounds × --beam × --branch` proposals.
+    #[arg(long, env = "LIGHTNING_STRATEGY", value_enum, default_value = "gepa")]
+    strategy: StrategyArg,
+
     /// Seed for the split, minibatches and validation order: same seed, same plan.
     #[arg(long, env = "LIGHTNING_SEED", default_value_t = 0)]
     seed: u64,
@@ -303,9 +309,25 @@ fn read_file(path: &PathBuf, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    Apo,
+    Gepa,
+}
+
+impl From<StrategyArg> for Strategy {
+    fn from(s: StrategyArg) -> Self {
+        match s {
+            StrategyArg::Apo => Strategy::Apo,
+            StrategyArg::Gepa => Strategy::Gepa,
+        }
+    }
+}
+
 impl OptimizeArgs {
     fn apo(&self) -> ApoConfig {
         ApoConfig {
+            strategy: self.strategy.into(),
             beam: self.beam,
             rounds: self.rounds,
             branch: self.branch,
@@ -343,6 +365,7 @@ impl OptimizeArgs {
             "confidence": self.confidence,
             "minImprovement": self.min_improvement,
             "registerJudged": self.register_judged,
+            "strategy": Strategy::from(self.strategy).as_str(),
             "beam": self.beam,
             "rounds": self.rounds,
             "branch": self.branch,
@@ -370,11 +393,14 @@ impl OptimizeArgs {
 
     fn templates(&self) -> anyhow::Result<Templates> {
         let mut t = Templates::default();
+        // A template of your own replaces the built-in variants GEPA would cycle through too.
         if let Some(p) = &self.critique_template {
             t.critique = read_file(p, "critique template")?;
+            t.critique_variants.clear();
         }
         if let Some(p) = &self.edit_template {
             t.edit = read_file(p, "edit template")?;
+            t.edit_variants.clear();
         }
         if let Some(p) = &self.paraphrase_template {
             t.paraphrase = read_file(p, "paraphrase template")?;

@@ -24,6 +24,15 @@ use serde_json::{json, Value};
 
 #[derive(Debug, Args)]
 pub struct OptimizeBenchArgs {
+    /// `timing`: wall time against a fake LLM of fixed latency, and extraction speed.
+    /// `synthetic`: true score reached vs evaluations spent, per search strategy, on the
+    /// synthetic suite with a known optimum.
+    #[arg(long, default_value = "timing", value_parser = ["timing", "synthetic"])]
+    suite: String,
+
+    #[command(flatten)]
+    synthetic: crate::bench_synthetic::SyntheticArgs,
+
     /// Store to benchmark: postgres://… for PostgreSQL (a fresh schema is used and dropped via
     /// TEST_DATABASE_URL when this is `test`), else a temporary SQLite file.
     #[arg(long, default_value = "sqlite")]
@@ -62,6 +71,9 @@ pub struct OptimizeBenchArgs {
 }
 
 pub async fn run(args: OptimizeBenchArgs) -> anyhow::Result<()> {
+    if args.suite == "synthetic" {
+        return crate::bench_synthetic::run(args.synthetic).await;
+    }
     let test_store = match args.backend.as_str() {
         "sqlite" => lightning_store::testing::TestStore::new(Backend::Sqlite).await,
         "postgres" => lightning_store::testing::TestStore::new(Backend::Postgres).await,

@@ -52,6 +52,9 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApoConfig {
+    /// Beam APO (ProTeGi) or GEPA (`--strategy`).
+    #[serde(default)]
+    pub strategy: Strategy,
     pub beam: usize,
     pub rounds: usize,
     pub branch: usize,
@@ -72,9 +75,30 @@ pub struct ApoConfig {
     pub confidence: f64,
 }
 
+/// The search strategy (`--strategy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Beam search with textual gradients (this module).
+    #[default]
+    Apo,
+    /// Pareto-front reflective evolution ([`crate::gepa`]).
+    Gepa,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Apo => "apo",
+            Strategy::Gepa => "gepa",
+        }
+    }
+}
+
 impl Default for ApoConfig {
     fn default() -> Self {
         Self {
+            strategy: Strategy::default(),
             beam: 4,
             rounds: 3,
             branch: 4,
@@ -145,11 +169,19 @@ pub struct Plan {
 
 pub fn plan(config: &ApoConfig, dataset: &Dataset, judge: bool) -> Plan {
     let slots = config.slots_per_round() as u64;
-    let children = config.children_per_round() as u64;
+    // GEPA proposes one child per iteration (no paraphrases); APO `1 + paraphrases` per slot.
+    let children = match config.strategy {
+        Strategy::Apo => config.children_per_round() as u64,
+        Strategy::Gepa => slots,
+    };
+    let paraphrases = match config.strategy {
+        Strategy::Apo => config.paraphrases as u64,
+        Strategy::Gepa => 0,
+    };
     let rounds = config.rounds as u64;
     let mb = config.minibatch.min(dataset.train.len()) as u64;
     let val = dataset.validation.len() as u64;
-    let mut llm_calls = rounds * slots * (2 + config.paraphrases as u64);
+    let mut llm_calls = rounds * slots * (2 + paraphrases);
     if let Some(cap) = config.max_llm_calls {
         llm_calls = llm_calls.min(cap);
     }
@@ -233,9 +265,9 @@ pub struct SearchResult {
     pub stop_reason: Option<String>,
 }
 
-struct Cand {
-    rec: PromptCandidate,
-    prompt_id: usize,
+pub(crate) struct Cand {
+    pub(crate) rec: PromptCandidate,
+    pub(crate) prompt_id: usize,
 }
 
 pub struct Search<'a> {
@@ -262,33 +294,33 @@ struct State {
     unsaved: Vec<CandidateEvaluation>,
 }
 
-struct Shared<'s> {
+pub(crate) struct Shared<'s> {
     search: &'s Search<'s>,
     state: Mutex<State>,
     /// Which set each example belongs to.
     split_of: HashMap<usize, Split>,
-    llm_calls: AtomicU64,
+    pub(crate) llm_calls: AtomicU64,
     llm_reserved: AtomicU64,
-    evaluations: AtomicU64,
+    pub(crate) evaluations: AtomicU64,
     failed_evaluations: AtomicU64,
     errors: Mutex<Vec<String>>,
-    exhausted: AtomicBool,
+    pub(crate) exhausted: AtomicBool,
     eval_permits: Semaphore,
 }
 
 #[derive(Debug)]
-struct BudgetExhausted(&'static str);
+pub(crate) struct BudgetExhausted(pub(crate) &'static str);
 
 /// Whether an evaluation counts against `--max-evaluations` (the search) or not (the one
 /// final scoring on the test set, planned separately).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Budget {
+pub(crate) enum Budget {
     Capped,
     Final,
 }
 
 impl<'s> Shared<'s> {
-    fn new(search: &'s Search<'s>) -> Self {
+    pub(crate) fn new(search: &'s Search<'s>) -> Self {
         let d = search.dataset;
         let split_of = [
             (&d.train, Split::Train),
@@ -318,11 +350,11 @@ impl<'s> Shared<'s> {
         }
     }
 
-    fn prompt(&self, id: usize) -> Arc<str> {
+    pub(crate) fn prompt(&self, id: usize) -> Arc<str> {
         self.state.lock().expect("state").prompts[id].clone()
     }
 
-    fn intern(&self, prompt: &str, owner: Uuid) -> usize {
+    pub(crate) fn intern(&self, prompt: &str, owner: Uuid) -> usize {
         let mut st = self.state.lock().expect("state");
         if let Some(&id) = st.prompt_ids.get(prompt) {
             return id;
@@ -336,7 +368,7 @@ impl<'s> Shared<'s> {
     }
 
     /// The rewards of `prompt_id` on `examples`, in order; `None` if one is missing.
-    fn rewards(&self, prompt_id: usize, examples: &[usize]) -> Option<Vec<f64>> {
+    pub(crate) fn rewards(&self, prompt_id: usize, examples: &[usize]) -> Option<Vec<f64>> {
         let st = self.state.lock().expect("state");
         examples
             .iter()
@@ -344,7 +376,7 @@ impl<'s> Shared<'s> {
             .collect()
     }
 
-    fn score(&self, prompt_id: usize, examples: &[usize]) -> Option<f64> {
+    pub(crate) fn score(&self, prompt_id: usize, examples: &[usize]) -> Option<f64> {
         let r = self.rewards(prompt_id, examples)?;
         Some(if r.is_empty() {
             0.0
@@ -354,13 +386,13 @@ impl<'s> Shared<'s> {
     }
 
     /// The score with n and interval.
-    fn summary(&self, prompt_id: usize, examples: &[usize]) -> Option<Score> {
+    pub(crate) fn summary(&self, prompt_id: usize, examples: &[usize]) -> Option<Score> {
         let r = self.rewards(prompt_id, examples)?;
         let c = &self.search.config;
         Some(stats::score(&r, c.confidence, c.seed))
     }
 
-    fn evaluation(&self, prompt_id: usize, example: usize) -> Option<Evaluation> {
+    pub(crate) fn evaluation(&self, prompt_id: usize, example: usize) -> Option<Evaluation> {
         self.state
             .lock()
             .expect("state")
@@ -369,7 +401,7 @@ impl<'s> Shared<'s> {
             .cloned()
     }
 
-    fn covered(&self, prompt_id: usize) -> i64 {
+    pub(crate) fn covered(&self, prompt_id: usize) -> i64 {
         let st = self.state.lock().expect("state");
         st.cache.keys().filter(|(p, _)| *p == prompt_id).count() as i64
     }
@@ -380,7 +412,7 @@ impl<'s> Shared<'s> {
 
     /// Scores every (prompt, example) pair not yet cached, `concurrency` at a time. All or
     /// nothing: when the evaluation budget cannot cover the missing pairs, none are run.
-    async fn evaluate(
+    pub(crate) async fn evaluate(
         &self,
         pairs: &[(usize, usize)],
         budget: Budget,
@@ -477,7 +509,7 @@ impl<'s> Shared<'s> {
     }
 
     /// Reserves `n` LLM calls from the budget.
-    fn reserve_llm(&self, n: u64) -> bool {
+    pub(crate) fn reserve_llm(&self, n: u64) -> bool {
         match self.search.config.max_llm_calls {
             None => true,
             Some(cap) => {
@@ -494,7 +526,7 @@ impl<'s> Shared<'s> {
     }
 
     /// One optimizer LLM call; `Ok(None)` when it failed in a way worth skipping the branch.
-    async fn ask(&self, prompt: String) -> Result<Option<String>> {
+    pub(crate) async fn ask(&self, prompt: String) -> Result<Option<String>> {
         self.llm_calls.fetch_add(1, Ordering::SeqCst);
         match self.search.llm.complete(&LlmRequest::new(prompt)).await {
             Ok(r) if !r.text.trim().is_empty() => Ok(Some(r.text)),
@@ -517,16 +549,16 @@ struct SlotOutput {
 }
 
 /// Everything the rounds carry from one to the next.
-struct Progressing {
-    cands: Vec<Cand>,
-    beam: Vec<usize>,
-    rng: rand::rngs::StdRng,
+pub(crate) struct Progressing {
+    pub(crate) cands: Vec<Cand>,
+    pub(crate) beam: Vec<usize>,
+    pub(crate) rng: rand::rngs::StdRng,
     /// The validation set in a seeded order: successive halving races on its prefixes.
-    val_order: Vec<usize>,
-    failure_groups: FailureGroups,
-    stop_reason: Option<String>,
-    skipped_branches: u64,
-    rounds_completed: usize,
+    pub(crate) val_order: Vec<usize>,
+    pub(crate) failure_groups: FailureGroups,
+    pub(crate) stop_reason: Option<String>,
+    pub(crate) skipped_branches: u64,
+    pub(crate) rounds_completed: usize,
 }
 
 /// A child to gate: its index in `cands`, its parent's, and the parent's minibatch.
@@ -540,6 +572,11 @@ impl<'a> Search<'a> {
         self.templates.validate()?;
         let shared = Shared::new(self);
         let mut st = self.score_seed(&shared, seed_prompt).await?;
+        if self.config.strategy == Strategy::Gepa {
+            crate::gepa::search(self, &shared, &mut st).await?;
+            let test = self.score_on_test(&shared, &mut st).await?;
+            return self.finish(&shared, st, test).await;
+        }
         for round in 1..=self.config.rounds {
             if shared.exhausted.load(Ordering::SeqCst)
                 || !self.round(&shared, &mut st, round).await?
@@ -555,7 +592,11 @@ impl<'a> Search<'a> {
     }
 
     /// The baseline: the seed on the whole validation set.
-    async fn score_seed(&self, shared: &Shared<'_>, seed_prompt: &str) -> Result<Progressing> {
+    pub(crate) async fn score_seed(
+        &self,
+        shared: &Shared<'_>,
+        seed_prompt: &str,
+    ) -> Result<Progressing> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.config.seed);
         let mut val_order = self.dataset.validation.clone();
         val_order.shuffle(&mut rng);
@@ -819,7 +860,7 @@ impl<'a> Search<'a> {
     }
 
     /// The only use of the test set: the seed and the best candidate, once each.
-    async fn score_on_test(
+    pub(crate) async fn score_on_test(
         &self,
         shared: &Shared<'_>,
         st: &mut Progressing,
@@ -856,7 +897,7 @@ impl<'a> Search<'a> {
         Ok(comparison)
     }
 
-    async fn finish(
+    pub(crate) async fn finish(
         &self,
         shared: &Shared<'_>,
         mut st: Progressing,
@@ -894,7 +935,7 @@ impl<'a> Search<'a> {
         })
     }
 
-    async fn save(&self, cands: &[Cand], shared: &Shared<'_>) -> Result<()> {
+    pub(crate) async fn save(&self, cands: &[Cand], shared: &Shared<'_>) -> Result<()> {
         let evaluations = shared.take_unsaved();
         if let Some(sink) = self.sink {
             let recs: Vec<PromptCandidate> = cands.iter().map(|c| c.rec.clone()).collect();
@@ -928,7 +969,7 @@ impl<'a> Search<'a> {
         }
     }
 
-    fn draw_minibatch(
+    pub(crate) fn draw_minibatch(
         &self,
         fg: &mut FailureGroups,
         slot: usize,
@@ -1089,13 +1130,13 @@ impl<'a> Search<'a> {
     }
 }
 
-struct FailureGroups {
+pub(crate) struct FailureGroups {
     groups: Vec<Vec<usize>>,
     successes: Vec<usize>,
     cursor: usize,
 }
 
-fn new_record(
+pub(crate) fn new_record(
     run_id: Uuid,
     id: Uuid,
     parent_id: Option<Uuid>,

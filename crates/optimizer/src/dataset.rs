@@ -374,7 +374,7 @@ pub async fn extract(
     Ok((examples.into_iter().flatten().collect(), skipped_running))
 }
 
-async fn all_steps(store: &Arc<dyn Store>, id: Uuid) -> Result<Vec<Step>> {
+pub(crate) async fn all_steps(store: &Arc<dyn Store>, id: Uuid) -> Result<Vec<Step>> {
     const PAGE: i64 = 10_000;
     let mut steps: Vec<Step> = Vec::new();
     loop {
@@ -464,7 +464,7 @@ pub(crate) fn excerpt(s: &str, max: usize) -> String {
     format!("{}…", cut.replace('\n', " "))
 }
 
-fn value_excerpt(v: &Value, max: usize) -> String {
+pub(crate) fn value_excerpt(v: &Value, max: usize) -> String {
     match v {
         Value::String(s) => excerpt(s, max),
         other => excerpt(&other.to_string(), max),

@@ -4,6 +4,8 @@
 //!   split deterministically into train and validation.
 //! - [`analysis`]: failure analysis without any LLM (`lightning analyze`).
 //! - [`apo`]: textual gradients + beam search with a GEPA-style gate and successive halving.
+//! - [`gepa`]: GEPA-class search: per-instance Pareto front ([`pareto`]), reflective
+//!   minibatches from the parent's own rollouts, line merges ([`merge`]), budget-aware validation.
 //! - [`evaluator`]: the offline LLM judge and the `--eval-cmd` rollout evaluator.
 //! - [`grade`]: `lightning grade`, scores for stored trajectories from a command or an LLM judge.
 //! - [`llm`]: Anthropic Messages and OpenAI-compatible Chat Completions clients.
@@ -14,9 +16,13 @@ pub mod apo;
 pub mod dataset;
 mod error;
 pub mod evaluator;
+pub mod gepa;
 pub mod grade;
 pub mod llm;
+pub mod merge;
+pub mod pareto;
 pub mod report;
+pub mod rollout_text;
 pub mod run;
 pub mod stats;
 #[cfg(feature = "testing")]

@@ -184,11 +184,7 @@ mod tests {
     fn merge_pairs_lead_on_different_instances() {
         // 0 leads a, b; 1 leads c; 2 leads b, c, d: (0, 2) covers a-d (4), (0, 1) 3, (1, 2):
         // 1's leads are a subset of 2's, so not complementary.
-        let table = t(&[
-            &[1., 1., 0., 0.],
-            &[0., 0., 1., 0.],
-            &[0., 1., 1., 1.],
-        ]);
+        let table = t(&[&[1., 1., 0., 0.], &[0., 0., 1., 0.], &[0., 1., 1., 1.]]);
         assert_eq!(front(&table), vec![0, 2]);
         assert_eq!(merge_pair(&table, &|_, _| false), Some((0, 2)));
         assert_eq!(merge_pair(&table, &|a, b| (a, b) == (0, 2)), None);

@@ -14,11 +14,12 @@ use serde_json::Value;
 
 use crate::{
     analysis::{analyze, summary, Analysis},
-    apo::{ApoConfig, CandidateSink, Progress, Search, SearchResult},
+    apo::{ApoConfig, CandidateSink, Progress, Search, SearchResult, Strategy},
     dataset::{check_size, extract, Dataset, DatasetQuery},
     evaluator::Evaluator,
     llm::{Llm, UsageReport},
     report::unified_diff,
+    rollout_text::WithTrajectories,
     stats::{format_difference, format_score},
     templates::Templates,
     OptimizerError, Result,
@@ -284,10 +285,18 @@ pub async fn optimize(
         store: store.clone(),
         run: tokio::sync::Mutex::new(run.clone()),
     };
+    // GEPA's critiques read the evaluated rollouts' own trajectories when they were recorded.
+    let search_evaluator: Arc<dyn Evaluator> = match options.apo.strategy {
+        Strategy::Gepa => Arc::new(WithTrajectories {
+            inner: evaluator.clone(),
+            store: store.clone(),
+        }),
+        Strategy::Apo => evaluator.clone(),
+    };
     let search = Search {
         config: options.apo.clone(),
         llm: llm.clone(),
-        evaluator: evaluator.clone(),
+        evaluator: search_evaluator,
         templates: options.templates.clone(),
         dataset: &prepared.dataset,
         analysis: summary(&prepared.analysis),

@@ -40,6 +40,39 @@ Critique of the current prompt, from failures observed in real runs:
 
 Write an improved system prompt that applies the critique. Keep what already works, keep the prompt's voice and structure unless the critique asks otherwise, and keep every {placeholder} in curly braces exactly as written. Return only the new prompt, between <prompt> and </prompt>."#;
 
+/// A critique of the single most damaging cause (GEPA draws critique templates per call).
+pub const CRITIQUE_FOCUSED: &str = r#"You are an expert prompt engineer. An AI agent that uses tools ran with the system prompt below; here are its own runs on a few tasks, each with the reward it got and the evaluator's feedback.
+
+<prompt>
+{prompt}
+</prompt>
+
+Statistics over the agent's recorded runs:
+<analysis>
+{analysis}
+</analysis>
+
+<examples>
+{examples}
+</examples>
+
+Find the one cause that cost the most reward across these runs (read the feedback first, then the tool errors and the final answers). Write a short critique: name that cause, quote the evidence for it from the runs, and state the single rule or instruction the prompt lacks. Do not rewrite the prompt."#;
+
+/// A conservative edit: exactly one change, everything else verbatim.
+pub const EDIT_ONE_CHANGE: &str = r#"You are revising the system prompt of an AI agent, conservatively.
+
+Current system prompt:
+<prompt>
+{prompt}
+</prompt>
+
+Critique of the current prompt, from its own runs:
+<critique>
+{critique}
+</critique>
+
+Make exactly one change that addresses the most important point of the critique: add, replace or remove a single sentence or rule. Copy every other line verbatim and keep every {placeholder} in curly braces exactly as written. Return only the new prompt, between <prompt> and </prompt>."#;
+
 pub const PARAPHRASE: &str = r#"Rewrite the following system prompt of an AI agent with different wording but the same meaning and the same rules. Keep every {placeholder} in curly braces exactly as written. Return only the new prompt, between <prompt> and </prompt>.
 
 <prompt>
@@ -66,6 +99,10 @@ pub struct Templates {
     pub edit: String,
     pub paraphrase: String,
     pub judge: String,
+    /// Further critique and edit templates GEPA chooses among per call (the first critique and
+    /// edit are always `critique` and `edit`).
+    pub critique_variants: Vec<String>,
+    pub edit_variants: Vec<String>,
 }
 
 impl Default for Templates {
@@ -75,6 +112,8 @@ impl Default for Templates {
             edit: EDIT.into(),
             paraphrase: PARAPHRASE.into(),
             judge: JUDGE.into(),
+            critique_variants: vec![CRITIQUE_FOCUSED.into()],
+            edit_variants: vec![EDIT_ONE_CHANGE.into()],
         }
     }
 }
@@ -86,7 +125,18 @@ impl Templates {
             ("edit", &self.edit, &["prompt", "critique"][..]),
             ("paraphrase", &self.paraphrase, &["prompt"][..]),
             ("judge", &self.judge, &["prompt", "example"][..]),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            self.critique_variants
+                .iter()
+                .map(|t| ("critique variant", t, &["prompt", "examples"][..])),
+        )
+        .chain(
+            self.edit_variants
+                .iter()
+                .map(|t| ("edit variant", t, &["prompt", "critique"][..])),
+        ) {
             let found = placeholders(text);
             for r in required {
                 if !found.contains(*r) {
@@ -97,6 +147,31 @@ impl Templates {
             }
         }
         Ok(())
+    }
+}
+
+impl Templates {
+    /// The (critique, edit) pair for GEPA proposal `k`: cycles through every combination of
+    /// the critique templates and the edit templates, so each is used.
+    pub fn pair(&self, k: usize) -> (&str, &str, &'static str) {
+        let critiques: Vec<&str> = std::iter::once(self.critique.as_str())
+            .chain(self.critique_variants.iter().map(String::as_str))
+            .collect();
+        let edits: Vec<&str> = std::iter::once(self.edit.as_str())
+            .chain(self.edit_variants.iter().map(String::as_str))
+            .collect();
+        let c = critiques[k % critiques.len()];
+        let e = edits[(k / critiques.len()) % edits.len()];
+        let name = match (
+            k % critiques.len() == 0,
+            (k / critiques.len()) % edits.len() == 0,
+        ) {
+            (true, true) => "critique+edit",
+            (true, false) => "critique+one-change",
+            (false, true) => "focused+edit",
+            (false, false) => "focused+one-change",
+        };
+        (c, e, name)
     }
 }
 
@@ -192,6 +267,23 @@ mod tests {
         );
         assert_eq!(extract_prompt("```text\nNew\n```"), "New");
         assert_eq!(extract_prompt("  New  "), "New");
+    }
+
+    #[test]
+    fn gepa_cycles_every_template_pair() {
+        let t = Templates::default();
+        let names: Vec<&str> = (0..4).map(|k| t.pair(k).2).collect();
+        assert_eq!(
+            names,
+            [
+                "critique+edit",
+                "focused+edit",
+                "critique+one-change",
+                "focused+one-change"
+            ]
+        );
+        assert_eq!(t.pair(3).1, EDIT_ONE_CHANGE);
+        assert_eq!(t.pair(4).0, CRITIQUE);
     }
 
     #[test]

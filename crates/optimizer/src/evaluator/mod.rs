@@ -40,6 +40,10 @@ pub struct Evaluation {
     /// The trajectory the evaluation run recorded, when the command reported `trajectoryId`.
     #[serde(default)]
     pub trajectory_id: Option<uuid::Uuid>,
+    /// That trajectory rendered for critiques (assistant text, tool calls, errors, final
+    /// answer), when it could be read from the store; filled in by [`WithTrajectories`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trajectory: Option<String>,
 }
 
 impl Evaluation {
@@ -50,6 +54,7 @@ impl Evaluation {
             error: None,
             cost_usd: None,
             trajectory_id: None,
+            trajectory: None,
         }
     }
 
@@ -60,6 +65,7 @@ impl Evaluation {
             error: Some(error.into()),
             cost_usd: None,
             trajectory_id: None,
+            trajectory: None,
         }
     }
 }
