@@ -354,6 +354,15 @@ impl<'s> Shared<'s> {
         self.state.lock().expect("state").prompts[id].clone()
     }
 
+    /// Whether some candidate already has this prompt.
+    pub(crate) fn is_known(&self, prompt: &str) -> bool {
+        self.state
+            .lock()
+            .expect("state")
+            .prompt_ids
+            .contains_key(prompt)
+    }
+
     pub(crate) fn intern(&self, prompt: &str, owner: Uuid) -> usize {
         let mut st = self.state.lock().expect("state");
         if let Some(&id) = st.prompt_ids.get(prompt) {

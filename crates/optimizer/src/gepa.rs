@@ -180,6 +180,20 @@ async fn reflect(
         st.skipped_branches += 1;
         return Ok(Proposal::Nothing);
     }
+    // An earlier candidate's prompt again: that candidate is gated again, on this minibatch
+    // and against this parent (its cached evaluations are reused), unless it is in the pool.
+    if text.trim() != parent_prompt.trim() && shared.is_known(&text) {
+        let earlier = st
+            .cands
+            .iter()
+            .position(|c| *shared.prompt(c.prompt_id) == *text)
+            .expect("a known prompt has a candidate");
+        return Ok(if lp.pool.contains(&earlier) {
+            Proposal::Nothing
+        } else {
+            Proposal::Child(earlier, vec![parent], minibatch)
+        });
+    }
     let rejection = if text.trim() == parent_prompt.trim() {
         Some("identical to its parent")
     } else if !placeholders(&parent_prompt).is_subset(&placeholders(&text)) {
@@ -283,7 +297,7 @@ fn merge_candidate(
         let Some(text) = merge::merge(&prompt(ancestor), &prompt(a), &prompt(b)) else {
             continue;
         };
-        if !placeholders(&prompt(a)).is_subset(&placeholders(&text)) {
+        if shared.is_known(&text) || !placeholders(&prompt(a)).is_subset(&placeholders(&text)) {
             continue;
         }
         let minibatch = s.draw_minibatch(
