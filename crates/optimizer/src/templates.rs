@@ -160,17 +160,14 @@ impl Templates {
         let edits: Vec<&str> = std::iter::once(self.edit.as_str())
             .chain(self.edit_variants.iter().map(String::as_str))
             .collect();
-        let c = critiques[k % critiques.len()];
-        let e = edits[(k / critiques.len()) % edits.len()];
-        let name = match (
-            k % critiques.len() == 0,
-            (k / critiques.len()) % edits.len() == 0,
-        ) {
-            (true, true) => "critique+edit",
-            (true, false) => "critique+one-change",
-            (false, true) => "focused+edit",
-            (false, false) => "focused+one-change",
+        let (ci, ei) = (k % critiques.len(), (k / critiques.len()) % edits.len());
+        let name = match (ci, ei) {
+            (0, 0) => "critique+edit",
+            (0, _) => "critique+one-change",
+            (_, 0) => "focused+edit",
+            _ => "focused+one-change",
         };
+        let (c, e) = (critiques[ci], edits[ei]);
         (c, e, name)
     }
 }
