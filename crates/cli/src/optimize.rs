@@ -235,6 +235,13 @@ pub struct OptimizeArgs {
     #[arg(long, env = "LIGHTNING_MAX_EVALUATIONS")]
     max_evaluations: Option<u64>,
 
+    /// Most USD to spend: the optimizer's LLM calls (at list price or --price-input/output)
+    /// plus the evaluations' reported cost (`costUsd` of --eval-cmd, judge tokens). No call or
+    /// evaluation starts whose projected cost, at the mean so far and with the final test
+    /// scoring reserved, would pass it.
+    #[arg(long, env = "LIGHTNING_MAX_COST")]
+    max_cost: Option<f64>,
+
     /// Prompt to start from (default: the agent's latest registered version, else the system
     /// prompt recorded in its trajectories).
     #[arg(long, env = "LIGHTNING_PROMPT_FILE")]
@@ -336,6 +343,7 @@ impl OptimizeArgs {
             gate: !self.no_gate,
             max_llm_calls: self.max_llm_calls,
             max_evaluations: self.max_evaluations,
+            max_cost_usd: self.max_cost,
             seed: self.seed,
             concurrency: self.concurrency,
             confidence: self.confidence,
@@ -463,7 +471,11 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     if !args.json {
         announce(&args, &prepared, &the_plan, judge_model.as_deref());
     }
-    let bars = Bars::new(!args.json, args.beam * args.branch);
+    let bars = Bars::new(
+        !args.json,
+        args.beam * args.branch,
+        the_plan.max_evaluations + the_plan.test_evaluations,
+    );
     let options = OptimizeOptions {
         apo,
         templates,
@@ -748,19 +760,24 @@ fn print_plan(
     );
 }
 
-/// One progress bar per round.
+/// One progress bar per round; its message moves on every evaluation and LLM call.
 struct Bars {
     enabled: bool,
     bar: std::sync::Mutex<Option<ProgressBar>>,
     slots: usize,
+    /// Planned evaluations (the most the search may run, plus the test scoring).
+    planned_evaluations: u64,
+    started: std::time::Instant,
 }
 
 impl Bars {
-    fn new(enabled: bool, slots: usize) -> Self {
+    fn new(enabled: bool, slots: usize, planned_evaluations: u64) -> Self {
         Self {
             enabled,
             bar: std::sync::Mutex::new(None),
             slots,
+            planned_evaluations,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -771,7 +788,45 @@ impl Bars {
     }
 }
 
+/// `evals 120/482 · LLM 24 · best val 0.583 · $0.42 · ETA 3m10s` (the ETA extrapolates the
+/// evaluation rate to the planned evaluations, an upper bound when the gate prunes).
+fn tick_line(
+    t: &lightning_optimizer::apo::Tick,
+    planned: u64,
+    elapsed: std::time::Duration,
+) -> String {
+    let best = t
+        .best_validation
+        .map(|b| format!("{b:.3}"))
+        .unwrap_or_else(|| "-".into());
+    let eta = if t.evaluations == 0 || t.evaluations >= planned {
+        "-".to_string()
+    } else {
+        let left = elapsed.as_secs_f64() * (planned - t.evaluations) as f64 / t.evaluations as f64;
+        let s = left.round() as u64;
+        if s >= 60 {
+            format!("{}m{:02}s", s / 60, s % 60)
+        } else {
+            format!("{s}s")
+        }
+    };
+    format!(
+        "evals {}/{planned} · LLM {} · best val {best} · ${:.2} · ETA {eta}",
+        t.evaluations, t.llm_calls, t.spent_usd
+    )
+}
+
 impl Progress for Bars {
+    fn tick(&self, t: &lightning_optimizer::apo::Tick) {
+        if let Some(bar) = self.bar.lock().expect("bar").as_ref() {
+            bar.set_message(tick_line(
+                t,
+                self.planned_evaluations,
+                self.started.elapsed(),
+            ));
+        }
+    }
+
     fn round_started(&self, round: usize, rounds: usize, steps: u64) {
         if !self.enabled {
             return;

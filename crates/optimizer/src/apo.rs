@@ -73,6 +73,10 @@ pub struct ApoConfig {
     pub max_actions: usize,
     /// Level of every interval reported (`--confidence`).
     pub confidence: f64,
+    /// Cap on the optimizer's LLM cost plus the evaluations' recorded cost, in USD
+    /// (`--max-cost`), including the final test scoring.
+    #[serde(default)]
+    pub max_cost_usd: Option<f64>,
 }
 
 /// The search strategy (`--strategy`).
@@ -111,6 +115,7 @@ impl Default for ApoConfig {
             concurrency: 4,
             max_actions: 12,
             confidence: stats::DEFAULT_CONFIDENCE,
+            max_cost_usd: None,
         }
     }
 }
@@ -127,6 +132,14 @@ impl ApoConfig {
             if v == 0 {
                 return Err(OptimizerError::Config(format!("{name} must be at least 1")));
             }
+        }
+        if self
+            .max_cost_usd
+            .is_some_and(|c| !(c.is_finite() && c > 0.0))
+        {
+            return Err(OptimizerError::Config(
+                "--max-cost must be a positive number of USD".into(),
+            ));
         }
         if !(0.5..1.0).contains(&self.confidence) {
             return Err(OptimizerError::Config(
@@ -208,10 +221,23 @@ pub fn plan(config: &ApoConfig, dataset: &Dataset, judge: bool) -> Plan {
 
 /// Hooks for a progress display; every method has a no-op default.
 pub trait Progress: Send + Sync {
+    /// After every evaluation and every optimizer LLM call.
+    fn tick(&self, _tick: &Tick) {}
     fn round_started(&self, _round: usize, _rounds: usize, _steps: u64) {}
     fn step(&self) {}
     fn round_finished(&self, _round: usize, _best: Option<f64>) {}
     fn note(&self, _message: &str) {}
+}
+
+/// Where the search stands, for [`Progress::tick`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tick {
+    pub evaluations: u64,
+    pub llm_calls: u64,
+    /// Best validation mean so far (never a test score).
+    pub best_validation: Option<f64>,
+    /// Optimizer LLM calls (as the client prices them) plus the evaluations' reported cost.
+    pub spent_usd: f64,
 }
 
 pub struct NoProgress;
@@ -263,6 +289,9 @@ pub struct SearchResult {
     pub rounds_completed: usize,
     /// Why the search stopped early, if it did.
     pub stop_reason: Option<String>,
+    /// Optimizer LLM cost plus the evaluations' reported cost, test scoring included.
+    #[serde(default)]
+    pub spent_usd: f64,
 }
 
 pub(crate) struct Cand {
@@ -306,6 +335,9 @@ pub(crate) struct Shared<'s> {
     errors: Mutex<Vec<String>>,
     pub(crate) exhausted: AtomicBool,
     eval_permits: Semaphore,
+    /// Reported cost of the evaluations so far, and how many reported one.
+    eval_cost: Mutex<(f64, u64)>,
+    best_validation: Mutex<Option<f64>>,
 }
 
 #[derive(Debug)]
@@ -347,11 +379,67 @@ impl<'s> Shared<'s> {
             errors: Mutex::new(Vec::new()),
             exhausted: AtomicBool::new(false),
             eval_permits: Semaphore::new(search.config.concurrency),
+            eval_cost: Mutex::new((0.0, 0)),
+            best_validation: Mutex::new(None),
         }
     }
 
     pub(crate) fn prompt(&self, id: usize) -> Arc<str> {
         self.state.lock().expect("state").prompts[id].clone()
+    }
+
+    /// What the search has cost so far: optimizer LLM calls plus evaluations.
+    pub(crate) fn spent(&self) -> f64 {
+        self.search.llm.usage().cost_usd.unwrap_or(0.0) + self.eval_cost.lock().expect("cost").0
+    }
+
+    /// Mean cost of one evaluation and of one LLM call so far (0 while unknown).
+    fn unit_costs(&self) -> (f64, f64) {
+        let (sum, n) = *self.eval_cost.lock().expect("cost");
+        let eval = if n == 0 { 0.0 } else { sum / n as f64 };
+        let usage = self.search.llm.usage();
+        let llm = match (usage.cost_usd, usage.calls) {
+            (Some(c), n) if n > 0 => c / n as f64,
+            _ => 0.0,
+        };
+        (eval, llm)
+    }
+
+    /// Whether `evaluations` more evaluations and `llm_calls` more LLM calls would keep the
+    /// spend within `--max-cost`, leaving room for the final test scoring (2 × test). Costs are
+    /// projected at the mean so far; before any is known only the spend itself is checked.
+    fn within_cost(&self, evaluations: u64, llm_calls: u64) -> bool {
+        let Some(cap) = self.search.config.max_cost_usd else {
+            return true;
+        };
+        let (eval, llm) = self.unit_costs();
+        let test = 2 * self.search.dataset.test.len() as u64;
+        let projected = self.spent() + (evaluations + test) as f64 * eval + llm_calls as f64 * llm;
+        if projected > cap {
+            self.exhausted.store(true, Ordering::SeqCst);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Records a candidate's validation mean (for the progress display).
+    pub(crate) fn note_validation(&self, score: Option<f64>) {
+        let mut best = self.best_validation.lock().expect("best");
+        if let Some(s) = score {
+            if best.is_none_or(|b| s > b) {
+                *best = Some(s);
+            }
+        }
+    }
+
+    fn tick(&self) {
+        self.search.progress.tick(&Tick {
+            evaluations: self.evaluations.load(Ordering::SeqCst),
+            llm_calls: self.llm_calls.load(Ordering::SeqCst),
+            best_validation: *self.best_validation.lock().expect("best"),
+            spent_usd: self.spent(),
+        });
     }
 
     /// Whether some candidate already has this prompt.
@@ -444,6 +532,9 @@ impl<'s> Shared<'s> {
                 return Ok(Err(BudgetExhausted("evaluation budget exhausted")));
             }
         }
+        if budget == Budget::Capped && !self.within_cost(missing.len() as u64, 0) {
+            return Ok(Err(BudgetExhausted("cost budget (--max-cost) exhausted")));
+        }
         let s = self.search;
         let results = join_all(missing.iter().map(|&(p, e)| async move {
             let _permit = self.eval_permits.acquire().await.expect("open");
@@ -512,13 +603,24 @@ impl<'s> Shared<'s> {
             evaluation_trajectory_id: evaluation.trajectory_id,
             created_at: lightning_core::time::now(),
         };
-        let mut st = self.state.lock().expect("state");
-        st.unsaved.push(evidence);
-        st.cache.insert((prompt_id, example), evaluation);
+        if let Some(c) = evaluation.cost_usd {
+            let mut cost = self.eval_cost.lock().expect("cost");
+            cost.0 += c;
+            cost.1 += 1;
+        }
+        {
+            let mut st = self.state.lock().expect("state");
+            st.unsaved.push(evidence);
+            st.cache.insert((prompt_id, example), evaluation);
+        }
+        self.tick();
     }
 
     /// Reserves `n` LLM calls from the budget.
     pub(crate) fn reserve_llm(&self, n: u64) -> bool {
+        if !self.within_cost(0, n) {
+            return false;
+        }
         match self.search.config.max_llm_calls {
             None => true,
             Some(cap) => {
@@ -537,7 +639,9 @@ impl<'s> Shared<'s> {
     /// One optimizer LLM call; `Ok(None)` when it failed in a way worth skipping the branch.
     pub(crate) async fn ask(&self, prompt: String) -> Result<Option<String>> {
         self.llm_calls.fetch_add(1, Ordering::SeqCst);
-        match self.search.llm.complete(&LlmRequest::new(prompt)).await {
+        let reply = self.search.llm.complete(&LlmRequest::new(prompt)).await;
+        self.tick();
+        match reply {
             Ok(r) if !r.text.trim().is_empty() => Ok(Some(r.text)),
             Ok(_) => Ok(None),
             Err(e) if e.is_fatal() => Err(e.into()),
@@ -636,6 +740,7 @@ impl<'a> Search<'a> {
         }
         let rec = &mut cands[0].rec;
         rec.validation_score = shared.score(seed_pid, val);
+        shared.note_validation(rec.validation_score);
         rec.scores.validation = shared.summary(seed_pid, val);
         rec.evaluations = shared.covered(seed_pid);
         self.save(&cands, shared).await?;
@@ -831,6 +936,7 @@ impl<'a> Search<'a> {
         for &c in &survivors {
             let pid = st.cands[c].prompt_id;
             st.cands[c].rec.validation_score = shared.score(pid, val_all);
+            shared.note_validation(st.cands[c].rec.validation_score);
             st.cands[c].rec.scores.validation = shared.summary(pid, val_all);
             st.cands[c].rec.status = CandidateStatus::Evaluated;
         }
@@ -940,6 +1046,7 @@ impl<'a> Search<'a> {
             skipped_branches: st.skipped_branches,
             rounds_completed: st.rounds_completed,
             stop_reason: st.stop_reason,
+            spent_usd: shared.spent(),
             candidates: st.cands.into_iter().map(|c| c.rec).collect(),
         })
     }

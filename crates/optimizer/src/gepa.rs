@@ -392,6 +392,7 @@ async fn gate_and_validate(
     }
     let val = &s.dataset.validation;
     st.cands[child].rec.validation_score = shared.score(cpid, val);
+    shared.note_validation(st.cands[child].rec.validation_score);
     st.cands[child].rec.scores.validation = shared.summary(cpid, val);
     st.cands[child].rec.status = CandidateStatus::Evaluated;
     if !lp.pool.iter().any(|&c| st.cands[c].prompt_id == cpid) {

@@ -329,7 +329,13 @@ pub async fn optimize(
     } else {
         None
     };
-    finish_run(&mut run, &result, &evidence, registered.as_ref());
+    finish_run(
+        &mut run,
+        &result,
+        &evidence,
+        registered.as_ref(),
+        &llm.usage(),
+    );
     store.update_run(&run).await?;
     let diff = unified_diff(
         &ensure_newline(&prepared.start_prompt),
@@ -447,6 +453,7 @@ fn finish_run(
     result: &SearchResult,
     evidence: &RunEvidence,
     registered: Option<&Prompt>,
+    usage: &UsageReport,
 ) {
     run.status = RunStatus::Completed;
     run.finished_at = Some(lightning_core::time::now());
@@ -471,6 +478,10 @@ fn finish_run(
                 "registeredVersion",
                 registered.map(|p| Value::from(p.version)),
             ),
+            // Spend: the optimizer's LLM calls plus the evaluations' reported cost.
+            ("costUsd", Some(Value::from(result.spent_usd))),
+            ("inputTokens", Some(Value::from(usage.input_tokens))),
+            ("outputTokens", Some(Value::from(usage.output_tokens))),
         ];
         for (key, value) in extras {
             map.insert(key.into(), value.unwrap_or(Value::Null));

@@ -400,3 +400,80 @@ async fn gepa_critiques_read_the_rollouts_own_trajectory() {
         );
     }
 }
+
+/// The synthetic rollout at a fixed reported cost.
+struct Priced {
+    usd: f64,
+}
+
+#[async_trait]
+impl Evaluator for Priced {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+
+    async fn evaluate(
+        &self,
+        c: &CandidateRef<'_>,
+        ex: &Example,
+    ) -> Result<Evaluation, lightning_optimizer::OptimizerError> {
+        let mut e = synthetic::rollout(c.prompt, &ex.task, ex.trajectory_id, 5);
+        e.cost_usd = Some(self.usd);
+        Ok(e)
+    }
+}
+
+/// `--max-cost`: the search stops before the spend (evaluations' reported cost, test scoring
+/// included) would pass the cap, says why, and stores the spend on the run.
+#[tokio::test]
+async fn the_cost_cap_stops_before_it_is_exceeded() {
+    for strategy in [Strategy::Gepa, Strategy::Apo] {
+        let t = TestStore::new(Backend::Sqlite).await;
+        synthetic::seed_store(t.store.as_ref(), TRAJECTORIES)
+            .await
+            .unwrap();
+        let prepared = prepare(&t.store, &query(), Default::default(), 4, None)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(strategy, 4, &dir.path().join("best.txt"));
+        opts.apo.max_evaluations = None;
+        opts.apo.rounds = 20;
+        opts.apo.max_cost_usd = Some(2.0);
+        let llm = Arc::new(Recording {
+            requests: Mutex::new(Vec::new()),
+        });
+        let outcome = optimize(
+            t.store.clone(),
+            prepared,
+            opts,
+            llm,
+            Arc::new(Priced { usd: 0.01 }),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        let spent = outcome.run.config["costUsd"].as_f64().unwrap();
+        let evals = t.store.list_evaluations(outcome.run.id).await.unwrap();
+        let recorded: f64 = evals.iter().filter_map(|e| e.cost_usd).sum();
+        println!(
+            "{strategy:?}: spent {spent:.2} over {} evaluations; {:?}",
+            evals.len(),
+            outcome.stop_reason
+        );
+        assert!((spent - recorded).abs() < 1e-9, "{spent} vs {recorded}");
+        assert!(spent <= 2.0 + 1e-9, "{spent}");
+        // The cap, not the rounds, ended it, and more than half of it was used (APO's batches
+        // are all or nothing, so it may stop further below the cap).
+        assert!(
+            outcome
+                .stop_reason
+                .as_deref()
+                .unwrap()
+                .contains("--max-cost"),
+            "{:?}",
+            outcome.stop_reason
+        );
+        assert!(spent > 1.0, "{spent}");
+    }
+}
