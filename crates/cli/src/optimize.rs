@@ -13,7 +13,7 @@ use lightning_optimizer::{
     evaluator::{command::CommandEvaluator, judge::JudgeEvaluator, Evaluator},
     llm::{HttpLlm, Llm, LlmConfig, Price, Provider},
     run::{
-        optimize, prepare, render_candidates, strip_label, OptimizeOptions, OptimizeOutcome,
+        optimize_until, prepare, render_candidates, strip_label, OptimizeOptions, OptimizeOutcome,
         Prepared, PromptSource, RegistrationGate, SplitFractions,
     },
     stats::{format_difference, format_score},
@@ -488,8 +488,20 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
         },
         out: Some(args.out.clone()),
     };
-    let mut outcome = optimize(store, prepared, options, llm, evaluator, &bars).await?;
+    // Ctrl-C: in-flight evaluations (their process groups) are ended, the run is stored
+    // `cancelled`, exit code 130.
+    let cancel = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let result = optimize_until(store, prepared, options, llm, evaluator, &bars, cancel).await;
     bars.finish();
+    let mut outcome = match result {
+        Err(lightning_optimizer::OptimizerError::Cancelled) => {
+            eprintln!("cancelled: the run is stored as cancelled with its candidates so far");
+            std::process::exit(130);
+        }
+        other => other?,
+    };
     outcome.judge_usage = judge_llm.map(|j| j.usage());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);

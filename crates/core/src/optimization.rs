@@ -21,6 +21,8 @@ pub enum RunStatus {
     Running,
     Completed,
     Failed,
+    /// Stopped by the user (Ctrl-C); what was stored before stays.
+    Cancelled,
 }
 
 impl RunStatus {
@@ -29,6 +31,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -37,6 +40,7 @@ impl RunStatus {
             "running" => RunStatus::Running,
             "completed" => RunStatus::Completed,
             "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
             _ => return None,
         })
     }

@@ -18,6 +18,9 @@ pub enum OptimizerError {
     Config(String),
     #[error("evaluator: {0}")]
     Evaluator(String),
+    /// The run was cancelled (Ctrl-C) and stored as `cancelled`.
+    #[error("cancelled")]
+    Cancelled,
     #[error("{context}: {source}")]
     Io {
         context: String,

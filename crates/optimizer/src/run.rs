@@ -273,6 +273,30 @@ pub async fn optimize(
     evaluator: Arc<dyn Evaluator>,
     progress: &dyn Progress,
 ) -> Result<OptimizeOutcome> {
+    optimize_until(
+        store,
+        prepared,
+        options,
+        llm,
+        evaluator,
+        progress,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// [`optimize`], stopped when `cancel` completes (Ctrl-C): the search is dropped, which ends
+/// every in-flight evaluation (a command's whole process group), and the run is stored
+/// `cancelled` with what was saved so far; the error is [`OptimizerError::Cancelled`].
+pub async fn optimize_until(
+    store: Arc<dyn Store>,
+    prepared: Prepared,
+    options: OptimizeOptions,
+    llm: Arc<dyn Llm>,
+    evaluator: Arc<dyn Evaluator>,
+    progress: &dyn Progress,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<OptimizeOutcome> {
     options.apo.validate()?;
     options.templates.validate()?;
     let run = OptimizationRun::start(
@@ -305,7 +329,10 @@ pub async fn optimize(
         progress,
         sink: Some(&sink),
     };
-    let result = search.run(&prepared.start_prompt).await;
+    let result = tokio::select! {
+        r = search.run(&prepared.start_prompt) => r,
+        () = cancel => Err(OptimizerError::Cancelled),
+    };
     let mut run = sink.run.lock().await.clone();
     let result: SearchResult = match result {
         Ok(r) => r,
@@ -368,7 +395,10 @@ async fn record_failure(
     mut run: OptimizationRun,
     e: OptimizerError,
 ) -> OptimizerError {
-    run.status = RunStatus::Failed;
+    run.status = match e {
+        OptimizerError::Cancelled => RunStatus::Cancelled,
+        _ => RunStatus::Failed,
+    };
     run.finished_at = Some(lightning_core::time::now());
     run.error = Some(e.to_string());
     if let Err(store_err) = store.update_run(&run).await {

@@ -99,7 +99,12 @@ impl CommandEvaluator {
         cmd.process_group(0);
         let child = cmd.spawn()?;
         let pid = child.id();
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+        // If this future is dropped mid-run (the run is cancelled), the whole process group
+        // goes with it, not only `sh`.
+        let mut guard = GroupGuard(pid);
+        let waited = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
+        guard.0 = None;
+        let output = match waited {
             Ok(output) => output?,
             Err(_) => {
                 kill_group(pid).await;
@@ -164,6 +169,22 @@ pub(crate) fn tail(s: &str, max: usize) -> String {
     }
     let t: String = s.chars().skip(n - max).collect();
     format!("…{t}")
+}
+
+/// Kills the process group `pid` leads when dropped while armed.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(pid) = self.0.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 pub(crate) async fn kill_group(pid: Option<u32>) {
