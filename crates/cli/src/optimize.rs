@@ -242,6 +242,11 @@ pub struct OptimizeArgs {
     #[arg(long, env = "LIGHTNING_MAX_COST")]
     max_cost: Option<f64>,
 
+    /// Continue the stored run RUN_ID (after a crash, a kill or Ctrl-C) with the same flags:
+    /// its stored evaluations are reused and none is made again; LLM calls are made again.
+    #[arg(long, value_name = "RUN_ID")]
+    resume: Option<uuid::Uuid>,
+
     /// Prompt to start from (default: the agent's latest registered version, else the system
     /// prompt recorded in its trajectories).
     #[arg(long, env = "LIGHTNING_PROMPT_FILE")]
@@ -493,7 +498,17 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let result = optimize_until(store, prepared, options, llm, evaluator, &bars, cancel).await;
+    let result = optimize_until(
+        store,
+        prepared,
+        options,
+        llm,
+        evaluator,
+        &bars,
+        args.resume,
+        cancel,
+    )
+    .await;
     bars.finish();
     let mut outcome = match result {
         Err(lightning_optimizer::OptimizerError::Cancelled) => {

@@ -243,9 +243,24 @@ pub struct Tick {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
+/// One evaluation an interrupted run stored, for [`Search::resume`].
+#[derive(Debug, Clone)]
+pub struct PriorEvaluation {
+    pub prompt: String,
+    pub candidate_id: Uuid,
+    pub trajectory_id: Uuid,
+    pub evaluation: Evaluation,
+}
+
 /// Where candidates and evaluations go as the search proceeds (the store, in `optimize`).
 #[async_trait::async_trait]
 pub trait CandidateSink: Send + Sync {
+    /// Called as each evaluation completes, so a run killed mid-phase keeps it (for
+    /// `--resume`); the same evaluation comes again in the next [`CandidateSink::save`].
+    async fn evaluated(&self, _evaluation: &CandidateEvaluation) -> Result<()> {
+        Ok(())
+    }
+
     /// Called after each phase with every candidate so far and the evaluations made since the
     /// previous call.
     async fn save(
@@ -319,6 +334,9 @@ struct State {
     cache: HashMap<(usize, usize), Evaluation>,
     /// Candidate id of the first candidate with each prompt (for CandidateRef).
     owner: HashMap<usize, Uuid>,
+    /// Prompts restored from an interrupted run (`--resume`) whose candidate has not been
+    /// created again yet: the first new candidate with the prompt takes the stored id.
+    restored: HashMap<usize, Uuid>,
     /// Evaluations not yet handed to the sink.
     unsaved: Vec<CandidateEvaluation>,
 }
@@ -369,6 +387,7 @@ impl<'s> Shared<'s> {
                 prompt_ids: HashMap::new(),
                 cache: HashMap::new(),
                 owner: HashMap::new(),
+                restored: HashMap::new(),
                 unsaved: Vec::new(),
             }),
             split_of,
@@ -440,6 +459,16 @@ impl<'s> Shared<'s> {
             best_validation: *self.best_validation.lock().expect("best"),
             spent_usd: self.spent(),
         });
+    }
+
+    /// The id for a new candidate with `prompt`: the stored one when an interrupted run had
+    /// it (once), else a fresh one.
+    pub(crate) fn candidate_id_for(&self, prompt: &str) -> Uuid {
+        let mut st = self.state.lock().expect("state");
+        let restored = st.prompt_ids.get(prompt).copied();
+        restored
+            .and_then(|pid| st.restored.remove(&pid))
+            .unwrap_or_else(Uuid::now_v7)
     }
 
     /// Whether some candidate already has this prompt.
@@ -554,20 +583,50 @@ impl<'s> Shared<'s> {
             let outcome = s
                 .evaluator
                 .evaluate(&candidate, &s.dataset.examples[e])
-                .await;
-            (p, e, owner, started.elapsed(), outcome)
+                .await?;
+            let evidence = self.record(p, e, owner, started.elapsed(), outcome);
+            if let Some(sink) = s.sink {
+                sink.evaluated(&evidence).await?;
+            }
+            Ok::<(), OptimizerError>(())
         }))
         .await;
-        let mut fatal = None;
-        for (p, e, owner, took, outcome) in results {
-            match outcome {
-                Ok(evaluation) => self.record(p, e, owner, took, evaluation),
-                Err(err) => fatal = Some(err),
-            }
-        }
-        match fatal {
+        match results.into_iter().find_map(|r| r.err()) {
             Some(err) => Err(err),
             None => Ok(Ok(())),
+        }
+    }
+
+    /// Evaluations stored by an interrupted run of the same search (`--resume`): cached, and
+    /// counted against the budget, so none is made again.
+    pub(crate) fn restore(&self, prior: Vec<PriorEvaluation>) {
+        let index: HashMap<Uuid, usize> = self
+            .search
+            .dataset
+            .examples
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.trajectory_id, i))
+            .collect();
+        for p in prior {
+            let Some(&example) = index.get(&p.trajectory_id) else {
+                continue;
+            };
+            let pid = self.intern(&p.prompt, p.candidate_id);
+            let mut st = self.state.lock().expect("state");
+            st.restored.entry(pid).or_insert(p.candidate_id);
+            if st
+                .cache
+                .insert((pid, example), p.evaluation.clone())
+                .is_none()
+            {
+                self.evaluations.fetch_add(1, Ordering::SeqCst);
+                if let Some(c) = p.evaluation.cost_usd {
+                    let mut cost = self.eval_cost.lock().expect("cost");
+                    cost.0 += c;
+                    cost.1 += 1;
+                }
+            }
         }
     }
 
@@ -578,7 +637,7 @@ impl<'s> Shared<'s> {
         owner: Uuid,
         took: std::time::Duration,
         evaluation: Evaluation,
-    ) {
+    ) -> CandidateEvaluation {
         let s = self.search;
         self.evaluations.fetch_add(1, Ordering::SeqCst);
         let ex = &s.dataset.examples[example];
@@ -610,10 +669,11 @@ impl<'s> Shared<'s> {
         }
         {
             let mut st = self.state.lock().expect("state");
-            st.unsaved.push(evidence);
+            st.unsaved.push(evidence.clone());
             st.cache.insert((prompt_id, example), evaluation);
         }
         self.tick();
+        evidence
     }
 
     /// Reserves `n` LLM calls from the budget.
@@ -681,9 +741,21 @@ impl<'a> Search<'a> {
     /// Scores the seed on validation, runs the rounds, then scores the seed and the best
     /// candidate once on the test set.
     pub async fn run(&'a self, seed_prompt: &str) -> Result<SearchResult> {
+        self.resume(seed_prompt, Vec::new()).await
+    }
+
+    /// [`Search::run`] with the evaluations an interrupted run of the same search stored: the
+    /// search retraces its steps on them (same seed, same minibatches; LLM calls are made
+    /// again) and evaluates only what they do not cover.
+    pub async fn resume(
+        &'a self,
+        seed_prompt: &str,
+        prior: Vec<PriorEvaluation>,
+    ) -> Result<SearchResult> {
         self.config.validate()?;
         self.templates.validate()?;
         let shared = Shared::new(self);
+        shared.restore(prior);
         let mut st = self.score_seed(&shared, seed_prompt).await?;
         if self.config.strategy == Strategy::Gepa {
             crate::gepa::search(self, &shared, &mut st).await?;
@@ -713,7 +785,7 @@ impl<'a> Search<'a> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.config.seed);
         let mut val_order = self.dataset.validation.clone();
         val_order.shuffle(&mut rng);
-        let seed_id = Uuid::now_v7();
+        let seed_id = shared.candidate_id_for(seed_prompt);
         let seed_pid = shared.intern(seed_prompt, seed_id);
         let mut cands = vec![Cand {
             rec: new_record(
@@ -780,6 +852,8 @@ impl<'a> Search<'a> {
         }
         let outputs = self.expand_all(shared, &st.cands, &slot_plan).await?;
         let new_children = self.add_children(shared, st, round, outputs);
+        // Children are stored before they are evaluated, so their evaluations can be resumed.
+        self.save(&st.cands, shared).await?;
         let challengers = self.gate(shared, st, new_children).await?;
         let survivors = self.validate(shared, st, challengers).await?;
         self.select_beam(shared, st, survivors);
@@ -841,7 +915,7 @@ impl<'a> Search<'a> {
             }
             let parent_rec_id = st.cands[out.parent].rec.id;
             for (prompt, rejection) in out.children {
-                let id = Uuid::now_v7();
+                let id = shared.candidate_id_for(&prompt);
                 let pid = shared.intern(&prompt, id);
                 let mut rec = new_record(
                     self.run_id,

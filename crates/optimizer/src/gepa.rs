@@ -89,6 +89,8 @@ pub(crate) async fn search(
             _ => reflect(s, shared, st, &mut lp, it).await?,
         };
         lp.merge_due = false;
+        // The new candidate is stored before it is evaluated, so its evaluations can be resumed.
+        s.save(&st.cands, shared).await?;
         match proposal {
             Proposal::Stop(why) => {
                 st.stop_reason = Some(why);
@@ -183,16 +185,18 @@ async fn reflect(
     // An earlier candidate's prompt again: that candidate is gated again, on this minibatch
     // and against this parent (its cached evaluations are reused), unless it is in the pool.
     if text.trim() != parent_prompt.trim() && shared.is_known(&text) {
-        let earlier = st
+        // (Known only from an interrupted run's evaluations: a new candidate, below.)
+        if let Some(earlier) = st
             .cands
             .iter()
             .position(|c| *shared.prompt(c.prompt_id) == *text)
-            .expect("a known prompt has a candidate");
-        return Ok(if lp.pool.contains(&earlier) {
-            Proposal::Nothing
-        } else {
-            Proposal::Child(earlier, vec![parent], minibatch)
-        });
+        {
+            return Ok(if lp.pool.contains(&earlier) {
+                Proposal::Nothing
+            } else {
+                Proposal::Child(earlier, vec![parent], minibatch)
+            });
+        }
     }
     let rejection = if text.trim() == parent_prompt.trim() {
         Some("identical to its parent")
@@ -254,7 +258,7 @@ fn add_candidate(
     critique: String,
     rejection: Option<&str>,
 ) -> usize {
-    let id = Uuid::now_v7();
+    let id = shared.candidate_id_for(text);
     let pid = shared.intern(text, id);
     let critique = match rejection {
         Some(reason) => format!("{critique}\n\n[not evaluated: {reason}]"),
@@ -297,7 +301,11 @@ fn merge_candidate(
         let Some(text) = merge::merge(&prompt(ancestor), &prompt(a), &prompt(b)) else {
             continue;
         };
-        if shared.is_known(&text) || !placeholders(&prompt(a)).is_subset(&placeholders(&text)) {
+        let in_search = st
+            .cands
+            .iter()
+            .any(|c| *shared.prompt(c.prompt_id) == *text);
+        if in_search || !placeholders(&prompt(a)).is_subset(&placeholders(&text)) {
             continue;
         }
         let minibatch = s.draw_minibatch(

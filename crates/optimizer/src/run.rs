@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use crate::{
     analysis::{analyze, summary, Analysis},
-    apo::{ApoConfig, CandidateSink, Progress, Search, SearchResult, Strategy},
+    apo::{ApoConfig, CandidateSink, PriorEvaluation, Progress, Search, SearchResult, Strategy},
     dataset::{check_size, extract, Dataset, DatasetQuery},
-    evaluator::Evaluator,
+    evaluator::{Evaluation, Evaluator},
     llm::{Llm, UsageReport},
     report::unified_diff,
     rollout_text::WithTrajectories,
@@ -246,6 +246,13 @@ struct StoreSink {
 
 #[async_trait::async_trait]
 impl CandidateSink for StoreSink {
+    async fn evaluated(&self, evaluation: &CandidateEvaluation) -> Result<()> {
+        self.store
+            .save_evaluations(std::slice::from_ref(evaluation))
+            .await?;
+        Ok(())
+    }
+
     async fn save(
         &self,
         candidates: &[PromptCandidate],
@@ -280,6 +287,7 @@ pub async fn optimize(
         llm,
         evaluator,
         progress,
+        None,
         std::future::pending(),
     )
     .await
@@ -288,6 +296,10 @@ pub async fn optimize(
 /// [`optimize`], stopped when `cancel` completes (Ctrl-C): the search is dropped, which ends
 /// every in-flight evaluation (a command's whole process group), and the run is stored
 /// `cancelled` with what was saved so far; the error is [`OptimizerError::Cancelled`].
+///
+/// With `resume`, the stored run of that id (not completed, same agent) continues: its stored
+/// evaluations are reused, none is made again (see [`crate::apo::Search::resume`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn optimize_until(
     store: Arc<dyn Store>,
     prepared: Prepared,
@@ -295,16 +307,23 @@ pub async fn optimize_until(
     llm: Arc<dyn Llm>,
     evaluator: Arc<dyn Evaluator>,
     progress: &dyn Progress,
+    resume: Option<uuid::Uuid>,
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<OptimizeOutcome> {
     options.apo.validate()?;
     options.templates.validate()?;
-    let run = OptimizationRun::start(
-        prepared.agent_id.clone(),
-        options.config.clone(),
-        prepared.dataset.examples.len() as i64,
-    );
-    store.create_run(&run).await?;
+    let (run, prior) = match resume {
+        None => {
+            let run = OptimizationRun::start(
+                prepared.agent_id.clone(),
+                options.config.clone(),
+                prepared.dataset.examples.len() as i64,
+            );
+            store.create_run(&run).await?;
+            (run, Vec::new())
+        }
+        Some(id) => reopen(&store, id, &prepared.agent_id).await?,
+    };
     let sink = StoreSink {
         store: store.clone(),
         run: tokio::sync::Mutex::new(run.clone()),
@@ -330,7 +349,7 @@ pub async fn optimize_until(
         sink: Some(&sink),
     };
     let result = tokio::select! {
-        r = search.run(&prepared.start_prompt) => r,
+        r = search.resume(&prepared.start_prompt, prior) => r,
         () = cancel => Err(OptimizerError::Cancelled),
     };
     let mut run = sink.run.lock().await.clone();
@@ -387,6 +406,57 @@ pub async fn optimize_until(
         stop_reason: result.stop_reason,
         warnings: prepared.warnings,
     })
+}
+
+/// The run to resume, back to `running`, and the evaluations it stored with their prompts.
+async fn reopen(
+    store: &Arc<dyn Store>,
+    id: uuid::Uuid,
+    agent_id: &str,
+) -> Result<(OptimizationRun, Vec<PriorEvaluation>)> {
+    let mut run = store.get_run(id).await?;
+    if run.agent_id != agent_id {
+        return Err(OptimizerError::Config(format!(
+            "--resume {id}: that run optimized agent {:?}, not {agent_id:?}",
+            run.agent_id
+        )));
+    }
+    if run.status == RunStatus::Completed {
+        return Err(OptimizerError::Config(format!(
+            "--resume {id}: that run already completed"
+        )));
+    }
+    let prompts: std::collections::HashMap<uuid::Uuid, String> = store
+        .list_candidates(id)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.prompt))
+        .collect();
+    let prior = store
+        .list_evaluations(id)
+        .await?
+        .into_iter()
+        .filter_map(|e| {
+            Some(PriorEvaluation {
+                prompt: prompts.get(&e.candidate_id)?.clone(),
+                candidate_id: e.candidate_id,
+                trajectory_id: e.trajectory_id,
+                evaluation: Evaluation {
+                    reward: e.reward,
+                    feedback: e.feedback,
+                    error: e.error,
+                    cost_usd: e.cost_usd,
+                    trajectory_id: e.evaluation_trajectory_id,
+                    trajectory: None,
+                },
+            })
+        })
+        .collect();
+    run.status = RunStatus::Running;
+    run.finished_at = None;
+    run.error = None;
+    store.update_run(&run).await?;
+    Ok((run, prior))
 }
 
 /// Stores the run as failed with the error, and hands the error back.
