@@ -261,6 +261,12 @@ pub trait CandidateSink: Send + Sync {
         Ok(())
     }
 
+    /// Called after every [`CandidateSink::save`]: the search is alive and has spent this much
+    /// (optimizer LLM calls plus the evaluations' reported cost).
+    async fn alive(&self, _spent_usd: f64) -> Result<()> {
+        Ok(())
+    }
+
     /// Called after each phase with every candidate so far and the evaluations made since the
     /// previous call.
     async fn save(
@@ -1136,6 +1142,7 @@ impl<'a> Search<'a> {
                 shared.evaluations.load(Ordering::SeqCst),
             )
             .await?;
+            sink.alive(shared.spent()).await?;
         }
         Ok(())
     }

@@ -241,11 +241,27 @@ pub struct OptimizeOutcome {
 
 struct StoreSink {
     store: Arc<dyn Store>,
+    /// For the tokens in the heartbeat.
+    llm: Arc<dyn Llm>,
     run: tokio::sync::Mutex<OptimizationRun>,
 }
 
 #[async_trait::async_trait]
 impl CandidateSink for StoreSink {
+    async fn alive(&self, spent_usd: f64) -> Result<()> {
+        let usage = self.llm.usage();
+        let spend = lightning_store::RunSpend {
+            cost_usd: spent_usd,
+            input_tokens: usage.input_tokens as i64,
+            output_tokens: usage.output_tokens as i64,
+        };
+        let id = self.run.lock().await.id;
+        self.store
+            .heartbeat(id, lightning_core::time::now(), &spend)
+            .await?;
+        Ok(())
+    }
+
     async fn evaluated(&self, evaluation: &CandidateEvaluation) -> Result<()> {
         self.store
             .save_evaluations(std::slice::from_ref(evaluation))
@@ -326,6 +342,7 @@ pub async fn optimize_until(
     };
     let sink = StoreSink {
         store: store.clone(),
+        llm: llm.clone(),
         run: tokio::sync::Mutex::new(run.clone()),
     };
     // GEPA's critiques read the evaluated rollouts' own trajectories when they were recorded.

@@ -475,5 +475,9 @@ async fn the_cost_cap_stops_before_it_is_exceeded() {
             outcome.stop_reason
         );
         assert!(spent > 1.0, "{spent}");
+        // The heartbeat carries the same spend, and the run is not stale.
+        let live = t.store.run_liveness(outcome.run.id).await.unwrap();
+        assert!((live.spend.unwrap().cost_usd - spent).abs() < 1e-9);
+        assert!(live.heartbeat_at.is_some());
     }
 }

@@ -15,6 +15,7 @@ pub mod raw_ceiling;
 mod redact;
 mod rollout;
 mod rollout_sql;
+mod run_ops;
 mod scores;
 mod scores_sql;
 mod sql;
@@ -42,13 +43,14 @@ pub use rollout::{
     compare_rollout, compare_versions, end_rollout_with_evidence, event as prompt_event,
     guard_rollout, promote_with_history, RolloutStore,
 };
+pub use run_ops::{shown_status, RunLiveness, RunOpsStore, RunSpend, STALE_AFTER};
 pub use scores::ScoreStore;
 
 /// Storage used by the collector and the optimizer. Implementations keep no state between calls
 /// beyond their connection pools, so any number of collectors can share one database.
 #[async_trait]
 pub trait Store:
-    OptimizationStore + ScoreStore + KeyStore + RolloutStore + Send + Sync + 'static
+    OptimizationStore + ScoreStore + KeyStore + RolloutStore + RunOpsStore + Send + Sync + 'static
 {
     /// Which backend this is, for logs and `/health`.
     fn backend(&self) -> Backend;
