@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{analysis::normalize_error, OptimizerError, Result};
+use crate::{normalize::normalize_error, OptimizerError, Result};
 
 /// The seed's `run_apo.py --trajectories 100`: fewer works but is noisy, so we warn.
 pub const RECOMMENDED_TRAJECTORIES: usize = 100;

@@ -20,6 +20,7 @@ pub mod gepa;
 pub mod grade;
 pub mod llm;
 pub mod merge;
+pub mod normalize;
 pub mod pareto;
 pub mod report;
 pub mod rollout_text;
