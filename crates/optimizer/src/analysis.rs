@@ -81,8 +81,22 @@ pub fn analyze(examples: &[Example]) -> Analysis {
     let n = examples.len();
     let failed = examples.iter().filter(|e| !e.outcome.success).count();
     let succeeded = n - failed;
+    Analysis {
+        trajectories: n,
+        succeeded,
+        failed,
+        success_rate: (n > 0).then(|| succeeded as f64 / n as f64),
+        tools: tool_rows(examples),
+        errors: error_rows(examples),
+        steps_succeeded: steps_of(examples, true),
+        steps_failed: steps_of(examples, false),
+        sequences: sequence_rows(examples, failed as f64 / n.max(1) as f64),
+        failure_types: failure_type_rows(examples),
+    }
+}
 
-    // Tools.
+/// Calls, errors and trajectories per tool, most called first.
+fn tool_rows(examples: &[Example]) -> Vec<ToolRow> {
     let mut tools: BTreeMap<&str, ToolRow> = BTreeMap::new();
     for e in examples {
         let used: BTreeSet<&str> = e.actions.iter().map(|a| a.tool.as_str()).collect();
@@ -112,8 +126,12 @@ pub fn analyze(examples: &[Example]) -> Analysis {
         })
         .collect();
     tools.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.tool.cmp(&b.tool)));
+    tools
+}
 
-    // Errors, from steps and from trajectory outcomes without a failing step.
+/// The most frequent normalised errors, from steps and from trajectory outcomes without a
+/// failing step.
+fn error_rows(examples: &[Example]) -> Vec<ErrorRow> {
     let mut errors: HashMap<String, ErrorRow> = HashMap::new();
     let mut add_error = |message: &str, tool: &str| {
         let key = normalize_error(message);
@@ -143,20 +161,23 @@ pub fn analyze(examples: &[Example]) -> Analysis {
     let mut errors: Vec<ErrorRow> = errors.into_values().collect();
     errors.sort_by(|a, b| b.count.cmp(&a.count).then(a.message.cmp(&b.message)));
     errors.truncate(TOP_ERRORS);
+    errors
+}
 
-    // Steps.
-    let steps_of = |success: bool| {
-        let mut v: Vec<usize> = examples
-            .iter()
-            .filter(|e| e.outcome.success == success)
-            .map(|e| e.actions.len())
-            .collect();
-        v.sort_unstable();
-        step_stats(&v)
-    };
+/// Steps per trajectory of the successes or of the failures.
+fn steps_of(examples: &[Example], success: bool) -> StepStats {
+    let mut v: Vec<usize> = examples
+        .iter()
+        .filter(|e| e.outcome.success == success)
+        .map(|e| e.actions.len())
+        .collect();
+    v.sort_unstable();
+    step_stats(&v)
+}
 
-    // Sequences (2- and 3-grams of consecutive tools, counted once per trajectory).
-    let base_rate = failed as f64 / n.max(1) as f64;
+/// 2- and 3-grams of consecutive tools (counted once per trajectory) over-represented in
+/// failures: lift = failure rate of runs containing it ÷ `base_rate`.
+fn sequence_rows(examples: &[Example], base_rate: f64) -> Vec<SequenceRow> {
     let mut grams: HashMap<Vec<String>, (usize, usize)> = HashMap::new();
     for e in examples {
         let names: Vec<&str> = e.actions.iter().map(|a| a.tool.as_str()).collect();
@@ -199,7 +220,11 @@ pub fn analyze(examples: &[Example]) -> Analysis {
             .then(a.sequence.cmp(&b.sequence))
     });
     sequences.truncate(TOP_SEQUENCES);
+    sequences
+}
 
+/// The largest failure types.
+fn failure_type_rows(examples: &[Example]) -> Vec<FailureTypeRow> {
     let mut types: BTreeMap<&str, usize> = BTreeMap::new();
     for e in examples {
         if let Some(t) = &e.failure_type {
@@ -219,19 +244,7 @@ pub fn analyze(examples: &[Example]) -> Analysis {
             .then(a.failure_type.cmp(&b.failure_type))
     });
     failure_types.truncate(TOP_FAILURE_TYPES);
-
-    Analysis {
-        trajectories: n,
-        succeeded,
-        failed,
-        success_rate: (n > 0).then(|| succeeded as f64 / n as f64),
-        tools,
-        errors,
-        steps_succeeded: steps_of(true),
-        steps_failed: steps_of(false),
-        sequences,
-        failure_types,
-    }
+    failure_types
 }
 
 fn step_stats(sorted: &[usize]) -> StepStats {
