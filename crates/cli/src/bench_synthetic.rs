@@ -38,16 +38,21 @@ pub struct SyntheticArgs {
     /// Curve resolution: a row every this many evaluations.
     #[arg(long, default_value_t = 50)]
     pub every: u64,
+
+    /// `improvable`: the scripted LLM proposes the rules the feedback names (the curve);
+    /// `hopeless`: only neutral or harmful rules, so every registration would be a false one.
+    #[arg(long, default_value = "improvable", value_parser = ["improvable", "hopeless"])]
+    pub variant: String,
 }
 
 /// The scripted optimizer LLM of the suite, in process.
-struct Scripted;
+struct Scripted(Variant);
 
 #[async_trait]
 impl Llm for Scripted {
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         Ok(LlmResponse {
-            text: synthetic::scripted_reply(&request.prompt, Variant::Improvable),
+            text: synthetic::scripted_reply(&request.prompt, self.0),
             input_tokens: 0,
             output_tokens: 0,
         })
@@ -103,11 +108,17 @@ struct RunTrace {
     points: Vec<(u64, f64)>,
     llm_calls: u64,
     evaluations: u64,
+    /// The run would register: best ≠ start and the paired test difference is significant.
+    registers: bool,
 }
 
 async fn run_one(strategy: Strategy, seed: u64, args: &SyntheticArgs) -> anyhow::Result<RunTrace> {
     let dataset = Dataset::split(synthetic::examples(args.examples), 0.3, 0.3, seed);
-    let llm: Arc<dyn Llm> = Arc::new(Scripted);
+    let variant = match args.variant.as_str() {
+        "hopeless" => Variant::Hopeless,
+        _ => Variant::Improvable,
+    };
+    let llm: Arc<dyn Llm> = Arc::new(Scripted(variant));
     let evaluator: Arc<dyn Evaluator> = Arc::new(SyntheticEvaluator { noise_seed: seed });
     let trace = Trace::default();
     let search = Search {
@@ -138,6 +149,8 @@ async fn run_one(strategy: Strategy, seed: u64, args: &SyntheticArgs) -> anyhow:
         points,
         llm_calls: result.llm_calls,
         evaluations: points_last(&result, &dataset),
+        registers: result.best_id != result.seed_id
+            && lightning_optimizer::stats::significant(&result.test.difference, 0.0),
     })
 }
 
@@ -186,8 +199,9 @@ pub async fn run(args: SyntheticArgs) -> anyhow::Result<()> {
     eprintln!();
     let optimum = 0.90;
     println!(
-        "synthetic suite: {} recorded runs (30% validation, 30% test), start {:.2}, optimum {optimum:.2}; \
+        "synthetic suite ({}): {} recorded runs (30% validation, 30% test), start {:.2}, optimum {optimum:.2}; \
          {} seeds per strategy, budget {} evaluations",
+        args.variant,
         args.examples,
         true_score(synthetic::START_PROMPT),
         args.seeds,
@@ -235,6 +249,15 @@ pub async fn run(args: SyntheticArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|r| r.evaluations as f64)
                 .collect::<Vec<_>>(),
+        );
+        let k = runs.iter().filter(|r| r.registers).count() as u64;
+        let (lo, hi) = lightning_optimizer::stats::wilson(k, runs.len() as u64, 0.95);
+        println!(
+            "{:<5} would register (significant on test at 95%) in {k}/{} seeds (Wilson 95% CI {:.1}%–{:.1}%)",
+            s.as_str(),
+            runs.len(),
+            100.0 * lo,
+            100.0 * hi
         );
         println!(
             "{:<5} reached the optimum in {}/{} seeds ({} within 300 evaluations); median evaluations to it {}; \
