@@ -70,6 +70,34 @@ pub struct OptimizationRun {
     /// The test-set comparison and verdict of a completed run.
     #[serde(default)]
     pub evidence: Option<crate::RunEvidence>,
+    /// The last sign of life of the optimizer running it (written at every save).
+    #[serde(default)]
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// Spend so far: the optimizer's LLM calls plus the evaluations' reported cost.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
+    /// The optimizer's LLM tokens so far.
+    #[serde(default)]
+    pub input_tokens: Option<i64>,
+    #[serde(default)]
+    pub output_tokens: Option<i64>,
+    /// Still `running` but no heartbeat (or start) for [`RUN_STALE_AFTER`] when read: its
+    /// process died without recording an end. Computed when the run is read, never stored.
+    #[serde(default)]
+    pub stale: bool,
+}
+
+/// How long a running run may go without a heartbeat before it is shown stale.
+pub const RUN_STALE_AFTER: chrono::Duration = chrono::Duration::seconds(120);
+
+/// Whether a run with this status, start and last heartbeat is stale at `now`.
+pub fn run_is_stale(
+    status: RunStatus,
+    started_at: DateTime<Utc>,
+    heartbeat_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    status == RunStatus::Running && now - heartbeat_at.unwrap_or(started_at) > RUN_STALE_AFTER
 }
 
 impl OptimizationRun {
@@ -90,6 +118,11 @@ impl OptimizationRun {
             evaluations: 0,
             error: None,
             evidence: None,
+            heartbeat_at: None,
+            cost_usd: None,
+            input_tokens: None,
+            output_tokens: None,
+            stale: false,
         }
     }
 }

@@ -400,6 +400,8 @@ pub async fn optimize_until(
         &llm.usage(),
     );
     store.update_run(&run).await?;
+    // As stored, with the heartbeat's spend and tokens.
+    let run = store.get_run(run.id).await?;
     let diff = unified_diff(
         &ensure_newline(&prepared.start_prompt),
         &ensure_newline(&best_prompt),

@@ -18,7 +18,7 @@ use crate::{
 /// Nullable uuid columns are read as text so both backends decode them the same way.
 const RUN_COLUMNS: &str = "id, agent_id, status, started_at, finished_at, config, baseline_score, \
     best_score, CAST(best_candidate_id AS TEXT), trajectories, llm_calls, evaluations, error, \
-    evidence";
+    evidence, heartbeat_ms, cost_usd, input_tokens, output_tokens";
 
 const CANDIDATE_COLUMNS: &str = "id, run_id, CAST(parent_id AS TEXT), round, prompt, critique, \
     minibatch_score, validation_score, evaluations, status, created_at, scores";
@@ -402,12 +402,17 @@ where
     usize: ColumnIndex<R>,
 {
     let status = r.text(2)?;
+    let status = RunStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?;
+    let started_at = r.ts(3)?;
+    let heartbeat_at = r
+        .opt_int(14)?
+        .and_then(DateTime::<Utc>::from_timestamp_millis);
     Ok(OptimizationRun {
         id: r.id(0)?,
         agent_id: r.text(1)?,
-        status: RunStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
-        started_at: r.ts(3)?,
+        status,
+        started_at,
         finished_at: r.opt_ts(4)?,
         config: r.json(5)?.unwrap_or(serde_json::Value::Null),
         baseline_score: r.opt_float(6)?,
@@ -418,6 +423,16 @@ where
         evaluations: r.int(11)?,
         error: r.opt_text(12)?,
         evidence: from_json(r.json(13)?, "run evidence")?,
+        heartbeat_at,
+        cost_usd: r.opt_float(15)?,
+        input_tokens: r.opt_int(16)?,
+        output_tokens: r.opt_int(17)?,
+        stale: lightning_core::optimization::run_is_stale(
+            status,
+            started_at,
+            heartbeat_at,
+            lightning_core::time::now(),
+        ),
     })
 }
 

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// How long a running run may go without a heartbeat before it is shown `stale`.
-pub const STALE_AFTER: chrono::Duration = chrono::Duration::seconds(120);
+pub const STALE_AFTER: chrono::Duration = lightning_core::optimization::RUN_STALE_AFTER;
 
 /// What a run has spent: the optimizer's LLM calls plus the evaluations' reported cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -45,8 +45,7 @@ pub fn shown_status(
     heartbeat_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> &'static str {
-    let last = heartbeat_at.unwrap_or(started_at);
-    if status == RunStatus::Running && now - last > STALE_AFTER {
+    if lightning_core::optimization::run_is_stale(status, started_at, heartbeat_at, now) {
         "stale"
     } else {
         status.as_str()

@@ -39,6 +39,17 @@ async fn heartbeats_store_time_and_spend(t: &TestStore) {
     let stored = t.store.get_run(run.id).await.unwrap();
     assert_eq!(stored.status, RunStatus::Running);
     assert_eq!(stored.agent_id, "agent");
+    // The run as read (and served) carries them too.
+    assert_eq!(stored.heartbeat_at, Some(later));
+    assert_eq!(stored.cost_usd, Some(2.5));
+    assert_eq!(
+        (stored.input_tokens, stored.output_tokens),
+        (Some(12_345_678_901), Some(42))
+    );
+    // `update_run` (the optimizer's own saves) leaves the heartbeat alone.
+    t.store.update_run(&run).await.unwrap();
+    let kept = t.store.get_run(run.id).await.unwrap();
+    assert_eq!(kept.heartbeat_at, Some(later));
 }
 
 async fn heartbeat_of_an_unknown_run_is_not_found(t: &TestStore) {
@@ -75,4 +86,22 @@ async fn a_run_whose_heartbeat_stopped_is_stale(t: &TestStore) {
         shown_status(stored.status, stored.started_at, live.heartbeat_at, late),
         "stale"
     );
+    // Read now: a run started an hour ago whose last heartbeat is an hour old is stale; one
+    // beating now is not; a completed one never is.
+    let mut old = OptimizationRun::start("agent", json!({}), 10);
+    old.started_at -= chrono::Duration::hours(1);
+    t.store.create_run(&old).await.unwrap();
+    assert!(t.store.get_run(old.id).await.unwrap().stale);
+    t.store
+        .heartbeat(old.id, lightning_core::time::now(), &RunSpend::default())
+        .await
+        .unwrap();
+    assert!(!t.store.get_run(old.id).await.unwrap().stale);
+    let mut done = OptimizationRun::start("agent", json!({}), 10);
+    done.started_at -= chrono::Duration::hours(1);
+    done.status = RunStatus::Completed;
+    t.store.create_run(&done).await.unwrap();
+    let listed = t.store.list_runs(Some("agent"), 10).await.unwrap();
+    let of = |id| listed.iter().find(|r| r.id == id).unwrap().stale;
+    assert!(!of(done.id) && !of(old.id));
 }
