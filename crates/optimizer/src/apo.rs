@@ -1216,22 +1216,29 @@ impl<'a> Search<'a> {
         let mut examples = String::new();
         for (k, &e) in minibatch.iter().enumerate() {
             let ex = &self.dataset.examples[e];
-            examples.push_str(&format!(
+            let mut block = format!(
                 "### Run {} ({})\n{}",
                 k + 1,
                 ex.failure_type.as_deref().unwrap_or("succeeded"),
                 ex.render(self.config.max_actions)
-            ));
+            );
             if let Some(ev) = shared.evaluation(cands[parent].prompt_id, e) {
-                examples.push_str(&format!("Score of the current prompt: {:.2}", ev.reward));
+                block.push_str(&format!("Score of the current prompt: {:.2}", ev.reward));
                 if let Some(f) = &ev.feedback {
-                    examples.push_str(&format!(". Evaluator feedback: {f}"));
+                    block.push_str(&format!(". Evaluator feedback: {f}"));
                 }
                 if let Some(err) = &ev.error {
-                    examples.push_str(&format!(". Evaluation error: {err}"));
+                    block.push_str(&format!(". Evaluation error: {err}"));
                 }
-                examples.push('\n');
+                block.push('\n');
+                if let Some(t) = &ev.trajectory {
+                    block.push_str(&format!("The current prompt's run:\n{t}"));
+                }
             }
+            examples.push_str(&crate::rollout_text::cap_tokens(
+                &block,
+                crate::gepa::EXAMPLE_TOKEN_CAP,
+            ));
             examples.push('\n');
         }
         let mut out = SlotOutput {

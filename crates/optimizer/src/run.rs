@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{
     analysis::{analyze, summary, Analysis},
-    apo::{ApoConfig, CandidateSink, PriorEvaluation, Progress, Search, SearchResult, Strategy},
+    apo::{ApoConfig, CandidateSink, PriorEvaluation, Progress, Search, SearchResult},
     dataset::{check_size, extract, Dataset, DatasetQuery},
     evaluator::{Evaluation, Evaluator},
     llm::{Llm, UsageReport},
@@ -345,14 +345,11 @@ pub async fn optimize_until(
         llm: llm.clone(),
         run: tokio::sync::Mutex::new(run.clone()),
     };
-    // GEPA's critiques read the evaluated rollouts' own trajectories when they were recorded.
-    let search_evaluator: Arc<dyn Evaluator> = match options.apo.strategy {
-        Strategy::Gepa => Arc::new(WithTrajectories {
-            inner: evaluator.clone(),
-            store: store.clone(),
-        }),
-        Strategy::Apo => evaluator.clone(),
-    };
+    // Critiques read the evaluated rollouts' own trajectories when they were recorded.
+    let search_evaluator: Arc<dyn Evaluator> = Arc::new(WithTrajectories {
+        inner: evaluator.clone(),
+        store: store.clone(),
+    });
     let search = Search {
         config: options.apo.clone(),
         llm: llm.clone(),

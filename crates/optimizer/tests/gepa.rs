@@ -251,7 +251,8 @@ async fn apo_improvable_postgres() {
 }
 
 /// An evaluator whose rollouts each report a trajectory stored beforehand (assistant text, a
-/// tool call with a long input and an error, a final answer): GEPA's critique shows it.
+/// tool call with a long input and an error, a final answer): both strategies' critiques show
+/// it, capped per example.
 struct ReportsTrajectory {
     id: uuid::Uuid,
 }
@@ -294,7 +295,7 @@ impl Llm for Recording {
 }
 
 #[tokio::test]
-async fn gepa_critiques_read_the_rollouts_own_trajectory() {
+async fn critiques_read_the_rollouts_own_trajectory() {
     let t = TestStore::new(Backend::Sqlite).await;
     synthetic::seed_store(t.store.as_ref(), TRAJECTORIES)
         .await
@@ -346,58 +347,64 @@ async fn gepa_critiques_read_the_rollouts_own_trajectory() {
         )
         .await
         .unwrap();
-    let prepared = prepare(&t.store, &query(), Default::default(), 2, None)
+    for strategy in [Strategy::Gepa, Strategy::Apo] {
+        let prepared = prepare(&t.store, &query(), Default::default(), 2, None)
+            .await
+            .unwrap();
+        let llm = Arc::new(Recording {
+            requests: Mutex::new(Vec::new()),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(strategy, 2, &dir.path().join("best.txt"));
+        opts.apo.rounds = 1;
+        opts.register = false;
+        optimize(
+            t.store.clone(),
+            prepared,
+            opts,
+            llm.clone(),
+            Arc::new(ReportsTrajectory { id }),
+            &NoProgress,
+        )
         .await
         .unwrap();
-    let llm = Arc::new(Recording {
-        requests: Mutex::new(Vec::new()),
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(Strategy::Gepa, 2, &dir.path().join("best.txt"));
-    opts.apo.rounds = 1;
-    opts.register = false;
-    optimize(
-        t.store.clone(),
-        prepared,
-        opts,
-        llm.clone(),
-        Arc::new(ReportsTrajectory { id }),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
-    let requests = llm.requests.lock().unwrap();
-    let critique = requests
-        .iter()
-        .find(|r| r.contains("<examples>"))
-        .expect("a critique request");
-    assert!(critique.contains("Its trajectory:"), "{critique}");
-    assert!(
-        critique.contains("assistant: I will skip the tests to save time."),
-        "{critique}"
-    );
-    assert!(
-        critique.contains("Bash({\"command\":\"make test\""),
-        "{critique}"
-    );
-    assert!(
-        critique.contains("ERROR: exit status 2: 3 tests failed"),
-        "{critique}"
-    );
-    assert!(
-        critique.contains("final answer: Done, pushed without testing."),
-        "{critique}"
-    );
-    // The tool input is cut by size, not dropped; each example stays within its token cap.
-    assert!(critique.contains("EEEE…"), "{critique}");
-    let examples =
-        &critique[critique.find("<examples>").unwrap()..critique.find("</examples>").unwrap()];
-    for block in examples.split("### Run ").skip(1) {
+        let requests = llm.requests.lock().unwrap();
+        let critique = requests
+            .iter()
+            .find(|r| r.contains("<examples>"))
+            .expect("a critique request");
+        let marker = match strategy {
+            Strategy::Gepa => "Its trajectory:",
+            Strategy::Apo => "The current prompt's run:",
+        };
+        assert!(critique.contains(marker), "{strategy:?}: {critique}");
         assert!(
-            block.chars().count() <= lightning_optimizer::gepa::EXAMPLE_TOKEN_CAP * 4 + 120,
-            "{} characters",
-            block.chars().count()
+            critique.contains("assistant: I will skip the tests to save time."),
+            "{critique}"
         );
+        assert!(
+            critique.contains("Bash({\"command\":\"make test\""),
+            "{critique}"
+        );
+        assert!(
+            critique.contains("ERROR: exit status 2: 3 tests failed"),
+            "{critique}"
+        );
+        assert!(
+            critique.contains("final answer: Done, pushed without testing."),
+            "{critique}"
+        );
+        // The tool input is cut by size, not dropped; each example stays within its token cap.
+        assert!(critique.contains("EEEE…"), "{critique}");
+        let examples =
+            &critique[critique.find("<examples>").unwrap()..critique.find("</examples>").unwrap()];
+        for block in examples.split("### Run ").skip(1) {
+            assert!(
+                block.chars().count() <= lightning_optimizer::gepa::EXAMPLE_TOKEN_CAP * 4 + 120,
+                "{} characters",
+                block.chars().count()
+            );
+        }
     }
 }
 
