@@ -739,6 +739,17 @@ fn print_plan(
         p.start_prompt.chars().count()
     );
     println!(
+        "Strategy:         {}",
+        match args.strategy {
+            StrategyArg::Gepa => format!(
+                "gepa: {} proposals (rounds × beam × branch), Pareto parents, merges, \
+                 validation races against the parent",
+                args.rounds * args.beam * args.branch
+            ),
+            StrategyArg::Apo => "apo: beam search with textual gradients".to_string(),
+        }
+    );
+    println!(
         "Search:           {} rounds × beam {} × branch {} (+{} paraphrases) = {} children per round, minibatch {}, gate {}",
         args.rounds,
         args.beam,
@@ -925,6 +936,30 @@ pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_progress_line_shows_done_total_best_spend_and_eta() {
+        let t = lightning_optimizer::apo::Tick {
+            evaluations: 100,
+            llm_calls: 12,
+            best_validation: Some(0.5833),
+            spent_usd: 0.421,
+        };
+        // 100 of 400 in 60 s: 300 left at the same rate is 180 s.
+        assert_eq!(
+            tick_line(&t, 400, std::time::Duration::from_secs(60)),
+            "evals 100/400 · LLM 12 · best val 0.583 · $0.42 · ETA 3m00s"
+        );
+        let start = lightning_optimizer::apo::Tick {
+            evaluations: 0,
+            best_validation: None,
+            ..t
+        };
+        assert_eq!(
+            tick_line(&start, 400, std::time::Duration::from_secs(1)),
+            "evals 0/400 · LLM 12 · best val - · $0.42 · ETA -"
+        );
+    }
 
     #[test]
     fn since_accepts_rfc3339_and_durations() {
