@@ -12,9 +12,12 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+// `SqlExec` lends `impl_optimization_store!` its `fetch_all`/`fetch_optional`.
+use crate::exec::SqlExec as _;
 use crate::{
     redact_url,
     sql::{Dialect, TypedRow},
+    sql_store::SqlBackend,
     Backend, StoreConfig, StoreError, StoreResult,
 };
 
@@ -69,12 +72,20 @@ pub struct PgStore {
     group: crate::group::GroupCommit,
 }
 
-impl PgStore {
+impl SqlBackend for PgStore {
+    const BACKEND: Backend = Backend::Postgres;
+
     /// `reader` is the same pool as `writer`: count it once.
-    fn pools(&self) -> crate::PoolStatus {
+    fn pool_status(&self) -> crate::PoolStatus {
         crate::PoolStatus::of(&self.writer)
     }
 
+    fn group(&self) -> &crate::group::GroupCommit {
+        &self.group
+    }
+}
+
+impl PgStore {
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
         let url = crate::redact::without_unsupported_secrets(
             config.database_url.as_deref().unwrap_or_default(),
@@ -109,8 +120,5 @@ impl PgStore {
     }
 }
 
-crate::sql_store::impl_store!(PgStore, Postgres, Backend::Postgres);
 crate::optimization::impl_optimization_store!(PgStore, Postgres);
-crate::scores::impl_score_store!(PgStore, Postgres);
-crate::keys::impl_key_store!(PgStore, Postgres);
 crate::exec::impl_sql_exec!(PgStore, Postgres, PgRow);

@@ -157,7 +157,7 @@ where
     }
 
     async fn get_rollout(&self, agent_id: &str) -> StoreResult<Option<Rollout>> {
-        self.row(q::select_rollout(agent_id))
+        self.fetch_optional(q::select_rollout(agent_id))
             .await?
             .as_ref()
             .map(q::decode_rollout)
@@ -165,7 +165,7 @@ where
     }
 
     async fn list_rollouts(&self) -> StoreResult<Vec<Rollout>> {
-        let rows = self.rows(q::select_rollouts()).await?;
+        let rows = self.fetch_all(q::select_rollouts()).await?;
         rows.iter().map(q::decode_rollout).collect()
     }
 
@@ -189,7 +189,7 @@ where
     }
 
     async fn list_events(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<PromptEvent>> {
-        let rows = self.rows(q::list_events(agent_id, limit)).await?;
+        let rows = self.fetch_all(q::list_events(agent_id, limit)).await?;
         rows.iter().map(q::decode_event).collect()
     }
 
@@ -201,7 +201,7 @@ where
         reward: &Reward,
     ) -> StoreResult<ArmData> {
         let row = self
-            .row(q::arm_success(agent_id, version, since))
+            .fetch_optional(q::arm_success(agent_id, version, since))
             .await?
             .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
         let rewards = match reward {
@@ -216,7 +216,7 @@ where
             }
             Reward::Score(name) => {
                 let sums = self
-                    .row(q::arm_score_sums(agent_id, version, since, name))
+                    .fetch_optional(q::arm_score_sums(agent_id, version, since, name))
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
                 Sums {
@@ -226,7 +226,9 @@ where
                 }
             }
         };
-        let tools = self.rows(q::arm_tools(agent_id, version, since)).await?;
+        let tools = self
+            .fetch_all(q::arm_tools(agent_id, version, since))
+            .await?;
         Ok(ArmData {
             runs: row.int(0)?,
             rewards,

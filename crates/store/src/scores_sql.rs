@@ -8,13 +8,10 @@ use lightning_core::{
     DataType, LabelCount, NewScore, PromptVersionScores, Score, ScoreFilter, ScoreSource,
     ScoreStats, ScoreTimelinePoint, ScoreValue, StatsFilter, TimeBucket,
 };
-use sqlx::{ColumnIndex, QueryBuilder};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::{
-    sql::{Dialect, PlainRow, TypedRow},
-    StoreError, StoreResult,
-};
+use crate::{exec::ColumnRow, sql::Dialect, StoreError, StoreResult};
 
 const SCORE_COLUMNS: &str = "s.id, s.trajectory_id, s.name, s.data_type, s.value_number, \
     s.value_label, s.comment, s.source, s.step_number, s.metadata, s.created_at, s.updated_at";
@@ -244,10 +241,7 @@ fn data_type(raw: &str) -> StoreResult<DataType> {
 }
 
 /// Decodes a row selected with `SCORE_COLUMNS`.
-pub(crate) fn decode_score<R: TypedRow>(r: &R) -> StoreResult<Score>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn decode_score<R: ColumnRow>(r: &R) -> StoreResult<Score> {
     let data_type = data_type(&r.text(3)?)?;
     let number = r.opt_float(4)?;
     let value = match (data_type, number, r.opt_text(5)?) {
@@ -302,14 +296,11 @@ fn label_counts(map: BTreeMap<String, i64>) -> Vec<LabelCount> {
 }
 
 /// Folds the three aggregate queries into one entry per (name, data type), by name.
-pub(crate) fn decode_score_stats<R: TypedRow>(
+pub(crate) fn decode_score_stats<R: ColumnRow>(
     by_version: &[R],
     labels: &[R],
     timeline: &[R],
-) -> StoreResult<Vec<ScoreStats>>
-where
-    usize: ColumnIndex<R>,
-{
+) -> StoreResult<Vec<ScoreStats>> {
     let mut acc: BTreeMap<(String, DataType), Acc> = BTreeMap::new();
     for r in by_version {
         let key = (r.text(0)?, data_type(&r.text(1)?)?);
@@ -378,9 +369,6 @@ where
 }
 
 /// The text of column 0 (a helper for single-value rows).
-pub(crate) fn first_text<R: PlainRow>(r: &R) -> StoreResult<String>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn first_text<R: ColumnRow>(r: &R) -> StoreResult<String> {
     r.text(0)
 }

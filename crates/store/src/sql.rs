@@ -11,6 +11,7 @@ use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 use uuid::Uuid;
 
 use crate::{
+    exec::ColumnRow,
     group::{CounterDelta, StepRow, ToolDelta},
     StoreError, StoreResult,
 };
@@ -576,10 +577,7 @@ where
 }
 
 /// Decodes a row selected with [`TRAJECTORY_COLUMNS`].
-pub(crate) fn decode_trajectory<R: TypedRow>(r: &R) -> StoreResult<lightning_core::Trajectory>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn decode_trajectory<R: ColumnRow>(r: &R) -> StoreResult<lightning_core::Trajectory> {
     let success = r.opt_bool(11)?;
     let status = r.text(26)?;
     let usage = lightning_core::Usage {
@@ -619,10 +617,7 @@ where
 }
 
 /// Decodes a row selected with [`STEP_COLUMNS`].
-pub(crate) fn decode_step<R: TypedRow>(r: &R) -> StoreResult<lightning_core::Step>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn decode_step<R: ColumnRow>(r: &R) -> StoreResult<lightning_core::Step> {
     Ok(lightning_core::Step {
         step_number: r.int(0)?,
         timestamp: r.ts(1)?,
@@ -641,10 +636,7 @@ where
     })
 }
 
-pub(crate) fn decode_agent<R: TypedRow>(r: &R) -> StoreResult<lightning_core::AgentSummary>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn decode_agent<R: ColumnRow>(r: &R) -> StoreResult<lightning_core::AgentSummary> {
     let [trajectories, _running, succeeded, failed] = outcome_counts(r, 1)?;
     Ok(lightning_core::AgentSummary {
         agent_id: r.text(0)?,
@@ -676,10 +668,7 @@ pub(crate) fn into_page(
 }
 
 /// (count, running, succeeded, failed) starting at column `at`.
-pub(crate) fn outcome_counts<R: PlainRow>(row: &R, at: usize) -> StoreResult<[i64; 4]>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn outcome_counts<R: ColumnRow>(row: &R, at: usize) -> StoreResult<[i64; 4]> {
     Ok([
         row.int(at)?,
         row.int(at + 1)?,
@@ -688,16 +677,13 @@ where
     ])
 }
 
-pub(crate) fn decode_stats<R: PlainRow>(
+pub(crate) fn decode_stats<R: ColumnRow>(
     summary: &R,
     tools: &[R],
     agents: &[R],
     timeline: &[R],
     bucket: TimeBucket,
-) -> StoreResult<lightning_core::Stats>
-where
-    usize: ColumnIndex<R>,
-{
+) -> StoreResult<lightning_core::Stats> {
     let [trajectories, running, succeeded, failed] = outcome_counts(summary, 0)?;
     let tools = tools
         .iter()

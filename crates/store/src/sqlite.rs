@@ -14,8 +14,11 @@ use sqlx::{
 };
 use uuid::Uuid;
 
+// `SqlExec` lends `impl_optimization_store!` its `fetch_all`/`fetch_optional`.
+use crate::exec::SqlExec as _;
 use crate::{
     sql::{Dialect, TypedRow},
+    sql_store::SqlBackend,
     Backend, StoreConfig, StoreError, StoreResult,
 };
 
@@ -71,8 +74,10 @@ pub struct SqliteStore {
     group: crate::group::GroupCommit,
 }
 
-impl SqliteStore {
-    fn pools(&self) -> crate::PoolStatus {
+impl SqlBackend for SqliteStore {
+    const BACKEND: Backend = Backend::Sqlite;
+
+    fn pool_status(&self) -> crate::PoolStatus {
         let (w, r) = (
             crate::PoolStatus::of(&self.writer),
             crate::PoolStatus::of(&self.reader),
@@ -84,6 +89,12 @@ impl SqliteStore {
         }
     }
 
+    fn group(&self) -> &crate::group::GroupCommit {
+        &self.group
+    }
+}
+
+impl SqliteStore {
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
         let options = match config.database_url.as_deref() {
             Some(url) => SqliteConnectOptions::from_str(url).map_err(|e| {
@@ -138,8 +149,5 @@ impl SqliteStore {
     }
 }
 
-crate::sql_store::impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
 crate::optimization::impl_optimization_store!(SqliteStore, Sqlite);
-crate::scores::impl_score_store!(SqliteStore, Sqlite);
-crate::keys::impl_key_store!(SqliteStore, Sqlite);
 crate::exec::impl_sql_exec!(SqliteStore, Sqlite, SqliteRow);
