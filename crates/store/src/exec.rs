@@ -30,56 +30,57 @@ use crate::{
     StoreError, StoreResult,
 };
 
-/// A row whose columns decode the same way on every backend. Blanket-implemented for the
-/// backends' rows; unlike [`TypedRow`] it carries no `usize: ColumnIndex<Self>` clause, which
-/// generic code over an associated row type could not state without recursing.
+/// A row whose columns decode the same way on every backend, read by column name (so adding a
+/// column to a SELECT shifts nothing). Blanket-implemented for the backends' rows; unlike
+/// [`TypedRow`] it carries no `ColumnIndex<Self>` clause, which generic code over an associated
+/// row type could not state without recursing.
 pub(crate) trait ColumnRow: Send + Sync {
-    fn int(&self, i: usize) -> StoreResult<i64>;
-    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>>;
-    fn opt_float(&self, i: usize) -> StoreResult<Option<f64>>;
-    fn text(&self, i: usize) -> StoreResult<String>;
-    fn opt_text(&self, i: usize) -> StoreResult<Option<String>>;
-    fn id(&self, i: usize) -> StoreResult<Uuid>;
-    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>>;
-    fn ts(&self, i: usize) -> StoreResult<DateTime<Utc>>;
-    fn json(&self, i: usize) -> StoreResult<Option<Value>>;
-    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>>;
+    fn int(&self, name: &str) -> StoreResult<i64>;
+    fn opt_int(&self, name: &str) -> StoreResult<Option<i64>>;
+    fn opt_float(&self, name: &str) -> StoreResult<Option<f64>>;
+    fn text(&self, name: &str) -> StoreResult<String>;
+    fn opt_text(&self, name: &str) -> StoreResult<Option<String>>;
+    fn id(&self, name: &str) -> StoreResult<Uuid>;
+    fn opt_ts(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    fn ts(&self, name: &str) -> StoreResult<DateTime<Utc>>;
+    fn json(&self, name: &str) -> StoreResult<Option<Value>>;
+    fn opt_bool(&self, name: &str) -> StoreResult<Option<bool>>;
 }
 
 impl<R> ColumnRow for R
 where
     R: TypedRow + Send + Sync,
-    usize: ColumnIndex<R>,
+    for<'n> &'n str: ColumnIndex<R>,
 {
-    fn int(&self, i: usize) -> StoreResult<i64> {
-        PlainRow::int(self, i)
+    fn int(&self, name: &str) -> StoreResult<i64> {
+        PlainRow::int(self, name)
     }
-    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
-        PlainRow::opt_int(self, i)
+    fn opt_int(&self, name: &str) -> StoreResult<Option<i64>> {
+        PlainRow::opt_int(self, name)
     }
-    fn opt_float(&self, i: usize) -> StoreResult<Option<f64>> {
-        PlainRow::opt_float(self, i)
+    fn opt_float(&self, name: &str) -> StoreResult<Option<f64>> {
+        PlainRow::opt_float(self, name)
     }
-    fn text(&self, i: usize) -> StoreResult<String> {
-        PlainRow::text(self, i)
+    fn text(&self, name: &str) -> StoreResult<String> {
+        PlainRow::text(self, name)
     }
-    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
-        PlainRow::opt_text(self, i)
+    fn opt_text(&self, name: &str) -> StoreResult<Option<String>> {
+        PlainRow::opt_text(self, name)
     }
-    fn id(&self, i: usize) -> StoreResult<Uuid> {
-        TypedRow::id(self, i)
+    fn id(&self, name: &str) -> StoreResult<Uuid> {
+        TypedRow::id(self, name)
     }
-    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
-        TypedRow::opt_ts(self, i)
+    fn opt_ts(&self, name: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        TypedRow::opt_ts(self, name)
     }
-    fn ts(&self, i: usize) -> StoreResult<DateTime<Utc>> {
-        TypedRow::ts(self, i)
+    fn ts(&self, name: &str) -> StoreResult<DateTime<Utc>> {
+        TypedRow::ts(self, name)
     }
-    fn json(&self, i: usize) -> StoreResult<Option<Value>> {
-        TypedRow::json(self, i)
+    fn json(&self, name: &str) -> StoreResult<Option<Value>> {
+        TypedRow::json(self, name)
     }
-    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>> {
-        TypedRow::opt_bool(self, i)
+    fn opt_bool(&self, name: &str) -> StoreResult<Option<bool>> {
+        TypedRow::opt_bool(self, name)
     }
 }
 

@@ -93,15 +93,15 @@ pub(crate) fn revoke_key<'a, DB: Dialect>(
 }
 
 pub(crate) fn decode_key<R: ColumnRow>(r: &R) -> StoreResult<ApiKeyInfo> {
-    let scope = r.text(2)?;
+    let scope = r.text("scope")?;
     Ok(ApiKeyInfo {
-        id: r.id(0)?,
-        name: r.text(1)?,
+        id: r.id("id")?,
+        name: r.text("name")?,
         scope: Scope::parse(&scope)
             .ok_or_else(|| StoreError::Corrupt(format!("key scope {scope:?}")))?,
-        prefix: r.text(3)?,
-        created_at: r.ts(4)?,
-        revoked_at: r.opt_ts(5)?,
+        prefix: r.text("prefix")?,
+        created_at: r.ts("created_at")?,
+        revoked_at: r.opt_ts("revoked_at")?,
     })
 }
 

@@ -8,7 +8,7 @@ use lightning_core::TimeBucket;
 use serde_json::Value;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
-    PgPool, Postgres, QueryBuilder, Row,
+    ColumnIndex, PgPool, Postgres, QueryBuilder, Row,
 };
 use uuid::Uuid;
 
@@ -48,18 +48,18 @@ impl Dialect for Postgres {
 }
 
 impl TypedRow for PgRow {
-    fn id(&self, i: usize) -> StoreResult<Uuid> {
+    fn id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Uuid> {
         Ok(self.try_get(i)?)
     }
-    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
+    fn opt_ts<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<DateTime<Utc>>> {
         Ok(self.try_get(i)?)
     }
-    fn json(&self, i: usize) -> StoreResult<Option<Value>> {
+    fn json<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<Value>> {
         Ok(self
             .try_get::<Option<sqlx::types::Json<Value>>, _>(i)?
             .map(|j| j.0))
     }
-    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>> {
+    fn opt_bool<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<bool>> {
         Ok(self.try_get(i)?)
     }
 }

@@ -206,7 +206,8 @@ where
             .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
         let rewards = match reward {
             Reward::Success => {
-                let (rewarded, successes) = (row.int(1)? as f64, row.int(2)? as f64);
+                let (rewarded, successes) =
+                    (row.int("rewarded")? as f64, row.int("successes")? as f64);
                 // 0/1 rewards: the sum of squares is the sum.
                 Sums {
                     n: rewarded,
@@ -220,9 +221,9 @@ where
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
                 Sums {
-                    n: sums.int(0)? as f64,
-                    sum: sums.opt_float(1)?.unwrap_or(0.0),
-                    sum_sq: sums.opt_float(2)?.unwrap_or(0.0),
+                    n: sums.int("n")? as f64,
+                    sum: sums.opt_float("reward_sum")?.unwrap_or(0.0),
+                    sum_sq: sums.opt_float("reward_sum_sq")?.unwrap_or(0.0),
                 }
             }
         };
@@ -230,11 +231,11 @@ where
             .fetch_all(q::arm_tools(agent_id, version, since))
             .await?;
         Ok(ArmData {
-            runs: row.int(0)?,
+            runs: row.int("runs")?,
             rewards,
-            mean_cost_usd: row.opt_float(3)?,
-            mean_duration_ms: row.opt_float(4)?,
-            mean_steps: row.opt_float(5)?,
+            mean_cost_usd: row.opt_float("mean_cost_usd")?,
+            mean_duration_ms: row.opt_float("mean_duration_ms")?,
+            mean_steps: row.opt_float("mean_steps")?,
             tools: tools
                 .iter()
                 .map(q::decode_tool)

@@ -98,11 +98,11 @@ async fn upsert_score_in<T: SqlTx>(
         .fetch_optional(q::trajectory_agent(trajectory_id))
         .await?
         .ok_or_else(|| not_found(trajectory_id))?;
-    let agent = q::first_text(&row)?;
+    let agent = row.text("agent_id")?;
     let row = tx
         .fetch_one(q::register_name(&agent, &score.name, data_type))
         .await?;
-    let stored = q::first_text(&row)?;
+    let stored = row.text("data_type")?;
     if stored != data_type.as_str() {
         return Err(StoreError::Conflict(format!(
             "value: score {:?} is {stored} for agent {agent:?} (earlier scores), this value is {}",
@@ -129,7 +129,7 @@ async fn delete_score_in<T: SqlTx>(tx: &mut T, score_id: &str) -> StoreResult<()
         .fetch_optional(q::score_owner(score_id))
         .await?
         .ok_or_else(|| score_not_found(score_id))?;
-    let (name, agent) = (row.text(0)?, row.text(1)?);
+    let (name, agent) = (row.text("name")?, row.text("agent_id")?);
     tx.execute(q::delete_score(score_id)).await?;
     tx.execute(q::release_name(&agent, &name)).await?;
     Ok(())

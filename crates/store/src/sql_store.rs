@@ -193,7 +193,7 @@ async fn lock_trajectories<T: SqlTx>(
     let mut max_steps = HashMap::new();
     for chunk in ids.chunks(sql::ID_CHUNK) {
         for row in &tx.fetch_all(sql::lock_trajectories(chunk)).await? {
-            max_steps.insert(row.id(0)?, row.opt_int(1)?);
+            max_steps.insert(row.id("id")?, row.opt_int("max_step_number")?);
         }
     }
     Ok(max_steps)
@@ -219,7 +219,10 @@ async fn stored_steps<T: SqlTx>(
     for (id, numbers) in &probes {
         for chunk in numbers.chunks(sql::ID_CHUNK) {
             for row in &tx.fetch_all(sql::stored_steps(&[(*id, chunk)])).await? {
-                stored.insert((row.id(0)?, row.int(1)?), decode_stored_step(row)?);
+                stored.insert(
+                    (row.id("trajectory_id")?, row.int("step_number")?),
+                    decode_stored_step(row)?,
+                );
             }
         }
     }
@@ -228,12 +231,12 @@ async fn stored_steps<T: SqlTx>(
 
 /// Decodes a row of [`sql::stored_steps`].
 fn decode_stored_step<R: ColumnRow>(row: &R) -> StoreResult<StoredStep> {
-    let kind = row.text(3)?;
+    let kind = row.text("kind")?;
     Ok(StoredStep {
-        tool_name: row.text(2)?,
+        tool_name: row.text("tool_name")?,
         kind: StepKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("step kind {kind:?}")))?,
-        has_error: row.int(4)? != 0,
-        duration_ms: row.opt_int(5)?,
+        has_error: row.int("has_error")? != 0,
+        duration_ms: row.opt_int("duration_ms")?,
     })
 }

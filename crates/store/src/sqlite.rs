@@ -10,7 +10,7 @@ use sqlx::{
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
-    QueryBuilder, Row, Sqlite, SqlitePool,
+    ColumnIndex, QueryBuilder, Row, Sqlite, SqlitePool,
 };
 use uuid::Uuid;
 
@@ -45,24 +45,24 @@ impl Dialect for Sqlite {
 }
 
 impl TypedRow for SqliteRow {
-    fn id(&self, i: usize) -> StoreResult<Uuid> {
+    fn id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Uuid> {
         let raw: String = self.try_get(i)?;
         raw.parse()
             .map_err(|e| StoreError::Corrupt(format!("id {raw:?}: {e}")))
     }
-    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
+    fn opt_ts<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<DateTime<Utc>>> {
         let raw: Option<String> = self.try_get(i)?;
         raw.map(|s| {
             time::parse(&s).map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
         })
         .transpose()
     }
-    fn json(&self, i: usize) -> StoreResult<Option<Value>> {
+    fn json<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<Value>> {
         let raw: Option<String> = self.try_get(i)?;
         raw.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("json: {e}"))))
             .transpose()
     }
-    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>> {
+    fn opt_bool<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<bool>> {
         Ok(self.try_get(i)?)
     }
 }
