@@ -32,8 +32,8 @@ use crate::{
 
 /// A row whose columns decode the same way on every backend, read by column name (so adding a
 /// column to a SELECT shifts nothing). Blanket-implemented for the backends' rows; unlike
-/// [`TypedRow`] it carries no `ColumnIndex<Self>` clause, which generic code over an associated
-/// row type could not state without recursing.
+/// [`TypedRow`] its methods are not generic over the index type, so generic code over an
+/// associated row type needs no `ColumnIndex` bound, which it could not state without recursing.
 pub(crate) trait ColumnRow: Send + Sync {
     fn int(&self, name: &str) -> StoreResult<i64>;
     fn opt_int(&self, name: &str) -> StoreResult<Option<i64>>;

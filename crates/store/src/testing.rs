@@ -8,11 +8,7 @@ use std::{str::FromStr, sync::Arc};
 
 use sqlx::{postgres::PgConnectOptions, Connection, PgConnection};
 
-use crate::{
-    postgres::PgStore,
-    scratch::{ScratchSchema, ScratchStore},
-    Backend, GroupConfig, Store, StoreConfig,
-};
+use crate::{postgres::PgStore, scratch::ScratchStore, Backend, GroupConfig, Store, StoreConfig};
 
 /// Runs each listed `async fn(&TestStore)` as two tests, `sqlite::name` and `postgres::name`,
 /// each on its own fresh store: one case, written once, on both backends.
@@ -38,26 +34,6 @@ pub use crate::scratch::DEFAULT_TEST_DATABASE_URL;
 
 pub fn test_database_url() -> String {
     crate::scratch::postgres_url_from_env()
-}
-
-/// An empty PostgreSQL schema (no migrations), dropped with this value.
-pub struct TestSchema(ScratchSchema);
-
-impl TestSchema {
-    pub async fn postgres_at(url: &str) -> Self {
-        Self(
-            ScratchSchema::create(url)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", crate::redact_url(url))),
-        )
-    }
-}
-
-impl std::ops::Deref for TestSchema {
-    type Target = ScratchSchema;
-    fn deref(&self) -> &ScratchSchema {
-        &self.0
-    }
 }
 
 /// A [`ScratchStore`] for tests: opening it panics instead of failing (PostgreSQL being
