@@ -164,3 +164,59 @@ pub(crate) fn drop_schema(url: String, schema: String) {
     })
     .join();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn schema_exists(url: &str, schema: &str) -> bool {
+        let mut c = PgConnection::connect(url)
+            .await
+            .expect("PostgreSQL for tests");
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = $1",
+        )
+        .bind(schema)
+        .fetch_one(&mut c)
+        .await
+        .expect("count schemas");
+        n == 1
+    }
+
+    #[tokio::test]
+    async fn a_postgres_scratch_store_removes_its_schema_when_dropped() {
+        let url = postgres_url_from_env();
+        let scratch = ScratchStore::postgres(&url, 2, GroupConfig::default())
+            .await
+            .expect("scratch store");
+        let schema = scratch
+            .schema()
+            .expect("a PostgreSQL scratch has a schema")
+            .to_string();
+        scratch.store.ping().await.expect("the store answers");
+        assert!(schema_exists(&url, &schema).await);
+        drop(scratch);
+        assert!(!schema_exists(&url, &schema).await);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_scratch_store_removes_its_directory_when_dropped() {
+        let scratch = ScratchStore::sqlite(GroupConfig::default())
+            .await
+            .expect("scratch store");
+        let dir = scratch._dir.path().to_path_buf();
+        assert!(dir.join("lightning.db").is_file());
+        assert_eq!(scratch.schema(), None);
+        drop(scratch);
+        assert!(!dir.exists());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_an_error_not_a_panic() {
+        // Port 1 on loopback: nothing listens there.
+        let url = "postgres://postgres@127.0.0.1:1/test";
+        let result = ScratchStore::postgres(url, 1, GroupConfig::default()).await;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))));
+        assert!(ScratchSchema::create(url).await.is_err());
+    }
+}
