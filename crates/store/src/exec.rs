@@ -8,14 +8,14 @@
 //!
 //! # Why traits over the backend, not a generic `SqlStore<DB: Database>`
 //!
-//! A `SqlStore<DB>` would have to state, on every method, that `&Pool<DB>` and
-//! `&mut DB::Connection` are executors for every lifetime
-//! (`for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>`), that `DB::Arguments` are
-//! `IntoArguments`, and that the futures sqlx returns under those bounds are `Send`, which
-//! `async_trait` requires. The higher-ranked bounds do not survive `async_trait`'s boxing (rustc
-//! cannot prove the boxed future `Send` for all `'c`, and asks for the bound again in every
-//! caller). Fixing the backend inside a three-method-per-trait macro and writing all logic
-//! against the associated `Db`/`Row`/`Tx` types keeps the logic generic and the bounds concrete.
+//! A trial `impl<DB> Trait for SqlStore<DB>` (bounds: `for<'c> &'c mut DB::Connection:
+//! Executor<'c, Database = DB>`, `for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>`), with one
+//! write and one read method under `async_trait`, failed to compile with sqlx 0.8 on two counts:
+//! `DB::QueryResult` offers no generic `rows_affected` (it is inherent on each backend's result
+//! type, so a per-backend shim is needed anyway), and a `QueryBuilder` built inside the method is
+//! reported as borrowed beyond it (E0597) under the higher-ranked executor bounds. Fixing the
+//! backend inside one macro that only runs built queries, and writing all logic against the
+//! associated `Db`/`Row`/`Tx` types, keeps the logic generic and the bounds concrete.
 
 use std::future::Future;
 
@@ -85,7 +85,7 @@ where
 }
 
 /// An open write transaction. Dropping it without [`SqlTx::commit`] rolls back, but
-/// [`in_tx`] always ends it explicitly, so no connection idles in a transaction holding locks.
+/// [`finish_tx`] always ends it explicitly, so no connection idles in a transaction holding locks.
 #[async_trait]
 pub(crate) trait SqlTx: Send {
     type Db: Dialect;

@@ -1,6 +1,6 @@
 //! Storage of named, scoped API keys (`api_keys`): only each secret's digest is kept.
 //! A supertrait of [`Store`](crate::Store), so `Arc<dyn Store>` offers these methods too;
-//! implemented once, generically, for every backend that lends an [`SqlExec`].
+//! implemented once, generically, for every backend that lends an `SqlExec`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
