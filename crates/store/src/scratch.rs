@@ -1,7 +1,7 @@
 //! Throwaway stores outside any test: a SQLite file in a temporary directory, or a fresh schema
 //! in a PostgreSQL server, each removed when dropped. `lightning bench` measures on these, so
-//! they are part of the shipped library (no `testing` feature); `lightning_store::testing` builds the
-//! test fixtures on top of them.
+//! they are part of the shipped library (no `testing` feature); `lightning_store::testing`
+//! builds the test fixtures on top of them.
 
 use std::{str::FromStr, sync::Arc};
 
