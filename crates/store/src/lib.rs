@@ -10,13 +10,13 @@ mod optimization;
 mod optimization_sql;
 pub mod postgres;
 pub mod private_files;
-#[cfg(feature = "testing")]
 pub mod raw_ceiling;
 mod redact;
 mod rollout;
 mod rollout_sql;
 mod scores;
 mod scores_sql;
+pub mod scratch;
 mod sql;
 mod sql_store;
 pub mod sqlite;
