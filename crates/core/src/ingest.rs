@@ -64,6 +64,7 @@ pub struct NewTrajectory {
     #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
 }
 
@@ -145,6 +146,7 @@ pub struct NewStep {
     #[serde(default)]
     pub tool_use_id: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
 }
 

@@ -168,7 +168,7 @@ export function buildLineage(candidates: Candidate[]): TreeNode[] {
 }
 
 function score(c: Candidate): number | null {
-  return c.validationScore ?? c.minibatchScore;
+  return c.validationScore ?? c.minibatchScore ?? null;
 }
 
 function candidateScore(c: Candidate): string {
