@@ -1,6 +1,7 @@
 //! `lightning`: the collector, the optimizer and their tools in one binary.
 
 mod bench;
+mod dashboard;
 mod grade;
 mod keys;
 mod openapi;
