@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
         | Command::Keys(_)
         | Command::Rollout(_)
         | Command::Openapi(_) => "warn,sqlx=warn",
-        _ => "info,sqlx=warn",
+        Command::Serve(_) => "info,sqlx=warn",
     });
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
