@@ -70,14 +70,28 @@ impl Serve {
 
     /// Status, `Content-Type` and body of `GET path`.
     fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let (status, content_type, _, body) = self.get_with_cache(path);
+        (status, content_type, body)
+    }
+
+    /// Status, `Content-Type`, `Cache-Control` and body of `GET path`.
+    fn get_with_cache(&self, path: &str) -> (u16, String, String, Vec<u8>) {
         let response = reqwest::blocking::get(format!("{}{path}", self.base)).expect("request");
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (status, content_type, response.bytes().unwrap().to_vec())
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let (content_type, cache) = (header("content-type"), header("cache-control"));
+        (
+            status,
+            content_type,
+            cache,
+            response.bytes().unwrap().to_vec(),
+        )
     }
 }
 
@@ -130,9 +144,21 @@ fn the_binary_serves_its_embedded_dashboard_from_any_directory() {
     if built {
         let index = std::fs::read(dist.join("index.html")).unwrap();
         assert_eq!(root, index, "GET / is the embedded index.html");
+        assert_eq!(
+            serve.get_with_cache("/").2,
+            "no-cache",
+            "index.html names the assets"
+        );
         let asset = first_asset(&String::from_utf8(index).unwrap());
-        let (status, content_type, body) = serve.get(&asset);
+        let (status, content_type, cache, body) = serve.get_with_cache(&asset);
         assert_eq!(status, 200, "{asset}");
+        assert_eq!(cache, "public, max-age=31536000, immutable", "{asset}");
+        let (_, _, cache, missing) = serve.get_with_cache("/assets/no-such-file.js");
+        assert_eq!(
+            missing, root,
+            "a missing asset gets the app, as from a directory"
+        );
+        assert_eq!(cache, "no-cache");
         assert_eq!(
             body,
             std::fs::read(dist.join(&asset[1..])).unwrap(),

@@ -98,21 +98,30 @@ pub fn router(dashboard: &Dashboard) -> Router<crate::AppState> {
     }
 }
 
+/// `Cache-Control` of the build's `assets/` files: Vite names them by content hash, so a
+/// name never stands for other bytes.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
 /// The file at `path`, else `index.html` (the app routes the path itself), as `ServeDir` with
-/// its fallback does for a directory.
+/// its fallback does for a directory. Hashed assets may be cached for good; anything else
+/// (`index.html`, which names the current assets) is revalidated on every load.
 fn serve_embedded(lookup: EmbeddedLookup, path: &str) -> Response {
     let relative = path.trim_start_matches('/');
-    let Some(file) = (!relative.is_empty() && !relative.ends_with('/'))
+    let found = (!relative.is_empty() && !relative.ends_with('/'))
         .then(|| lookup(relative))
-        .flatten()
-        .or_else(|| lookup("index.html"))
-    else {
+        .flatten();
+    let immutable = found.is_some() && relative.starts_with("assets/");
+    let Some(file) = found.or_else(|| lookup("index.html")) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let content_type = HeaderValue::from_str(&file.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let cache = if immutable { IMMUTABLE } else { "no-cache" };
     (
-        [(header::CONTENT_TYPE, content_type)],
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
         file.data.into_owned(),
     )
         .into_response()
