@@ -586,7 +586,7 @@ async fn peer_suite(args: &BenchArgs) -> anyhow::Result<Vec<PeerRow>> {
             Stop::Deadline(_) => {
                 Stop::Deadline(Instant::now() + Duration::from_secs_f64(args.seconds))
             }
-            s => s,
+            s @ Stop::Steps(_) => s,
         };
         progress.set_message(format!("peer: lightning, {workload}"));
         let store = fresh_store(args, BenchBackend::Postgres, connections).await?;
