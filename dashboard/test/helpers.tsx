@@ -49,7 +49,7 @@ export function trajectory(overrides: Partial<Trajectory> = {}): Trajectory {
     sessionId: null,
     prompt: 'Fix the bug',
     systemPrompt: 'You are helpful.',
-    promptVersion: 3,
+    promptVersion: '3',
     model: 'model-x',
     metadata: {},
     startTime: '2026-11-26T12:00:00Z',

@@ -63,6 +63,7 @@ try {
     flushInterval: 100,
     handleProcessExit: false,
     maxQueueSize: 1_000_000,
+    spool: false, // a benchmark must not leave data in the user's state directory
     fetch: rrFetch,
   });
   const t0 = Date.now();

@@ -59,6 +59,7 @@ try {
     flushInterval: 200,
     handleProcessExit: false,
     maxQueueSize: 100_000,
+    spool: false, // a benchmark must not leave data in the user's state directory
   });
 
   const t0 = Date.now();

@@ -4,7 +4,24 @@
  * The Claude Agent SDK types are described structurally here so that this package has no
  * runtime or type-level dependency on the SDK: `lightning.hooks` is assignable to the SDK's
  * `Options['hooks']` (checked by the end-to-end test against the real SDK).
+ *
+ * The wire payloads are derived from `api.gen.ts`, which `scripts/gen-api-types` generates from
+ * the collector's OpenAPI document: each payload is the collector's request type with some
+ * fields narrowed to what this package sends (a field the collector does not have, or a
+ * narrowing it would not accept, is a compile error).
  */
+
+import type { components } from './api.gen.js';
+
+type Wire = components['schemas'];
+
+/** The collector's request type `W` with the fields in `N` replaced by narrower types. `N` may
+ * only name fields `W` has, with types `W` accepts, and may not make a required field optional. */
+type Sent<W, N extends Pick<W, Extract<keyof N, keyof W>> & { [K in Exclude<keyof N, keyof W>]: never }> = Omit<
+  W,
+  keyof N
+> &
+  N;
 
 /** JSON value as sent to the collector. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -55,75 +72,80 @@ export type InstrumentedEvent =
 export type LightningHooks = { [E in InstrumentedEvent]: LightningHookMatcher[] };
 
 /** What a step records: a tool call (default), assistant text, or a lifecycle event. */
-export type StepKind = 'tool' | 'message' | 'event';
+export type StepKind = Wire['StepKind'];
 
 /** A step as sent to `POST /api/trajectories/{id}/steps/batch`. */
-export interface StepPayload {
-  stepNumber: number;
-  toolName: string;
-  /** absent = `tool` */
-  kind?: StepKind;
-  timestamp?: string;
-  toolInput?: JsonValue;
-  toolOutput?: JsonValue;
-  error?: string | null;
-  durationMs?: number;
-  toolUseId?: string;
-  metadata?: { [key: string]: JsonValue };
-}
+export type StepPayload = Sent<
+  Wire['NewStep'],
+  {
+    /** absent = `tool` */
+    kind?: StepKind;
+    timestamp?: string;
+    toolInput?: JsonValue;
+    toolOutput?: JsonValue;
+    durationMs?: number;
+    toolUseId?: string;
+    metadata?: { [key: string]: JsonValue };
+  }
+>;
 
 /** Usage as sent with a completion. */
-export interface UsagePayload {
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadInputTokens: number;
-  cacheCreationInputTokens: number;
-}
+export type UsagePayload = Sent<
+  Wire['Usage'],
+  { inputTokens: number; outputTokens: number; cacheReadInputTokens: number; cacheCreationInputTokens: number }
+>;
 
-export interface StartPayload {
-  trajectoryId: string;
-  agentId: string;
-  taskType?: string;
-  startTime: string;
-  sessionId?: string;
-  prompt?: string;
-  systemPrompt?: string;
-  promptVersion?: string;
-  model?: string;
-  metadata?: { [key: string]: JsonValue };
-}
+/** A trajectory's start as sent to `POST /api/trajectories/start`. */
+export type StartPayload = Sent<
+  Wire['NewTrajectory'],
+  {
+    trajectoryId: string;
+    taskType?: string;
+    startTime: string;
+    sessionId?: string;
+    prompt?: string;
+    systemPrompt?: string;
+    promptVersion?: string;
+    model?: string;
+    metadata?: { [key: string]: JsonValue };
+  }
+>;
 
 /** How a trajectory ended, as sent with its completion. */
-export type CompletionStatus = 'succeeded' | 'failed' | 'interrupted';
+export type CompletionStatus = Wire['CompletionStatus'];
 
-export interface CompletePayload {
-  success: boolean;
-  status?: CompletionStatus;
-  result?: JsonValue;
-  error?: string;
-  totalSteps?: number;
-  duration?: number;
-  endTime: string;
-  costUsd?: number;
-  usage?: UsagePayload;
-  numTurns?: number;
-}
+/** A completion as sent to `POST /api/trajectories/{id}/complete`. */
+export type CompletePayload = Sent<
+  Wire['Completion'],
+  {
+    status?: CompletionStatus;
+    result?: JsonValue;
+    error?: string;
+    totalSteps?: number;
+    duration?: number;
+    endTime: string;
+    costUsd?: number;
+    usage?: UsagePayload;
+    numTurns?: number;
+  }
+>;
 
 /** A score value: a finite number, a boolean or a string label. */
-export type ScoreValue = number | boolean | string;
+export type ScoreValue = Wire['ScoreValue'];
 
-export type ScoreSource = 'human' | 'llm' | 'code' | 'sdk';
+export type ScoreSource = Wire['ScoreSource'];
 
 /** A score as sent to `POST /api/trajectories/{id}/scores`. */
-export interface ScorePayload {
-  id: string;
-  name: string;
-  value: ScoreValue;
-  comment?: string;
-  source?: ScoreSource;
-  stepNumber?: number;
-  metadata?: { [key: string]: JsonValue };
-}
+export type ScorePayload = Sent<
+  Wire['NewScore'],
+  {
+    id: string;
+    comment?: string;
+    source?: ScoreSource;
+    stepNumber?: number;
+    metadata?: { [key: string]: JsonValue };
+  }
+>;
 
 export interface ScoreOptions {
   comment?: string;
@@ -270,7 +292,7 @@ export interface PromptResult {
   source: 'collector' | 'fallback';
   /** The rollout arm the collector assigned: `canary`, `promoted` or `fallback` (none when the
    * collector could not be asked). */
-  arm?: 'canary' | 'promoted' | 'fallback';
+  arm?: Wire['Arm'];
   /** The unit the assignment sticks to. */
   unit?: string;
   rolloutId?: string | null;

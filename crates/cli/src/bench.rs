@@ -6,12 +6,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use lightning_collector::{ApiKey, CollectorConfig, DEFAULT_BODY_LIMIT};
 use lightning_core::{NewStep, NewTrajectory};
-use lightning_store::{testing::TestStore, Store};
+use lightning_store::{scratch::ScratchStore, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -43,7 +44,7 @@ pub struct BenchArgs {
     step_bytes: usize,
 
     /// PostgreSQL server to use; the bench works in a throwaway schema and drops it.
-    #[arg(long, env = "TEST_DATABASE_URL", default_value = lightning_store::testing::DEFAULT_TEST_DATABASE_URL)]
+    #[arg(long, env = "TEST_DATABASE_URL", default_value = lightning_store::scratch::DEFAULT_TEST_DATABASE_URL)]
     postgres_url: String,
 
     /// Print results as JSON instead of a table.
@@ -188,14 +189,26 @@ fn group_config(connections: u32) -> lightning_store::GroupConfig {
     }
 }
 
-async fn fresh_store(args: &BenchArgs, backend: BenchBackend, connections: u32) -> TestStore {
-    match backend {
-        BenchBackend::Sqlite => TestStore::sqlite_with(group_config(connections)).await,
-        BenchBackend::Postgres => {
-            TestStore::postgres_with(&args.postgres_url, connections, group_config(connections))
-                .await
-        }
-    }
+/// A store of its own for one measurement, removed when dropped.
+async fn fresh_store(
+    args: &BenchArgs,
+    backend: BenchBackend,
+    connections: u32,
+) -> anyhow::Result<ScratchStore> {
+    let group = group_config(connections);
+    Ok(match backend {
+        BenchBackend::Sqlite => ScratchStore::sqlite(group)
+            .await
+            .context("temporary SQLite store")?,
+        BenchBackend::Postgres => ScratchStore::postgres(&args.postgres_url, connections, group)
+            .await
+            .with_context(|| {
+                format!(
+                    "throwaway schema in the PostgreSQL at {} (--postgres-url)",
+                    lightning_store::redact_url(&args.postgres_url)
+                )
+            })?,
+    })
 }
 
 fn progress_bar(args: &BenchArgs, len: u64) -> ProgressBar {
@@ -258,7 +271,7 @@ async fn ingest_suite(args: &BenchArgs) -> anyhow::Result<Vec<Measurement>> {
             for path in [Path::Direct, Path::Collector] {
                 progress.set_message(format!("ingest {backend:?} {path:?} x{concurrency}"));
                 // A fresh store per measurement, so earlier rows do not slow later ones.
-                let store = fresh_store(args, backend, 10).await;
+                let store = fresh_store(args, backend, 10).await?;
                 results.push(measure(args, backend, path, concurrency, store.store.clone()).await?);
                 progress.inc(1);
             }
@@ -381,7 +394,7 @@ async fn long_suite(args: &BenchArgs) -> anyhow::Result<Vec<LongRun>> {
     let clients = 8;
     let mut runs = Vec::new();
     for &backend in &args.backend {
-        let store = fresh_store(args, backend, args.wide_concurrency as u32).await;
+        let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
         let target = Arc::new(Target::Http(HttpTarget::start(store.store.clone()).await?));
         let progress = progress_bar(args, 1);
         progress.set_message(format!(
@@ -436,7 +449,7 @@ async fn raw_suite(args: &BenchArgs) -> anyhow::Result<Vec<RawRow>> {
         let progress = progress_bar(args, modes.len() as u64 + 1);
         for (what, mode) in modes {
             progress.set_message(format!("raw {backend:?} {what}"));
-            let store = fresh_store(args, backend, args.wide_concurrency as u32).await;
+            let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
             let r = store
                 .raw_ceiling(mode, clients, duration, args.step_bytes)
                 .await?;
@@ -450,7 +463,7 @@ async fn raw_suite(args: &BenchArgs) -> anyhow::Result<Vec<RawRow>> {
         }
         // The collector, same rows, same run, as many clients as the ceiling's connections.
         progress.set_message(format!("raw {backend:?} collector"));
-        let store = fresh_store(args, backend, args.wide_concurrency as u32).await;
+        let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
         let m = measure(
             args,
             backend,
@@ -479,7 +492,6 @@ struct Peer {
 
 impl Peer {
     async fn start(source: &std::path::Path, database_url: &str) -> anyhow::Result<Self> {
-        use anyhow::Context;
         anyhow::ensure!(
             source.join("server.mjs").is_file(),
             "no Express peer at {} (pass --express-peer)",
@@ -574,16 +586,18 @@ async fn peer_suite(args: &BenchArgs) -> anyhow::Result<Vec<PeerRow>> {
             Stop::Deadline(_) => {
                 Stop::Deadline(Instant::now() + Duration::from_secs_f64(args.seconds))
             }
-            s => s,
+            s @ Stop::Steps(_) => s,
         };
         progress.set_message(format!("peer: lightning, {workload}"));
-        let store = fresh_store(args, BenchBackend::Postgres, connections).await;
+        let store = fresh_store(args, BenchBackend::Postgres, connections).await?;
         let ours = Arc::new(Target::Http(HttpTarget::start(store.store.clone()).await?));
         let lightning = drive_all(ours, clients, args, stop_now(stop), per_trajectory).await?;
         drop(store);
         progress.inc(1);
         progress.set_message(format!("peer: express, {workload}"));
-        let schema = lightning_store::testing::TestSchema::postgres_at(&args.postgres_url).await;
+        let schema = lightning_store::scratch::ScratchSchema::create(&args.postgres_url)
+            .await
+            .context("empty schema for the Express peer")?;
         let peer = Peer::start(&source, &schema.database_url).await?;
         let theirs = Arc::new(Target::Http(HttpTarget::external(peer.base.clone())));
         let express = drive_all(theirs, clients, args, stop_now(stop), per_trajectory).await?;
@@ -604,7 +618,7 @@ async fn peer_suite(args: &BenchArgs) -> anyhow::Result<Vec<PeerRow>> {
 async fn reads_suite(args: &BenchArgs) -> anyhow::Result<Vec<ReadRow>> {
     let mut rows = Vec::new();
     for &backend in &args.backend {
-        let store = fresh_store(args, backend, 10).await;
+        let store = fresh_store(args, backend, 10).await?;
         let big = seed_reads(args, backend, store.store.clone()).await?;
         let http = HttpTarget::start(store.store.clone()).await?;
         // A cursor 100 pages deep, found the way a client would: by paging.

@@ -2,8 +2,10 @@
 
 mod bench;
 mod bench_synthetic;
+mod dashboard;
 mod grade;
 mod keys;
+mod openapi;
 mod optimize;
 mod optimize_bench;
 mod rollout;
@@ -45,6 +47,8 @@ enum Command {
     /// Canary a prompt version beside the promoted one, compare them on the agent's own runs,
     /// promote on significant evidence or roll back (automatically with --auto-rollback).
     Rollout(rollout::RolloutArgs),
+    /// Print the collector's OpenAPI document (what `GET /api/openapi.json` serves) as JSON.
+    Openapi(openapi::OpenapiArgs),
 }
 
 /// `RUST_LOG` overrides `default` (e.g. `RUST_LOG=debug`).
@@ -69,8 +73,9 @@ async fn main() -> anyhow::Result<()> {
         | Command::Grade(_)
         | Command::OptimizeBench(_)
         | Command::Keys(_)
-        | Command::Rollout(_) => "warn,sqlx=warn",
-        _ => "info,sqlx=warn",
+        | Command::Rollout(_)
+        | Command::Openapi(_) => "warn,sqlx=warn",
+        Command::Serve(_) => "info,sqlx=warn",
     });
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
@@ -81,5 +86,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Grade(args) => grade::run(*args).await,
         Command::OptimizeBench(args) => optimize_bench::run(args).await,
         Command::Rollout(args) => rollout::run(args).await,
+        Command::Openapi(args) => openapi::run(&args),
     }
 }

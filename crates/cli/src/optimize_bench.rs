@@ -19,7 +19,10 @@ use lightning_optimizer::{
     run::{optimize, prepare, OptimizeOptions},
     templates::Templates,
 };
-use lightning_store::{Backend, Store};
+use lightning_store::{
+    scratch::{postgres_url_from_env, ScratchStore},
+    Store,
+};
 use serde_json::{json, Value};
 
 #[derive(Debug, Args)]
@@ -74,9 +77,10 @@ pub async fn run(args: OptimizeBenchArgs) -> anyhow::Result<()> {
     if args.suite == "synthetic" {
         return crate::bench_synthetic::run(args.synthetic).await;
     }
+    let group = lightning_store::GroupConfig::default();
     let test_store = match args.backend.as_str() {
-        "sqlite" => lightning_store::testing::TestStore::new(Backend::Sqlite).await,
-        "postgres" => lightning_store::testing::TestStore::new(Backend::Postgres).await,
+        "sqlite" => ScratchStore::sqlite(group).await?,
+        "postgres" => ScratchStore::postgres(&postgres_url_from_env(), 5, group).await?,
         other => anyhow::bail!("--backend must be sqlite or postgres (got {other})"),
     };
     let store = test_store.store.clone();

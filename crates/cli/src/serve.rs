@@ -6,7 +6,7 @@ use std::{
 use anyhow::Context;
 use clap::Args;
 use lightning_collector::{
-    keys::check_configured_key, ApiKey, CollectorConfig, Limits, DEFAULT_BODY_LIMIT,
+    keys::check_configured_key, ApiKey, CollectorConfig, Dashboard, Limits, DEFAULT_BODY_LIMIT,
 };
 
 use crate::store_args::StoreArgs;
@@ -33,13 +33,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LIGHTNING_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
     body_limit: usize,
 
-    /// Built dashboard to serve at / (the output of `npm run build` in dashboard/).
-    #[arg(
-        long,
-        env = "LIGHTNING_DASHBOARD_DIR",
-        default_value = "dashboard/dist"
-    )]
-    dashboard_dir: PathBuf,
+    /// Serve the dashboard from this directory (the output of `npm run build` in dashboard/)
+    /// instead of the build compiled into this binary; for working on the dashboard.
+    #[arg(long, env = "LIGHTNING_DASHBOARD_DIR", value_name = "DIR")]
+    dashboard_dir: Option<PathBuf>,
 
     /// Mark a running trajectory `abandoned` after this long without a step or completion
     /// (e.g. 90s, 30m, 2h; 0 turns the sweep off). A later step or completion corrects it.
@@ -135,7 +132,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = CollectorConfig {
         api_key: ApiKey::new(&api_key),
         body_limit: args.body_limit,
-        dashboard_dir: Some(args.dashboard_dir.clone()),
+        dashboard_dir: args.dashboard_dir.clone(),
         limits: limits.clone(),
     };
     if args.rollout_guard_interval > 0 {
@@ -153,7 +150,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.abandon_after,
         ));
     }
-    let app = lightning_collector::router(store, config);
+    let dashboard = match &args.dashboard_dir {
+        Some(dir) => Dashboard::Dir(dir.clone()),
+        None => crate::dashboard::embedded(),
+    };
+    tracing::info!("dashboard: {dashboard:?}");
+    let app = lightning_collector::router_with_dashboard(store, config, &dashboard);
     let listener = listen(&args.host, args.port)
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;

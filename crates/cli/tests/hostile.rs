@@ -139,7 +139,7 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
     loop {
         match stream.read(&mut buf) {
             Ok(0) => return true,
-            Ok(_) => continue, // a 408/400 answer before the close is fine
+            Ok(_) => {} // a 408/400 answer before the close is fine: read on
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut =>

@@ -12,7 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rollout_guard;
 mod security_headers;
-mod static_files;
+pub mod static_files;
 pub mod sweep;
 
 use std::{path::PathBuf, sync::Arc};
@@ -31,6 +31,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use error::ApiError;
 pub use keys::{scoped, ApiKey};
 pub use limits::{serve, Limits};
+pub use static_files::{Dashboard, EmbeddedFile};
 
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
@@ -57,7 +58,22 @@ pub struct AppState {
     pub limits: Arc<limits::LimitState>,
 }
 
+/// The collector with the dashboard of `config.dashboard_dir` (a help page without one).
 pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
+    let dashboard = config
+        .dashboard_dir
+        .clone()
+        .map_or(Dashboard::NotBuilt, Dashboard::Dir);
+    router_with_dashboard(store, config, &dashboard)
+}
+
+/// The collector serving `dashboard` at `/` (`config.dashboard_dir` is not read: the
+/// caller chose).
+pub fn router_with_dashboard(
+    store: Arc<dyn Store>,
+    config: CollectorConfig,
+    dashboard: &Dashboard,
+) -> Router {
     let (protected, mut openapi) = protected_routes().split_for_parts();
     let (public, public_doc) = public_routes().split_for_parts();
     openapi.merge(public_doc);
@@ -95,7 +111,7 @@ pub fn router(store: Arc<dyn Store>, config: CollectorConfig) -> Router {
         .merge(api)
         .merge(public)
         .route_layer(middleware::from_fn(metrics::label_route))
-        .merge(static_files::router(state.config.dashboard_dir.as_deref()))
+        .merge(static_files::router(dashboard))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),

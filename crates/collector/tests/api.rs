@@ -356,6 +356,60 @@ fn routes() -> Vec<(Method, String, bool)> {
     routes
 }
 
+/// utoipa names a schema after its Rust type, so two wire types of one name (a trajectory's
+/// `Score` and a run's interval `Score`; a rollout's and a run's `Verdict`) would silently share
+/// one schema, and the TypeScript generated from the document would be wrong for one of them.
+#[test]
+fn openapi_schemas_of_same_named_types_are_distinct() {
+    let doc = serde_json::to_value(lightning_collector::openapi_document()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let properties = |name: &str| -> Vec<String> {
+        schemas[name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} has no properties"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert!(properties("Score").contains(&"trajectoryId".to_string()));
+    assert!(properties("IntervalScore").contains(&"confidence".to_string()));
+    assert_eq!(
+        schemas["Verdict"]["enum"],
+        json!(["insufficient_data", "no_difference_yet", "better", "worse"])
+    );
+    assert_eq!(
+        schemas["RunVerdict"]["enum"],
+        json!([
+            "registered",
+            "significantNotRegistered",
+            "judgeEstimateNotRegistered",
+            "noSignificantImprovement"
+        ])
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["RunEvidence"]["properties"]["verdict"]["$ref"],
+        "#/components/schemas/RunVerdict"
+    );
+}
+
+/// OpenAPI requires unique operation ids (utoipa takes the handler's name, and `start`, `list`
+/// and `delete` exist in several modules); generated clients key operations by them.
+#[test]
+fn openapi_operation_ids_are_unique() {
+    let doc = serde_json::to_value(lightning_collector::openapi_document()).unwrap();
+    let mut seen = HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap().to_string();
+            assert!(
+                seen.insert(id.clone()),
+                "{method} {path}: operationId {id} is taken"
+            );
+        }
+    }
+    assert!(seen.len() > 20, "{seen:?}");
+}
+
 #[tokio::test]
 async fn openapi_document_lists_every_route_and_is_served() {
     let (_store, s) = server(Backend::Sqlite).await;

@@ -1,6 +1,10 @@
 //! The JSON parse-cost estimate against a counting allocator: for pathological shapes the
 //! estimate is an upper bound of what parsing really allocates, so a body that passes
 //! `check_json_cost` costs at most 12 × its size + 8 MiB to parse.
+#![allow(
+    unsafe_code,
+    reason = "a counting GlobalAlloc (an unsafe trait) that only forwards to System"
+)]
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},

@@ -320,7 +320,7 @@ async fn list_filters_and_stats_by_score(store: &TestStore) {
         }
     };
     let sorted = |v: &[&String]| {
-        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        let mut v: Vec<String> = v.iter().map(|s| (*s).clone()).collect();
         v.sort();
         v
     };

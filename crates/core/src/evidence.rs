@@ -33,6 +33,8 @@ pub enum IntervalMethod {
 /// A mean reward over `n` examples with its interval at `confidence`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// `Score` in the OpenAPI document is a trajectory's score (`crate::score::Score`).
+#[cfg_attr(feature = "openapi", schema(as = IntervalScore))]
 #[serde(rename_all = "camelCase")]
 pub struct Score {
     pub mean: f64,
@@ -75,6 +77,8 @@ pub struct CandidateScores {
 /// How a finished run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// `Verdict` in the OpenAPI document is a rollout's (`crate::stats::Verdict`).
+#[cfg_attr(feature = "openapi", schema(as = RunVerdict))]
 #[serde(rename_all = "camelCase")]
 pub enum Verdict {
     /// The paired improvement on the test set was significant: the best prompt was registered.

@@ -64,6 +64,7 @@ pub struct NewTrajectory {
     #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
 }
 
@@ -145,6 +146,7 @@ pub struct NewStep {
     #[serde(default)]
     pub tool_use_id: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
 }
 
@@ -281,7 +283,7 @@ fn timestamp(field: &str, value: Option<DateTime<Utc>>) -> Validation {
 
 fn object(field: &str, value: Option<&Value>) -> Validation {
     match value {
-        None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
+        None | Some(Value::Null | Value::Object(_)) => Ok(()),
         Some(_) => Err(ValidationError::new(field, "must be a JSON object")),
     }
 }
@@ -525,7 +527,7 @@ mod tests {
         };
         assert_eq!(c.validate().unwrap_err().field, "costUsd");
         let mut t = NewTrajectory {
-            agent_id: "".into(),
+            agent_id: String::new(),
             ..Default::default()
         };
         assert_eq!(t.validate().unwrap_err().field, "agentId");

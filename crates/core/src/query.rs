@@ -65,6 +65,7 @@ pub struct Trajectory {
     pub system_prompt: Option<String>,
     pub prompt_version: Option<String>,
     pub model: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
     pub start_time: DateTime<Utc>,
     pub end_time: Option<DateTime<Utc>>,
@@ -97,6 +98,7 @@ pub struct Step {
     pub error: Option<String>,
     pub duration_ms: Option<i64>,
     pub tool_use_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
 }
 

@@ -175,6 +175,7 @@ pub struct NewScore {
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10_000_000))]
     pub step_number: Option<i64>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
 }
 
@@ -191,6 +192,7 @@ pub struct Score {
     pub comment: Option<String>,
     pub source: ScoreSource,
     pub step_number: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -247,7 +247,10 @@ fn reflective_examples(s: &Search<'_>, shared: &Shared<'_>, pid: usize, mb: &[us
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a candidate record from the parts of one proposal"
+)]
 fn add_candidate(
     s: &Search<'_>,
     shared: &Shared<'_>,

@@ -315,7 +315,10 @@ pub async fn optimize(
 ///
 /// With `resume`, the stored run of that id (not completed, same agent) continues: its stored
 /// evaluations are reused, none is made again (see [`crate::apo::Search::resume`]).
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "optimize's inputs plus resume and cancel; optimize keeps the short form"
+)]
 pub async fn optimize_until(
     store: Arc<dyn Store>,
     prepared: Prepared,

@@ -1,14 +1,17 @@
 //! Storage of named, scoped API keys (`api_keys`): only each secret's digest is kept.
-//! A supertrait of [`Store`](crate::Store), so `Arc<dyn Store>` offers these methods too.
+//! A supertrait of [`Store`](crate::Store), so `Arc<dyn Store>` offers these methods too;
+//! implemented once, generically, for every backend that lends an `SqlExec`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lightning_core::{ApiKeyInfo, NewApiKey, Scope};
-use sqlx::{ColumnIndex, QueryBuilder};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use crate::{
-    sql::{Dialect, TypedRow},
+    exec::{ColumnRow, SqlExec},
+    optimization_sql::is_unique_violation,
+    sql::Dialect,
     StoreError, StoreResult,
 };
 
@@ -89,84 +92,54 @@ pub(crate) fn revoke_key<'a, DB: Dialect>(
     qb
 }
 
-pub(crate) fn decode_key<R: TypedRow>(r: &R) -> StoreResult<ApiKeyInfo>
-where
-    usize: ColumnIndex<R>,
-{
-    let scope = r.text(2)?;
+pub(crate) fn decode_key<R: ColumnRow>(r: &R) -> StoreResult<ApiKeyInfo> {
+    let scope = r.text("scope")?;
     Ok(ApiKeyInfo {
-        id: r.id(0)?,
-        name: r.text(1)?,
+        id: r.id("id")?,
+        name: r.text("name")?,
         scope: Scope::parse(&scope)
             .ok_or_else(|| StoreError::Corrupt(format!("key scope {scope:?}")))?,
-        prefix: r.text(3)?,
-        created_at: r.ts(4)?,
-        revoked_at: r.opt_ts(5)?,
+        prefix: r.text("prefix")?,
+        created_at: r.ts("created_at")?,
+        revoked_at: r.opt_ts("revoked_at")?,
     })
 }
 
-/// Implements [`KeyStore`] for a backend with `writer`/`reader` pools; invoked inside the
-/// backend's module so it can reach them.
-macro_rules! impl_key_store {
-    ($store:ident, $db:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::keys::KeyStore for $store {
-            async fn create_key(
-                &self,
-                key: &lightning_core::NewApiKey,
-            ) -> $crate::StoreResult<lightning_core::ApiKeyInfo> {
-                match $crate::keys::insert_key::<$db>(key)
-                    .build()
-                    .execute(&self.writer)
-                    .await
-                {
-                    Ok(_) => Ok(key.info.clone()),
-                    Err(e) => {
-                        let e = $crate::StoreError::from(e);
-                        if $crate::optimization_sql::is_unique_violation(&e) {
-                            Err($crate::StoreError::Conflict(format!(
-                                "a key named {:?} exists: revoke it first or pick another name",
-                                key.info.name
-                            )))
-                        } else {
-                            Err(e)
-                        }
-                    }
-                }
-            }
-
-            async fn list_keys(&self) -> $crate::StoreResult<Vec<lightning_core::ApiKeyInfo>> {
-                let rows = $crate::keys::list_keys::<$db>()
-                    .build()
-                    .fetch_all(&self.reader)
-                    .await?;
-                rows.iter().map($crate::keys::decode_key).collect()
-            }
-
-            async fn revoke_key(
-                &self,
-                id_or_name: &str,
-                at: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::StoreResult<lightning_core::ApiKeyInfo> {
-                let row = $crate::keys::revoke_key::<$db>(id_or_name, at)
-                    .build()
-                    .fetch_optional(&self.writer)
-                    .await?
-                    .ok_or_else(|| $crate::keys::key_not_found(id_or_name))?;
-                $crate::keys::decode_key(&row)
-            }
-
-            async fn find_key(
-                &self,
-                hash: &str,
-            ) -> $crate::StoreResult<Option<lightning_core::ApiKeyInfo>> {
-                let row = $crate::keys::find_key::<$db>(hash)
-                    .build()
-                    .fetch_optional(&self.reader)
-                    .await?;
-                row.as_ref().map($crate::keys::decode_key).transpose()
-            }
-        }
-    };
+/// A unique-index violation on insert means the name is taken by a key in use.
+fn name_taken(e: StoreError, name: &str) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(format!(
+            "a key named {name:?} exists: revoke it first or pick another name"
+        ))
+    } else {
+        e
+    }
 }
-pub(crate) use impl_key_store;
+
+#[async_trait]
+impl<S: SqlExec> KeyStore for S {
+    async fn create_key(&self, key: &NewApiKey) -> StoreResult<ApiKeyInfo> {
+        self.execute(insert_key(key))
+            .await
+            .map_err(|e| name_taken(e, &key.info.name))?;
+        Ok(key.info.clone())
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKeyInfo>> {
+        let rows = self.fetch_all(list_keys()).await?;
+        rows.iter().map(decode_key).collect()
+    }
+
+    async fn revoke_key(&self, id_or_name: &str, at: DateTime<Utc>) -> StoreResult<ApiKeyInfo> {
+        let row = self
+            .write_returning(revoke_key(id_or_name, at))
+            .await?
+            .ok_or_else(|| key_not_found(id_or_name))?;
+        decode_key(&row)
+    }
+
+    async fn find_key(&self, hash: &str) -> StoreResult<Option<ApiKeyInfo>> {
+        let row = self.fetch_optional(find_key(hash)).await?;
+        row.as_ref().map(decode_key).transpose()
+    }
+}

@@ -10,7 +10,6 @@ mod optimization;
 mod optimization_sql;
 pub mod postgres;
 pub mod private_files;
-#[cfg(feature = "testing")]
 pub mod raw_ceiling;
 mod redact;
 mod rollout;
@@ -18,6 +17,7 @@ mod rollout_sql;
 mod run_ops;
 mod scores;
 mod scores_sql;
+pub mod scratch;
 mod sql;
 mod sql_store;
 pub mod sqlite;

@@ -8,13 +8,16 @@ use lightning_core::TimeBucket;
 use serde_json::Value;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
-    PgPool, Postgres, QueryBuilder, Row,
+    ColumnIndex, PgPool, Postgres, QueryBuilder, Row,
 };
 use uuid::Uuid;
 
+// `SqlExec` lends `impl_optimization_store!` its `fetch_all`/`fetch_optional`.
+use crate::exec::SqlExec as _;
 use crate::{
     redact_url,
     sql::{Dialect, TypedRow},
+    sql_store::SqlBackend,
     Backend, StoreConfig, StoreError, StoreResult,
 };
 
@@ -45,18 +48,18 @@ impl Dialect for Postgres {
 }
 
 impl TypedRow for PgRow {
-    fn id(&self, i: usize) -> StoreResult<Uuid> {
+    fn id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Uuid> {
         Ok(self.try_get(i)?)
     }
-    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
+    fn opt_ts<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<DateTime<Utc>>> {
         Ok(self.try_get(i)?)
     }
-    fn json(&self, i: usize) -> StoreResult<Option<Value>> {
+    fn json<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<Value>> {
         Ok(self
             .try_get::<Option<sqlx::types::Json<Value>>, _>(i)?
             .map(|j| j.0))
     }
-    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>> {
+    fn opt_bool<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<bool>> {
         Ok(self.try_get(i)?)
     }
 }
@@ -69,12 +72,20 @@ pub struct PgStore {
     group: crate::group::GroupCommit,
 }
 
-impl PgStore {
+impl SqlBackend for PgStore {
+    const BACKEND: Backend = Backend::Postgres;
+
     /// `reader` is the same pool as `writer`: count it once.
-    fn pools(&self) -> crate::PoolStatus {
+    fn pool_status(&self) -> crate::PoolStatus {
         crate::PoolStatus::of(&self.writer)
     }
 
+    fn group(&self) -> &crate::group::GroupCommit {
+        &self.group
+    }
+}
+
+impl PgStore {
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
         let url = crate::redact::without_unsupported_secrets(
             config.database_url.as_deref().unwrap_or_default(),
@@ -109,8 +120,5 @@ impl PgStore {
     }
 }
 
-crate::sql_store::impl_store!(PgStore, Postgres, Backend::Postgres);
 crate::optimization::impl_optimization_store!(PgStore, Postgres);
-crate::scores::impl_score_store!(PgStore, Postgres);
-crate::keys::impl_key_store!(PgStore, Postgres);
 crate::exec::impl_sql_exec!(PgStore, Postgres, PgRow);

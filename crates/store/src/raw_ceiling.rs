@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, QueryBuilder};
 
-use crate::{testing::TestStore, Backend, StoreResult};
+use crate::{scratch::ScratchStore, Backend, StoreResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawMode {
@@ -53,7 +53,7 @@ fn copy_field(s: &str) -> String {
         .replace('\r', "\\r")
 }
 
-impl TestStore {
+impl ScratchStore {
     /// Writes rows for `duration` from `clients` connections (SQLite: one, it has one writer)
     /// into a fresh `raw_steps` table in this store's database.
     pub async fn raw_ceiling(

@@ -157,7 +157,7 @@ where
     }
 
     async fn get_rollout(&self, agent_id: &str) -> StoreResult<Option<Rollout>> {
-        self.row(q::select_rollout(agent_id))
+        self.fetch_optional(q::select_rollout(agent_id))
             .await?
             .as_ref()
             .map(q::decode_rollout)
@@ -165,7 +165,7 @@ where
     }
 
     async fn list_rollouts(&self) -> StoreResult<Vec<Rollout>> {
-        let rows = self.rows(q::select_rollouts()).await?;
+        let rows = self.fetch_all(q::select_rollouts()).await?;
         rows.iter().map(q::decode_rollout).collect()
     }
 
@@ -189,7 +189,7 @@ where
     }
 
     async fn list_events(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<PromptEvent>> {
-        let rows = self.rows(q::list_events(agent_id, limit)).await?;
+        let rows = self.fetch_all(q::list_events(agent_id, limit)).await?;
         rows.iter().map(q::decode_event).collect()
     }
 
@@ -201,12 +201,13 @@ where
         reward: &Reward,
     ) -> StoreResult<ArmData> {
         let row = self
-            .row(q::arm_success(agent_id, version, since))
+            .fetch_optional(q::arm_success(agent_id, version, since))
             .await?
             .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
         let rewards = match reward {
             Reward::Success => {
-                let (rewarded, successes) = (row.int(1)? as f64, row.int(2)? as f64);
+                let (rewarded, successes) =
+                    (row.int("rewarded")? as f64, row.int("successes")? as f64);
                 // 0/1 rewards: the sum of squares is the sum.
                 Sums {
                     n: rewarded,
@@ -216,23 +217,25 @@ where
             }
             Reward::Score(name) => {
                 let sums = self
-                    .row(q::arm_score_sums(agent_id, version, since, name))
+                    .fetch_optional(q::arm_score_sums(agent_id, version, since, name))
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
                 Sums {
-                    n: sums.int(0)? as f64,
-                    sum: sums.opt_float(1)?.unwrap_or(0.0),
-                    sum_sq: sums.opt_float(2)?.unwrap_or(0.0),
+                    n: sums.int("n")? as f64,
+                    sum: sums.opt_float("reward_sum")?.unwrap_or(0.0),
+                    sum_sq: sums.opt_float("reward_sum_sq")?.unwrap_or(0.0),
                 }
             }
         };
-        let tools = self.rows(q::arm_tools(agent_id, version, since)).await?;
+        let tools = self
+            .fetch_all(q::arm_tools(agent_id, version, since))
+            .await?;
         Ok(ArmData {
-            runs: row.int(0)?,
+            runs: row.int("runs")?,
             rewards,
-            mean_cost_usd: row.opt_float(3)?,
-            mean_duration_ms: row.opt_float(4)?,
-            mean_steps: row.opt_float(5)?,
+            mean_cost_usd: row.opt_float("mean_cost_usd")?,
+            mean_duration_ms: row.opt_float("mean_duration_ms")?,
+            mean_steps: row.opt_float("mean_steps")?,
             tools: tools
                 .iter()
                 .map(q::decode_tool)

@@ -16,7 +16,8 @@ const EVENT_COLUMNS: &str =
     "id, agent_id, kind, version, rollout_id, percent, actor, reason, evidence, created_at";
 
 /// [`EVENT_COLUMNS`] for reading: the nullable uuid as text, which both backends decode alike.
-const EVENT_SELECT: &str = "id, agent_id, kind, version, CAST(rollout_id AS TEXT), percent, \
+const EVENT_SELECT: &str =
+    "id, agent_id, kind, version, CAST(rollout_id AS TEXT) AS rollout_id, percent, \
     actor, reason, evidence, created_at";
 
 pub(crate) fn select_rollout<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, DB> {
@@ -153,25 +154,26 @@ fn push_arm<DB: Dialect>(
 
 /// Run count, finished runs, successes and means of one arm, success as the reward: a
 /// succeeded run is 1; failed, interrupted and abandoned runs are 0; running ones are left out.
-/// Columns: runs, rewarded, reward_sum, mean cost, mean duration, mean steps.
+/// Columns: runs, rewarded, successes, mean_cost_usd, mean_duration_ms, mean_steps.
 pub(crate) fn arm_success<'a, DB: Dialect>(
     agent_id: &str,
     version: Option<&str>,
     since: Option<DateTime<Utc>>,
 ) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
-        "SELECT COUNT(*), \
-         COALESCE(SUM(CASE WHEN t.status <> 'running' THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN t.status = 'succeeded' THEN 1 ELSE 0 END), 0), \
-         AVG(t.cost_usd), AVG(CAST(t.duration_ms AS DOUBLE PRECISION)), \
-         AVG(CAST(t.step_count AS DOUBLE PRECISION)) FROM trajectories t WHERE",
+        "SELECT COUNT(*) AS runs, \
+         COALESCE(SUM(CASE WHEN t.status <> 'running' THEN 1 ELSE 0 END), 0) AS rewarded, \
+         COALESCE(SUM(CASE WHEN t.status = 'succeeded' THEN 1 ELSE 0 END), 0) AS successes, \
+         AVG(t.cost_usd) AS mean_cost_usd, \
+         AVG(CAST(t.duration_ms AS DOUBLE PRECISION)) AS mean_duration_ms, \
+         AVG(CAST(t.step_count AS DOUBLE PRECISION)) AS mean_steps FROM trajectories t WHERE",
     );
     push_arm(&mut qb, agent_id, version, since);
     qb
 }
 
 /// One arm's per-run rewards from scores: each trajectory's mean of its own (not step) numeric
-/// and boolean scores named `name` (booleans as 1/0). Columns: n, sum, sum of squares.
+/// and boolean scores named `name` (booleans as 1/0). Columns: n, reward_sum, reward_sum_sq.
 pub(crate) fn arm_score_sums<'a, DB: Dialect>(
     agent_id: &str,
     version: Option<&str>,
@@ -179,7 +181,8 @@ pub(crate) fn arm_score_sums<'a, DB: Dialect>(
     name: &str,
 ) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
-        "SELECT COUNT(*), COALESCE(SUM(r.reward), 0.0), COALESCE(SUM(r.reward * r.reward), 0.0) \
+        "SELECT COUNT(*) AS n, COALESCE(SUM(r.reward), 0.0) AS reward_sum, \
+         COALESCE(SUM(r.reward * r.reward), 0.0) AS reward_sum_sq \
          FROM (SELECT AVG(sc.value_number) AS reward FROM scores sc \
          JOIN trajectories t ON t.id = sc.trajectory_id \
          WHERE sc.value_number IS NOT NULL AND sc.step_number IS NULL AND sc.name = ",
@@ -198,8 +201,8 @@ pub(crate) fn arm_tools<'a, DB: Dialect>(
     since: Option<DateTime<Utc>>,
 ) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
-        "SELECT s.tool_name, COUNT(*), \
-         COALESCE(SUM(CASE WHEN s.error IS NOT NULL THEN 1 ELSE 0 END), 0) \
+        "SELECT s.tool_name, COUNT(*) AS calls, \
+         COALESCE(SUM(CASE WHEN s.error IS NOT NULL THEN 1 ELSE 0 END), 0) AS errors \
          FROM trajectory_steps s JOIN trajectories t ON t.id = s.trajectory_id \
          WHERE s.kind = 'tool' AND",
     );
@@ -210,47 +213,47 @@ pub(crate) fn arm_tools<'a, DB: Dialect>(
 
 pub(crate) fn decode_rollout<R: ColumnRow>(r: &R) -> StoreResult<Rollout> {
     Ok(Rollout {
-        agent_id: r.text(0)?,
-        rollout_id: r.id(1)?,
-        version: r.int(2)?,
-        baseline_version: r.opt_int(3)?,
+        agent_id: r.text("agent_id")?,
+        rollout_id: r.id("rollout_id")?,
+        version: r.int("version")?,
+        baseline_version: r.opt_int("baseline_version")?,
         percent: r
-            .opt_float(4)?
+            .opt_float("percent")?
             .ok_or_else(|| StoreError::Corrupt("rollout percent is null".into()))?,
-        auto_rollback: r.opt_bool(5)?.unwrap_or(false),
-        reward: r.text(6)?,
-        started_at: r.ts(7)?,
-        updated_at: r.ts(8)?,
+        auto_rollback: r.opt_bool("auto_rollback")?.unwrap_or(false),
+        reward: r.text("reward")?,
+        started_at: r.ts("started_at")?,
+        updated_at: r.ts("updated_at")?,
     })
 }
 
 pub(crate) fn decode_event<R: ColumnRow>(r: &R) -> StoreResult<PromptEvent> {
-    let kind = r.text(2)?;
+    let kind = r.text("kind")?;
     Ok(PromptEvent {
-        id: r.id(0)?,
-        agent_id: r.text(1)?,
+        id: r.id("id")?,
+        agent_id: r.text("agent_id")?,
         kind: EventKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
-        version: r.opt_int(3)?,
+        version: r.opt_int("version")?,
         rollout_id: r
-            .opt_text(4)?
+            .opt_text("rollout_id")?
             .map(|s| {
                 s.parse()
                     .map_err(|e| StoreError::Corrupt(format!("rollout id {s:?}: {e}")))
             })
             .transpose()?,
-        percent: r.opt_float(5)?,
-        actor: r.text(6)?,
-        reason: r.opt_text(7)?,
-        evidence: r.json(8)?,
-        created_at: r.ts(9)?,
+        percent: r.opt_float("percent")?,
+        actor: r.text("actor")?,
+        reason: r.opt_text("reason")?,
+        evidence: r.json("evidence")?,
+        created_at: r.ts("created_at")?,
     })
 }
 
 pub(crate) fn decode_tool<R: ColumnRow>(r: &R) -> StoreResult<ToolErrors> {
-    let (calls, errors) = (r.int(1)?, r.int(2)?);
+    let (calls, errors) = (r.int("calls")?, r.int("errors")?);
     Ok(ToolErrors {
-        tool_name: r.text(0)?,
+        tool_name: r.text("tool_name")?,
         calls,
         errors,
         error_rate: if calls > 0 {

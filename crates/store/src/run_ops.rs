@@ -100,10 +100,7 @@ where
         at: DateTime<Utc>,
         spend: &RunSpend,
     ) -> StoreResult<()> {
-        if self
-            .write_if(update_heartbeat(run_id, at, spend), Vec::new())
-            .await?
-        {
+        if self.execute(update_heartbeat(run_id, at, spend)).await? > 0 {
             Ok(())
         } else {
             Err(run_not_found(run_id))
@@ -112,17 +109,17 @@ where
 
     async fn run_liveness(&self, run_id: Uuid) -> StoreResult<RunLiveness> {
         let row = self
-            .row(select_liveness(run_id))
+            .fetch_optional(select_liveness(run_id))
             .await?
             .ok_or_else(|| run_not_found(run_id))?;
         let heartbeat_at = row
-            .opt_int(0)?
+            .opt_int("heartbeat_ms")?
             .and_then(DateTime::<Utc>::from_timestamp_millis);
-        let spend = match row.opt_float(1)? {
+        let spend = match row.opt_float("cost_usd")? {
             Some(cost_usd) => Some(RunSpend {
                 cost_usd,
-                input_tokens: row.opt_int(2)?.unwrap_or(0),
-                output_tokens: row.opt_int(3)?.unwrap_or(0),
+                input_tokens: row.opt_int("input_tokens")?.unwrap_or(0),
+                output_tokens: row.opt_int("output_tokens")?.unwrap_or(0),
             }),
             None => None,
         };

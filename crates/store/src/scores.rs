@@ -1,11 +1,17 @@
 //! Storage of scores. A supertrait of [`Store`](crate::Store), so `Arc<dyn Store>` offers these
-//! methods too.
+//! methods too; implemented once, generically, for every backend that lends an [`SqlExec`].
 
 use async_trait::async_trait;
-use lightning_core::{NewScore, Score, ScoreStats, StatsFilter};
+use chrono::{DateTime, Utc};
+use lightning_core::{time, NewScore, Score, ScoreStats, StatsFilter};
 use uuid::Uuid;
 
-use crate::StoreResult;
+use crate::{
+    exec::{finish_tx, ColumnRow as _, SqlExec, SqlTx},
+    scores_sql as q,
+    sql_store::not_found,
+    StoreError, StoreResult,
+};
 
 #[async_trait]
 pub trait ScoreStore: Send + Sync {
@@ -30,126 +36,101 @@ pub trait ScoreStore: Send + Sync {
     async fn score_stats(&self, filter: &StatsFilter) -> StoreResult<Vec<ScoreStats>>;
 }
 
-pub(crate) fn score_not_found(id: &str) -> crate::StoreError {
-    crate::StoreError::NotFound(format!("score {id:?}"))
+pub(crate) fn score_not_found(id: &str) -> StoreError {
+    StoreError::NotFound(format!("score {id:?}"))
 }
 
-/// Implements [`ScoreStore`] for a backend with `writer`/`reader` pools, using the helpers
-/// `impl_store!` defines on the same type.
-macro_rules! impl_score_store {
-    ($store:ident, $db:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::ScoreStore for $store {
-            async fn upsert_score(
-                &self,
-                trajectory_id: uuid::Uuid,
-                score: &lightning_core::NewScore,
-            ) -> $crate::StoreResult<String> {
-                use $crate::scores_sql as q;
-                let id = score
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-                let now = lightning_core::time::now();
-                let data_type = score.value.data_type();
-                let mut tx = self.writer.begin().await?;
-                let result = async {
-                    let row = q::trajectory_agent::<$db>(trajectory_id)
-                        .build()
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .ok_or_else(|| $crate::sql_store::not_found(trajectory_id))?;
-                    let agent = q::first_text(&row)?;
-                    let row = q::register_name::<$db>(&agent, &score.name, data_type)
-                        .build()
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let stored = q::first_text(&row)?;
-                    if stored != data_type.as_str() {
-                        return Err($crate::StoreError::Conflict(format!(
-                            "value: score {:?} is {stored} for agent {agent:?} (earlier scores), \
-                             this value is {}",
-                            score.name,
-                            data_type.as_str()
-                        )));
-                    }
-                    let done = q::upsert_score::<$db>(&id, trajectory_id, score, now)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                    if done.rows_affected() == 0 {
-                        return Err($crate::StoreError::Conflict(format!(
-                            "id: score {id:?} belongs to another trajectory"
-                        )));
-                    }
-                    Ok(id)
-                }
-                .await;
-                $crate::sql_store::finish_tx(tx, result).await
-            }
+#[async_trait]
+impl<S: SqlExec> ScoreStore for S {
+    async fn upsert_score(&self, trajectory_id: Uuid, score: &NewScore) -> StoreResult<String> {
+        let id = score
+            .id
+            .clone()
+            .unwrap_or_else(|| Uuid::now_v7().to_string());
+        let now = time::now();
+        let mut tx = self.begin().await?;
+        let result = upsert_score_in(&mut tx, &id, trajectory_id, score, now).await;
+        finish_tx(tx, result).await
+    }
 
-            async fn list_scores(
-                &self,
-                trajectory_id: uuid::Uuid,
-            ) -> $crate::StoreResult<Vec<lightning_core::Score>> {
-                let rows = self
-                    .fetch_all($crate::scores_sql::list_scores(trajectory_id))
-                    .await?;
-                rows.iter().map($crate::scores_sql::decode_score).collect()
-            }
+    async fn list_scores(&self, trajectory_id: Uuid) -> StoreResult<Vec<Score>> {
+        let rows = self.fetch_all(q::list_scores(trajectory_id)).await?;
+        rows.iter().map(q::decode_score).collect()
+    }
 
-            async fn scores_of(
-                &self,
-                trajectory_ids: &[uuid::Uuid],
-            ) -> $crate::StoreResult<Vec<lightning_core::Score>> {
-                let mut scores = Vec::new();
-                for chunk in trajectory_ids.chunks($crate::scores_sql::ID_CHUNK) {
-                    let rows = self.fetch_all($crate::scores_sql::scores_of(chunk)).await?;
-                    for row in &rows {
-                        scores.push($crate::scores_sql::decode_score(row)?);
-                    }
-                }
-                Ok(scores)
-            }
-
-            async fn delete_score(&self, score_id: &str) -> $crate::StoreResult<()> {
-                use $crate::scores_sql as q;
-                let mut tx = self.writer.begin().await?;
-                let result = async {
-                    let row = q::score_owner::<$db>(score_id)
-                        .build()
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .ok_or_else(|| $crate::scores::score_not_found(score_id))?;
-                    let name = $crate::sql::PlainRow::text(&row, 0)?;
-                    let agent = $crate::sql::PlainRow::text(&row, 1)?;
-                    q::delete_score::<$db>(score_id)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                    q::release_name::<$db>(&agent, &name)
-                        .build()
-                        .execute(&mut *tx)
-                        .await?;
-                    Ok(())
-                }
-                .await;
-                $crate::sql_store::finish_tx(tx, result).await
-            }
-
-            async fn score_stats(
-                &self,
-                filter: &lightning_core::StatsFilter,
-            ) -> $crate::StoreResult<Vec<lightning_core::ScoreStats>> {
-                use $crate::scores_sql as q;
-                let bucket = filter.effective_bucket(chrono::Utc::now());
-                let by_version = self.fetch_all(q::stats_by_version(filter)).await?;
-                let labels = self.fetch_all(q::stats_labels(filter)).await?;
-                let timeline = self.fetch_all(q::stats_timeline(filter, bucket)).await?;
-                q::decode_score_stats(&by_version, &labels, &timeline)
+    async fn scores_of(&self, trajectory_ids: &[Uuid]) -> StoreResult<Vec<Score>> {
+        let mut scores = Vec::new();
+        for chunk in trajectory_ids.chunks(q::ID_CHUNK) {
+            for row in &self.fetch_all(q::scores_of(chunk)).await? {
+                scores.push(q::decode_score(row)?);
             }
         }
-    };
+        Ok(scores)
+    }
+
+    async fn delete_score(&self, score_id: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let result = delete_score_in(&mut tx, score_id).await;
+        finish_tx(tx, result).await
+    }
+
+    async fn score_stats(&self, filter: &StatsFilter) -> StoreResult<Vec<ScoreStats>> {
+        let bucket = filter.effective_bucket(Utc::now());
+        let by_version = self.fetch_all(q::stats_by_version(filter)).await?;
+        let labels = self.fetch_all(q::stats_labels(filter)).await?;
+        let timeline = self.fetch_all(q::stats_timeline(filter, bucket)).await?;
+        q::decode_score_stats(&by_version, &labels, &timeline)
+    }
 }
 
-pub(crate) use impl_score_store;
+/// The score write's transaction: the trajectory's agent, the name's data type (registered by
+/// the first score of that name), then the upsert, which affects no row when `id` is another
+/// trajectory's score.
+async fn upsert_score_in<T: SqlTx>(
+    tx: &mut T,
+    id: &str,
+    trajectory_id: Uuid,
+    score: &NewScore,
+    now: DateTime<Utc>,
+) -> StoreResult<String> {
+    let data_type = score.value.data_type();
+    let row = tx
+        .fetch_optional(q::trajectory_agent(trajectory_id))
+        .await?
+        .ok_or_else(|| not_found(trajectory_id))?;
+    let agent = row.text("agent_id")?;
+    let row = tx
+        .fetch_one(q::register_name(&agent, &score.name, data_type))
+        .await?;
+    let stored = row.text("data_type")?;
+    if stored != data_type.as_str() {
+        return Err(StoreError::Conflict(format!(
+            "value: score {:?} is {stored} for agent {agent:?} (earlier scores), this value is {}",
+            score.name,
+            data_type.as_str()
+        )));
+    }
+    if tx
+        .execute(q::upsert_score(id, trajectory_id, score, now))
+        .await?
+        == 0
+    {
+        return Err(StoreError::Conflict(format!(
+            "id: score {id:?} belongs to another trajectory"
+        )));
+    }
+    Ok(id.to_string())
+}
+
+/// The score delete's transaction: the score's name and agent, the delete, then the release of
+/// the name's data type when it was the last score of that name.
+async fn delete_score_in<T: SqlTx>(tx: &mut T, score_id: &str) -> StoreResult<()> {
+    let row = tx
+        .fetch_optional(q::score_owner(score_id))
+        .await?
+        .ok_or_else(|| score_not_found(score_id))?;
+    let (name, agent) = (row.text("name")?, row.text("agent_id")?);
+    tx.execute(q::delete_score(score_id)).await?;
+    tx.execute(q::release_name(&agent, &name)).await?;
+    Ok(())
+}

@@ -8,13 +8,10 @@ use lightning_core::{
     DataType, LabelCount, NewScore, PromptVersionScores, Score, ScoreFilter, ScoreSource,
     ScoreStats, ScoreTimelinePoint, ScoreValue, StatsFilter, TimeBucket,
 };
-use sqlx::{ColumnIndex, QueryBuilder};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::{
-    sql::{Dialect, PlainRow, TypedRow},
-    StoreError, StoreResult,
-};
+use crate::{exec::ColumnRow, sql::Dialect, StoreError, StoreResult};
 
 const SCORE_COLUMNS: &str = "s.id, s.trajectory_id, s.name, s.data_type, s.value_number, \
     s.value_label, s.comment, s.source, s.step_number, s.metadata, s.created_at, s.updated_at";
@@ -204,8 +201,10 @@ const FROM_SCORES: &str =
 /// Per (name, type, prompt version): count, trajectories, sum and count of numeric values.
 pub(crate) fn stats_by_version<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(format!(
-        "SELECT s.name, s.data_type, t.prompt_version, COUNT(*), COUNT(DISTINCT s.trajectory_id), \
-         CAST(SUM(s.value_number) AS DOUBLE PRECISION), COUNT(s.value_number){FROM_SCORES}"
+        "SELECT s.name, s.data_type, t.prompt_version, COUNT(*) AS count, \
+         COUNT(DISTINCT s.trajectory_id) AS trajectories, \
+         CAST(SUM(s.value_number) AS DOUBLE PRECISION) AS value_sum, \
+         COUNT(s.value_number) AS numeric_count{FROM_SCORES}"
     ));
     crate::sql::push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
     qb.push(" GROUP BY s.name, s.data_type, t.prompt_version");
@@ -216,8 +215,8 @@ pub(crate) fn stats_by_version<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder
 pub(crate) fn stats_labels<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(format!(
         "SELECT s.name, s.data_type, t.prompt_version, CASE WHEN s.data_type = 'categorical' \
-         THEN s.value_label WHEN s.value_number <> 0 THEN 'true' ELSE 'false' END, \
-         COUNT(*){FROM_SCORES} AND s.data_type <> 'numeric'"
+         THEN s.value_label WHEN s.value_number <> 0 THEN 'true' ELSE 'false' END AS label, \
+         COUNT(*) AS count{FROM_SCORES} AND s.data_type <> 'numeric'"
     ));
     crate::sql::push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
     qb.push(" GROUP BY 1, 2, 3, 4");
@@ -231,8 +230,8 @@ pub(crate) fn stats_timeline<'a, DB: Dialect>(
 ) -> QueryBuilder<'a, DB> {
     let expr = DB::bucket_expr(bucket);
     let mut qb = QueryBuilder::new(format!(
-        "SELECT s.name, s.data_type, {expr}, COUNT(*), \
-         CAST(AVG(s.value_number) AS DOUBLE PRECISION){FROM_SCORES}"
+        "SELECT s.name, s.data_type, {expr} AS bucket, COUNT(*) AS count, \
+         CAST(AVG(s.value_number) AS DOUBLE PRECISION) AS mean{FROM_SCORES}"
     ));
     crate::sql::push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
     qb.push(" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
@@ -244,13 +243,10 @@ fn data_type(raw: &str) -> StoreResult<DataType> {
 }
 
 /// Decodes a row selected with `SCORE_COLUMNS`.
-pub(crate) fn decode_score<R: TypedRow>(r: &R) -> StoreResult<Score>
-where
-    usize: ColumnIndex<R>,
-{
-    let data_type = data_type(&r.text(3)?)?;
-    let number = r.opt_float(4)?;
-    let value = match (data_type, number, r.opt_text(5)?) {
+pub(crate) fn decode_score<R: ColumnRow>(r: &R) -> StoreResult<Score> {
+    let data_type = data_type(&r.text("data_type")?)?;
+    let number = r.opt_float("value_number")?;
+    let value = match (data_type, number, r.opt_text("value_label")?) {
         (DataType::Numeric, Some(n), _) => ScoreValue::Number(n),
         (DataType::Boolean, Some(n), _) => ScoreValue::Boolean(n != 0.0),
         (DataType::Categorical, _, Some(label)) => ScoreValue::Label(label),
@@ -261,20 +257,20 @@ where
             )))
         }
     };
-    let source = r.text(7)?;
+    let source = r.text("source")?;
     Ok(Score {
-        id: r.text(0)?,
-        trajectory_id: r.id(1)?,
-        name: r.text(2)?,
+        id: r.text("id")?,
+        trajectory_id: r.id("trajectory_id")?,
+        name: r.text("name")?,
         value,
         data_type,
-        comment: r.opt_text(6)?,
+        comment: r.opt_text("comment")?,
         source: ScoreSource::parse(&source)
             .ok_or_else(|| StoreError::Corrupt(format!("score source {source:?}")))?,
-        step_number: r.opt_int(8)?,
-        metadata: r.json(9)?,
-        created_at: r.ts(10)?,
-        updated_at: r.ts(11)?,
+        step_number: r.opt_int("step_number")?,
+        metadata: r.json("metadata")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
     })
 }
 
@@ -302,52 +298,52 @@ fn label_counts(map: BTreeMap<String, i64>) -> Vec<LabelCount> {
 }
 
 /// Folds the three aggregate queries into one entry per (name, data type), by name.
-pub(crate) fn decode_score_stats<R: TypedRow>(
+pub(crate) fn decode_score_stats<R: ColumnRow>(
     by_version: &[R],
     labels: &[R],
     timeline: &[R],
-) -> StoreResult<Vec<ScoreStats>>
-where
-    usize: ColumnIndex<R>,
-{
+) -> StoreResult<Vec<ScoreStats>> {
     let mut acc: BTreeMap<(String, DataType), Acc> = BTreeMap::new();
     for r in by_version {
-        let key = (r.text(0)?, data_type(&r.text(1)?)?);
+        let key = (r.text("name")?, data_type(&r.text("data_type")?)?);
         let a = acc.entry(key).or_default();
-        let (count, trajectories) = (r.int(3)?, r.int(4)?);
-        let (sum, numeric) = (r.opt_float(5)?.unwrap_or(0.0), r.int(6)?);
+        let (count, trajectories) = (r.int("count")?, r.int("trajectories")?);
+        let (sum, numeric) = (
+            r.opt_float("value_sum")?.unwrap_or(0.0),
+            r.int("numeric_count")?,
+        );
         a.count += count;
         a.trajectories += trajectories;
         a.sum += sum;
         a.numeric += numeric;
-        let v = a.versions.entry(r.opt_text(2)?).or_default();
+        let v = a.versions.entry(r.opt_text("prompt_version")?).or_default();
         v.0 += count;
         v.1 += sum;
         v.2 += numeric;
     }
     for r in labels {
-        let key = (r.text(0)?, data_type(&r.text(1)?)?);
-        let (label, count) = (r.text(3)?, r.int(4)?);
+        let key = (r.text("name")?, data_type(&r.text("data_type")?)?);
+        let (label, count) = (r.text("label")?, r.int("count")?);
         let a = acc.entry(key).or_default();
         *a.labels.entry(label.clone()).or_default() += count;
         *a.versions
-            .entry(r.opt_text(2)?)
+            .entry(r.opt_text("prompt_version")?)
             .or_default()
             .3
             .entry(label)
             .or_default() += count;
     }
     for r in timeline {
-        let key = (r.text(0)?, data_type(&r.text(1)?)?);
-        let bucket = r.text(2)?;
+        let key = (r.text("name")?, data_type(&r.text("data_type")?)?);
+        let bucket = r.text("bucket")?;
         acc.entry(key)
             .or_default()
             .timeline
             .push(ScoreTimelinePoint {
                 bucket: lightning_core::time::parse(&bucket)
                     .map_err(|e| StoreError::Corrupt(format!("time bucket {bucket:?}: {e}")))?,
-                count: r.int(3)?,
-                mean: r.opt_float(4)?,
+                count: r.int("count")?,
+                mean: r.opt_float("mean")?,
             });
     }
     let mean = |sum: f64, n: i64| (n > 0).then(|| sum / n as f64);
@@ -375,12 +371,4 @@ where
             timeline: a.timeline,
         })
         .collect())
-}
-
-/// The text of column 0 (a helper for single-value rows).
-pub(crate) fn first_text<R: PlainRow>(r: &R) -> StoreResult<String>
-where
-    usize: ColumnIndex<R>,
-{
-    r.text(0)
 }

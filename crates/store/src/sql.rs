@@ -11,6 +11,7 @@ use sqlx::{ColumnIndex, Database, Decode, QueryBuilder, Row, Type};
 use uuid::Uuid;
 
 use crate::{
+    exec::ColumnRow,
     group::{CounterDelta, StepRow, ToolDelta},
     StoreError, StoreResult,
 };
@@ -175,7 +176,7 @@ pub(crate) fn lock_trajectories<'a, DB: Dialect>(ids: &[Uuid]) -> QueryBuilder<'
 pub(crate) fn stored_steps<'a, DB: Dialect>(keys: &[(Uuid, &[i64])]) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
         "SELECT trajectory_id, step_number, tool_name, kind, \
-         CAST(CASE WHEN error IS NULL THEN 0 ELSE 1 END AS BIGINT), duration_ms \
+         CAST(CASE WHEN error IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_error, duration_ms \
          FROM trajectory_steps WHERE ",
     );
     let mut first = true;
@@ -456,19 +457,22 @@ pub(crate) fn list_trajectories<'a, DB: Dialect>(f: &TrajectoryFilter) -> QueryB
     qb
 }
 
-const OUTCOME_COUNTS: &str = "COUNT(*), \
-    CAST(COALESCE(SUM(CASE WHEN t.status = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(CASE WHEN t.success THEN 1 ELSE 0 END), 0) AS BIGINT), \
-    CAST(COALESCE(SUM(CASE WHEN NOT t.success THEN 1 ELSE 0 END), 0) AS BIGINT)";
+/// Named `trajectories`, `running`, `succeeded`, `failed` (see [`outcome_counts`]).
+const OUTCOME_COUNTS: &str = "COUNT(*) AS trajectories, \
+    CAST(COALESCE(SUM(CASE WHEN t.status = 'running' THEN 1 ELSE 0 END), 0) AS BIGINT) AS running, \
+    CAST(COALESCE(SUM(CASE WHEN t.success THEN 1 ELSE 0 END), 0) AS BIGINT) AS succeeded, \
+    CAST(COALESCE(SUM(CASE WHEN NOT t.success THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed";
 
 pub(crate) fn stats_summary<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(format!(
-        "SELECT {OUTCOME_COUNTS}, CAST(AVG(t.step_count) AS DOUBLE PRECISION), \
-         CAST(AVG(t.duration_ms) AS DOUBLE PRECISION), CAST(AVG(t.cost_usd) AS DOUBLE PRECISION), \
-         CAST(COALESCE(SUM(t.cost_usd), 0) AS DOUBLE PRECISION), \
-         CAST(COALESCE(SUM(CASE WHEN t.status = 'interrupted' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+        "SELECT {OUTCOME_COUNTS}, CAST(AVG(t.step_count) AS DOUBLE PRECISION) AS mean_steps, \
+         CAST(AVG(t.duration_ms) AS DOUBLE PRECISION) AS mean_duration_ms, \
+         CAST(AVG(t.cost_usd) AS DOUBLE PRECISION) AS mean_cost_usd, \
+         CAST(COALESCE(SUM(t.cost_usd), 0) AS DOUBLE PRECISION) AS total_cost_usd, \
+         CAST(COALESCE(SUM(CASE WHEN t.status = 'interrupted' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+         AS interrupted, \
          CAST(COALESCE(SUM(CASE WHEN t.status = 'abandoned' THEN 1 ELSE 0 END), 0) AS BIGINT) \
-         FROM trajectories t WHERE 1 = 1"
+         AS abandoned FROM trajectories t WHERE 1 = 1"
     ));
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
     push_evaluations(&mut qb, !f.include_evaluations);
@@ -478,8 +482,10 @@ pub(crate) fn stats_summary<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a
 pub(crate) fn stats_tools<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a, DB> {
     // From the rollup maintained by each batch: one row per trajectory and tool, not per step.
     let mut qb = QueryBuilder::new(
-        "SELECT r.tool_name, CAST(SUM(r.calls) AS BIGINT), CAST(SUM(r.errors) AS BIGINT), \
+        "SELECT r.tool_name, CAST(SUM(r.calls) AS BIGINT) AS calls, \
+         CAST(SUM(r.errors) AS BIGINT) AS errors, \
          CAST(SUM(r.duration_sum) AS DOUBLE PRECISION) / NULLIF(SUM(r.duration_count), 0) \
+         AS mean_duration_ms \
          FROM trajectory_tool_stats r JOIN trajectories t ON t.id = r.trajectory_id WHERE 1 = 1",
     );
     push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
@@ -517,141 +523,126 @@ pub(crate) fn stats_timeline<'a, DB: Dialect>(
 
 pub(crate) fn agents<'a, DB: Dialect>() -> QueryBuilder<'a, DB> {
     QueryBuilder::new(format!(
-        "SELECT t.agent_id, {OUTCOME_COUNTS}, MAX(t.updated_at) FROM trajectories t \
+        "SELECT t.agent_id, {OUTCOME_COUNTS}, MAX(t.updated_at) AS last_seen FROM trajectories t \
          GROUP BY t.agent_id ORDER BY MAX(t.updated_at) DESC"
     ))
 }
 
-/// Column decoding that is the same on both backends (integers, floats, text).
-pub(crate) trait PlainRow: Row + Sized
-where
-    usize: ColumnIndex<Self>,
-{
-    fn int(&self, i: usize) -> StoreResult<i64>;
-    fn opt_float(&self, i: usize) -> StoreResult<Option<f64>>;
-    fn text(&self, i: usize) -> StoreResult<String>;
-    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>>;
-    fn opt_text(&self, i: usize) -> StoreResult<Option<String>>;
+/// Column decoding that is the same on both backends (integers, floats, text), by position
+/// (`usize`, what the optimization decoders use) or by name (`&str`, through [`ColumnRow`]).
+pub(crate) trait PlainRow: Row + Sized {
+    fn int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<i64>;
+    fn opt_float<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<f64>>;
+    fn text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<String>;
+    fn opt_int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<i64>>;
+    fn opt_text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<String>>;
 }
 
 impl<R> PlainRow for R
 where
     R: Row,
-    usize: ColumnIndex<R>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    fn int(&self, i: usize) -> StoreResult<i64> {
+    fn int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<i64> {
         Ok(self.try_get::<i64, _>(i)?)
     }
-    fn opt_float(&self, i: usize) -> StoreResult<Option<f64>> {
+    fn opt_float<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<f64>> {
         Ok(self.try_get::<Option<f64>, _>(i)?)
     }
-    fn text(&self, i: usize) -> StoreResult<String> {
+    fn text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<String> {
         Ok(self.try_get::<String, _>(i)?)
     }
-    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+    fn opt_int<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<i64>> {
         Ok(self.try_get::<Option<i64>, _>(i)?)
     }
-    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+    fn opt_text<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<String>> {
         Ok(self.try_get::<Option<String>, _>(i)?)
     }
 }
 
 /// Decoding of the columns whose storage differs per backend.
-pub(crate) trait TypedRow: PlainRow
-where
-    usize: ColumnIndex<Self>,
-{
-    fn id(&self, i: usize) -> StoreResult<Uuid>;
-    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>>;
-    fn json(&self, i: usize) -> StoreResult<Option<Value>>;
-    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>>;
+pub(crate) trait TypedRow: PlainRow {
+    fn id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Uuid>;
+    fn opt_ts<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<DateTime<Utc>>>;
+    fn json<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<Value>>;
+    fn opt_bool<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<bool>>;
 
-    fn ts(&self, i: usize) -> StoreResult<DateTime<Utc>> {
+    fn ts<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<DateTime<Utc>> {
         self.opt_ts(i)?
-            .ok_or_else(|| StoreError::Corrupt(format!("column {i} is null")))
+            .ok_or_else(|| StoreError::Corrupt(format!("column {i:?} is null")))
     }
 }
 
 /// Decodes a row selected with [`TRAJECTORY_COLUMNS`].
-pub(crate) fn decode_trajectory<R: TypedRow>(r: &R) -> StoreResult<lightning_core::Trajectory>
-where
-    usize: ColumnIndex<R>,
-{
-    let success = r.opt_bool(11)?;
-    let status = r.text(26)?;
+pub(crate) fn decode_trajectory<R: ColumnRow>(r: &R) -> StoreResult<lightning_core::Trajectory> {
+    let success = r.opt_bool("success")?;
+    let status = r.text("status")?;
     let usage = lightning_core::Usage {
-        input_tokens: r.opt_int(17)?,
-        output_tokens: r.opt_int(18)?,
-        cache_read_input_tokens: r.opt_int(19)?,
-        cache_creation_input_tokens: r.opt_int(20)?,
+        input_tokens: r.opt_int("input_tokens")?,
+        output_tokens: r.opt_int("output_tokens")?,
+        cache_read_input_tokens: r.opt_int("cache_read_input_tokens")?,
+        cache_creation_input_tokens: r.opt_int("cache_creation_input_tokens")?,
     };
     let has_usage = usage != lightning_core::Usage::default();
     Ok(lightning_core::Trajectory {
-        id: r.id(0)?,
-        agent_id: r.text(1)?,
-        task_type: r.opt_text(2)?,
-        session_id: r.opt_text(3)?,
-        prompt: r.opt_text(4)?,
-        system_prompt: r.opt_text(5)?,
-        prompt_version: r.opt_text(6)?,
-        model: r.opt_text(7)?,
-        metadata: r.json(8)?,
-        start_time: r.ts(9)?,
-        end_time: r.opt_ts(10)?,
+        id: r.id("id")?,
+        agent_id: r.text("agent_id")?,
+        task_type: r.opt_text("task_type")?,
+        session_id: r.opt_text("session_id")?,
+        prompt: r.opt_text("prompt")?,
+        system_prompt: r.opt_text("system_prompt")?,
+        prompt_version: r.opt_text("prompt_version")?,
+        model: r.opt_text("model")?,
+        metadata: r.json("metadata")?,
+        start_time: r.ts("start_time")?,
+        end_time: r.opt_ts("end_time")?,
         status: Status::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("trajectory status {status:?}")))?,
         success,
-        result: r.json(12)?,
-        error: r.opt_text(13)?,
-        total_steps: r.opt_int(14)?,
-        duration_ms: r.opt_int(15)?,
-        cost_usd: r.opt_float(16)?,
+        result: r.json("result")?,
+        error: r.opt_text("error")?,
+        total_steps: r.opt_int("total_steps")?,
+        duration_ms: r.opt_int("duration_ms")?,
+        cost_usd: r.opt_float("cost_usd")?,
         usage: has_usage.then_some(usage),
-        num_turns: r.opt_int(21)?,
-        step_count: r.int(22)?,
-        error_count: r.int(23)?,
-        created_at: r.ts(24)?,
-        updated_at: r.ts(25)?,
+        num_turns: r.opt_int("num_turns")?,
+        step_count: r.int("step_count")?,
+        error_count: r.int("error_count")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
     })
 }
 
 /// Decodes a row selected with [`STEP_COLUMNS`].
-pub(crate) fn decode_step<R: TypedRow>(r: &R) -> StoreResult<lightning_core::Step>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn decode_step<R: ColumnRow>(r: &R) -> StoreResult<lightning_core::Step> {
     Ok(lightning_core::Step {
-        step_number: r.int(0)?,
-        timestamp: r.ts(1)?,
-        tool_name: r.text(2)?,
-        tool_input: r.json(3)?,
-        tool_output: r.json(4)?,
-        error: r.opt_text(5)?,
-        duration_ms: r.opt_int(6)?,
-        tool_use_id: r.opt_text(7)?,
-        metadata: r.json(8)?,
+        step_number: r.int("step_number")?,
+        timestamp: r.ts("timestamp")?,
+        tool_name: r.text("tool_name")?,
+        tool_input: r.json("tool_input")?,
+        tool_output: r.json("tool_output")?,
+        error: r.opt_text("error")?,
+        duration_ms: r.opt_int("duration_ms")?,
+        tool_use_id: r.opt_text("tool_use_id")?,
+        metadata: r.json("metadata")?,
         kind: {
-            let kind = r.text(9)?;
+            let kind = r.text("kind")?;
             StepKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("step kind {kind:?}")))?
         },
     })
 }
 
-pub(crate) fn decode_agent<R: TypedRow>(r: &R) -> StoreResult<lightning_core::AgentSummary>
-where
-    usize: ColumnIndex<R>,
-{
-    let [trajectories, _running, succeeded, failed] = outcome_counts(r, 1)?;
+pub(crate) fn decode_agent<R: ColumnRow>(r: &R) -> StoreResult<lightning_core::AgentSummary> {
+    let [trajectories, _running, succeeded, failed] = outcome_counts(r)?;
     Ok(lightning_core::AgentSummary {
-        agent_id: r.text(0)?,
+        agent_id: r.text("agent_id")?,
         trajectories,
         succeeded,
         failed,
-        last_seen: r.ts(5)?,
+        last_seen: r.ts("last_seen")?,
     })
 }
 
@@ -675,36 +666,30 @@ pub(crate) fn into_page(
     }
 }
 
-/// (count, running, succeeded, failed) starting at column `at`.
-pub(crate) fn outcome_counts<R: PlainRow>(row: &R, at: usize) -> StoreResult<[i64; 4]>
-where
-    usize: ColumnIndex<R>,
-{
+/// The columns of [`OUTCOME_COUNTS`]: (trajectories, running, succeeded, failed).
+pub(crate) fn outcome_counts<R: ColumnRow>(row: &R) -> StoreResult<[i64; 4]> {
     Ok([
-        row.int(at)?,
-        row.int(at + 1)?,
-        row.int(at + 2)?,
-        row.int(at + 3)?,
+        row.int("trajectories")?,
+        row.int("running")?,
+        row.int("succeeded")?,
+        row.int("failed")?,
     ])
 }
 
-pub(crate) fn decode_stats<R: PlainRow>(
+pub(crate) fn decode_stats<R: ColumnRow>(
     summary: &R,
     tools: &[R],
     agents: &[R],
     timeline: &[R],
     bucket: TimeBucket,
-) -> StoreResult<lightning_core::Stats>
-where
-    usize: ColumnIndex<R>,
-{
-    let [trajectories, running, succeeded, failed] = outcome_counts(summary, 0)?;
+) -> StoreResult<lightning_core::Stats> {
+    let [trajectories, running, succeeded, failed] = outcome_counts(summary)?;
     let tools = tools
         .iter()
         .map(|r| {
-            let (calls, errors) = (r.int(1)?, r.int(2)?);
+            let (calls, errors) = (r.int("calls")?, r.int("errors")?);
             Ok(ToolStats {
-                tool_name: r.text(0)?,
+                tool_name: r.text("tool_name")?,
                 calls,
                 errors,
                 error_rate: if calls > 0 {
@@ -712,16 +697,16 @@ where
                 } else {
                     0.0
                 },
-                mean_duration_ms: r.opt_float(3)?,
+                mean_duration_ms: r.opt_float("mean_duration_ms")?,
             })
         })
         .collect::<StoreResult<_>>()?;
     let agents = agents
         .iter()
         .map(|r| {
-            let [n, _running, ok, failed] = outcome_counts(r, 1)?;
+            let [n, _running, ok, failed] = outcome_counts(r)?;
             Ok(AgentStats {
-                agent_id: r.text(0)?,
+                agent_id: r.text("agent_id")?,
                 trajectories: n,
                 succeeded: ok,
                 failed,
@@ -732,8 +717,8 @@ where
     let timeline = timeline
         .iter()
         .map(|r| {
-            let [n, _running, ok, failed] = outcome_counts(r, 1)?;
-            let bucket = r.text(0)?;
+            let [n, _running, ok, failed] = outcome_counts(r)?;
+            let bucket = r.text("bucket")?;
             Ok(lightning_core::TimelinePoint {
                 bucket: lightning_core::time::parse(&bucket)
                     .map_err(|e| StoreError::Corrupt(format!("time bucket {bucket:?}: {e}")))?,
@@ -748,13 +733,13 @@ where
         running,
         succeeded,
         failed,
-        interrupted: summary.int(8)?,
-        abandoned: summary.int(9)?,
+        interrupted: summary.int("interrupted")?,
+        abandoned: summary.int("abandoned")?,
         success_rate: success_rate(succeeded, failed),
-        mean_steps: summary.opt_float(4)?,
-        mean_duration_ms: summary.opt_float(5)?,
-        mean_cost_usd: summary.opt_float(6)?,
-        total_cost_usd: summary.opt_float(7)?.unwrap_or(0.0),
+        mean_steps: summary.opt_float("mean_steps")?,
+        mean_duration_ms: summary.opt_float("mean_duration_ms")?,
+        mean_cost_usd: summary.opt_float("mean_cost_usd")?,
+        total_cost_usd: summary.opt_float("total_cost_usd")?.unwrap_or(0.0),
         bucket,
         tools,
         agents,

@@ -1,284 +1,242 @@
-//! The [`Store`](crate::Store) implementation shared by both backends. It is a macro rather than
-//! a generic impl because sqlx's executor bounds over a generic `Database` do not compose with
-//! `async_trait`; each backend supplies its pools (`writer`, `reader`) and its [`Dialect`].
+//! The [`Store`] implementation shared by both backends: one blanket impl over [`SqlBackend`],
+//! plus the group commit's transaction ([`write_group`]) as plain generic functions over
+//! [`SqlTx`]. See [`crate::exec`] for why this is generic over the backend's executor traits
+//! rather than a `SqlStore<DB: Database>`.
 
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lightning_core::{
+    time, AgentSummary, Completion, NewStep, NewTrajectory, Stats, StatsFilter, Step, StepKind,
+    Trajectory, TrajectoryFilter, TrajectoryPage,
+};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::StoreError;
+pub(crate) use crate::exec::finish_tx;
+use crate::{
+    exec::{BeginTx, ColumnRow, SqlExec, SqlTx},
+    group::{self, GroupCommit, GroupWriter, StoredStep, TrajectorySteps},
+    sql, Backend, KeyStore, OptimizationStore, PoolStatus, RolloutStore, ScoreStore, Store,
+    StoreError, StoreResult,
+};
 
 pub(crate) fn not_found(id: Uuid) -> StoreError {
     StoreError::NotFound(format!("trajectory {id}"))
 }
 
-/// Commits on success; on failure rolls back at once, so no connection sits idle in a
-/// transaction holding locks until the pool happens to reuse it.
-pub(crate) async fn finish_tx<DB: sqlx::Database, T>(
-    tx: sqlx::Transaction<'_, DB>,
-    result: crate::StoreResult<T>,
-) -> crate::StoreResult<T> {
-    match result {
-        Ok(value) => {
-            tx.commit().await?;
-            Ok(value)
-        }
-        Err(e) => {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(error = %rollback, "rollback failed");
-            }
-            Err(e)
-        }
+/// What a backend adds to [`SqlExec`] to be a [`Store`]: its name, its pools' use, and the
+/// group commit its step batches go through.
+pub(crate) trait SqlBackend: SqlExec {
+    const BACKEND: Backend;
+
+    fn pool_status(&self) -> PoolStatus;
+
+    fn group(&self) -> &GroupCommit;
+}
+
+/// Answers `NotFound` for a statement on one trajectory that affected no row.
+fn one_trajectory(affected: u64, trajectory_id: Uuid) -> StoreResult<()> {
+    match affected {
+        0 => Err(not_found(trajectory_id)),
+        _ => Ok(()),
     }
 }
 
-macro_rules! impl_store {
-    ($store:ident, $db:ty, $backend:expr) => {
-        impl $store {
-            async fn fetch_all(
-                &self,
-                mut qb: sqlx::QueryBuilder<'_, $db>,
-            ) -> $crate::StoreResult<Vec<<$db as sqlx::Database>::Row>> {
-                Ok(qb.build().fetch_all(&self.reader).await?)
-            }
+#[async_trait]
+impl<S> Store for S
+where
+    S: SqlBackend + OptimizationStore + ScoreStore + KeyStore + RolloutStore + 'static,
+{
+    fn backend(&self) -> Backend {
+        S::BACKEND
+    }
 
-            async fn fetch_optional(
-                &self,
-                mut qb: sqlx::QueryBuilder<'_, $db>,
-            ) -> $crate::StoreResult<Option<<$db as sqlx::Database>::Row>> {
-                Ok(qb.build().fetch_optional(&self.reader).await?)
-            }
+    fn pool_status(&self) -> PoolStatus {
+        SqlBackend::pool_status(self)
+    }
 
-            async fn execute(
-                &self,
-                mut qb: sqlx::QueryBuilder<'_, $db>,
-            ) -> $crate::StoreResult<u64> {
-                Ok(qb.build().execute(&self.writer).await?.rows_affected())
-            }
-        }
+    async fn ping(&self) -> StoreResult<()> {
+        self.fetch_optional(QueryBuilder::new("SELECT 1")).await?;
+        Ok(())
+    }
 
-        #[async_trait::async_trait]
-        impl $crate::group::GroupWriter for sqlx::Pool<$db> {
-            async fn write_group(
-                &self,
-                batches: &[(uuid::Uuid, &[lightning_core::NewStep])],
-            ) -> $crate::StoreResult<std::collections::HashSet<uuid::Uuid>> {
-                use $crate::sql::{PlainRow, TypedRow};
-                let now = lightning_core::time::now();
-                let folded = $crate::group::fold(batches);
-                let mut tx = self.begin().await?;
-                let result = async {
-                    let ids: Vec<uuid::Uuid> = folded.iter().map(|t| t.id).collect();
-                    let mut max_steps = std::collections::HashMap::new();
-                    for chunk in ids.chunks($crate::sql::ID_CHUNK) {
-                        let rows = $crate::sql::lock_trajectories::<$db>(chunk)
-                            .build()
-                            .fetch_all(&mut *tx)
-                            .await?;
-                        for row in &rows {
-                            max_steps.insert(row.id(0)?, row.opt_int(1)?);
-                        }
-                    }
-                    // Only steps at or below the stored maximum can exist: appending costs no
-                    // lookup at all, re-sending costs one primary-key probe per re-sent step.
-                    let probes: Vec<(uuid::Uuid, Vec<i64>)> = folded
-                        .iter()
-                        .filter_map(|t| {
-                            let max = *max_steps.get(&t.id)?;
-                            let numbers = $crate::group::maybe_stored(t, max);
-                            (!numbers.is_empty()).then_some((t.id, numbers))
-                        })
-                        .collect();
-                    let mut stored = std::collections::HashMap::new();
-                    for (id, numbers) in &probes {
-                        for chunk in numbers.chunks($crate::sql::ID_CHUNK) {
-                            let rows = $crate::sql::stored_steps::<$db>(&[(*id, chunk)])
-                                .build()
-                                .fetch_all(&mut *tx)
-                                .await?;
-                            for row in &rows {
-                                let kind = row.text(3)?;
-                                stored.insert(
-                                    (row.id(0)?, row.int(1)?),
-                                    $crate::group::StoredStep {
-                                        tool_name: row.text(2)?,
-                                        kind: lightning_core::StepKind::parse(&kind).ok_or_else(
-                                            || {
-                                                $crate::StoreError::Corrupt(format!(
-                                                    "step kind {kind:?}"
-                                                ))
-                                            },
-                                        )?,
-                                        has_error: row.int(4)? != 0,
-                                        duration_ms: row.opt_int(5)?,
-                                    },
-                                );
-                            }
-                        }
-                    }
-                    let plan = $crate::group::plan(&folded, &max_steps, &stored);
-                    for chunk in plan.rows.chunks($crate::sql::STEP_CHUNK) {
-                        $crate::sql::upsert_steps::<$db>(chunk, now)
-                            .build()
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    for chunk in plan.counters.chunks($crate::sql::ID_CHUNK / 4) {
-                        $crate::sql::update_counters::<$db>(chunk, now)
-                            .build()
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    for chunk in plan.tools.chunks($crate::sql::ID_CHUNK) {
-                        $crate::sql::upsert_tool_stats::<$db>(chunk)
-                            .build()
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Ok(ids
-                        .into_iter()
-                        .filter(|id| !max_steps.contains_key(id))
-                        .collect())
-                }
-                .await;
-                $crate::sql_store::finish_tx(tx, result).await
-            }
-        }
+    async fn start_trajectory(&self, trajectory: &NewTrajectory) -> StoreResult<Uuid> {
+        let id = trajectory.trajectory_id.unwrap_or_else(Uuid::now_v7);
+        self.execute(sql::insert_trajectory(id, trajectory, time::now()))
+            .await?;
+        Ok(id)
+    }
 
-        #[async_trait::async_trait]
-        impl $crate::Store for $store {
-            fn backend(&self) -> $crate::Backend {
-                $backend
-            }
+    async fn append_steps(&self, trajectory_id: Uuid, steps: &[NewStep]) -> StoreResult<()> {
+        self.group().submit(trajectory_id, steps.to_vec()).await
+    }
 
-            fn pool_status(&self) -> $crate::PoolStatus {
-                self.pools()
-            }
+    async fn abandon_idle(&self, idle_since: DateTime<Utc>) -> StoreResult<u64> {
+        self.execute(sql::abandon_idle(idle_since)).await
+    }
 
-            async fn ping(&self) -> $crate::StoreResult<()> {
-                sqlx::query("SELECT 1").execute(&self.reader).await?;
-                Ok(())
-            }
+    async fn complete_trajectory(
+        &self,
+        trajectory_id: Uuid,
+        completion: &Completion,
+    ) -> StoreResult<()> {
+        let affected = self
+            .execute(sql::complete_trajectory(
+                trajectory_id,
+                completion,
+                time::now(),
+            ))
+            .await?;
+        one_trajectory(affected, trajectory_id)
+    }
 
-            async fn start_trajectory(
-                &self,
-                trajectory: &lightning_core::NewTrajectory,
-            ) -> $crate::StoreResult<uuid::Uuid> {
-                let id = trajectory.trajectory_id.unwrap_or_else(uuid::Uuid::now_v7);
-                self.execute($crate::sql::insert_trajectory(
-                    id,
-                    trajectory,
-                    lightning_core::time::now(),
-                ))
-                .await?;
-                Ok(id)
-            }
+    async fn get_trajectory(&self, trajectory_id: Uuid) -> StoreResult<Trajectory> {
+        let row = self
+            .fetch_optional(sql::select_trajectory(trajectory_id))
+            .await?
+            .ok_or_else(|| not_found(trajectory_id))?;
+        sql::decode_trajectory(&row)
+    }
 
-            async fn append_steps(
-                &self,
-                trajectory_id: uuid::Uuid,
-                steps: &[lightning_core::NewStep],
-            ) -> $crate::StoreResult<()> {
-                self.group.submit(trajectory_id, steps.to_vec()).await
-            }
+    async fn list_steps(
+        &self,
+        trajectory_id: Uuid,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<Step>> {
+        let rows = self
+            .fetch_all(sql::select_steps(trajectory_id, after, limit))
+            .await?;
+        rows.iter().map(sql::decode_step).collect()
+    }
 
-            async fn abandon_idle(
-                &self,
-                idle_since: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::StoreResult<u64> {
-                self.execute($crate::sql::abandon_idle(idle_since)).await
-            }
+    async fn list_trajectories(&self, filter: &TrajectoryFilter) -> StoreResult<TrajectoryPage> {
+        let rows = self.fetch_all(sql::list_trajectories(filter)).await?;
+        let trajectories = rows
+            .iter()
+            .map(sql::decode_trajectory)
+            .collect::<StoreResult<_>>()?;
+        Ok(sql::into_page(trajectories, filter.limit))
+    }
 
-            async fn complete_trajectory(
-                &self,
-                trajectory_id: uuid::Uuid,
-                completion: &lightning_core::Completion,
-            ) -> $crate::StoreResult<()> {
-                match self
-                    .execute($crate::sql::complete_trajectory(
-                        trajectory_id,
-                        completion,
-                        lightning_core::time::now(),
-                    ))
-                    .await?
-                {
-                    0 => Err($crate::sql_store::not_found(trajectory_id)),
-                    _ => Ok(()),
-                }
-            }
+    async fn stats(&self, filter: &StatsFilter) -> StoreResult<Stats> {
+        let bucket = filter.effective_bucket(Utc::now());
+        let summary = self.fetch_all(sql::stats_summary(filter)).await?;
+        let tools = self.fetch_all(sql::stats_tools(filter)).await?;
+        let agents = self.fetch_all(sql::stats_agents(filter)).await?;
+        let timeline = self.fetch_all(sql::stats_timeline(filter, bucket)).await?;
+        let summary = summary
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("empty aggregate".into()))?;
+        sql::decode_stats(summary, &tools, &agents, &timeline, bucket)
+    }
 
-            async fn get_trajectory(
-                &self,
-                trajectory_id: uuid::Uuid,
-            ) -> $crate::StoreResult<lightning_core::Trajectory> {
-                let row = self
-                    .fetch_optional($crate::sql::select_trajectory(trajectory_id))
-                    .await?;
-                $crate::sql::decode_trajectory(
-                    &row.ok_or_else(|| $crate::sql_store::not_found(trajectory_id))?,
-                )
-            }
+    async fn agents(&self) -> StoreResult<Vec<AgentSummary>> {
+        let rows = self.fetch_all(sql::agents()).await?;
+        rows.iter().map(sql::decode_agent).collect()
+    }
 
-            async fn list_steps(
-                &self,
-                trajectory_id: uuid::Uuid,
-                after: Option<i64>,
-                limit: i64,
-            ) -> $crate::StoreResult<Vec<lightning_core::Step>> {
-                let rows = self
-                    .fetch_all($crate::sql::select_steps(trajectory_id, after, limit))
-                    .await?;
-                rows.iter().map($crate::sql::decode_step).collect()
-            }
-
-            async fn list_trajectories(
-                &self,
-                filter: &lightning_core::TrajectoryFilter,
-            ) -> $crate::StoreResult<lightning_core::TrajectoryPage> {
-                let rows = self
-                    .fetch_all($crate::sql::list_trajectories(filter))
-                    .await?;
-                let trajectories = rows
-                    .iter()
-                    .map($crate::sql::decode_trajectory)
-                    .collect::<$crate::StoreResult<_>>()?;
-                Ok($crate::sql::into_page(trajectories, filter.limit))
-            }
-
-            async fn stats(
-                &self,
-                filter: &lightning_core::StatsFilter,
-            ) -> $crate::StoreResult<lightning_core::Stats> {
-                let bucket = filter.effective_bucket(chrono::Utc::now());
-                let summary = self.fetch_all($crate::sql::stats_summary(filter)).await?;
-                let tools = self.fetch_all($crate::sql::stats_tools(filter)).await?;
-                let agents = self.fetch_all($crate::sql::stats_agents(filter)).await?;
-                let timeline = self
-                    .fetch_all($crate::sql::stats_timeline(filter, bucket))
-                    .await?;
-                let summary = summary
-                    .first()
-                    .ok_or_else(|| $crate::StoreError::Corrupt("empty aggregate".into()))?;
-                $crate::sql::decode_stats(summary, &tools, &agents, &timeline, bucket)
-            }
-
-            async fn agents(&self) -> $crate::StoreResult<Vec<lightning_core::AgentSummary>> {
-                let rows = self.fetch_all($crate::sql::agents()).await?;
-                rows.iter().map($crate::sql::decode_agent).collect()
-            }
-
-            async fn delete_trajectory(
-                &self,
-                trajectory_id: uuid::Uuid,
-            ) -> $crate::StoreResult<()> {
-                match self
-                    .execute($crate::sql::delete_trajectory(trajectory_id))
-                    .await?
-                {
-                    0 => Err($crate::sql_store::not_found(trajectory_id)),
-                    _ => Ok(()),
-                }
-            }
-        }
-    };
+    async fn delete_trajectory(&self, trajectory_id: Uuid) -> StoreResult<()> {
+        let affected = self.execute(sql::delete_trajectory(trajectory_id)).await?;
+        one_trajectory(affected, trajectory_id)
+    }
 }
 
-pub(crate) use impl_store;
+/// A backend's writer pool writes the group commit's transactions.
+#[async_trait]
+impl<P> GroupWriter for P
+where
+    P: BeginTx + 'static,
+{
+    async fn write_group(&self, batches: &[(Uuid, &[NewStep])]) -> StoreResult<HashSet<Uuid>> {
+        let now = time::now();
+        let folded = group::fold(batches);
+        let mut tx = self.begin_tx().await?;
+        let result = write_group(&mut tx, &folded, now).await;
+        finish_tx(tx, result).await
+    }
+}
+
+/// The group's transaction: lock the trajectories, read the stored state of the steps that may
+/// exist, then write the plan. Returns the trajectories that do not exist.
+async fn write_group<T: SqlTx>(
+    tx: &mut T,
+    folded: &[TrajectorySteps],
+    now: DateTime<Utc>,
+) -> StoreResult<HashSet<Uuid>> {
+    let ids: Vec<Uuid> = folded.iter().map(|t| t.id).collect();
+    let max_steps = lock_trajectories(tx, &ids).await?;
+    let stored = stored_steps(tx, folded, &max_steps).await?;
+    let plan = group::plan(folded, &max_steps, &stored);
+    for chunk in plan.rows.chunks(sql::STEP_CHUNK) {
+        tx.execute(sql::upsert_steps(chunk, now)).await?;
+    }
+    for chunk in plan.counters.chunks(sql::ID_CHUNK / 4) {
+        tx.execute(sql::update_counters(chunk, now)).await?;
+    }
+    for chunk in plan.tools.chunks(sql::ID_CHUNK) {
+        tx.execute(sql::upsert_tool_stats(chunk)).await?;
+    }
+    Ok(ids
+        .into_iter()
+        .filter(|id| !max_steps.contains_key(id))
+        .collect())
+}
+
+/// Locks the existing trajectories among `ids`; answers each one's largest stored step number.
+async fn lock_trajectories<T: SqlTx>(
+    tx: &mut T,
+    ids: &[Uuid],
+) -> StoreResult<HashMap<Uuid, Option<i64>>> {
+    let mut max_steps = HashMap::new();
+    for chunk in ids.chunks(sql::ID_CHUNK) {
+        for row in &tx.fetch_all(sql::lock_trajectories(chunk)).await? {
+            max_steps.insert(row.id("id")?, row.opt_int("max_step_number")?);
+        }
+    }
+    Ok(max_steps)
+}
+
+/// The stored state of the group's steps that may already exist. Only steps at or below the
+/// stored maximum can: appending costs no lookup at all, re-sending costs one primary-key probe
+/// per re-sent step.
+async fn stored_steps<T: SqlTx>(
+    tx: &mut T,
+    folded: &[TrajectorySteps],
+    max_steps: &HashMap<Uuid, Option<i64>>,
+) -> StoreResult<HashMap<(Uuid, i64), StoredStep>> {
+    let probes: Vec<(Uuid, Vec<i64>)> = folded
+        .iter()
+        .filter_map(|t| {
+            let max = *max_steps.get(&t.id)?;
+            let numbers = group::maybe_stored(t, max);
+            (!numbers.is_empty()).then_some((t.id, numbers))
+        })
+        .collect();
+    let mut stored = HashMap::new();
+    for (id, numbers) in &probes {
+        for chunk in numbers.chunks(sql::ID_CHUNK) {
+            for row in &tx.fetch_all(sql::stored_steps(&[(*id, chunk)])).await? {
+                stored.insert(
+                    (row.id("trajectory_id")?, row.int("step_number")?),
+                    decode_stored_step(row)?,
+                );
+            }
+        }
+    }
+    Ok(stored)
+}
+
+/// Decodes a row of [`sql::stored_steps`].
+fn decode_stored_step<R: ColumnRow>(row: &R) -> StoreResult<StoredStep> {
+    let kind = row.text("kind")?;
+    Ok(StoredStep {
+        tool_name: row.text("tool_name")?,
+        kind: StepKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("step kind {kind:?}")))?,
+        has_error: row.int("has_error")? != 0,
+        duration_ms: row.opt_int("duration_ms")?,
+    })
+}

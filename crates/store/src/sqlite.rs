@@ -10,12 +10,15 @@ use sqlx::{
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
-    QueryBuilder, Row, Sqlite, SqlitePool,
+    ColumnIndex, QueryBuilder, Row, Sqlite, SqlitePool,
 };
 use uuid::Uuid;
 
+// `SqlExec` lends `impl_optimization_store!` its `fetch_all`/`fetch_optional`.
+use crate::exec::SqlExec as _;
 use crate::{
     sql::{Dialect, TypedRow},
+    sql_store::SqlBackend,
     Backend, StoreConfig, StoreError, StoreResult,
 };
 
@@ -42,24 +45,24 @@ impl Dialect for Sqlite {
 }
 
 impl TypedRow for SqliteRow {
-    fn id(&self, i: usize) -> StoreResult<Uuid> {
+    fn id<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Uuid> {
         let raw: String = self.try_get(i)?;
         raw.parse()
             .map_err(|e| StoreError::Corrupt(format!("id {raw:?}: {e}")))
     }
-    fn opt_ts(&self, i: usize) -> StoreResult<Option<DateTime<Utc>>> {
+    fn opt_ts<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<DateTime<Utc>>> {
         let raw: Option<String> = self.try_get(i)?;
         raw.map(|s| {
             time::parse(&s).map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
         })
         .transpose()
     }
-    fn json(&self, i: usize) -> StoreResult<Option<Value>> {
+    fn json<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<Value>> {
         let raw: Option<String> = self.try_get(i)?;
         raw.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("json: {e}"))))
             .transpose()
     }
-    fn opt_bool(&self, i: usize) -> StoreResult<Option<bool>> {
+    fn opt_bool<I: ColumnIndex<Self> + Copy>(&self, i: I) -> StoreResult<Option<bool>> {
         Ok(self.try_get(i)?)
     }
 }
@@ -71,8 +74,10 @@ pub struct SqliteStore {
     group: crate::group::GroupCommit,
 }
 
-impl SqliteStore {
-    fn pools(&self) -> crate::PoolStatus {
+impl SqlBackend for SqliteStore {
+    const BACKEND: Backend = Backend::Sqlite;
+
+    fn pool_status(&self) -> crate::PoolStatus {
         let (w, r) = (
             crate::PoolStatus::of(&self.writer),
             crate::PoolStatus::of(&self.reader),
@@ -84,6 +89,12 @@ impl SqliteStore {
         }
     }
 
+    fn group(&self) -> &crate::group::GroupCommit {
+        &self.group
+    }
+}
+
+impl SqliteStore {
     pub async fn open(config: &StoreConfig) -> StoreResult<Self> {
         let options = match config.database_url.as_deref() {
             Some(url) => SqliteConnectOptions::from_str(url).map_err(|e| {
@@ -138,8 +149,5 @@ impl SqliteStore {
     }
 }
 
-crate::sql_store::impl_store!(SqliteStore, Sqlite, Backend::Sqlite);
 crate::optimization::impl_optimization_store!(SqliteStore, Sqlite);
-crate::scores::impl_score_store!(SqliteStore, Sqlite);
-crate::keys::impl_key_store!(SqliteStore, Sqlite);
 crate::exec::impl_sql_exec!(SqliteStore, Sqlite, SqliteRow);

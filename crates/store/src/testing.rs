@@ -1,5 +1,6 @@
-//! Throwaway stores for tests: a SQLite file in a temporary directory, or a fresh schema in the
-//! PostgreSQL named by `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! Throwaway stores for tests ([`crate::scratch`] stores that panic rather than fail): a SQLite
+//! file in a temporary directory, or a fresh schema in the PostgreSQL named by
+//! `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
 //! Each store is isolated, so tests run in parallel. PostgreSQL being unreachable is an error,
 //! never a skip.
 
@@ -7,7 +8,7 @@ use std::{str::FromStr, sync::Arc};
 
 use sqlx::{postgres::PgConnectOptions, Connection, PgConnection};
 
-use crate::{postgres::PgStore, sqlite::SqliteStore, Backend, Store, StoreConfig};
+use crate::{postgres::PgStore, scratch::ScratchStore, Backend, GroupConfig, Store, StoreConfig};
 
 /// Runs each listed `async fn(&TestStore)` as two tests, `sqlite::name` and `postgres::name`,
 /// each on its own fresh store: one case, written once, on both backends.
@@ -29,78 +30,19 @@ macro_rules! test_on_both_backends {
     };
 }
 
-pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub use crate::scratch::DEFAULT_TEST_DATABASE_URL;
 
 pub fn test_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
+    crate::scratch::postgres_url_from_env()
 }
 
-/// An empty PostgreSQL schema (no migrations), dropped with this value: for a process that
-/// brings its own tables, such as the bench's Express peer.
-pub struct TestSchema {
-    /// `DATABASE_URL` whose `search_path` is the schema.
-    pub database_url: String,
-    schema: String,
-    admin_url: String,
-}
-
-impl TestSchema {
-    pub async fn postgres_at(url: &str) -> Self {
-        let schema = format!("lt_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(url)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", crate::redact_url(url)));
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut admin)
-            .await
-            .expect("create schema");
-        admin.close().await.ok();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        Self {
-            database_url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
-            schema,
-            admin_url: url.to_string(),
-        }
-    }
-}
-
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        drop_schema(self.admin_url.clone(), self.schema.clone());
-    }
-}
-
-/// Drops a schema from a plain thread (Drop runs outside async context).
-fn drop_schema(url: String, schema: String) {
-    let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
-        rt.block_on(async {
-            let mut c = PgConnection::connect(&url).await.ok()?;
-            // Never hang a test run on a lock some leaked connection still holds.
-            sqlx::query("SET lock_timeout = '10s'")
-                .execute(&mut c)
-                .await
-                .ok()?;
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(&mut c)
-                .await
-                .ok()
-        })
-    })
-    .join();
-}
-
-/// A store plus whatever must be cleaned up when the test ends.
+/// A [`ScratchStore`] for tests: opening it panics instead of failing (PostgreSQL being
+/// unreachable fails the test), and it can check that no transaction was left open.
 pub struct TestStore {
     pub store: Arc<dyn Store>,
     /// `DATABASE_URL` a separate process (e.g. a `lightning serve`) can use to reach this store.
     pub database_url: String,
-    _dir: tempfile::TempDir,
-    schema: Option<String>,
-    admin_url: Option<String>,
+    scratch: ScratchStore,
 }
 
 impl TestStore {
@@ -112,17 +54,7 @@ impl TestStore {
     }
 
     pub async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = StoreConfig::new(None, dir.path());
-        let store = SqliteStore::open(&config).await.expect("open SQLite store");
-        let database_url = format!("sqlite://{}", dir.path().join("lightning.db").display());
-        Self {
-            store: Arc::new(store),
-            database_url,
-            _dir: dir,
-            schema: None,
-            admin_url: None,
-        }
+        Self::sqlite_with(GroupConfig::default()).await
     }
 
     pub async fn postgres() -> Self {
@@ -131,62 +63,37 @@ impl TestStore {
 
     /// A fresh schema in the PostgreSQL at `url`, dropped with the store.
     pub async fn postgres_at(url: &str) -> Self {
-        Self::postgres_with(url, 5, crate::GroupConfig::default()).await
+        Self::postgres_with(url, 5, GroupConfig::default()).await
     }
 
-    /// A SQLite store with the given group commit settings (the bench).
-    pub async fn sqlite_with(group_commit: crate::GroupConfig) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = StoreConfig::new(None, dir.path());
-        config.group_commit = group_commit;
-        let store = SqliteStore::open(&config).await.expect("open SQLite store");
-        let database_url = format!("sqlite://{}", dir.path().join("lightning.db").display());
-        Self {
-            store: Arc::new(store),
-            database_url,
-            _dir: dir,
-            schema: None,
-            admin_url: None,
-        }
+    /// A SQLite store with the given group commit settings.
+    pub async fn sqlite_with(group_commit: GroupConfig) -> Self {
+        let scratch = ScratchStore::sqlite(group_commit)
+            .await
+            .expect("open SQLite store");
+        Self::of(scratch)
     }
 
     /// [`postgres_at`](Self::postgres_at) with a pool size and group commit settings.
-    pub async fn postgres_with(
-        url: &str,
-        max_connections: u32,
-        group_commit: crate::GroupConfig,
-    ) -> Self {
-        let url = url.to_string();
-        let schema = format!("lt_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&url).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL at {} is required for tests: {e}",
-                crate::redact_url(&url)
-            )
-        });
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut admin)
+    pub async fn postgres_with(url: &str, max_connections: u32, group_commit: GroupConfig) -> Self {
+        let scratch = ScratchStore::postgres(url, max_connections, group_commit)
             .await
-            .expect("create schema");
-        admin.close().await.ok();
-        let options = PgConnectOptions::from_str(&url)
-            .expect("url")
-            .options([("search_path", schema.as_str())]);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = StoreConfig::new(Some(url.clone()), dir.path());
-        config.max_connections = max_connections;
-        config.group_commit = group_commit;
-        let store = PgStore::connect_with(options, &config)
-            .await
-            .expect("open PostgreSQL store");
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let database_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {} is required for tests: {e}",
+                    crate::redact_url(url)
+                )
+            });
+        Self::of(scratch)
+    }
+
+    fn of(scratch: ScratchStore) -> Self {
+        // `store` and `database_url` stay fields (tests read them directly); the scratch store
+        // behind them owns the cleanup.
         Self {
-            store: Arc::new(store),
-            database_url,
-            _dir: dir,
-            schema: Some(schema),
-            admin_url: Some(url),
+            store: scratch.store.clone(),
+            database_url: scratch.database_url.clone(),
+            scratch,
         }
     }
 
@@ -198,10 +105,12 @@ impl TestStore {
         acquire_timeout: std::time::Duration,
     ) -> Arc<dyn Store> {
         let schema = self
+            .scratch
             .schema
             .as_deref()
             .expect("reconnect_postgres needs a PostgreSQL TestStore");
         let url = self
+            .scratch
             .admin_url
             .clone()
             .expect("PostgreSQL TestStore knows its URL");
@@ -211,7 +120,7 @@ impl TestStore {
         if let Some(port) = port {
             options = options.port(port);
         }
-        let mut config = StoreConfig::new(Some(url), self._dir.path());
+        let mut config = StoreConfig::new(Some(url), self.scratch._dir.path());
         config.max_connections = 5;
         config.acquire_timeout = acquire_timeout;
         Arc::new(
@@ -225,7 +134,7 @@ impl TestStore {
     /// left open after an error), by taking an exclusive lock with NOWAIT from a fresh
     /// connection. SQLite: a write through the store's single writer must go through.
     pub async fn assert_no_locks_left(&self) {
-        match (&self.schema, &self.admin_url) {
+        match (&self.scratch.schema, &self.scratch.admin_url) {
             (Some(schema), Some(url)) => {
                 let mut c = PgConnection::connect(url).await.expect("admin connection");
                 let mut tx = c.begin().await.expect("begin");
@@ -257,15 +166,14 @@ impl TestStore {
 
     /// Schema this store lives in (PostgreSQL only).
     pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
+        self.scratch.schema()
     }
 }
 
-impl Drop for TestStore {
-    fn drop(&mut self) {
-        let (Some(schema), Some(url)) = (self.schema.take(), self.admin_url.take()) else {
-            return;
-        };
-        drop_schema(url, schema);
+/// The scratch store's own methods (e.g. `raw_ceiling`).
+impl std::ops::Deref for TestStore {
+    type Target = ScratchStore;
+    fn deref(&self) -> &ScratchStore {
+        &self.scratch
     }
 }

@@ -37,7 +37,7 @@ function quotedCandidate(p) {
 export function scriptedReply(p) {
   const prompt = p.includes('"score"') ? quotedCandidate(p) : between(p, '<prompt>\n', '\n</prompt>');
   if (p.includes('"score"')) {
-    let score = 0;
+    let score;
     if (p.includes('Outcome: success')) score = 1;
     else {
       const kind = OPT_RULES.find((r) => p.includes(r.error));

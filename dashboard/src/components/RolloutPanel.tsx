@@ -60,8 +60,8 @@ export function ComparisonTable({ comparison }: { comparison: Comparison }) {
               <td>{formatNumber(arm.runs)}</td>
               <td>{formatNumber(arm.rewarded)}</td>
               <td>{arm.reward ? `${pct(arm.reward.value)} [${pct(arm.reward.low)}, ${pct(arm.reward.high)}]` : '—'}</td>
-              <td>{arm.meanCostUsd !== null ? `$${arm.meanCostUsd.toFixed(4)}` : '—'}</td>
-              <td>{arm.meanSteps !== null ? arm.meanSteps.toFixed(1) : '—'}</td>
+              <td>{arm.meanCostUsd != null ? `$${arm.meanCostUsd.toFixed(4)}` : '—'}</td>
+              <td>{arm.meanSteps != null ? arm.meanSteps.toFixed(1) : '—'}</td>
             </tr>
           ))}
         </tbody>

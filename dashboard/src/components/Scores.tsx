@@ -142,7 +142,7 @@ export function ScoreChart({ stats }: { stats: ScoreStats }) {
   const barW = Math.max(2, (width - 2 * pad) / Math.max(1, points.length) - 4);
   const yMean = (m: number) => height - pad - ((height - 2 * pad) * (m - lo)) / (hi - lo || 1);
   const line = points
-    .map((p, i) => (p.mean === null ? null : `${x(i)},${yMean(p.mean)}`))
+    .map((p, i) => (p.mean == null ? null : `${x(i)},${yMean(p.mean)}`))
     .filter((v): v is string => v !== null)
     .join(' ');
   const summary =
@@ -159,7 +159,7 @@ export function ScoreChart({ stats }: { stats: ScoreStats }) {
           const h = ((height - 2 * pad) * p.count) / maxCount;
           return (
             <rect key={p.bucket} x={x(i) - barW / 2} y={height - pad - h} width={barW} height={h} className="score-bar">
-              <title>{`${formatDateTime(p.bucket)}: ${p.count} scores${p.mean !== null ? `, mean ${p.mean.toFixed(3)}` : ''}`}</title>
+              <title>{`${formatDateTime(p.bucket)}: ${p.count} scores${p.mean != null ? `, mean ${p.mean.toFixed(3)}` : ''}`}</title>
             </rect>
           );
         })}
@@ -170,7 +170,7 @@ export function ScoreChart({ stats }: { stats: ScoreStats }) {
         <p className="small muted">
           By prompt version:{' '}
           {stats.byPromptVersion
-            .map((v) => `${v.promptVersion ?? 'none'}: ${v.mean !== null ? v.mean.toFixed(3) : v.labels.map((l) => `${l.label} ${l.count}`).join('/')} (n=${v.count})`)
+            .map((v) => `${v.promptVersion ?? 'none'}: ${v.mean != null ? v.mean.toFixed(3) : v.labels.map((l) => `${l.label} ${l.count}`).join('/')} (n=${v.count})`)
             .join(' · ')}
         </p>
       )}

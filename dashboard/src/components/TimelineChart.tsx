@@ -79,7 +79,7 @@ export function TimelineChart({ timeline }: { timeline: TimelineBucket[] }) {
 
   const onKey = (event: KeyboardEvent<SVGSVGElement>) => {
     if (n === 0) return;
-    let next = active;
+    let next: typeof active;
     if (event.key === 'ArrowRight') next = active === null ? 0 : Math.min(n - 1, active + 1);
     else if (event.key === 'ArrowLeft') next = active === null ? n - 1 : Math.max(0, active - 1);
     else if (event.key === 'Home') next = 0;

@@ -158,6 +158,8 @@ export function VirtualList({
 
   useImperativeHandle(handleRef, () => ({ scrollToIndex, focusIndex }), [scrollToIndex, focusIndex]);
 
+  // No dependency list on purpose: after every render until the row to focus has rendered.
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- see above
   useEffect(() => {
     if (pendingFocus === null) return;
     const target = scrollRef.current?.querySelector<HTMLElement>(`[data-index="${pendingFocus}"] [data-focus-target]`);

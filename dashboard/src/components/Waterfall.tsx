@@ -49,7 +49,7 @@ export function Waterfall({
 
   const onKey = (event: KeyboardEvent<SVGSVGElement>) => {
     if (lanes.length === 0) return;
-    let next = active;
+    let next: typeof active;
     if (event.key === 'ArrowDown' || event.key === 'ArrowRight') next = active === null ? 0 : Math.min(lanes.length - 1, active + 1);
     else if (event.key === 'ArrowUp' || event.key === 'ArrowLeft') next = active === null ? 0 : Math.max(0, active - 1);
     else if (event.key === 'Home') next = 0;

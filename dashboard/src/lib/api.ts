@@ -14,6 +14,7 @@ import type {
   TrajectoryDetail,
   TrajectoryPage,
 } from './types';
+import type { RolloutStatus as WireRolloutStatus } from './api.gen';
 
 export const KEY_STORAGE = 'lightning.apiKey';
 
@@ -155,7 +156,7 @@ export class Api {
   }
   /** The active rollout with its live comparison; null when there is none. */
   async rollout(agentId: string, signal?: AbortSignal): Promise<RolloutStatus | null> {
-    const r = await this.request<{ rollout: RolloutStatus['rollout'] | null; comparison: RolloutStatus['comparison'] | null }>(
+    const r = await this.request<WireRolloutStatus>(
       `/api/agents/${encodeURIComponent(agentId)}/prompts/rollout`,
       { signal },
     );

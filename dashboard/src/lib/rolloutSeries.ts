@@ -73,7 +73,7 @@ export function rewardSeries(
   return versions.map((version) => {
     const cells: number[][] = Array.from({ length: buckets }, () => []);
     for (const t of trajectories) {
-      const v = t.promptVersion === null || t.promptVersion === undefined ? 'none' : String(t.promptVersion);
+      const v = t.promptVersion ?? 'none';
       if (v !== version) continue;
       const at = Date.parse(t.startTime);
       if (!(at >= since && at <= until)) continue;

@@ -18,7 +18,7 @@ function NotAvailable({ what }: { what: string }) {
   );
 }
 
-const RUN_TONE = { running: 'info', completed: 'ok', failed: 'bad' } as const;
+const RUN_TONE = { running: 'info', completed: 'ok', failed: 'bad', cancelled: 'neutral' } as const;
 const CANDIDATE_TONE: Record<CandidateStatus, 'neutral' | 'bad' | 'info' | 'ok' | 'accent'> = {
   seed: 'neutral',
   pruned: 'bad',
@@ -168,7 +168,7 @@ export function buildLineage(candidates: Candidate[]): TreeNode[] {
 }
 
 function score(c: Candidate): number | null {
-  return c.validationScore ?? c.minibatchScore;
+  return c.validationScore ?? c.minibatchScore ?? null;
 }
 
 function candidateScore(c: Candidate): string {
@@ -268,7 +268,7 @@ export function RunDetail({ id }: { id: string }) {
   const { data, error, loading, reload } = useAsync<RunDetailData>((signal) => api.run(id, signal), `run:${id}`);
   const evals = useAsync((signal) => api.runEvaluations(id, signal), `run-evals:${id}`);
   const [picked, setPicked] = useState<string | null>(null);
-  const candidates = data?.candidates ?? [];
+  const candidates = useMemo(() => data?.candidates ?? [], [data]);
   const tree = useMemo(() => buildLineage(candidates), [candidates]);
   const rounds = useMemo(() => {
     const map = new Map<number, Candidate[]>();

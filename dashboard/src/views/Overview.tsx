@@ -137,7 +137,7 @@ export function Overview() {
                         <td className="num">{formatNumber(a.failed)}</td>
                         <td>
                           <span className="rate-cell">
-                            <RateBar rate={a.successRate} tone="ok" />
+                            <RateBar rate={a.successRate ?? null} tone="ok" />
                             {formatPercent(a.successRate, 1)}
                           </span>
                         </td>

@@ -90,7 +90,7 @@ export function Trajectories() {
     setPager({ key: filterKey, cursors: [...cursors.slice(0, page + 1), nextCursor], page: page + 1 });
   };
 
-  const rows = data?.trajectories ?? [];
+  const rows = useMemo(() => data?.trajectories ?? [], [data]);
   const taskTypes = useMemo(() => [...new Set(rows.map((r) => r.taskType).filter((t): t is string => !!t))].sort(), [rows]);
   const open = (id: string) => navigate(`/trajectories/${encodeURIComponent(id)}`);
   const filtered = !!(agentId || taskType || status || q || scoreName || range !== 'all');

@@ -26,7 +26,7 @@ function Summary({ t }: { t: Trajectory }) {
     ['Agent', t.agentId],
     ['Task type', t.taskType ?? DASH],
     ['Model', t.model ?? DASH],
-    ['System prompt version', t.promptVersion !== null && t.promptVersion !== undefined ? String(t.promptVersion) : DASH],
+    ['System prompt version', t.promptVersion ?? DASH],
     ['Started', formatDateTime(t.startTime)],
     ['Ended', formatDateTime(t.endTime)],
     ['Duration', formatDuration(t.durationMs)],
@@ -196,7 +196,7 @@ export function TrajectoryDetail({ id }: { id: string }) {
           {t.prompt ? <CodeBlock text={t.prompt} label="Prompt" /> : <p className="muted">No prompt recorded.</p>}
           {t.systemPrompt && (
             <details className="disclosure">
-              <summary>System prompt{t.promptVersion !== null ? ` (version ${t.promptVersion})` : ''}</summary>
+              <summary>System prompt{t.promptVersion != null ? ` (version ${t.promptVersion})` : ''}</summary>
               <CodeBlock text={t.systemPrompt} label="System prompt" />
             </details>
           )}

@@ -307,6 +307,41 @@ test('SIGINT and SIGTERM mid-run: interrupted, steps so far stored, the signal s
   }
 });
 
+test('break out of the loop, an unhandled rejection: interrupted, steps once, exit code unchanged', { timeout: 180_000 }, async () => {
+  const want = {
+    // the loop is left early: the SDK ends the CLI, the event loop empties, exit code 0
+    break: { code: 0, error: /The process ended before the agent finished/ },
+    // Node ends the process at the unhandled rejection with exit code 1
+    reject: { code: 1, error: /An uncaught error ended the process before the agent finished: an unawaited call failed/ },
+  };
+  await Promise.all(
+    (Object.keys(want) as (keyof typeof want)[]).map(async (name) => {
+      const prefix = name === 'break' ? 'br' : 'rj';
+      const fake = await fakeFor(bashTurns(4, prefix, 0), (f) => (f.latencyMs = 200));
+      const id = agentId(name);
+      const state = stateDir(name);
+      const r = await runSeed({ scenario: name, collectorUrl: collector.url, apiKey: collector.apiKey, agentId: id, fakeUrl: fake.url, state });
+      note(name, r);
+      assert.equal(r.code, want[name].code, `${name}: exit code\n${r.stderr.slice(-2000)}`);
+      assert.ok(r.pastEndMs < SHUTDOWN_MS + SLACK_MS, `${name}: lived ${r.pastEndMs} ms past its last message`);
+      const delivered = (await stored(id)).length > 0 && spoolFiles(state).length === 0;
+      figures.push(`${name}: ${delivered ? 'delivered before the process ended' : 'spooled, delivered by the next process'}`);
+      // a second instrumented process delivers whatever the first one spooled
+      const next = await fakeFor(bashTurns(1, `${prefix}n`, 0));
+      const second = await runSeed({ scenario: 'plain', collectorUrl: collector.url, apiKey: collector.apiKey, agentId: id, fakeUrl: next.url, state });
+      assert.equal(second.code, 0, second.stderr);
+      const [t, after] = await stored(id);
+      expectInterrupted(t);
+      assert.match(t.error, want[name].error);
+      const ids = assertStepsOnce(t);
+      assert.equal(ids[0], `toolu_${prefix}_0`);
+      assert.ok(ids.length < 4, `${name}: the agent did not run to its end (${ids.length} steps)`);
+      assert.equal(after.status, 'succeeded');
+      assert.deepEqual(spoolFiles(state), [], `${name}: spool emptied`);
+    }),
+  );
+});
+
 /** An HTTP front for the collector that answers 500 to the first `failures` requests. */
 async function flakyFront(target: string, failures: number): Promise<{ url: string; failed: () => number; close: () => Promise<void> }> {
   let n = 0;

@@ -109,7 +109,9 @@ test('a real Claude Agent SDK run is captured step by step', { timeout: 180_000 
       if (message.type === 'result') result = message;
     }
   } catch (e) {
-    throw new Error(`query failed: ${String(e)}\nstderr: ${stderr.join('').slice(-3000)}\nmessages: ${JSON.stringify(seen).slice(-3000)}`);
+    throw new Error(`query failed: ${String(e)}\nstderr: ${stderr.join('').slice(-3000)}\nmessages: ${JSON.stringify(seen).slice(-3000)}`, {
+      cause: e,
+    });
   } finally {
     await fake.close();
   }

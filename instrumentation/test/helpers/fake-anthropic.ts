@@ -73,7 +73,7 @@ export class FakeAnthropic {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse, text: string): void {
     const path = (req.url ?? '/').split('?')[0]!;
-    let body: any = null;
+    let body: any;
     try {
       body = text ? JSON.parse(text) : null;
     } catch {

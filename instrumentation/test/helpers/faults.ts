@@ -278,7 +278,9 @@ export async function runAgent(args: {
       if (m.type === 'result') result = m;
     }
   } catch (e) {
-    throw new Error(`query failed: ${String(e)}\nstderr: ${stderr.join('').slice(-3000)}\nmessages: ${JSON.stringify(messages).slice(-2000)}`);
+    throw new Error(`query failed: ${String(e)}\nstderr: ${stderr.join('').slice(-3000)}\nmessages: ${JSON.stringify(messages).slice(-2000)}`, {
+      cause: e,
+    });
   }
   return { result, messages, pre, post };
 }

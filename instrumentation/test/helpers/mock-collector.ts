@@ -88,7 +88,7 @@ export class MockCollector {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
-      let body: any = null;
+      let body: any;
       try {
         body = text ? JSON.parse(text) : null;
       } catch {

@@ -56,6 +56,7 @@ fn parse_version(raw: &str) -> ApiResult<i64> {
 /// Starts a canary of `version` beside the promoted version, or changes the percentage of the
 /// running one (assignments are kept: raising the percentage only adds units).
 #[utoipa::path(post, path = "/api/agents/{agentId}/prompts/{version}/rollout", tag = "rollout",
+    operation_id = "start_rollout",
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256),
         ("version" = i64, Path, description = "Prompt version", minimum = 1)),
     request_body = NewRollout,
@@ -90,6 +91,7 @@ pub struct EndParams {
 /// Ends the canary of `version`; every unit gets the promoted version again. The comparison at
 /// that moment is stored with the event.
 #[utoipa::path(delete, path = "/api/agents/{agentId}/prompts/{version}/rollout", tag = "rollout",
+    operation_id = "end_rollout",
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256),
         ("version" = i64, Path, description = "Prompt version", minimum = 1), EndParams),
     responses((status = 200, body = EndedResponse), (status = 400, body = ErrorBody),

@@ -28,6 +28,7 @@ pub struct ScoresResponse {
 
 /// Add a score, or update the one with the same `id` (last write wins for every field it carries).
 #[utoipa::path(post, path = "/api/trajectories/{id}/scores", tag = "scores",
+    operation_id = "create_score",
     params(("id" = uuid::Uuid, Path, description = "Trajectory id")),
     request_body = NewScore,
     responses(
@@ -48,6 +49,7 @@ pub async fn create(
 
 /// The trajectory's scores (its steps' included), oldest first.
 #[utoipa::path(get, path = "/api/trajectories/{id}/scores", tag = "scores",
+    operation_id = "list_scores",
     params(("id" = uuid::Uuid, Path, description = "Trajectory id")),
     responses((status = 200, body = ScoresResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -64,6 +66,7 @@ pub async fn list(
 
 /// Delete one score.
 #[utoipa::path(delete, path = "/api/scores/{id}", tag = "scores",
+    operation_id = "delete_score",
     params(("id" = String, Path, description = "Score id", min_length = 1, max_length = 128,
         pattern = "^[A-Za-z0-9_.:-]+$")),
     responses((status = 200, body = SuccessResponse), (status = 400, body = ErrorBody),

@@ -1,5 +1,8 @@
 //! A real collector on a random port, over a real store, for HTTP-level tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary includes this module and uses a different part of it"
+)]
 
 use std::{
     net::SocketAddr,
