@@ -26,7 +26,6 @@ pub mod report;
 pub mod rollout_text;
 pub mod run;
 pub mod stats;
-#[cfg(feature = "testing")]
 pub mod synthetic;
 pub mod templates;
 

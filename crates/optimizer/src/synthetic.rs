@@ -1,5 +1,5 @@
-//! A synthetic task suite with a known optimum, for testing the optimizer's evidence (feature
-//! `testing`).
+//! A synthetic task suite with a known optimum: the optimizer's evidence tests and
+//! `lightning optimize-bench --suite synthetic` run on it (so it ships in the binary).
 //!
 //! - **Tasks**: `n` recorded runs of a coding agent, each of one of four kinds; a run of kind
 //!   `k` fails unless the system prompt holds rule [`RULES`]`[k]`.

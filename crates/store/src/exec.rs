@@ -211,14 +211,6 @@ pub(crate) async fn finish_conditional<T: SqlTx>(
 /// times; answers the first success, the first other error, or the last error. For writes that
 /// can lose a race on a unique index (a concurrent writer took the same key) and succeed when
 /// re-read and re-done.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "for the two unique-race loops of optimization.rs (register_prompt, \
-                  promote_prompt), whose file another change owns; remove once they call it"
-    )
-)]
 pub(crate) async fn retry<T, F, Fut>(
     retries: usize,
     retryable: impl Fn(&StoreError) -> bool,

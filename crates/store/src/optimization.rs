@@ -303,18 +303,12 @@ macro_rules! impl_optimization_store {
                 agent_id: &str,
                 prompt: &lightning_core::NewPrompt,
             ) -> $crate::StoreResult<lightning_core::Prompt> {
-                let mut attempt = 0;
-                loop {
-                    match self.register_prompt_once(agent_id, prompt).await {
-                        Err(e)
-                            if $crate::optimization_sql::is_unique_violation(&e)
-                                && attempt < $crate::optimization::UNIQUE_RETRIES =>
-                        {
-                            attempt += 1;
-                        }
-                        other => return other,
-                    }
-                }
+                $crate::exec::retry(
+                    $crate::optimization::UNIQUE_RETRIES,
+                    $crate::optimization_sql::is_unique_violation,
+                    || self.register_prompt_once(agent_id, prompt),
+                )
+                .await
             }
 
             async fn list_prompts(
@@ -357,18 +351,12 @@ macro_rules! impl_optimization_store {
                 agent_id: &str,
                 version: i64,
             ) -> $crate::StoreResult<lightning_core::Prompt> {
-                let mut attempt = 0;
-                loop {
-                    match self.promote_prompt_once(agent_id, version).await {
-                        Err(e)
-                            if $crate::optimization_sql::is_unique_violation(&e)
-                                && attempt < $crate::optimization::UNIQUE_RETRIES =>
-                        {
-                            attempt += 1;
-                        }
-                        other => return other,
-                    }
-                }
+                $crate::exec::retry(
+                    $crate::optimization::UNIQUE_RETRIES,
+                    $crate::optimization_sql::is_unique_violation,
+                    || self.promote_prompt_once(agent_id, version),
+                )
+                .await
             }
         }
     };
