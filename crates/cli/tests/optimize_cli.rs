@@ -6,6 +6,9 @@ use lightning_core::{Completion, NewStep, NewTrajectory};
 use lightning_store::{testing::TestStore, Backend};
 use serde_json::Value;
 
+#[path = "../../optimizer/tests/support/scripted_llm.rs"]
+mod scripted_llm;
+
 async fn seeded() -> TestStore {
     let t = TestStore::new(Backend::Sqlite).await;
     for i in 0..12u32 {
@@ -136,31 +139,6 @@ async fn dry_run_prints_the_plan_and_split_without_a_key() {
     assert!(err.contains("warning: only 70"), "{err}");
 }
 
-/// The scripted optimizer LLM behind the Anthropic wire protocol.
-async fn scripted_llm(variant: lightning_optimizer::synthetic::Variant) -> String {
-    use axum::{routing::post, Json, Router};
-    let app = Router::new().route(
-        "/v1/messages",
-        post(move |Json(body): Json<Value>| async move {
-            let p = body["messages"][0]["content"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            let text = lightning_optimizer::synthetic::scripted_reply(&p, variant);
-            Json(serde_json::json!({
-                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": "end_turn",
-                "usage": {"input_tokens": 10, "output_tokens": 5}
-            }))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
 /// What a user runs: `lightning optimize --evaluator command --promote`, in a child process,
 /// on the synthetic suite. Hopeless: exit 0, `completed: no significant improvement`, the
 /// labelled best in `--out`, nothing registered or promoted. Improvable: registered and
@@ -174,7 +152,7 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
         let dir = tempfile::tempdir().unwrap();
         let eval_cmd = synthetic::eval_script(dir.path(), seed.parse().unwrap());
         let out_file = dir.path().join("best.txt");
-        let base = scripted_llm(variant).await;
+        let base = scripted_llm::scripted_server(variant).await.0;
         let args = [
             "optimize",
             "--agent",

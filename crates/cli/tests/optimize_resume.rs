@@ -11,28 +11,9 @@ use std::{
 use lightning_core::RunStatus;
 use lightning_optimizer::synthetic;
 use lightning_store::{testing::TestStore, Backend};
-use serde_json::Value;
 
-async fn scripted_llm() -> String {
-    use axum::{routing::post, Json, Router};
-    let app = Router::new().route(
-        "/v1/messages",
-        post(move |Json(body): Json<Value>| async move {
-            let p = body["messages"][0]["content"].as_str().unwrap_or("");
-            let text = synthetic::scripted_reply(p, synthetic::Variant::Improvable);
-            Json(serde_json::json!({
-                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": "end_turn",
-                "usage": {"input_tokens": 10, "output_tokens": 5}
-            }))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
+#[path = "../../optimizer/tests/support/scripted_llm.rs"]
+mod scripted_llm;
 
 fn log_lines(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -60,7 +41,9 @@ async fn resume_after_sigkill_repeats_no_stored_evaluation() {
     )
     .unwrap();
     let eval_cmd = format!("sh {}", wrapper.display());
-    let base = scripted_llm().await;
+    let base = scripted_llm::scripted_server(synthetic::Variant::Improvable)
+        .await
+        .0;
     let out_file = dir.path().join("best.txt");
     let command = |extra: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lightning"));

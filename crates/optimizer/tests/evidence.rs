@@ -10,7 +10,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use axum::{routing::post, Json, Router};
+use axum::Router;
 use lightning_core::{Split, Verdict};
 use lightning_optimizer::{
     apo::{ApoConfig, NoProgress},
@@ -24,6 +24,10 @@ use lightning_optimizer::{
 };
 use lightning_store::{testing::TestStore, Backend, Store};
 use serde_json::{json, Value};
+
+#[path = "support/scripted_llm.rs"]
+mod scripted_llm;
+use scripted_llm::scripted_server;
 
 /// Recorded runs in the store: 120 gives about 36 test examples.
 const TRAJECTORIES: usize = 120;
@@ -57,36 +61,6 @@ impl Llm for ScriptedLlm {
     fn usage(&self) -> UsageReport {
         UsageReport::default()
     }
-}
-
-/// The same script behind the Anthropic Messages wire protocol, keeping every request.
-async fn scripted_server(variant: Variant) -> (String, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let app = Router::new().route(
-        "/v1/messages",
-        post(move |Json(body): Json<Value>| {
-            let log = log.clone();
-            async move {
-                let p = body["messages"][0]["content"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                let text = synthetic::scripted_reply(&p, variant);
-                log.lock().unwrap().push(p);
-                Json(json!({
-                    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
-                    "content": [{"type": "text", "text": text}],
-                    "stop_reason": "end_turn",
-                    "usage": {"input_tokens": 10, "output_tokens": 5}
-                }))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), seen)
 }
 
 fn query() -> DatasetQuery {
