@@ -7,27 +7,25 @@ use lightning_core::{
     Split,
 };
 use serde::{de::DeserializeOwned, Serialize};
-use sqlx::{ColumnIndex, QueryBuilder};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::{
-    sql::{Dialect, TypedRow},
-    StoreError, StoreResult,
-};
+use crate::{exec::ColumnRow, sql::Dialect, StoreError, StoreResult};
 
 /// Nullable uuid columns are read as text so both backends decode them the same way.
 const RUN_COLUMNS: &str = "id, agent_id, status, started_at, finished_at, config, baseline_score, \
-    best_score, CAST(best_candidate_id AS TEXT), trajectories, llm_calls, evaluations, error, \
+    best_score, CAST(best_candidate_id AS TEXT) AS best_candidate_id, trajectories, llm_calls, evaluations, error, \
     evidence, heartbeat_ms, cost_usd, input_tokens, output_tokens";
 
-const CANDIDATE_COLUMNS: &str = "id, run_id, CAST(parent_id AS TEXT), round, prompt, critique, \
+const CANDIDATE_COLUMNS: &str =
+    "id, run_id, CAST(parent_id AS TEXT) AS parent_id, round, prompt, critique, \
     minibatch_score, validation_score, evaluations, status, created_at, scores";
 
 const PROMPT_COLUMNS: &str =
-    "agent_id, version, text, CAST(source_run_id AS TEXT), note, promoted, created_at, evaluator";
+    "agent_id, version, text, CAST(source_run_id AS TEXT) AS source_run_id, note, promoted, created_at, evaluator";
 
 const EVALUATION_COLUMNS: &str = "run_id, candidate_id, trajectory_id, split, reward, feedback, \
-    error, evaluator, duration_ms, cost_usd, CAST(evaluation_trajectory_id AS TEXT), created_at";
+    error, evaluator, duration_ms, cost_usd, CAST(evaluation_trajectory_id AS TEXT) AS evaluation_trajectory_id, created_at";
 
 /// Evaluations per INSERT: 12 binds each.
 pub(crate) const EVALUATION_CHUNK: usize = 500;
@@ -218,7 +216,8 @@ pub(crate) fn list_candidates<'a, DB: Dialect>(run_id: Uuid) -> QueryBuilder<'a,
 
 pub(crate) fn next_prompt_version<'a, DB: Dialect>(agent_id: &str) -> QueryBuilder<'a, DB> {
     let mut qb = QueryBuilder::new(
-        "SELECT CAST(COALESCE(MAX(version), 0) + 1 AS BIGINT) FROM prompts WHERE agent_id = ",
+        "SELECT CAST(COALESCE(MAX(version), 0) + 1 AS BIGINT) AS next_version FROM prompts \
+         WHERE agent_id = ",
     );
     DB::bind_text(&mut qb, Some(agent_id.to_string()));
     qb
@@ -314,7 +313,7 @@ pub(crate) fn upsert_evaluations<'a, DB: Dialect>(
     let mut qb = QueryBuilder::new(format!(
         "INSERT INTO candidate_evaluations ({}) VALUES ",
         EVALUATION_COLUMNS.replace(
-            "CAST(evaluation_trajectory_id AS TEXT)",
+            "CAST(evaluation_trajectory_id AS TEXT) AS evaluation_trajectory_id",
             "evaluation_trajectory_id"
         )
     ));
@@ -367,25 +366,22 @@ pub(crate) fn list_evaluations<'a, DB: Dialect>(run_id: Uuid) -> QueryBuilder<'a
     qb
 }
 
-pub(crate) fn decode_evaluation<R: TypedRow>(r: &R) -> StoreResult<CandidateEvaluation>
-where
-    usize: ColumnIndex<R>,
-{
-    let split = r.text(3)?;
+pub(crate) fn decode_evaluation<R: ColumnRow>(r: &R) -> StoreResult<CandidateEvaluation> {
+    let split = r.text("split")?;
     Ok(CandidateEvaluation {
-        run_id: r.id(0)?,
-        candidate_id: r.id(1)?,
-        trajectory_id: r.id(2)?,
+        run_id: r.id("run_id")?,
+        candidate_id: r.id("candidate_id")?,
+        trajectory_id: r.id("trajectory_id")?,
         split: Split::parse(&split)
             .ok_or_else(|| StoreError::Corrupt(format!("evaluation split {split:?}")))?,
-        reward: r.opt_float(4)?.unwrap_or(0.0),
-        feedback: r.opt_text(5)?,
-        error: r.opt_text(6)?,
-        evaluator: r.text(7)?,
-        duration_ms: r.int(8)?,
-        cost_usd: r.opt_float(9)?,
-        evaluation_trajectory_id: opt_uuid(r.opt_text(10)?)?,
-        created_at: r.ts(11)?,
+        reward: r.opt_float("reward")?.unwrap_or(0.0),
+        feedback: r.opt_text("feedback")?,
+        error: r.opt_text("error")?,
+        evaluator: r.text("evaluator")?,
+        duration_ms: r.int("duration_ms")?,
+        cost_usd: r.opt_float("cost_usd")?,
+        evaluation_trajectory_id: opt_uuid(r.opt_text("evaluation_trajectory_id")?)?,
+        created_at: r.ts("created_at")?,
     })
 }
 
@@ -397,36 +393,33 @@ fn opt_uuid(raw: Option<String>) -> StoreResult<Option<Uuid>> {
     .transpose()
 }
 
-pub(crate) fn decode_run<R: TypedRow>(r: &R) -> StoreResult<OptimizationRun>
-where
-    usize: ColumnIndex<R>,
-{
-    let status = r.text(2)?;
+pub(crate) fn decode_run<R: ColumnRow>(r: &R) -> StoreResult<OptimizationRun> {
+    let status = r.text("status")?;
     let status = RunStatus::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?;
-    let started_at = r.ts(3)?;
+    let started_at = r.ts("started_at")?;
     let heartbeat_at = r
-        .opt_int(14)?
+        .opt_int("heartbeat_ms")?
         .and_then(DateTime::<Utc>::from_timestamp_millis);
     Ok(OptimizationRun {
-        id: r.id(0)?,
-        agent_id: r.text(1)?,
+        id: r.id("id")?,
+        agent_id: r.text("agent_id")?,
         status,
         started_at,
-        finished_at: r.opt_ts(4)?,
-        config: r.json(5)?.unwrap_or(serde_json::Value::Null),
-        baseline_score: r.opt_float(6)?,
-        best_score: r.opt_float(7)?,
-        best_candidate_id: opt_uuid(r.opt_text(8)?)?,
-        trajectories: r.int(9)?,
-        llm_calls: r.int(10)?,
-        evaluations: r.int(11)?,
-        error: r.opt_text(12)?,
-        evidence: from_json(r.json(13)?, "run evidence")?,
+        finished_at: r.opt_ts("finished_at")?,
+        config: r.json("config")?.unwrap_or(serde_json::Value::Null),
+        baseline_score: r.opt_float("baseline_score")?,
+        best_score: r.opt_float("best_score")?,
+        best_candidate_id: opt_uuid(r.opt_text("best_candidate_id")?)?,
+        trajectories: r.int("trajectories")?,
+        llm_calls: r.int("llm_calls")?,
+        evaluations: r.int("evaluations")?,
+        error: r.opt_text("error")?,
+        evidence: from_json(r.json("evidence")?, "run evidence")?,
         heartbeat_at,
-        cost_usd: r.opt_float(15)?,
-        input_tokens: r.opt_int(16)?,
-        output_tokens: r.opt_int(17)?,
+        cost_usd: r.opt_float("cost_usd")?,
+        input_tokens: r.opt_int("input_tokens")?,
+        output_tokens: r.opt_int("output_tokens")?,
         stale: lightning_core::optimization::run_is_stale(
             status,
             started_at,
@@ -436,41 +429,35 @@ where
     })
 }
 
-pub(crate) fn decode_candidate<R: TypedRow>(r: &R) -> StoreResult<PromptCandidate>
-where
-    usize: ColumnIndex<R>,
-{
-    let status = r.text(9)?;
+pub(crate) fn decode_candidate<R: ColumnRow>(r: &R) -> StoreResult<PromptCandidate> {
+    let status = r.text("status")?;
     Ok(PromptCandidate {
-        id: r.id(0)?,
-        run_id: r.id(1)?,
-        parent_id: opt_uuid(r.opt_text(2)?)?,
-        round: r.int(3)?,
-        prompt: r.text(4)?,
-        critique: r.opt_text(5)?,
-        minibatch_score: r.opt_float(6)?,
-        validation_score: r.opt_float(7)?,
-        evaluations: r.int(8)?,
+        id: r.id("id")?,
+        run_id: r.id("run_id")?,
+        parent_id: opt_uuid(r.opt_text("parent_id")?)?,
+        round: r.int("round")?,
+        prompt: r.text("prompt")?,
+        critique: r.opt_text("critique")?,
+        minibatch_score: r.opt_float("minibatch_score")?,
+        validation_score: r.opt_float("validation_score")?,
+        evaluations: r.int("evaluations")?,
         status: CandidateStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("candidate status {status:?}")))?,
-        created_at: r.ts(10)?,
-        scores: from_json(r.json(11)?, "candidate scores")?.unwrap_or_default(),
+        created_at: r.ts("created_at")?,
+        scores: from_json(r.json("scores")?, "candidate scores")?.unwrap_or_default(),
     })
 }
 
-pub(crate) fn decode_prompt<R: TypedRow>(r: &R) -> StoreResult<Prompt>
-where
-    usize: ColumnIndex<R>,
-{
+pub(crate) fn decode_prompt<R: ColumnRow>(r: &R) -> StoreResult<Prompt> {
     Ok(Prompt {
-        agent_id: r.text(0)?,
-        version: r.int(1)?,
-        text: r.text(2)?,
-        source_run_id: opt_uuid(r.opt_text(3)?)?,
-        note: r.opt_text(4)?,
-        promoted: r.opt_bool(5)?.unwrap_or(false),
-        created_at: r.ts(6)?,
-        evaluator: r.opt_text(7)?,
+        agent_id: r.text("agent_id")?,
+        version: r.int("version")?,
+        text: r.text("text")?,
+        source_run_id: opt_uuid(r.opt_text("source_run_id")?)?,
+        note: r.opt_text("note")?,
+        promoted: r.opt_bool("promoted")?.unwrap_or(false),
+        created_at: r.ts("created_at")?,
+        evaluator: r.opt_text("evaluator")?,
     })
 }
 

@@ -12,8 +12,6 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-// `SqlExec` lends `impl_optimization_store!` its `fetch_all`/`fetch_optional`.
-use crate::exec::SqlExec as _;
 use crate::{
     redact_url,
     sql::{Dialect, TypedRow},
@@ -120,5 +118,4 @@ impl PgStore {
     }
 }
 
-crate::optimization::impl_optimization_store!(PgStore, Postgres);
 crate::exec::impl_sql_exec!(PgStore, Postgres, PgRow);

@@ -14,8 +14,6 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-// `SqlExec` lends `impl_optimization_store!` its `fetch_all`/`fetch_optional`.
-use crate::exec::SqlExec as _;
 use crate::{
     sql::{Dialect, TypedRow},
     sql_store::SqlBackend,
@@ -149,5 +147,4 @@ impl SqliteStore {
     }
 }
 
-crate::optimization::impl_optimization_store!(SqliteStore, Sqlite);
 crate::exec::impl_sql_exec!(SqliteStore, Sqlite, SqliteRow);
