@@ -237,9 +237,11 @@ describe('dashboard against lightning serve', () => {
     const llm = await startFakeLlm();
     let outcome;
     try {
-      // 80 recorded runs: 32 train / 24 validation / 24 test (the test set needs at least 20).
+      // 80 recorded runs: 32 train / 24 validation / 24 test (the test set needs at least 20). APO's
+      // beam search, whose rounds and lineage this test reads (GEPA, the default, proposes one
+      // candidate per iteration).
       await seedOptimizable(server.api, 80);
-      ({ outcome } = await runOptimize(server, llm.url, ['--agent', OPT_AGENT, '--rounds', '2', '--beam', '2', '--branch', '2', '--minibatch', '4', '--seed', '1', '--register-judged']));
+      ({ outcome } = await runOptimize(server, llm.url, ['--agent', OPT_AGENT, '--strategy', 'apo', '--rounds', '2', '--beam', '2', '--branch', '2', '--minibatch', '4', '--seed', '1', '--register-judged']));
     } finally {
       await llm.close();
     }
