@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { launch, newPage } from './lib/browser.mjs';
 import { startFakeLlm } from './lib/fakeLlm.mjs';
+import { reanchorJump } from './lib/virtual.mjs';
 import { OPT_AGENT, OPT_START_PROMPT, runOptimize, seed, seedBulk, seedOptimizable, startServer, makeSteps } from './lib/server.mjs';
 
 let server;
@@ -169,6 +170,17 @@ describe('dashboard against lightning serve', () => {
     await list.getByRole('button', { name: /#996 / }).waitFor();
     assert.ok((await list.getByRole('listitem').count()) < 200);
     await session.shot('05-ten-thousand-steps');
+    await expectNoProblems(session);
+  });
+
+  it('keeps the rows in view still when a row above the viewport grows', async () => {
+    const { page } = session;
+    await page.goto(`${server.url}/trajectories/${bulkId}`);
+    await page.getByRole('list', { name: 'Steps (10,000)' }).getByRole('button', { name: /#0 / }).waitFor({ timeout: 30_000 });
+    const jump = await reanchorJump(page, { fraction: 0.5 });
+    assert.ok(jump.expandedIndex < jump.anchorIndex && jump.anchorIndex > 1000, `expanded #${jump.expandedIndex} above #${jump.anchorIndex}`);
+    assert.ok(jump.grewBy > 100, `the row above grew by only ${jump.grewBy}px`);
+    assert.ok(Math.abs(jump.moved) <= 2, `first visible row #${jump.anchorIndex} moved ${jump.moved}px when #${jump.expandedIndex} above it grew by ${jump.grewBy}px`);
     await expectNoProblems(session);
   });
 

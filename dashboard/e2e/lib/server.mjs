@@ -28,19 +28,19 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start `lightning serve` on a free port with a fresh data dir. Resolves once GET /health is 200.
- * Returns { url, key, api, stop }.
+ * `dist` is the built dashboard to serve (default: dist/). Returns { url, key, api, stop }.
  */
-export async function startServer({ key = 'e2e-secret-key-0123456789abcdef0' } = {}) {
+export async function startServer({ key = 'e2e-secret-key-0123456789abcdef0', dist = distDir } = {}) {
   const bin = resolve(dashboardDir, process.env.LIGHTNING_BIN ?? '../target/debug/lightning');
   if (!existsSync(bin)) {
     throw new Error(`lightning binary not found at ${bin}. Build it with \`cargo build -p lightning\` in the repo root or set LIGHTNING_BIN.`);
   }
-  if (!existsSync(join(distDir, 'index.html'))) {
-    throw new Error(`dashboard build missing at ${distDir}. Run \`npm run build\` first.`);
+  if (!existsSync(join(dist, 'index.html'))) {
+    throw new Error(`dashboard build missing at ${dist}. Run \`npm run build\` first.`);
   }
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'lightning-e2e-'));
-  const args = ['serve', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir, '--api-key', key, '--dashboard-dir', distDir];
+  const args = ['serve', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir, '--api-key', key, '--dashboard-dir', dist];
   // A fresh embedded database every time: never inherit a DATABASE_URL meant for something else.
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' };
   delete env.DATABASE_URL;

@@ -38,7 +38,9 @@ function findIndex(offsets: Float64Array, count: number, y: number): number {
 
 /**
  * A windowed list for items of varying height: only items near the viewport are mounted; their
- * real heights are measured with a ResizeObserver and replace the estimate. Up/Down/Home/End move
+ * real heights are measured with a ResizeObserver and replace the estimate. When an item that
+ * starts above the scroll position changes height, the scroll position moves by the same amount,
+ * so the items in view stay where they are (measured by `npm run bench:virtual`). Up/Down/Home/End move
  * focus between items' focus targets even when the target item is not mounted yet.
  */
 export function VirtualList({
@@ -75,11 +77,18 @@ export function VirtualList({
   }, [count, estimateHeight, itemKey, version]);
   const total = offsets[count] ?? 0;
 
-  // Measure mounted items.
+  // What the ResizeObserver callback needs from the latest render.
+  const latest = useRef({ offsets, estimateHeight });
+  // Height change of measured items that start above the scroll position, not yet compensated.
+  const anchorShift = useRef(0);
+
+  // Measure mounted items. An item that starts above the scroll position pushes everything in
+  // view when it changes height, so its change is remembered and compensated (scroll anchoring).
   const observer = useMemo(() => {
     if (typeof ResizeObserver === 'undefined') return null;
     return new ResizeObserver((entries) => {
       let changed = false;
+      const scrolled = scrollRef.current?.scrollTop ?? 0;
       for (const entry of entries) {
         const el = entry.target as HTMLElement;
         const key = el.dataset.key;
@@ -87,14 +96,28 @@ export function VirtualList({
         const h = el.offsetHeight;
         if (h <= 0) continue;
         const k = el.dataset.keyType === 'number' ? Number(key) : key;
+        const old = heights.current.get(k) ?? latest.current.estimateHeight;
         if (heights.current.get(k) !== h) {
           heights.current.set(k, h);
           changed = true;
+          const start = latest.current.offsets[Number(el.dataset.index)];
+          if (start !== undefined && start < scrolled) anchorShift.current += h - old;
         }
       }
       if (changed) setVersion((v) => v + 1);
     });
   }, []);
+
+  // Apply the compensation in the same commit as the new offsets, before the browser paints.
+  useLayoutEffect(() => {
+    latest.current = { offsets, estimateHeight };
+    const el = scrollRef.current;
+    const shift = anchorShift.current;
+    anchorShift.current = 0;
+    if (!el || shift === 0 || (followTail && atBottom.current)) return;
+    el.scrollTop += shift;
+    setScrollTop(el.scrollTop);
+  }, [offsets, estimateHeight, followTail]);
   useEffect(() => () => observer?.disconnect(), [observer]);
 
   const measureRef = useCallback(
