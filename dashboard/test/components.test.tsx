@@ -6,7 +6,10 @@ import { DiffView } from '../src/components/DiffView';
 import { StepRow } from '../src/components/StepList';
 import { TimelineChart } from '../src/components/TimelineChart';
 import { VirtualList } from '../src/components/VirtualList';
+import type { Run } from '../src/lib/types';
+import { RunStatus, runSpend } from '../src/views/Optimization';
 import { Api, ApiError, KEY_STORAGE } from '../src/lib/api';
+import { DASH } from '../src/lib/format';
 import { mockFetch, step } from './helpers';
 
 describe('Api client', () => {
@@ -225,5 +228,23 @@ describe('StatusBadge', () => {
     expect(label('failed', false)).toEqual(['Failed', 'badge badge-bad']);
     expect(label('interrupted', false)).toEqual(['Interrupted', 'badge badge-warn']);
     expect(label('abandoned', null)).toEqual(['Abandoned', 'badge badge-warn']);
+  });
+});
+
+describe('optimization run status and spend', () => {
+  const base = { id: 'r', agentId: 'a', status: 'running', startedAt: '2026-12-01T10:00:00Z', config: {}, trajectories: 0, llmCalls: 0, evaluations: 0 } as unknown as Run;
+
+  it('shows a running run whose optimizer went silent as stale, with when it was last heard from', () => {
+    const { rerender } = render(<RunStatus run={base} />);
+    expect(screen.getByText('running')).toBeTruthy();
+    rerender(<RunStatus run={{ ...base, stale: true, heartbeatAt: '2026-12-01T10:05:00Z' } as Run} />);
+    const badge = screen.getByText('stale');
+    expect(badge.getAttribute('title')).toMatch(/not been heard from since/);
+  });
+
+  it('shows spend with its tokens, or a dash when nothing was recorded', () => {
+    expect(runSpend(base)).toBe(DASH);
+    expect(runSpend({ ...base, costUsd: 0.0123, inputTokens: 1200, outputTokens: 300 } as Run)).toBe('$0.0123 · 1,200 in / 300 out tokens');
+    expect(runSpend({ ...base, costUsd: 12.5 } as Run)).toBe('$12.50');
   });
 });

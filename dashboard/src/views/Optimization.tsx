@@ -19,6 +19,27 @@ function NotAvailable({ what }: { what: string }) {
 }
 
 const RUN_TONE = { running: 'info', completed: 'ok', failed: 'bad', cancelled: 'neutral' } as const;
+
+/** A run's status; a `running` run whose optimizer stopped sending heartbeats shows `stale`. */
+export function RunStatus({ run }: { run: Run }) {
+  if (run.stale) {
+    const since = run.heartbeatAt ?? run.startedAt;
+    return (
+      <Badge tone="warn" title={`Stored as running, but its optimizer has not been heard from since ${formatDateTime(since)}: the process died without recording an end`}>
+        stale
+      </Badge>
+    );
+  }
+  return <Badge tone={RUN_TONE[run.status] ?? 'neutral'}>{run.status}</Badge>;
+}
+
+/** Spend so far with the tokens behind it, or a dash when the run recorded none. */
+export function runSpend(run: Run): string {
+  if (run.costUsd == null && run.inputTokens == null) return DASH;
+  const cost = run.costUsd == null ? DASH : `$${run.costUsd.toFixed(run.costUsd < 1 ? 4 : 2)}`;
+  const tokens = run.inputTokens == null ? '' : ` · ${formatNumber(run.inputTokens)} in / ${formatNumber(run.outputTokens ?? 0)} out tokens`;
+  return cost + tokens;
+}
 const CANDIDATE_TONE: Record<CandidateStatus, 'neutral' | 'bad' | 'info' | 'ok' | 'accent'> = {
   seed: 'neutral',
   pruned: 'bad',
@@ -117,7 +138,7 @@ export function Optimization() {
                   </td>
                   <td>{run.agentId}</td>
                   <td>
-                    <Badge tone={RUN_TONE[run.status] ?? 'neutral'}>{run.status}</Badge>
+                    <RunStatus run={run} />
                   </td>
                   <td>{formatDateTime(run.startedAt)}</td>
                   <td className="num">{runDuration(run)}</td>
@@ -291,7 +312,7 @@ export function RunDetail({ id }: { id: string }) {
         <Link href="/optimization">Optimization</Link> <span aria-hidden="true">/</span> <span>Run {shortId(data.id)}</span>
       </nav>
       <PageHeader title={`Run ${shortId(data.id)} · ${data.agentId}`}>
-        <Badge tone={RUN_TONE[data.status] ?? 'neutral'}>{data.status}</Badge>
+        <RunStatus run={data} />
         <Link className="button" href={`/optimization/prompts/${encodeURIComponent(data.agentId)}`}>
           Prompt versions
         </Link>
@@ -307,6 +328,8 @@ export function RunDetail({ id }: { id: string }) {
             ['Split', data.evidence ? `${data.evidence.split.train} train / ${data.evidence.split.validation} validation / ${data.evidence.split.test} test` : DASH],
             ['Trajectories', formatNumber(data.trajectories)],
             ['LLM calls', formatNumber(data.llmCalls)],
+            ['Spend', runSpend(data)],
+            ...(data.heartbeatAt ? [['Last heartbeat', formatDateTime(data.heartbeatAt)]] : []),
             ['Evaluations', formatNumber(data.evaluations)],
             ['Candidates', formatNumber(candidates.length)],
           ] as [string, string][]
