@@ -41,9 +41,7 @@ async fn resume_after_sigkill_repeats_no_stored_evaluation() {
     )
     .unwrap();
     let eval_cmd = format!("sh {}", wrapper.display());
-    let base = scripted_llm::scripted_server(synthetic::Variant::Improvable)
-        .await
-        .0;
+    let (base, llm_requests) = scripted_llm::scripted_server(synthetic::Variant::Improvable).await;
     let out_file = dir.path().join("best.txt");
     let command = |extra: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_lightning"));
@@ -110,6 +108,16 @@ async fn resume_after_sigkill_repeats_no_stored_evaluation() {
         "more lost than in flight"
     );
 
+    // The LLM replies the first run received were kept with the run (all but those in flight).
+    let first_requests = llm_requests.lock().unwrap().clone();
+    let kept = t.store.list_llm_replies(run_id).await.unwrap().len();
+    assert!(kept >= 1, "no LLM reply kept of {}", first_requests.len());
+    assert!(
+        first_requests.len() - kept <= 4,
+        "{kept} kept of {}",
+        first_requests.len()
+    );
+
     let out = command(&["--resume", &run_id.to_string()])
         .output()
         .unwrap();
@@ -128,6 +136,32 @@ async fn resume_after_sigkill_repeats_no_stored_evaluation() {
     // except the few lost in flight.
     let unique: HashSet<&String> = after.iter().collect();
     assert!(after.len() - unique.len() <= before.len() - stored_before);
+    // The resumed run retraced the search on the kept replies: it asked the model again only
+    // for what was in flight at the kill (retracing without them re-sends every request).
+    let mut first: std::collections::HashMap<&String, usize> = std::collections::HashMap::new();
+    for r in &first_requests {
+        *first.entry(r).or_default() += 1;
+    }
+    let all = llm_requests.lock().unwrap().clone();
+    let asked_again = all[first_requests.len()..]
+        .iter()
+        .filter(|r| match first.get_mut(r) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        })
+        .count();
+    assert!(
+        asked_again <= first_requests.len() - kept,
+        "asked the model again {asked_again} times; {kept} of the first run's {} replies were kept",
+        first_requests.len()
+    );
+    assert!(
+        all.len() > first_requests.len(),
+        "the resumed run made new LLM calls"
+    );
     let run = t.store.get_run(run_id).await.unwrap();
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(run.evaluations as usize, stored_after);

@@ -24,7 +24,7 @@ pub use ingest::{
 pub use keys::{ApiKeyInfo, CreateKeyRequest, CreatedKey, NewApiKey, Scope};
 pub use optimization::{
     CandidateStatus, NewPrompt, OptimizationRun, Prompt, PromptCandidate, RunStatus,
-    RunWithCandidates,
+    RunWithCandidates, StoredLlmReply,
 };
 pub use query::{
     AgentStats, AgentSummary, Cursor, Stats, StatsFilter, Status, Step, TimeBucket, TimelinePoint,

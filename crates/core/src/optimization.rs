@@ -291,6 +291,18 @@ pub fn validate_agent_id(agent_id: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// One LLM reply an optimization run received, kept so that `--resume` replays it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLlmReply {
+    /// SHA-256 (hex) of the request: system prompt, prompt, and the settings that shape a reply.
+    pub request_key: String,
+    /// 0 for the run's first request with this key, 1 for the second identical one, ...
+    pub occurrence: i64,
+    pub text: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -343,6 +343,16 @@ pub async fn optimize_until(
         }
         Some(id) => reopen(&store, id, &prepared.agent_id).await?,
     };
+    // Every reply is kept with the run; a resumed run replays them (same candidates as before).
+    let replay = Arc::new(crate::llm::replay::ReplayLlm::open(llm, store.clone(), run.id).await?);
+    if resume.is_some() {
+        tracing::info!(
+            "resuming run {}: {} stored LLM replies to replay",
+            run.id,
+            replay.available()
+        );
+    }
+    let llm: Arc<dyn Llm> = replay;
     let sink = StoreSink {
         store: store.clone(),
         llm: llm.clone(),

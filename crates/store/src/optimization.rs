@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use lightning_core::{
-    time, CandidateEvaluation, NewPrompt, OptimizationRun, Prompt, PromptCandidate,
+    time, CandidateEvaluation, NewPrompt, OptimizationRun, Prompt, PromptCandidate, StoredLlmReply,
 };
 use uuid::Uuid;
 
@@ -64,6 +64,13 @@ pub trait OptimizationStore: Send + Sync {
 
     /// A run's evaluations in the order they were made.
     async fn list_evaluations(&self, run_id: Uuid) -> StoreResult<Vec<CandidateEvaluation>>;
+
+    /// Keeps an LLM reply of the run (for `--resume`); repeating a (key, occurrence) keeps the
+    /// first. `NotFound` when the run does not exist.
+    async fn save_llm_reply(&self, run_id: Uuid, reply: &StoredLlmReply) -> StoreResult<()>;
+
+    /// The run's stored LLM replies.
+    async fn list_llm_replies(&self, run_id: Uuid) -> StoreResult<Vec<StoredLlmReply>>;
 }
 
 pub(crate) fn run_not_found(id: Uuid) -> StoreError {
@@ -184,6 +191,22 @@ impl<S: SqlExec> OptimizationStore for S {
     async fn list_evaluations(&self, run_id: Uuid) -> StoreResult<Vec<CandidateEvaluation>> {
         let rows = self.fetch_all(q::list_evaluations(run_id)).await?;
         rows.iter().map(q::decode_evaluation).collect()
+    }
+
+    async fn save_llm_reply(&self, run_id: Uuid, reply: &StoredLlmReply) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let result = async {
+            require_runs(&mut tx, std::iter::once(run_id)).await?;
+            tx.execute(q::insert_llm_reply(run_id, reply)).await?;
+            Ok(())
+        }
+        .await;
+        finish_tx(tx, result).await
+    }
+
+    async fn list_llm_replies(&self, run_id: Uuid) -> StoreResult<Vec<StoredLlmReply>> {
+        let rows = self.fetch_all(q::list_llm_replies(run_id)).await?;
+        rows.iter().map(q::decode_llm_reply).collect()
     }
 }
 

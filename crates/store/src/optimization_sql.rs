@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use lightning_core::{
     CandidateEvaluation, CandidateStatus, OptimizationRun, Prompt, PromptCandidate, RunStatus,
-    Split,
+    Split, StoredLlmReply,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use sqlx::QueryBuilder;
@@ -458,6 +458,50 @@ pub(crate) fn decode_prompt<R: ColumnRow>(r: &R) -> StoreResult<Prompt> {
         promoted: r.opt_bool("promoted")?.unwrap_or(false),
         created_at: r.ts("created_at")?,
         evaluator: r.opt_text("evaluator")?,
+    })
+}
+
+/// Keeps a reply; a repeated (run, key, occurrence) keeps the first one stored.
+pub(crate) fn insert_llm_reply<'a, DB: Dialect>(
+    run_id: Uuid,
+    reply: &StoredLlmReply,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "INSERT INTO optimization_llm_replies (run_id, request_key, occurrence, reply, \
+         input_tokens, output_tokens) VALUES (",
+    );
+    DB::bind_id(&mut qb, run_id);
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(reply.request_key.clone()));
+    qb.push(", ");
+    DB::bind_int(&mut qb, Some(reply.occurrence));
+    qb.push(", ");
+    DB::bind_text(&mut qb, Some(reply.text.clone()));
+    qb.push(", ");
+    DB::bind_int(&mut qb, Some(reply.input_tokens));
+    qb.push(", ");
+    DB::bind_int(&mut qb, Some(reply.output_tokens));
+    qb.push(") ON CONFLICT (run_id, request_key, occurrence) DO NOTHING");
+    qb
+}
+
+pub(crate) fn list_llm_replies<'a, DB: Dialect>(run_id: Uuid) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new(
+        "SELECT request_key, occurrence, reply, input_tokens, output_tokens \
+         FROM optimization_llm_replies WHERE run_id = ",
+    );
+    DB::bind_id(&mut qb, run_id);
+    qb.push(" ORDER BY request_key, occurrence");
+    qb
+}
+
+pub(crate) fn decode_llm_reply<R: ColumnRow>(r: &R) -> StoreResult<StoredLlmReply> {
+    Ok(StoredLlmReply {
+        request_key: r.text("request_key")?,
+        occurrence: r.int("occurrence")?,
+        text: r.text("reply")?,
+        input_tokens: r.int("input_tokens")?,
+        output_tokens: r.int("output_tokens")?,
     })
 }
 

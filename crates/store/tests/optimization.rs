@@ -26,6 +26,7 @@ lightning_store::test_on_both_backends!(
     evaluation_runs_are_left_out_of_stats_by_default,
     concurrent_registrations_get_distinct_versions,
     register_checks_the_source_run,
+    llm_replies_are_kept_once_per_key_and_occurrence,
 );
 
 fn candidate(run: Uuid, parent: Option<Uuid>, round: i64, prompt: &str) -> PromptCandidate {
@@ -541,4 +542,52 @@ async fn register_checks_the_source_run(t: &TestStore) {
         .unwrap();
     assert_eq!(p.source_run_id, Some(run.id));
     assert_eq!(p.version, 1);
+}
+
+async fn llm_replies_are_kept_once_per_key_and_occurrence(t: &TestStore) {
+    let store = &t.store;
+    let run = OptimizationRun::start("a", json!({}), 10);
+    store.create_run(&run).await.unwrap();
+    let reply = |key: &str, occurrence: i64, text: &str| lightning_core::StoredLlmReply {
+        request_key: key.into(),
+        occurrence,
+        text: text.into(),
+        input_tokens: 12,
+        output_tokens: 3,
+    };
+    store
+        .save_llm_reply(run.id, &reply("k1", 0, "first"))
+        .await
+        .unwrap();
+    store
+        .save_llm_reply(run.id, &reply("k1", 1, "second"))
+        .await
+        .unwrap();
+    store
+        .save_llm_reply(run.id, &reply("k2", 0, "other ✓"))
+        .await
+        .unwrap();
+    // a repeat keeps what was stored first (the reply the search already acted on)
+    store
+        .save_llm_reply(run.id, &reply("k1", 0, "changed"))
+        .await
+        .unwrap();
+    let got = store.list_llm_replies(run.id).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            reply("k1", 0, "first"),
+            reply("k1", 1, "second"),
+            reply("k2", 0, "other ✓")
+        ]
+    );
+    let other = OptimizationRun::start("a", json!({}), 10);
+    store.create_run(&other).await.unwrap();
+    assert!(store.list_llm_replies(other.id).await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .save_llm_reply(Uuid::now_v7(), &reply("k", 0, "x"))
+            .await,
+        Err(lightning_store::StoreError::NotFound(_))
+    ));
 }

@@ -4,6 +4,7 @@
 
 mod anthropic;
 mod openai;
+pub mod replay;
 
 use std::{
     sync::Mutex,
