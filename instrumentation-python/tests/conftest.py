@@ -4,6 +4,7 @@ import asyncio
 import inspect
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,14 @@ def spawn_child(cfg: dict[str, Any], fake_url: str, home: str) -> subprocess.Pop
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a suite started in the background (`cmd &` without job control)
+        # inherits SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt.
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish_child(proc: subprocess.Popen[str], started: float, timeout: float = 120) -> ChildRun:
