@@ -15,8 +15,8 @@ use lightning_core::{Split, Verdict};
 use lightning_optimizer::{
     apo::{ApoConfig, NoProgress},
     dataset::DatasetQuery,
-    evaluator::{command::CommandEvaluator, judge::JudgeEvaluator, CandidateRef, Evaluator},
-    llm::{HttpLlm, Llm, LlmConfig, LlmError, LlmRequest, LlmResponse, Provider, UsageReport},
+    evaluator::{judge::JudgeEvaluator, CandidateRef, Evaluator},
+    llm::{Llm, LlmError, LlmRequest, LlmResponse, UsageReport},
     run::{optimize, prepare, OptimizeOptions, OptimizeOutcome, Prepared, RegistrationGate},
     stats,
     synthetic::{self, Variant},
@@ -314,16 +314,8 @@ async fn command_path(backend: Backend, variant: Variant, seed: u64) {
     let t = seeded(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let (base, seen) = scripted_server(variant).await;
-    let mut config = LlmConfig::new(Provider::Anthropic, None, "sk-test".into(), Some(base));
-    config.concurrency = 8;
-    let llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(config).unwrap());
-    let evaluator: Arc<dyn Evaluator> = Arc::new(
-        CommandEvaluator::new(
-            synthetic::eval_script(dir.path(), seed),
-            std::time::Duration::from_secs(30),
-        )
-        .unwrap(),
-    );
+    let llm = scripted_llm::http_llm(base);
+    let evaluator = scripted_llm::synthetic_command_evaluator(dir.path(), seed);
     let out = dir.path().join("best.txt");
     let (prepared, outcome) = run_once(&t.store, seed, llm, evaluator, &out).await;
     assert_no_leak(&prepared, &seen.lock().unwrap());

@@ -16,8 +16,8 @@ use lightning_core::{
 use lightning_optimizer::{
     apo::{ApoConfig, NoProgress, Strategy},
     dataset::{DatasetQuery, Example},
-    evaluator::{command::CommandEvaluator, CandidateRef, Evaluation, Evaluator},
-    llm::{HttpLlm, Llm, LlmConfig, LlmError, LlmRequest, LlmResponse, Provider, UsageReport},
+    evaluator::{CandidateRef, Evaluation, Evaluator},
+    llm::{Llm, LlmError, LlmRequest, LlmResponse, UsageReport},
     run::{optimize, prepare, OptimizeOptions, Prepared, RegistrationGate},
     synthetic::{self, Variant},
     templates::Templates,
@@ -98,16 +98,8 @@ async fn end_to_end(backend: Backend, strategy: Strategy, variant: Variant, seed
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (base, seen) = scripted_server(variant).await;
-    let mut config = LlmConfig::new(Provider::Anthropic, None, "sk-test".into(), Some(base));
-    config.concurrency = 8;
-    let llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(config).unwrap());
-    let evaluator: Arc<dyn Evaluator> = Arc::new(
-        CommandEvaluator::new(
-            synthetic::eval_script(dir.path(), seed),
-            std::time::Duration::from_secs(30),
-        )
-        .unwrap(),
-    );
+    let llm = scripted_llm::http_llm(base);
+    let evaluator = scripted_llm::synthetic_command_evaluator(dir.path(), seed);
     let out = dir.path().join("best.txt");
     let prepared = prepare(&t.store, &query(), Default::default(), seed, None)
         .await

@@ -38,3 +38,34 @@ pub async fn scripted_server(variant: Variant) -> (String, Arc<Mutex<Vec<String>
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}"), seen)
 }
+
+/// The optimizer's real HTTP client against the server at `base` (8 concurrent calls).
+#[allow(
+    dead_code,
+    reason = "the cli's tests include this file but start the binary instead"
+)]
+pub fn http_llm(base: String) -> Arc<dyn lightning_optimizer::llm::Llm> {
+    use lightning_optimizer::llm::{HttpLlm, LlmConfig, Provider};
+    let mut config = LlmConfig::new(Provider::Anthropic, None, "sk-test".into(), Some(base));
+    config.concurrency = 8;
+    Arc::new(HttpLlm::new(config).unwrap())
+}
+
+/// The synthetic suite's rollouts as an `--evaluator command` script in `dir`.
+#[allow(
+    dead_code,
+    reason = "the cli's tests include this file but start the binary instead"
+)]
+pub fn synthetic_command_evaluator(
+    dir: &std::path::Path,
+    seed: u64,
+) -> Arc<dyn lightning_optimizer::evaluator::Evaluator> {
+    use lightning_optimizer::{evaluator::command::CommandEvaluator, synthetic};
+    Arc::new(
+        CommandEvaluator::new(
+            synthetic::eval_script(dir, seed),
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap(),
+    )
+}
