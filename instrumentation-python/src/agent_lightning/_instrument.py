@@ -278,7 +278,9 @@ class Lightning:
 
     def _debug(self, message: str) -> None:
         if self.debug_enabled:
-            print(message, file=sys.stderr, flush=True)
+            # never raises (e.g. a signal handler printing while its thread was printing)
+            with contextlib.suppress(Exception):
+                print(message, file=sys.stderr, flush=True)
 
     def _warn(self, message: str) -> None:
         _log.warning(message)
@@ -1211,15 +1213,17 @@ class Lightning:
             self.shutdown_sync(reason="the process exited before the agent finished")
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
-        # Work on another thread: the main thread may hold a lock the shutdown needs (a signal
-        # handler runs between any two bytecodes). The wait is bounded either way.
-        worker = threading.Thread(
-            target=self.shutdown_sync,
-            kwargs={"reason": "the process received SIGTERM before the agent finished"},
-            daemon=True,
-        )
-        worker.start()
-        worker.join(self.shutdown_timeout + 1.0)
+        # Runs on the main thread between two bytecodes, maybe while that very thread holds the
+        # instrumentation's locks (inside a hook or track()). Both locks are re-entrant, so the
+        # shutdown here never waits for a lock its own thread holds: it completes the unfinished
+        # trajectories, delivers within shutdown_timeout and spools the rest synchronously, then
+        # the signal's default action ends the process.
+        with contextlib.suppress(Exception):
+            self.shutdown_sync(reason="the process received SIGTERM before the agent finished")
+        with contextlib.suppress(Exception):
+            # a shutdown() already under way elsewhere would not finish before the process ends:
+            # spool what it has not delivered yet (idempotent)
+            self._outbox.close()
         previous = self._previous_sigterm if self._previous_sigterm is not None else signal.SIG_DFL
         with contextlib.suppress(Exception):
             signal.signal(signal.SIGTERM, previous)
