@@ -619,7 +619,9 @@ class Lightning:
         self._finish(t, status="failed" if error else "succeeded", error=error, result=last)
 
     def _on_stop_failure(self, data: Mapping[str, Any], _id: str | None) -> None:
-        details = _str(data.get("error_details"))
+        # error_details is often absent; the synthetic assistant message then carries the API's
+        # text ("API Error: 400 …"), as in the TypeScript package
+        details = _str(data.get("error_details")) or _str(data.get("last_assistant_message"))
         self._on_stop(data, f"{_str(data.get('error')) or 'unknown'}{': ' + details if details else ''}")
 
     def _on_subagent(self, data: Mapping[str, Any], _id: str | None) -> None:
