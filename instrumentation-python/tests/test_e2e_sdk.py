@@ -17,7 +17,6 @@ from .conftest import ChildRun, finish_child, run_child, spawn_child
 from .helpers import (
     Collector,
     FakeAnthropic,
-    Features,
     HungServer,
     api_error,
     free_port,
@@ -123,7 +122,6 @@ def _two_step_task() -> list[dict[str, object]]:
 
 
 def test_max_turns_is_recorded_as_failed(collector: Collector, dirs: dict[str, str]) -> None:
-    features = Features(collector)
     fake = FakeAnthropic(
         [turn(tool(f"toolu_mt_{i}", "Bash", command=f"echo {i}", description="n")) for i in range(6)]
     ).start()
@@ -141,7 +139,6 @@ def test_max_turns_is_recorded_as_failed(collector: Collector, dirs: dict[str, s
     assert t["status"] == "failed"
     assert "maximum number of turns" in t["error"], t["error"]
     assert [s["toolUseId"] for s in tool_steps(t)] == ["toolu_mt_0", "toolu_mt_1"]
-    _ = features
 
 
 def test_subagent_steps_are_nested(collector: Collector, dirs: dict[str, str]) -> None:
@@ -185,7 +182,6 @@ def test_subagent_steps_are_nested(collector: Collector, dirs: dict[str, str]) -
 
 @pytest.mark.parametrize("ending,code", [("exception", 1), ("sys_exit", 3), ("raise_in_loop", 1)])
 def test_endings_lose_nothing(collector: Collector, dirs: dict[str, str], ending: str, code: int) -> None:
-    features = Features(collector)
     fake = FakeAnthropic(_two_step_task()).start()
     a = agent()
     try:
@@ -198,8 +194,7 @@ def test_endings_lose_nothing(collector: Collector, dirs: dict[str, str], ending
     if ending == "raise_in_loop":
         # the user's code stopped the agent after the first tool call: the run did not finish
         assert t["success"] is False
-        if features.interrupted:
-            assert t["status"] == "interrupted"
+        assert t["status"] == "interrupted"
         assert [s["toolUseId"] for s in tool_steps(t)][:1] == ["toolu_e_1"]
     else:
         # the agent had finished before the process failed: its trajectory stays succeeded
@@ -236,7 +231,6 @@ def _spawn_and_signal(collector: Collector, dirs: dict[str, str], a: str, sig: i
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_run_is_interrupted(collector: Collector, dirs: dict[str, str], sig: int) -> None:
-    features = Features(collector)
     a = agent()
     run, signalled = _spawn_and_signal(collector, dirs, a, sig)
     # the signal's own outcome is kept: killed by it (or Python's 130 for an unhandled Ctrl-C)
@@ -250,8 +244,7 @@ def test_signal_mid_run_is_interrupted(collector: Collector, dirs: dict[str, str
         run.assert_bounded_exit()
     t = collector.only(a)
     assert t["success"] is False
-    if features.interrupted:
-        assert t["status"] == "interrupted"
+    assert t["status"] == "interrupted"
     assert "SIG" in (t["error"] or ""), t["error"]
     steps = {s["toolUseId"]: s for s in tool_steps(t)}
     assert steps["toolu_s_1"]["toolOutput"]["stdout"] == "before"
