@@ -372,3 +372,27 @@ def test_instrument_returns_before_the_spool_is_read(
     assert server.kinds() == ["start", "steps", "complete"]
     assert server.requests[1]["body"]["steps"][0]["toolOutput"] == "spooled"
     assert list(tmp_path.glob("spool-*")) == [], "delivered spool files are deleted"
+
+
+async def test_a_record_whose_preparation_fails_keeps_its_kind_and_withholds_text(server: Scripted) -> None:
+    """A start (or completion) whose preparation raised is sent with its identifiers and numbers
+    only, still shaped as a start (not as a step, which the collector would refuse)."""
+    lightning = make(server.url)
+    real = lightning._outbox._prepare_fn
+
+    def failing(kind: str, draft: dict[str, Any]) -> dict[str, Any]:
+        if kind in ("start", "complete"):
+            raise RuntimeError("bug in preparation")
+        return real(kind, draft)
+
+    lightning._outbox._prepare_fn = failing
+    await session(lightning, 1, prompt="secret prompt text")
+    assert await lightning.flush(10)
+    stats = lightning.stats()
+    await lightning.shutdown(1)
+    assert server.kinds() == ["start", "steps", "complete"]
+    start, complete = server.requests[0]["body"], server.requests[2]["body"]
+    assert set(start) == {"trajectoryId", "agentId", "startTime", "sessionId"}, start
+    assert start["agentId"] == "outbox"
+    assert complete["status"] == "succeeded" and complete["totalSteps"] == 1 and "result" not in complete
+    assert stats.dropped == 0, stats

@@ -83,6 +83,15 @@ class Counters:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+# what a record keeps when its preparation failed: identifiers and numbers, no free text
+_SAFE_FIELDS: dict[str, tuple[str, ...]] = {
+    "start": ("trajectoryId", "agentId", "startTime", "sessionId"),
+    "step": ("stepNumber", "kind", "toolUseId", "durationMs"),
+    "complete": ("success", "status", "totalSteps", "duration", "endTime"),
+    "score": ("id", "name", "value", "source", "stepNumber"),
+}
+
+
 def _path(item: Item) -> str:
     tid = urllib.parse.quote(item.trajectory_id, safe="")
     if item.kind == "start":
@@ -287,7 +296,12 @@ class Outbox:
                 nbytes = len(dumps(payload).encode("utf-8", "surrogatepass")) + 1
             except Exception as e:
                 self._debug(f"[Lightning Instrumentation] could not prepare a record: {error_message(e)}")
-                payload, nbytes = {"stepNumber": draft.get("stepNumber", 0), "toolName": "unknown"}, 64
+                # the record's kind keeps its shape; every free-text field is withheld
+                keep = _SAFE_FIELDS.get(item.kind, ())
+                payload = {k: draft[k] for k in keep if isinstance(draft.get(k), (str, int, float, bool))}
+                if item.kind == "step":
+                    payload = {"stepNumber": draft.get("stepNumber", 0), "toolName": "unknown", **payload}
+                nbytes = len(dumps(payload)) + 1
             with self._lock:
                 if item.version != version:
                     self._unprepared.append(item)
