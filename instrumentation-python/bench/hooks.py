@@ -105,7 +105,8 @@ async def main() -> None:
     print(f"gap between pairs: {gap * 1000:g} ms, tool output {output_bytes or 5} bytes")
     for name, v in (("baseline (empty hooks)", base), ("instrumented", inst)):
         print(
-            f"{name:24s} n={len(v)} p50={pct(v, 0.5):7.1f} us  p99={pct(v, 0.99):7.1f} us  mean={statistics.mean(v):7.1f} us"
+            f"{name:24s} n={len(v)} p50={pct(v, 0.5):7.1f} us  p99={pct(v, 0.99):7.1f} us  "
+            f"p99.9={pct(v, 0.999):8.1f} us  max={max(v):8.1f} us  mean={statistics.mean(v):7.1f} us"
         )
     for q in (0.5, 0.99):
         (lo, hi), (rlo, rhi) = bootstrap(inst, base, q)
@@ -115,7 +116,7 @@ async def main() -> None:
             f"p{int(q * 100)}: ratio {ratio:5.2f} (95% interval {rlo:.2f} .. {rhi:.2f}), "
             f"excess {excess:6.1f} us ({lo:.1f} .. {hi:.1f})"
         )
-    print(f"sender: {lightning.stats().queued} records still queued (preparing in the background)")
+    print(f"{len(lightning._outbox._unprepared)} records not prepared yet by the sender at the end")
     lightning.shutdown_sync(0)
 
 
