@@ -300,9 +300,9 @@ describe('dashboard against lightning serve', () => {
     await row.getByRole('link', { name: `Open run ${run.id}` }).click();
     await page.getByRole('heading', { name: `Run ${short(run.id)} · ${OPT_AGENT}`, level: 1 }).waitFor();
     const summary = async (label) => page.locator('.summary-item', { has: page.getByText(label, { exact: true }) }).first().locator('dd').innerText();
-    assert.equal(await summary('Start on test (judge estimate)'), fmt(run.evidence.baselineTest));
-    assert.equal(await summary('Best on test (judge estimate)'), fmt(run.evidence.bestTest));
-    assert.match(await summary('Best − start (paired)'), /^\+0\.500 \[\+0\.\d{3}, \+0\.\d{3}\] n=24 · 12 better, 0 worse$/);
+    assert.equal(await summary('Start on test (judge estimate) [95% CI] n'), fmt(run.evidence.baselineTest));
+    assert.equal(await summary('Best on test (judge estimate) [95% CI] n'), fmt(run.evidence.bestTest));
+    assert.match(await summary('Best − start (paired) (judge estimate) [95% CI] n'), /^\+0\.500 \[\+0\.\d{3}, \+0\.\d{3}\] n=24 · 12 better, 0 worse$/);
     assert.equal(await summary('Split'), '32 train / 24 validation / 24 test');
     assert.equal(await summary('Candidates'), String(candidates.length));
     const perRound = [0, 1, 2].map((r) => candidates.filter((c) => c.round === r).length);
@@ -311,7 +311,8 @@ describe('dashboard against lightning serve', () => {
       roundItems.map((t) => t.replace(/\s+/g, ' ').replace(/ · best.*/, '')),
       perRound.map((n, r) => `Round ${r} ${n} candidate${n === 1 ? '' : 's'}`),
     );
-    assert.match(roundItems[2], /best 1\.000/);
+    // The round's best is the selection maximum, with its interval and n, and said to be one.
+    assert.match(roundItems[2], /best 1\.000 \[0\.\d{3}, 1\.000\] n=24 \(judge estimate\), a maximum over candidates/);
 
     const tree = page.getByRole('tree', { name: 'Candidate lineage' });
     assert.equal(await tree.getByRole('treeitem').count(), candidates.length);
@@ -325,7 +326,7 @@ describe('dashboard against lightning serve', () => {
     // parent → child: the best candidate sits in its parent's group, which sits in the seed's.
     const bestNode = node(node(node(tree, 1, seedCandidate), 2, parent), 3, best);
     assert.equal(await bestNode.count(), 1);
-    assert.match(await bestNode.locator(':scope > button').innerText(), /R2[\s\S]*best[\s\S]*1\.000/);
+    assert.match(await bestNode.locator(':scope > button').innerText(), /R2[\s\S]*best[\s\S]*1\.000 \[0\.\d{3}, 1\.000\] n=24[\s\S]*judge estimate$/);
     assert.equal(await bestNode.getAttribute('aria-selected'), 'true');
 
     // The selected (best) candidate: its critique, and the diff against its parent.
