@@ -247,8 +247,8 @@ pub struct OptimizeArgs {
     #[arg(long, value_name = "RUN_ID")]
     resume: Option<uuid::Uuid>,
 
-    /// Prompt to start from (default: the agent's latest registered version, else the system
-    /// prompt recorded in its trajectories).
+    /// Prompt to start from (default: the agent's promoted version, never an unpromoted
+    /// candidate, else the most frequent system prompt recorded in its trajectories).
     #[arg(long, env = "LIGHTNING_PROMPT_FILE")]
     prompt_file: Option<PathBuf>,
 
