@@ -105,6 +105,31 @@ describe('dashboard against lightning serve', () => {
     await expectNoProblems(session);
   });
 
+  it('leaves optimizer evaluation runs out of the list unless the switch shows them', async () => {
+    const { page } = session;
+    const evalId = await server.api.start({ agentId: 'support-bot', taskType: 'triage', prompt: 'evaluation rollout of a candidate', promptVersion: 'opt-0190e2e0-candidate' });
+    const count = (n) => page.waitForFunction((n) => document.querySelectorAll('table.trajectories-table tbody tr').length === n, n);
+    try {
+      await page.goto(`${server.url}/trajectories?agentId=support-bot`);
+      await count(8);
+      const toggle = page.getByLabel('Show evaluation runs');
+      assert.equal(await toggle.isChecked(), false);
+      await toggle.check();
+      await count(9);
+      assert.match(page.url(), /evaluations=include/);
+      await page.getByRole('link', { name: `Open trajectory ${evalId} of support-bot` }).waitFor();
+      await toggle.uncheck();
+      await count(8);
+      assert.equal(await page.getByRole('link', { name: `Open trajectory ${evalId} of support-bot` }).count(), 0);
+    } finally {
+      await server.api.ok('DELETE', `/api/trajectories/${evalId}`);
+    }
+    // Back to the search the next test starts from.
+    await page.goto(`${server.url}/trajectories?q=parser.rs`);
+    await count(1);
+    await expectNoProblems(session);
+  });
+
   it('opens a trajectory, expands a step and shows the error step', async () => {
     const { page } = session;
     await page.locator('table.trajectories-table tbody tr').first().click();
