@@ -291,9 +291,18 @@ async fn judge_requests_use_the_judge_model() {
     use lightning_optimizer::synthetic;
     let cases: [(&[&str], &str, &str); 3] = [
         (&[], "claude-sonnet-4-5", "claude-haiku-4-5"),
-        (&["--model", "claude-haiku-4-5"], "claude-haiku-4-5", "claude-sonnet-4-5"),
         (
-            &["--model", "claude-haiku-4-5", "--judge-model", "judge-model-x"],
+            &["--model", "claude-haiku-4-5"],
+            "claude-haiku-4-5",
+            "claude-sonnet-4-5",
+        ),
+        (
+            &[
+                "--model",
+                "claude-haiku-4-5",
+                "--judge-model",
+                "judge-model-x",
+            ],
             "claude-haiku-4-5",
             "judge-model-x",
         ),
@@ -358,8 +367,14 @@ async fn judge_requests_use_the_judge_model() {
         assert_eq!(e["split"]["test"], 21);
         for s in [&e["baselineTest"], &e["bestTest"], &e["difference"]] {
             assert_eq!(s["n"], 21, "{s}");
-            assert!(s["low"].as_f64().unwrap() <= s["mean"].as_f64().unwrap(), "{s}");
-            assert!(s["high"].as_f64().unwrap() >= s["mean"].as_f64().unwrap(), "{s}");
+            assert!(
+                s["low"].as_f64().unwrap() <= s["mean"].as_f64().unwrap(),
+                "{s}"
+            );
+            assert!(
+                s["high"].as_f64().unwrap() >= s["mean"].as_f64().unwrap(),
+                "{s}"
+            );
             assert_eq!(s["confidence"], 0.95, "{s}");
         }
         assert_eq!(outcome["candidates"][0]["scores"]["test"]["n"], 21);

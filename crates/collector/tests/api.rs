@@ -342,9 +342,14 @@ async fn read_api_lists_filters_pages_and_exports(store: &TestStore) {
 async fn evaluation_runs_are_left_out_of_the_list_and_export_by_default(store: &TestStore) {
     let s = server_on(store).await;
     let mut own = HashSet::new();
-    for (i, version) in [Some("3"), None, Some("opt-0190a1b2-c"), Some("opt-0190a1b2-d")]
-        .into_iter()
-        .enumerate()
+    for (i, version) in [
+        Some("3"),
+        None,
+        Some("opt-0190a1b2-c"),
+        Some("opt-0190a1b2-d"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut body = json!({"agentId": "evals", "prompt": format!("run {i}"),
             "startTime": format!("2026-11-2{i}T10:00:00Z")});
@@ -372,9 +377,13 @@ async fn evaluation_runs_are_left_out_of_the_list_and_export_by_default(store: &
     let (status, page) = s.get("/api/trajectories?agentId=evals").await;
     assert_eq!(status, 200);
     assert_eq!(listed(&page), own);
-    let (_, page) = s.get("/api/trajectories?agentId=evals&includeEvaluations=false").await;
+    let (_, page) = s
+        .get("/api/trajectories?agentId=evals&includeEvaluations=false")
+        .await;
     assert_eq!(listed(&page), own);
-    let (_, all) = s.get("/api/trajectories?agentId=evals&includeEvaluations=true").await;
+    let (_, all) = s
+        .get("/api/trajectories?agentId=evals&includeEvaluations=true")
+        .await;
     assert_eq!(all["trajectories"].as_array().unwrap().len(), 4);
     assert!(all["trajectories"]
         .as_array()
@@ -386,7 +395,10 @@ async fn evaluation_runs_are_left_out_of_the_list_and_export_by_default(store: &
         let s = &s;
         async move {
             let text = s
-                .request(Method::GET, &format!("/api/trajectories/export?agentId=evals{query}"))
+                .request(
+                    Method::GET,
+                    &format!("/api/trajectories/export?agentId=evals{query}"),
+                )
                 .send()
                 .await
                 .unwrap()
@@ -394,7 +406,12 @@ async fn evaluation_runs_are_left_out_of_the_list_and_export_by_default(store: &
                 .await
                 .unwrap();
             text.lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
                 .collect::<HashSet<String>>()
         }
     };
@@ -403,10 +420,22 @@ async fn evaluation_runs_are_left_out_of_the_list_and_export_by_default(store: &
     // The old opt-out is gone: an unknown parameter is refused, naming it.
     let (status, body) = s.get("/api/trajectories?excludeEvaluations=true").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("excludeEvaluations"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("excludeEvaluations"),
+        "{body}"
+    );
     let (status, body) = s.get("/api/trajectories?includeEvaluations=maybe").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("includeEvaluations"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("includeEvaluations"),
+        "{body}"
+    );
 }
 
 fn concrete(path: &str) -> String {

@@ -795,7 +795,8 @@ mod tests {
                 test: Some(at(0.35, 21, 0.99)),
             },
         };
-        let difference = crate::stats::paired_difference(&[1.0, 0.0], &[1.0, 0.0], 0.99, 0).unwrap();
+        let difference =
+            crate::stats::paired_difference(&[1.0, 0.0], &[1.0, 0.0], 0.99, 0).unwrap();
         let mut e = RunEvidence {
             evaluator: "command".into(),
             estimate: false,
@@ -819,7 +820,10 @@ mod tests {
         ] {
             assert!(header.contains(h), "{table}");
         }
-        assert!(!table.contains("95%") && !table.contains("estimate"), "{table}");
+        assert!(
+            !table.contains("95%") && !table.contains("estimate"),
+            "{table}"
+        );
         for cell in [
             "0.250 [0.150, 0.350] n=4",
             "0.300 [0.200, 0.400] n=21",

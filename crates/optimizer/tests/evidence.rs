@@ -224,7 +224,7 @@ async fn improvement_registers_a_prompt_that_beats_the_start_on_test() {
 
 /// The many-seed sweep: in process (no shell, no HTTP), so 50 full runs take seconds. Returns
 /// (false registrations, seeds where the best differed from the start).
-async fn hopeless_sweep(strategy: Strategy, confidence: f64) -> (u64, u64) {
+async fn hopeless_sweep(strategy: Strategy, confidence: f64, budget: Option<u64>) -> (u64, u64) {
     let t = seeded(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let mut false_registrations = 0u64;
@@ -239,6 +239,14 @@ async fn hopeless_sweep(strategy: Strategy, confidence: f64) -> (u64, u64) {
         let mut opts = options(seed, &out);
         opts.apo.confidence = confidence;
         opts.apo.strategy = strategy;
+        if let Some(b) = budget {
+            // The CLI's defaults (beam 4, branch 4) with rounds enough for the budget to bind,
+            // as `optimize-bench --suite synthetic` runs them.
+            let defaults = ApoConfig::default();
+            (opts.apo.beam, opts.apo.branch, opts.apo.rounds) =
+                (defaults.beam, defaults.branch, 50);
+            opts.apo.max_evaluations = Some(b);
+        }
         let outcome = optimize(
             t.store.clone(),
             prepared.clone(),
@@ -282,10 +290,13 @@ async fn hopeless_sweep(strategy: Strategy, confidence: f64) -> (u64, u64) {
     let n = SWEEP.count() as u64;
     let (lo, hi) = stats::wilson(false_registrations, n, 0.95);
     println!(
-        "no improvement possible, --strategy {} --confidence {confidence}: \
+        "no improvement possible, --strategy {} --confidence {confidence}{}: \
          {false_registrations}/{n} false registrations ({:.1}%, Wilson 95% CI {:.1}%-{:.1}%); \
          the best candidate differed from the start in {best_differs}",
         strategy.as_str(),
+        budget
+            .map(|b| format!(" --max-evaluations {b}"))
+            .unwrap_or_default(),
         100.0 * false_registrations as f64 / n as f64,
         100.0 * lo,
         100.0 * hi
@@ -309,13 +320,14 @@ const SWEEP: std::ops::Range<u64> = 100..150;
 /// rule won 12 and lost 1 of 36 test tasks by chance). A stricter level never registers more.
 #[tokio::test]
 async fn no_improvement_possible_registers_almost_nothing_over_50_seeds() {
-    let (at95, _) = hopeless_sweep(Strategy::Apo, 0.95).await;
+    let (at95, _) = hopeless_sweep(Strategy::Apo, 0.95, None).await;
     assert!(at95 <= 2, "{at95}/50 false registrations at 95%");
-    let (at99, _) = hopeless_sweep(Strategy::Apo, 0.99).await;
+    let (at99, _) = hopeless_sweep(Strategy::Apo, 0.99, None).await;
     assert!(at99 <= at95, "99%: {at99}, 95%: {at95}");
 }
 
-/// The same sweep with GEPA, the CLI's default strategy, under the same flags. The bound is the
+/// The same sweep with GEPA, the CLI's default strategy: under the same flags, and with the
+/// CLI's default beam and branch under a 600-evaluation budget (as the bench). The bound is the
 /// one a registration gate at the nominal one-sided 2.5% must meet over 50 seeds: the rate's
 /// Wilson interval has to reach below 2.5% (so 4/50 would still pass, 5/50 would not), and the
 /// count stays at most 3 (the bench measured 2/50 under a larger budget).
@@ -323,14 +335,19 @@ const NOMINAL_FALSE_REGISTRATION: f64 = 0.025;
 const GEPA_BOUND: u64 = 3;
 #[tokio::test]
 async fn gepa_no_improvement_possible_registers_almost_nothing_over_50_seeds() {
-    let (at95, _) = hopeless_sweep(Strategy::Gepa, 0.95).await;
     let n = SWEEP.count() as u64;
-    let (lo, _) = stats::wilson(at95, n, 0.95);
-    assert!(
-        lo < NOMINAL_FALSE_REGISTRATION,
-        "GEPA: {at95}/{n} false registrations, inconsistent with the nominal 2.5%"
-    );
-    assert!(at95 <= GEPA_BOUND, "GEPA: {at95}/{n} false registrations at 95%");
+    for budget in [None, Some(600)] {
+        let (at95, _) = hopeless_sweep(Strategy::Gepa, 0.95, budget).await;
+        let (lo, _) = stats::wilson(at95, n, 0.95);
+        assert!(
+            lo < NOMINAL_FALSE_REGISTRATION,
+            "GEPA {budget:?}: {at95}/{n} false registrations, inconsistent with the nominal 2.5%"
+        );
+        assert!(
+            at95 <= GEPA_BOUND,
+            "GEPA {budget:?}: {at95}/{n} false registrations at 95%"
+        );
+    }
 }
 
 /// The real `--evaluator command` path (a shell script per rollout) and the scripted LLM over
@@ -701,7 +718,10 @@ async fn failure_analysis_reads_train_only(strategy: Strategy, seed: u64) {
             .count()
     };
     let planted = has(&d.validation, HELD_OUT_SENTINEL) + has(&d.test, HELD_OUT_SENTINEL);
-    assert!(planted >= 20, "only {planted} held-out failures carry the text");
+    assert!(
+        planted >= 20,
+        "only {planted} held-out failures carry the text"
+    );
     assert_eq!(has(&d.train, HELD_OUT_SENTINEL), 0, "the split moved");
     assert!(has(&d.train, TRAIN_SENTINEL) >= 10);
     // The control: an analysis over every example would show the held-out text.
@@ -732,11 +752,17 @@ async fn failure_analysis_reads_train_only(strategy: Strategy, seed: u64) {
         );
     }
     let analyses: Vec<&str> = requests.iter().filter_map(|r| analysis_block(r)).collect();
-    assert!(!analyses.is_empty(), "no request carried the failure analysis");
+    assert!(
+        !analyses.is_empty(),
+        "no request carried the failure analysis"
+    );
     let head = format!("{} trajectories:", d.train.len());
     for a in &analyses {
         assert!(a.starts_with(&head), "not the training set's analysis: {a}");
-        assert!(a.contains(TRAIN_SENTINEL), "the training error is missing: {a}");
+        assert!(
+            a.contains(TRAIN_SENTINEL),
+            "the training error is missing: {a}"
+        );
     }
     assert_no_leak(&prepared, &requests);
     println!(

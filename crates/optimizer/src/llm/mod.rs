@@ -595,7 +595,10 @@ mod tests {
     fn the_default_judge_is_never_the_proposer() {
         let a = Provider::Anthropic;
         assert_eq!(a.default_judge_model(a.default_model()), "claude-haiku-4-5");
-        assert_eq!(a.default_judge_model("claude-haiku-4-5"), "claude-sonnet-4-5");
+        assert_eq!(
+            a.default_judge_model("claude-haiku-4-5"),
+            "claude-sonnet-4-5"
+        );
         assert_eq!(a.default_judge_model("claude-opus-4-1"), "claude-haiku-4-5");
         let o = Provider::OpenAi;
         assert_eq!(o.default_judge_model(o.default_model()), "gpt-4.1-mini");
