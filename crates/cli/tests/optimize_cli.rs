@@ -203,6 +203,9 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
         assert!(ok, "{err}\n{out}");
         println!("{variant:?}:\n{out}");
         assert!(out.contains("test [95% CI] n"), "{out}");
+        // Every candidate's minibatch score carries its interval and n too.
+        assert!(out.contains("minibatch [95% CI] n"), "{out}");
+        assert!(out.contains("] n=4  "), "{out}");
         assert!(
             out.contains("Paired difference on test (best − start): "),
             "{out}"
