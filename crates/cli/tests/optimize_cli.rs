@@ -340,7 +340,7 @@ async fn judge_requests_use_the_judge_model() {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        let env = vec![
+        let env = [
             ("DATABASE_URL".to_string(), t.database_url.clone()),
             ("ANTHROPIC_API_KEY".to_string(), "sk-test".to_string()),
             ("ANTHROPIC_BASE_URL".to_string(), base.clone()),
