@@ -13,8 +13,8 @@ use lightning_optimizer::{
     evaluator::{command::CommandEvaluator, judge::JudgeEvaluator, Evaluator},
     llm::{HttpLlm, Llm, LlmConfig, Price, Provider},
     run::{
-        optimize_until, prepare, render_candidates, strip_label, OptimizeOptions, OptimizeOutcome,
-        Prepared, PromptSource, RegistrationGate, SplitFractions,
+        optimize_until, percent, prepare, render_candidates, strip_label, OptimizeOptions,
+        OptimizeOutcome, Prepared, PromptSource, RegistrationGate, SplitFractions,
     },
     stats::{format_difference, format_score},
     templates::Templates,
@@ -247,8 +247,8 @@ pub struct OptimizeArgs {
     #[arg(long, value_name = "RUN_ID")]
     resume: Option<uuid::Uuid>,
 
-    /// Prompt to start from (default: the agent's latest registered version, else the system
-    /// prompt recorded in its trajectories).
+    /// Prompt to start from (default: the agent's promoted version, never an unpromoted
+    /// candidate, else the most frequent system prompt recorded in its trajectories).
     #[arg(long, env = "LIGHTNING_PROMPT_FILE")]
     prompt_file: Option<PathBuf>,
 
@@ -624,7 +624,10 @@ fn announce(
 }
 
 fn print_outcome(args: &OptimizeArgs, outcome: &OptimizeOutcome) {
-    println!("{}", render_candidates(&outcome.candidates));
+    println!(
+        "{}",
+        render_candidates(&outcome.candidates, &outcome.evidence)
+    );
     if outcome.diff.is_empty() {
         println!("The best prompt is the starting prompt (no candidate beat it on validation).\n");
     } else {
@@ -649,9 +652,9 @@ fn print_outcome(args: &OptimizeArgs, outcome: &OptimizeOutcome) {
         );
     }
     println!(
-        "Test {kind} ({} held-out examples, {:.0}% intervals): start {}, best {}",
+        "Test {kind} ({} held-out examples, {}% intervals): start {}, best {}",
         e.split.test,
-        e.confidence * 100.0,
+        percent(e.confidence),
         format_score(&e.baseline_test),
         format_score(&e.best_test)
     );
@@ -783,8 +786,8 @@ fn print_plan(
         plan.test_evaluations
     );
     println!(
-        "Registration:     only if the {:.0}% interval of (best − start) on test is above {}{}",
-        args.confidence * 100.0,
+        "Registration:     only if the {}% interval of (best − start) on test is above {}{}",
+        percent(args.confidence),
         args.min_improvement,
         match (args.evaluator, args.register_judged) {
             (EvaluatorKind::Judge, false) =>

@@ -1,6 +1,9 @@
 //! `lightning optimize` / `lightning analyze` as a user runs them: flags, environment, output.
 
-use std::process::Command;
+use std::{
+    process::Command,
+    sync::{Arc, Mutex},
+};
 
 use lightning_core::{Completion, NewStep, NewTrajectory};
 use lightning_store::{testing::TestStore, Backend};
@@ -200,6 +203,9 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
         assert!(ok, "{err}\n{out}");
         println!("{variant:?}:\n{out}");
         assert!(out.contains("test [95% CI] n"), "{out}");
+        // Every candidate's minibatch score carries its interval and n too.
+        assert!(out.contains("minibatch [95% CI] n"), "{out}");
+        assert!(out.contains("] n=4  "), "{out}");
         assert!(
             out.contains("Paired difference on test (best − start): "),
             "{out}"
@@ -240,6 +246,141 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
                 assert!(written.contains("completed: significant improvement"));
             }
         }
+    }
+}
+
+/// A Messages-API server that answers the synthetic suite's critiques and edits and, for judge
+/// requests, a score; it records the `model` of every request, by kind.
+async fn model_recording_server() -> (String, Arc<Mutex<Vec<(String, bool)>>>) {
+    use axum::{routing::post, Json, Router};
+    use lightning_optimizer::synthetic::{scripted_reply, Variant};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = Router::new().route(
+        "/v1/messages",
+        post(move |Json(body): Json<Value>| {
+            let log = log.clone();
+            async move {
+                let prompt = body["messages"][0]["content"].as_str().unwrap_or("");
+                let judge = prompt.contains("You are evaluating a candidate system prompt");
+                let text = if judge {
+                    "{\"score\": 0.5, \"reason\": \"scripted\"}".to_string()
+                } else {
+                    scripted_reply(prompt, Variant::Improvable)
+                };
+                let model = body["model"].as_str().unwrap_or("").to_string();
+                log.lock().unwrap().push((model.clone(), judge));
+                Json(serde_json::json!({
+                    "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn",
+                    "usage": {"input_tokens": 10, "output_tokens": 5}
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+/// `--evaluator judge` (the default) sends the judge's requests with the judge's model: by
+/// default one other than the proposer's (`--model`), else the one `--judge-model` names;
+/// critiques and edits keep `--model`. The run records the judge model and, under `--json`,
+/// every score with its n and interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge_requests_use_the_judge_model() {
+    use lightning_optimizer::synthetic;
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&[], "claude-sonnet-4-5", "claude-haiku-4-5"),
+        (
+            &["--model", "claude-haiku-4-5"],
+            "claude-haiku-4-5",
+            "claude-sonnet-4-5",
+        ),
+        (
+            &[
+                "--model",
+                "claude-haiku-4-5",
+                "--judge-model",
+                "judge-model-x",
+            ],
+            "claude-haiku-4-5",
+            "judge-model-x",
+        ),
+    ];
+    for (extra, proposer, judge) in cases {
+        let t = TestStore::new(Backend::Sqlite).await;
+        synthetic::seed_store(t.store.as_ref(), 70).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out_file = dir.path().join("best.txt");
+        let (base, seen) = model_recording_server().await;
+        let mut args: Vec<String> = [
+            "optimize",
+            "--agent",
+            synthetic::AGENT,
+            "--trajectories",
+            "70",
+            "--strategy",
+            "apo",
+            "--rounds",
+            "1",
+            "--beam",
+            "1",
+            "--branch",
+            "1",
+            "--concurrency",
+            "8",
+            "--json",
+            "--out",
+            out_file.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let env = [
+            ("DATABASE_URL".to_string(), t.database_url.clone()),
+            ("ANTHROPIC_API_KEY".to_string(), "sk-test".to_string()),
+            ("ANTHROPIC_BASE_URL".to_string(), base.clone()),
+        ];
+        let (ok, out, err) = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            lightning(&args, &env)
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{err}\n{out}");
+        let seen = seen.lock().unwrap().clone();
+        let judged: Vec<&String> = seen.iter().filter(|(_, j)| *j).map(|(m, _)| m).collect();
+        let proposed: Vec<&String> = seen.iter().filter(|(_, j)| !*j).map(|(m, _)| m).collect();
+        assert!(!judged.is_empty() && !proposed.is_empty(), "{seen:?}");
+        assert!(judged.iter().all(|m| *m == judge), "{extra:?}: {judged:?}");
+        assert!(
+            proposed.iter().all(|m| *m == proposer),
+            "{extra:?}: {proposed:?}"
+        );
+        let outcome: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(outcome["run"]["config"]["judgeModel"], judge, "{extra:?}");
+        let e = &outcome["evidence"];
+        assert_eq!(e["estimate"], true);
+        assert_eq!(e["split"]["test"], 21);
+        for s in [&e["baselineTest"], &e["bestTest"], &e["difference"]] {
+            assert_eq!(s["n"], 21, "{s}");
+            assert!(
+                s["low"].as_f64().unwrap() <= s["mean"].as_f64().unwrap(),
+                "{s}"
+            );
+            assert!(
+                s["high"].as_f64().unwrap() >= s["mean"].as_f64().unwrap(),
+                "{s}"
+            );
+            assert_eq!(s["confidence"], 0.95, "{s}");
+        }
+        assert_eq!(outcome["candidates"][0]["scores"]["test"]["n"], 21);
     }
 }
 
