@@ -208,6 +208,18 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
             json!({"name": "q", "value": 1, "comment": 5}),
             "comment: invalid type",
         ),
+        (
+            json!({"name": "label", "value": " \t\n "}),
+            "value: a label must be 1 to 256 characters, not blank",
+        ),
+        (
+            json!({"name": "q", "value": 1, "comment": "é".repeat(16 * 1024 + 1)}),
+            "comment: must be at most 16384 characters",
+        ),
+        (
+            json!({"name": "q", "value": 1, "stepNumber": 10_000_001}),
+            "stepNumber: must be between",
+        ),
     ];
     for (body, expected) in cases {
         let (status, json) = post_score(&s, &id, body.clone()).await;
@@ -218,6 +230,14 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
             "{body}: {message:?} should contain {expected:?}"
         );
     }
+    // A comment of exactly the limit (in characters, not bytes) is kept whole.
+    let (status, json) = post_score(
+        &s,
+        &id,
+        json!({"name": "q", "value": 1, "comment": "é".repeat(16 * 1024)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
     // A number too large for a double is refused by the parser, naming the field.
     let (status, json) = send(
         s.request(Method::POST, &format!("/api/trajectories/{id}/scores"))
@@ -226,6 +246,19 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
     )
     .await;
     assert_eq!(status, 400, "{json}");
+    let message = json["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("value: not a finite number"),
+        "{message:?} should name value"
+    );
+    let (status, json) = send(
+        s.request(Method::POST, &format!("/api/trajectories/{id}/scores"))
+            .header("content-type", "application/json")
+            .body(r#"{"name": "q", "value": -2e308}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{json}");
+    assert!(json["error"].as_str().unwrap().starts_with("value:"), "{json}");
     // An id already used on another trajectory.
     let (status, json) =
         post_score(&s, &other, json!({"name": "q", "value": 1, "id": "taken"})).await;
