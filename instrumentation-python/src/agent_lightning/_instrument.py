@@ -59,6 +59,7 @@ def cap_score_comment(text: str, max_chars: int = MAX_SCORE_COMMENT_CHARS) -> st
     keep = max_chars - reserve
     return text[:keep] + marker(len(text) - keep)
 
+
 T = TypeVar("T")
 StepSanitizer = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 _log = logging.getLogger("agent_lightning")
