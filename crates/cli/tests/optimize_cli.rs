@@ -297,3 +297,135 @@ fn every_subcommand_has_help() {
         assert!(out.contains(flag), "{flag} missing from optimize --help");
     }
 }
+
+/// `--reward score:<name>` decides which examples count as failures: here every run "succeeded"
+/// by its own flag in some cases where a grader scored it low. The run's announced split, the
+/// failure analysis the critiques are given, and the stored run config all follow the score;
+/// `auto` resolves to it (recorded as such) and `success` ignores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimize_reward_score_decides_the_outcomes() {
+    use lightning_optimizer::synthetic::{self, Variant};
+    let t = TestStore::new(Backend::Sqlite).await;
+    synthetic::seed_store(t.store.as_ref(), 120).await.unwrap();
+    let mut list = t
+        .store
+        .list_trajectories(&lightning_core::TrajectoryFilter {
+            agent_id: Some(synthetic::AGENT.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .trajectories;
+    list.sort_by_key(|x| x.id);
+    assert_eq!(list.len(), 120);
+    let (mut by_flag, mut by_score, mut low_but_succeeded) = (0, 0, 0);
+    for (i, tr) in list.iter().enumerate() {
+        let succeeded = tr.success == Some(true);
+        // A grader fails every fourth run that its own flag calls a success.
+        let good = succeeded && i % 4 != 0;
+        by_flag += usize::from(!succeeded);
+        by_score += usize::from(!good);
+        low_but_succeeded += usize::from(succeeded && !good);
+        let mut s = lightning_core::NewScore::new(
+            "quality",
+            lightning_core::ScoreValue::Number(if good { 0.9 } else { 0.1 }),
+        );
+        s.validate().unwrap();
+        t.store.upsert_score(tr.id, &s).await.unwrap();
+    }
+    assert!(low_but_succeeded > 5, "{low_but_succeeded}");
+
+    // Dry runs: the failures counted follow the reward.
+    let db = [("DATABASE_URL", t.database_url.as_str())];
+    for (reward, failures, shown) in [
+        ("success", by_flag, "success"),
+        ("score:quality", by_score, "score:quality"),
+        ("auto", by_score, "score:quality"),
+    ] {
+        let (ok, out, err) = lightning(
+            &[
+                "optimize",
+                "--dry-run",
+                "--json",
+                "--agent",
+                synthetic::AGENT,
+                "--trajectories",
+                "120",
+                "--reward",
+                reward,
+            ],
+            &db,
+        );
+        assert!(ok, "{err}");
+        let plan: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(plan["failures"], failures, "{reward}: {plan}");
+        assert_eq!(plan["reward"], shown, "{reward}");
+    }
+
+    // A real run with the default reward (auto): it resolves to the score, says so, and stores it.
+    let dir = tempfile::tempdir().unwrap();
+    let eval_cmd = synthetic::eval_script(dir.path(), 7);
+    let (base, seen) = scripted_llm::scripted_server(Variant::Hopeless).await;
+    let args: Vec<String> = [
+        "optimize",
+        "--agent",
+        synthetic::AGENT,
+        "--evaluator",
+        "command",
+        "--eval-cmd",
+        &eval_cmd,
+        "--trajectories",
+        "120",
+        "--rounds",
+        "1",
+        "--beam",
+        "1",
+        "--branch",
+        "1",
+        "--concurrency",
+        "8",
+        "--seed",
+        "7",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", t.database_url.as_str()),
+        ("ANTHROPIC_API_KEY", "sk-test"),
+        ("ANTHROPIC_BASE_URL", base.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        lightning(&args, &env)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}\n{out}");
+    assert!(
+        err.contains(&format!(
+            "120 trajectories, {by_score} failed by reward score:quality (auto);"
+        )),
+        "{err}"
+    );
+    let prompts = seen.lock().unwrap().clone();
+    assert!(
+        prompts.iter().any(|p| p.contains("low score: quality")),
+        "the critiques' failure analysis splits by the score"
+    );
+    let runs = t
+        .store
+        .list_runs(Some(synthetic::AGENT), 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    // The config `GET /api/optimization-runs/{id}` serves, as stored.
+    let config = &t.store.get_run(runs[0].id).await.unwrap().config;
+    assert_eq!(config["reward"], "score:quality", "{config}");
+    assert_eq!(config["rewardRequested"], "auto", "{config}");
+}

@@ -96,6 +96,7 @@ async fn scores_are_stored_listed_and_shown_with_the_trajectory(store: &TestStor
     assert_eq!(body["error"], format!("score {generated:?} not found"));
     let (_, list) = s.get(&format!("/api/trajectories/{id}/scores")).await;
     assert_eq!(list["scores"].as_array().unwrap().len(), 1);
+    assert_eq!(list["scores"][0]["comment"], limit_comment.as_str());
 
     // Unknown trajectories are 404 for writes and reads.
     let ghost = "0190f0f0-0000-7000-8000-000000000000";
@@ -230,11 +231,13 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
             "{body}: {message:?} should contain {expected:?}"
         );
     }
-    // A comment of exactly the limit (in characters, not bytes) is kept whole.
+    // A comment of exactly the limit (in characters, not bytes) is kept whole (an update of the
+    // stored score, so the count below stays 1).
+    let limit_comment = "é".repeat(16 * 1024);
     let (status, json) = post_score(
         &s,
         &id,
-        json!({"name": "q", "value": 1, "comment": "é".repeat(16 * 1024)}),
+        json!({"name": "q", "value": 1, "id": "taken", "comment": limit_comment}),
     )
     .await;
     assert_eq!(status, 200, "{json}");
@@ -305,6 +308,7 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
     // Nothing of the refused writes was stored.
     let (_, list) = s.get(&format!("/api/trajectories/{id}/scores")).await;
     assert_eq!(list["scores"].as_array().unwrap().len(), 1);
+    assert_eq!(list["scores"][0]["comment"], limit_comment.as_str());
     assert!(
         s.get(&format!("/api/trajectories/{other}/scores")).await.1["scores"]
             .as_array()
