@@ -386,7 +386,10 @@ async fn judge_budget_without_a_known_price_is_refused() {
             && err.contains("--price-input and --price-output"),
         "{err}"
     );
-    assert!(judge.requests.lock().unwrap().is_empty(), "no LLM call made");
+    assert!(
+        judge.requests.lock().unwrap().is_empty(),
+        "no LLM call made"
+    );
     assert!(t.store.scores_of(&ids).await.unwrap().is_empty());
     // With an explicit price the same budget is accepted and enforced.
     let (code, out, err) = lightning(

@@ -261,7 +261,10 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
     )
     .await;
     assert_eq!(status, 400, "{json}");
-    assert!(json["error"].as_str().unwrap().starts_with("value:"), "{json}");
+    assert!(
+        json["error"].as_str().unwrap().starts_with("value:"),
+        "{json}"
+    );
     // An id already used on another trajectory.
     let (status, json) =
         post_score(&s, &other, json!({"name": "q", "value": 1, "id": "taken"})).await;

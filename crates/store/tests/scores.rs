@@ -467,7 +467,10 @@ async fn score_stats_leave_out_evaluation_runs_unless_asked(t: &TestStore) {
             .unwrap();
     }
     let labels = |x: &lightning_core::ScoreStats| -> Vec<(String, i64)> {
-        x.labels.iter().map(|l| (l.label.clone(), l.count)).collect()
+        x.labels
+            .iter()
+            .map(|l| (l.label.clone(), l.count))
+            .collect()
     };
     let versions = |x: &lightning_core::ScoreStats| -> Vec<Option<String>> {
         x.by_prompt_version
