@@ -304,7 +304,7 @@ fn every_subcommand_has_help() {
 /// `auto` resolves to it (recorded as such) and `success` ignores it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optimize_reward_score_decides_the_outcomes() {
-    use lightning_optimizer::synthetic::{self, Variant};
+    use lightning_optimizer::synthetic;
     let t = TestStore::new(Backend::Sqlite).await;
     synthetic::seed_store(t.store.as_ref(), 120).await.unwrap();
     let mut list = t
