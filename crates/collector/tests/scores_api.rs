@@ -418,6 +418,37 @@ async fn list_filters_and_stats_by_score(store: &TestStore) {
     assert_eq!(verdict["mean"], Value::Null);
     let (_, empty) = s.get("/api/stats?agentId=nobody").await;
     assert_eq!(empty["scores"], json!([]));
+
+    // An optimizer evaluation run's score is left out like the run itself, unless asked for.
+    let eval = s
+        .start_trajectory(&json!({"agentId": "a", "promptVersion": "opt-run1-c0"}))
+        .await;
+    assert_eq!(
+        post_score(&s, &eval, json!({"name": "q", "value": 1}))
+            .await
+            .0,
+        200
+    );
+    let q_of = |stats: &Value| {
+        let q = stats["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "q")
+            .unwrap()
+            .clone();
+        (q["count"].as_i64().unwrap(), q["mean"].as_f64().unwrap())
+    };
+    let (_, default) = s.get("/api/stats?agentId=a").await;
+    assert_eq!(default["trajectories"], 4);
+    let (count, mean) = q_of(&default);
+    assert_eq!(count, 4);
+    assert!((mean - 0.375).abs() < 1e-9, "{mean}");
+    let (_, with) = s.get("/api/stats?agentId=a&includeEvaluations=true").await;
+    assert_eq!(with["trajectories"], 5);
+    let (count, mean) = q_of(&with);
+    assert_eq!(count, 5);
+    assert!((mean - 0.5).abs() < 1e-9, "{mean}");
 }
 
 async fn export_lines_carry_scores(store: &TestStore) {
