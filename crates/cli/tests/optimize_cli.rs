@@ -430,6 +430,7 @@ async fn optimize_run(database_url: &str, extra: &[&str]) -> (String, Vec<String
     use lightning_optimizer::synthetic::{self, Variant};
     let dir = tempfile::tempdir().unwrap();
     let eval_cmd = synthetic::eval_script(dir.path(), 7);
+    let out_file = dir.path().join("best.txt");
     let (base, seen) = scripted_llm::scripted_server(Variant::Hopeless).await;
     let mut args: Vec<String> = [
         "optimize",
@@ -451,6 +452,8 @@ async fn optimize_run(database_url: &str, extra: &[&str]) -> (String, Vec<String
         "8",
         "--seed",
         "7",
+        "--out",
+        out_file.to_str().unwrap(),
     ]
     .iter()
     .map(|s| s.to_string())
