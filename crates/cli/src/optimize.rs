@@ -370,7 +370,9 @@ impl OptimizeArgs {
             "agent": self.data.agent,
             "taskType": self.data.task_type,
             "since": self.data.since.map(lightning_core::time::format),
-            "reward": self.data.reward.describe(),
+            // The reward the outcomes were judged by (`auto` resolved), and the flag as given.
+            "reward": prepared.dataset.reward.describe(),
+            "rewardRequested": self.data.reward.describe(),
             "includeEvaluations": self.data.include_evaluations,
             "seed": self.seed,
             "validationFraction": self.validation_fraction,
@@ -538,6 +540,8 @@ fn dry_run(
                 "agentId": prepared.agent_id,
                 "trajectories": prepared.dataset.examples.len(),
                 "failures": prepared.dataset.failures(),
+                "reward": prepared.dataset.reward.describe(),
+                "rewardRequested": args.data.reward.describe(),
                 "promptSource": prepared.prompt_source,
                 "startPrompt": prepared.start_prompt,
                 "plan": the_plan,
@@ -600,11 +604,13 @@ fn announce(
 ) {
     let d = &prepared.dataset;
     eprintln!(
-        "Optimizing agent {:?}: {} trajectories ({} failed), {} train / {} validation / {} test, \
-         starting from {}; {} LLM calls planned, at most {} evaluations + {} on the test set{}",
+        "Optimizing agent {:?}: {} trajectories, {} failed by reward {}; {} train / {} \
+         validation / {} test, starting from {}; {} LLM calls planned, at most {} evaluations + \
+         {} on the test set{}",
         prepared.agent_id,
         d.examples.len(),
         d.failures(),
+        describe_reward(&args.data.reward, &d.reward),
         d.train.len(),
         d.validation.len(),
         d.test.len(),
@@ -726,6 +732,10 @@ fn print_plan(
         p.dataset.examples.len(),
         p.dataset.failures(),
         p.dataset.skipped_running
+    );
+    println!(
+        "Reward:           {}",
+        describe_reward(&args.data.reward, &p.dataset.reward)
     );
     println!(
         "Split (seed {}):   {} train (critiques, gate) / {} validation (selection) / {} test \
@@ -907,6 +917,15 @@ impl Progress for Bars {
     }
 }
 
+/// `score:quality (auto)` when `auto` picked it, else the reward as given.
+fn describe_reward(requested: &dataset::Reward, resolved: &dataset::Reward) -> String {
+    if requested == resolved {
+        resolved.describe()
+    } else {
+        format!("{} ({})", resolved.describe(), requested.describe())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     #[command(flatten)]
@@ -923,7 +942,12 @@ pub struct AnalyzeArgs {
 pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let store = args.store.open().await?;
     let query = args.data.query();
-    let (examples, _running) = dataset::extract(&store, &query).await?;
+    let dataset::Extracted {
+        examples, reward, ..
+    } = dataset::extract(&store, &query).await?;
+    if !args.json {
+        println!("Reward: {}", describe_reward(&query.reward, &reward));
+    }
     if examples.is_empty() {
         bail!("no completed trajectories match; check --agent/--task-type/--since");
     }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{
     analysis::{analyze, summary, Analysis},
     apo::{ApoConfig, CandidateSink, PriorEvaluation, Progress, Search, SearchResult},
-    dataset::{check_size, extract, Dataset, DatasetQuery},
+    dataset::{check_size, extract, Dataset, DatasetQuery, Extracted},
     evaluator::{Evaluation, Evaluator},
     llm::{Llm, UsageReport},
     report::unified_diff,
@@ -97,13 +97,18 @@ pub async fn prepare(
     prompt_file_text: Option<String>,
 ) -> Result<Prepared> {
     fractions.validate()?;
-    let (examples, skipped_running) = extract(store, query).await?;
+    let Extracted {
+        examples,
+        skipped_running,
+        reward,
+    } = extract(store, query).await?;
     let mut warnings = Vec::new();
     if let Some(w) = check_size(examples.len(), query)? {
         warnings.push(w);
     }
     let mut dataset = Dataset::split(examples, fractions.validation, fractions.test, seed);
     dataset.skipped_running = skipped_running;
+    dataset.reward = reward;
     dataset.check_test_size(fractions.test)?;
     let agent_id = match (&query.agent_id, dataset.single_agent()) {
         (Some(a), _) => a.clone(),

@@ -39,6 +39,26 @@ SPAWNING_TOOLS = ("Task", "Agent")
 MAX_SESSIONS = 10000
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# The collector's limit for a score's comment, in characters (code points, as len() counts).
+MAX_SCORE_COMMENT_CHARS = 16_384
+
+
+def cap_score_comment(text: str, max_chars: int = MAX_SCORE_COMMENT_CHARS) -> str:
+    """Cuts a (redacted) comment to the collector's limit, marker included, so that a long comment
+    costs its tail instead of the collector refusing the whole score."""
+    if len(text) <= max_chars:
+        return text
+
+    def marker(omitted: int) -> str:
+        return f"…[truncated: {omitted} of {len(text)} characters omitted]"
+
+    # the marker for fewer omitted characters is never longer than this one
+    reserve = len(marker(len(text)))
+    if reserve >= max_chars:
+        return text[:max_chars]
+    keep = max_chars - reserve
+    return text[:keep] + marker(len(text) - keep)
+
 
 T = TypeVar("T")
 StepSanitizer = Callable[[dict[str, Any]], "dict[str, Any] | None"]
@@ -940,7 +960,7 @@ class Lightning:
         if kind == "score":
             out = dict(d)
             if "comment" in out:
-                out["comment"] = self._text(out["comment"])
+                out["comment"] = cap_score_comment(self._text(out["comment"]))
             if "metadata" in out:
                 out["metadata"] = sanitize_field(out["metadata"], self._redactor, self.max_field_bytes)
             return out
