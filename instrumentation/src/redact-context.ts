@@ -202,6 +202,7 @@ function secretKeyword(text: string, ws: number, word: string): boolean {
   if (e === ws) return false;
   let b = e;
   while (b > 0 && e - b < 24 && isAsciiLetter(text.charCodeAt(b - 1))) b--;
+  if (b > 0 && isAsciiLetter(text.charCodeAt(b - 1))) return false; // a longer word
   return b < e && KEY_QUALIFIERS.has(text.slice(b, e).toLowerCase());
 }
 
