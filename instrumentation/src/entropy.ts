@@ -9,7 +9,7 @@
  *   {@link MIN_HEX_ENTROPY} (3.0) when it is made of hex digits only;
  * - it does not read like words: the average length of its letter runs (split at case changes,
  *   digits and punctuation) is below {@link MAX_WORDINESS} (5), which keeps identifiers such as
- *   `computeCacheKeyForRequest2` and paths such as `node_modules/.bin/tsc-5` out;
+ *   `computeCacheKeyForRequest2` out (paths starting with `/` or `~` are skipped by the caller);
  * - it is not allowlisted ({@link allowlisted}). Kept whatever their position: SRI / npm
  *   integrity strings (`sha512-…`), digests after `sha256:` / `sha1=` / `h1:` / `md5:`…, base64
  *   payloads of `data:` URLs and SSH public key blobs. Kept only when they are not the keyword's

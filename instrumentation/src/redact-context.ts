@@ -442,8 +442,11 @@ function handleWord(text: string, ws: number, we: number, out: Span[]): void {
     !sensitive && sep !== '' && PASSWORD_LAST_WORDS.has(lw) && (quotedAt(text, k + sep.length) || (sep === '=' && !pathAt(text, k + 1)));
   if (sep && (sensitive || passLike)) {
     const span = keyValue(text, ws, openQuote, closedQuote, k + sep.length, sep, lw);
-    if (span) out.push(span);
-    return;
+    if (span) {
+      out.push(span);
+      return;
+    }
+    // no value on the line (`Your secret:` then the value on the next one): the entropy rule
   }
   if (sensitive && !sep) {
     let span = nameValue(text, ws, we) ?? netrc(text, ws, we, lw);

@@ -730,7 +730,8 @@ class _Scanner:
             span = self.key_value(ws, open_quote, closed_quote, k + len(sep), sep, lw)
             if span is not None:
                 self.out.append(span)
-            return
+                return
+            # no value on the line (``Your secret:`` then the value on the next one): the entropy rule
         if sensitive and not sep:
             span = self.name_value(ws, we) or self.netrc(ws, we, lw)
             if span is None and closed_quote and _ch(text, k) == "," and self.quoted_at(k + 1):
