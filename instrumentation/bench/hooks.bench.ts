@@ -86,7 +86,7 @@ const quiet = { debug: () => {}, warn: () => {} };
  * which the Pre record is prepared), PostToolUse with `output`, then a turn in which the output
  * is prepared. `hook` times the two callbacks only; `deferred` the turn after Post.
  */
-async function pairs(lightning: Lightning, output: string, n: number): Promise<PairStats> {
+async function pairs(lightning: Lightning, output: string, n: number, busy: Redactor | null): Promise<PairStats> {
   const pre = lightning.hooks.PreToolUse[0]!.hooks[0]!;
   const post = lightning.hooks.PostToolUse[0]!.hooks[0]!;
   const hook: number[] = [];
@@ -96,18 +96,24 @@ async function pairs(lightning: Lightning, output: string, n: number): Promise<P
     const base = { session_id: `red-session-${i % 4}`, transcript_path: '/tmp/t', cwd: '/tmp', permission_mode: 'default' };
     const toolInput = { command: `cat logs/app-${i % 7}.log`, description: 'read the log' };
     const t0 = process.hrtime.bigint();
+    inHook = true;
     await pre({ ...base, hook_event_name: 'PreToolUse', tool_name: 'Bash', tool_input: toolInput, tool_use_id: id }, id, { signal });
+    inHook = false;
     const t1 = process.hrtime.bigint();
     await turn(); // the tool runs
     const t2 = process.hrtime.bigint();
+    inHook = true;
     await post(
       { ...base, hook_event_name: 'PostToolUse', tool_name: 'Bash', tool_input: toolInput, tool_use_id: id, tool_response: { stdout: output, stderr: '', interrupted: false }, duration_ms: 12 },
       id,
       { signal },
     );
+    inHook = false;
     const t3 = process.hrtime.bigint();
     await turn();
     const t4 = process.hrtime.bigint();
+    // control: the same redaction work, done by the bench outside the package (redact off)
+    if (busy) busy.text(output);
     if (i >= 200) {
       hook.push(Number(t1 - t0 + (t3 - t2)) / 1000);
       deferred.push(Number(t4 - t3) / 1000);
@@ -119,6 +125,16 @@ async function pairs(lightning: Lightning, output: string, n: number): Promise<P
 }
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+// Counts Redactor.text() calls made inside a hook on a text of at least 1 KiB (a tool output);
+// the hooks' own short log lines (a queue-overflow warning) are not counted.
+let inHook = false;
+let outputRedactionsInHooks = 0;
+const redactorText = Redactor.prototype.text;
+Redactor.prototype.text = function (this: Redactor, input: string): string {
+  if (inHook && input.length >= 1024) outputRedactionsInHooks++;
+  return redactorText.call(this, input);
+};
 const load = (): string => os.loadavg()[0]!.toFixed(2);
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -135,32 +151,40 @@ async function redactionSection(): Promise<void> {
     ['32 KiB full of secrets', textOf(secretTexts, 32 * 1024)],
   ];
   console.log(
-    `\nredaction: ${RUNS} runs x ${REDACTION_PAIRS} pairs per setting (on, off alternating within each run); a turn between Pre and Post as in an agent; collector never answers, spool off. Figures: median [min–max] over the runs.`,
+    `\nredaction: ${RUNS} runs x ${REDACTION_PAIRS} pairs per setting, settings rotated within each run: on; off; control = off, and the bench redacts each output itself after the pair (the same CPU work, outside the package). A turn between Pre and Post as in an agent; collector never answers, spool off. Figures: median [min–max] over the runs.`,
   );
   for (const [label, output] of outputs) {
     const kib = Buffer.byteLength(output) / 1024;
-    const p99On: number[] = [];
-    const p99Off: number[] = [];
-    const ratio: number[] = [];
+    const p50: Record<string, number[]> = { on: [], off: [], control: [] };
+    const p99: Record<string, number[]> = { on: [], off: [], control: [] };
+    const ratioOff: number[] = [];
+    const ratioControl: number[] = [];
     const perKib: number[] = [];
     const loads = [load()];
+    outputRedactionsInHooks = 0;
     for (let run = 0; run < RUNS; run++) {
       const got: Record<string, PairStats> = {};
-      for (const redact of run % 2 ? [false, true] : [true, false]) {
+      const order = ['on', 'off', 'control'];
+      for (let k = 0; k < order.length; k++) {
+        const setting = order[(k + run) % order.length]!;
+        const redact = setting === 'on';
         const l = instrument({ collectorUrl: server.url, apiKey: 'k', agentId: `bench-red-${run}`, handleProcessExit: false, maxQueueSize: 200, redact, spool: false, logger: quiet });
-        got[redact ? 'on' : 'off'] = await pairs(l, output, REDACTION_PAIRS);
+        got[setting] = await pairs(l, output, REDACTION_PAIRS, setting === 'control' ? new Redactor(true) : null);
         await l.shutdown({ timeoutMs: 50 });
       }
-      const on = got.on!;
-      const off = got.off!;
-      p99On.push(percentile(on.hook, 99));
-      p99Off.push(percentile(off.hook, 99));
-      ratio.push(percentile(on.hook, 99) / percentile(off.hook, 99));
-      perKib.push((percentile(on.deferred, 50) - percentile(off.deferred, 50)) / kib);
+      for (const k of Object.keys(got)) {
+        p50[k]!.push(percentile(got[k]!.hook, 50));
+        p99[k]!.push(percentile(got[k]!.hook, 99));
+      }
+      ratioOff.push(percentile(got.on!.hook, 99) / percentile(got.off!.hook, 99));
+      ratioControl.push(percentile(got.on!.hook, 99) / percentile(got.control!.hook, 99));
+      perKib.push((percentile(got.on!.deferred, 50) - percentile(got.off!.deferred, 50)) / kib);
     }
     loads.push(load());
-    console.log(`  ${label} (load average ${loads.join(' -> ')})`);
-    console.log(`    hook pair p99: redact on ${range(p99On)} µs, off ${range(p99Off)} µs; ratio on/off ${range(ratio, 2)}`);
+    console.log(`  ${label} (load average ${loads.join(' -> ')}; tool outputs redacted inside a hook: ${outputRedactionsInHooks})`);
+    console.log(`    hook pair p50: on ${range(p50.on!)} µs, off ${range(p50.off!)} µs, control ${range(p50.control!)} µs`);
+    console.log(`    hook pair p99: on ${range(p99.on!)} µs, off ${range(p99.off!)} µs, control ${range(p99.control!)} µs`);
+    console.log(`    p99 ratio on/off ${range(ratioOff, 2)}; on/control ${range(ratioControl, 2)}`);
     console.log(`    deferred preparation, on minus off (p50): ${range(perKib, 2)} µs per KiB of output, on the sender's turn`);
   }
   await server.close();

@@ -182,6 +182,25 @@ function triggersEntropy(word: string): boolean {
 /** Last words that describe the secret itself (`secret_key_base`, `token_value`), skipped. */
 const VALUE_WORDS = new Set(['base', 'value', 'string', 'str', 'data', 'text', 'raw', 'plain', 'plaintext', 'hex', 'b64', 'base64']);
 
+const keywordCache = new Map<string, 'yes' | 'no' | 'key'>();
+
+/** `yes`/`no` for secretKeyword() from the word alone; `key` when it depends on the word before. */
+function keywordClass(word: string): 'yes' | 'no' | 'key' {
+  const cached = keywordCache.get(word);
+  if (cached !== undefined) return cached;
+  const w = words(word);
+  let n = w.length;
+  while (n > 1 && VALUE_WORDS.has(w[n - 1] as string)) n--;
+  const last = w[n - 1];
+  let result: 'yes' | 'no' | 'key';
+  if (last === undefined) result = 'no';
+  else if (last !== 'key' && last !== 'keys') result = TRIGGER_WORDS.has(last) || TRIGGER_SUFFIXES.some((s) => last.endsWith(s)) ? 'yes' : 'no';
+  else if (n > 1) result = KEY_QUALIFIERS.has(w[n - 2] as string) ? 'yes' : 'no';
+  else result = 'key';
+  if (keywordCache.size < 4096) keywordCache.set(word, result);
+  return result;
+}
+
 /**
  * True when the token right after this keyword is its value and a secret whatever its alphabet
  * (the UUID / hash allowlist does not apply to it). The keyword's last word must name a secret
@@ -189,13 +208,8 @@ const VALUE_WORDS = new Set(['base', 'value', 'string', 'str', 'data', 'text', '
  * after a qualifier (KEY_QUALIFIERS), in the word (`ADMIN_KEY`) or as the word before it (`API key:`).
  */
 function secretKeyword(text: string, ws: number, word: string): boolean {
-  const w = words(word);
-  let n = w.length;
-  while (n > 1 && VALUE_WORDS.has(w[n - 1] as string)) n--;
-  const last = w[n - 1];
-  if (last === undefined) return false;
-  if (last !== 'key' && last !== 'keys') return TRIGGER_WORDS.has(last) || TRIGGER_SUFFIXES.some((s) => last.endsWith(s));
-  if (n > 1) return KEY_QUALIFIERS.has(w[n - 2] as string);
+  const of = keywordClass(word);
+  if (of !== 'key') return of === 'yes';
   // the word before, on the same line: `API key`, `license key`
   let e = ws;
   while (e > 0 && ws - e < 8 && isSpace(text.charCodeAt(e - 1))) e--;

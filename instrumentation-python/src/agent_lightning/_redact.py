@@ -113,22 +113,31 @@ def _triggers_entropy(word: str) -> bool:
     return any(w in _TRIGGER_WORDS or w.endswith(_TRIGGER_SUFFIXES) for w in _words(word))
 
 
-def _secret_keyword(text: str, ws: int, word: str) -> bool:
-    """True when the token right after this keyword is its value and a secret whatever its alphabet
-    (the UUID / hash allowlist does not apply). The last word must name a secret (``API_TOKEN``,
-    ``token``, not ``token_id``); ``key`` counts only after a qualifier, in the word (``ADMIN_KEY``) or
-    as the word before it (``API key:``)."""
+@lru_cache(maxsize=4096)
+def _keyword_class(word: str) -> str:
+    """``yes``/``no`` for _secret_keyword() from the word alone; ``key`` when the word before decides."""
     w = _words(word)
     n = len(w)
     while n > 1 and w[n - 1] in _VALUE_WORDS:
         n -= 1
     if n == 0:
-        return False
+        return "no"
     last = w[n - 1]
     if last not in ("key", "keys"):
-        return last in _TRIGGER_WORDS or last.endswith(_TRIGGER_SUFFIXES)
+        return "yes" if last in _TRIGGER_WORDS or last.endswith(_TRIGGER_SUFFIXES) else "no"
     if n > 1:
-        return w[n - 2] in _KEY_QUALIFIERS
+        return "yes" if w[n - 2] in _KEY_QUALIFIERS else "no"
+    return "key"
+
+
+def _secret_keyword(text: str, ws: int, word: str) -> bool:
+    """True when the token right after this keyword is its value and a secret whatever its alphabet
+    (the UUID / hash allowlist does not apply). The last word must name a secret (``API_TOKEN``,
+    ``token``, not ``token_id``); ``key`` counts only after a qualifier, in the word (``ADMIN_KEY``) or
+    as the word before it (``API key:``)."""
+    of = _keyword_class(word)
+    if of != "key":
+        return of == "yes"
     m = _LETTERS_BEFORE_RE.search(text, max(0, ws - 32), ws)
     return m is not None and m.group(1).lower() in _KEY_QUALIFIERS
 
