@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from agent_lightning import Lightning
+from agent_lightning import Lightning, Redactor
 
 from .helpers import REPO_ROOT, Collector, FlakyProxy, rand, tool_steps
 from .sim import call
@@ -172,3 +172,53 @@ async def test_false_positives_every_benign_text_is_stored_unchanged(collector: 
     print(f"benign: {len(changed)} changed lines of {lines}")
     assert changed == [], f"{len(changed)} benign line(s) changed:\n" + "\n".join(changed)
     assert mismatched == [], f"benign texts not stored byte for byte: {mismatched}"
+
+
+def _leaks(secret: str, out: str) -> bool:
+    """The secret, or any 16-character piece of it, survives in ``out``."""
+    return secret in out or any(secret[i : i + 16] in out for i in range(len(secret) - 15))
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson score interval (95 %) for k successes in n trials, in percent."""
+    z = 1.959964
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / d
+    return max(0.0, c - h) * 100, min(1.0, c + h) * 100
+
+
+def test_heldout_corpus_matches_the_pinned_result(capsys: pytest.CaptureFixture[str]) -> None:
+    """The held-out corpus (formats the rules were not tuned on): the leaks and changed benign
+    lines are exactly those of heldout-result.json, the file the TypeScript tests assert too."""
+    secrets = load("heldout-secrets.json")
+    benign = load("heldout-benign.json")
+    pinned = json.loads((CORPUS / "heldout-result.json").read_text("utf-8"))["current"]
+    assert len(secrets) >= 100
+    tuned = {case["kind"] for case in load("secrets.json")}
+    assert [c["kind"] for c in secrets if c["kind"] in tuned] == [], "held-out kinds are not in secrets.json"
+    redactor = Redactor(True)
+    leaked = [c["kind"] for c in secrets if _leaks(c["secret"], redactor.text(c["text"]))]
+    changed = []
+    lines = 0
+    for case in benign:
+        want = case["text"].split("\n")
+        have = redactor.text(case["text"]).split("\n")
+        lines += len(want)
+        changed += [f"{case['kind']}: {line}" for j, line in enumerate(want) if j >= len(have) or have[j] != line]
+    kept = len(secrets) - len(leaked)
+    lo, hi = _wilson(kept, len(secrets))
+    with capsys.disabled():
+        print(
+            f"\nheld-out recall {kept}/{len(secrets)} (95 % Wilson {lo:.1f}-{hi:.1f} %); benign {len(changed)}/{lines} lines changed"
+        )
+    assert leaked == pinned["leaked"]
+    assert changed == pinned["changed"]
+
+
+def test_wilson_interval() -> None:
+    lo, hi = _wilson(143, 143)
+    assert abs(lo - 97.39) < 0.01 and hi == 100
+    lo, hi = _wilson(8, 10)
+    assert abs(lo - 49.02) < 0.01 and abs(hi - 94.33) < 0.01

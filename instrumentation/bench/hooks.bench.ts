@@ -5,10 +5,13 @@
  *
  *   npm run bench            (LIGHTNING_BIN or ../target/debug/lightning for the live run)
  *   BENCH_PAIRS=20000 BENCH_MAX_QUEUE=10000   (pairs measured; maxQueueSize of the instances)
- *   BENCH_ONLY=redaction     (only the redaction section: typical and 32 KiB outputs, redaction
- *                             on against off in the same process, and the cost per KiB)
+ *   BENCH_ONLY=redaction     (only the redaction section: typical and 32 KiB outputs, hook p99
+ *                             with redaction on against off in the same run, as a ratio, over
+ *                             BENCH_RUNS runs (5) of BENCH_REDACTION_PAIRS pairs (2000); and the
+ *                             redaction cost per KiB on the sender's turn; load average printed)
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { Redactor } from '../src/redact.js';
 import { instrument } from '../src/index.js';
 import type { Lightning } from '../src/types.js';
@@ -55,7 +58,7 @@ async function run(label: string, lightning: Lightning): Promise<void> {
 
 // ------------------------------------------------------------------ redaction
 
-const REDACTION_PAIRS = Number(process.env.BENCH_REDACTION_PAIRS ?? 3000);
+const REDACTION_PAIRS = Number(process.env.BENCH_REDACTION_PAIRS ?? 2000);
 const corpusDir = new URL('../../../testdata/redaction/', import.meta.url);
 const benignTexts = (JSON.parse(readFileSync(new URL('benign.json', corpusDir), 'utf8')) as { text: string }[]).map((e) => e.text);
 const secretTexts = (JSON.parse(readFileSync(new URL('secrets.json', corpusDir), 'utf8')) as { text: string }[]).map((e) => e.text);
@@ -68,42 +71,76 @@ function textOf(entries: string[], bytes: number): string {
 }
 
 interface PairStats {
+  /** Pre + Post callbacks (what the SDK awaits), µs, sorted */
   hook: number[];
-  withPrepare: number[];
+  /** the deferred preparation (redaction, truncation) the Post hook scheduled, µs, sorted */
+  deferred: number[];
 }
 
-/** Pairs whose stdout is `output`. `hook`: the two callbacks (what the SDK awaits); `withPrepare`:
- * the callbacks plus the deferred sanitizing/redaction they schedule (one setImmediate turn). */
-async function pairs(lightning: Lightning, output: string, n: number): Promise<PairStats> {
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** the queue overflows by design here (the collector never answers): keep the loss warnings out of the output */
+const quiet = { debug: () => {}, warn: () => {} };
+
+/**
+ * Pairs as a real agent makes them: PreToolUse, the tool runs (a turn of the event loop, in
+ * which the Pre record is prepared), PostToolUse with `output`, then a turn in which the output
+ * is prepared. `hook` times the two callbacks only; `deferred` the turn after Post.
+ */
+async function pairs(lightning: Lightning, output: string, n: number, busy: Redactor | null): Promise<PairStats> {
   const pre = lightning.hooks.PreToolUse[0]!.hooks[0]!;
   const post = lightning.hooks.PostToolUse[0]!.hooks[0]!;
   const hook: number[] = [];
-  const withPrepare: number[] = [];
+  const deferred: number[] = [];
   for (let i = 0; i < n + 200; i++) {
     const id = `toolu_red_${i}`;
     const base = { session_id: `red-session-${i % 4}`, transcript_path: '/tmp/t', cwd: '/tmp', permission_mode: 'default' };
     const toolInput = { command: `cat logs/app-${i % 7}.log`, description: 'read the log' };
     const t0 = process.hrtime.bigint();
+    inHook = true;
     await pre({ ...base, hook_event_name: 'PreToolUse', tool_name: 'Bash', tool_input: toolInput, tool_use_id: id }, id, { signal });
+    inHook = false;
+    const t1 = process.hrtime.bigint();
+    await turn(); // the tool runs
+    const t2 = process.hrtime.bigint();
+    inHook = true;
     await post(
       { ...base, hook_event_name: 'PostToolUse', tool_name: 'Bash', tool_input: toolInput, tool_use_id: id, tool_response: { stdout: output, stderr: '', interrupted: false }, duration_ms: 12 },
       id,
       { signal },
     );
-    const t1 = process.hrtime.bigint();
-    await new Promise((r) => setImmediate(r));
-    const t2 = process.hrtime.bigint();
+    inHook = false;
+    const t3 = process.hrtime.bigint();
+    await turn();
+    const t4 = process.hrtime.bigint();
+    // control: the same redaction work, done by the bench outside the package (redact off)
+    if (busy) busy.text(output);
     if (i >= 200) {
-      hook.push(Number(t1 - t0) / 1000);
-      withPrepare.push(Number(t2 - t0) / 1000);
+      hook.push(Number(t1 - t0 + (t3 - t2)) / 1000);
+      deferred.push(Number(t4 - t3) / 1000);
     }
   }
   hook.sort((a, b) => a - b);
-  withPrepare.sort((a, b) => a - b);
-  return { hook, withPrepare };
+  deferred.sort((a, b) => a - b);
+  return { hook, deferred };
 }
 
-const fmt = (xs: number[]): string => `p50=${percentile(xs, 50).toFixed(1)} p99=${percentile(xs, 99).toFixed(1)} µs`;
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+// Counts Redactor.text() calls made inside a hook on a text of at least 1 KiB (a tool output);
+// the hooks' own short log lines (a queue-overflow warning) are not counted.
+let inHook = false;
+let outputRedactionsInHooks = 0;
+const redactorText = Redactor.prototype.text;
+Redactor.prototype.text = function (this: Redactor, input: string): string {
+  if (inHook && input.length >= 1024) outputRedactionsInHooks++;
+  return redactorText.call(this, input);
+};
+const load = (): string => os.loadavg()[0]!.toFixed(2);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const range = (xs: number[], digits = 1): string => `${median(xs).toFixed(digits)} [${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}]`;
 
 async function redactionSection(): Promise<void> {
   const server = await new HungServer().start();
@@ -113,53 +150,66 @@ async function redactionSection(): Promise<void> {
     ['32 KiB of logs/lock files/code', textOf(benignTexts, 32 * 1024)],
     ['32 KiB full of secrets', textOf(secretTexts, 32 * 1024)],
   ];
-  console.log(`\nredaction: ${REDACTION_PAIRS} pairs per row, collector never answers, redact on vs off in this process`);
+  console.log(
+    `\nredaction: ${RUNS} runs x ${REDACTION_PAIRS} pairs per setting, settings rotated within each run: on; off; control = off, and the bench redacts each output itself after the pair (the same CPU work, outside the package). A turn between Pre and Post as in an agent; collector never answers, spool off. Figures: median [min–max] over the runs.`,
+  );
   for (const [label, output] of outputs) {
-    const rows: Record<string, PairStats> = {};
-    // alternate on/off twice so that drift of the machine affects both alike
-    for (const round of [0, 1]) {
-      for (const redact of [true, false]) {
-        const l = instrument({ collectorUrl: server.url, apiKey: 'k', agentId: `bench-red-${round}`, handleProcessExit: false, maxQueueSize: 200, redact, spool: false });
-        const r = await pairs(l, output, REDACTION_PAIRS / 2);
-        const key = redact ? 'on' : 'off';
-        const acc = rows[key] ?? { hook: [], withPrepare: [] };
-        acc.hook.push(...r.hook);
-        acc.withPrepare.push(...r.withPrepare);
-        rows[key] = acc;
+    const kib = Buffer.byteLength(output) / 1024;
+    const p50: Record<string, number[]> = { on: [], off: [], control: [] };
+    const p99: Record<string, number[]> = { on: [], off: [], control: [] };
+    const ratioOff: number[] = [];
+    const ratioControl: number[] = [];
+    const perKib: number[] = [];
+    const loads = [load()];
+    outputRedactionsInHooks = 0;
+    for (let run = 0; run < RUNS; run++) {
+      const got: Record<string, PairStats> = {};
+      const order = ['on', 'off', 'control'];
+      for (let k = 0; k < order.length; k++) {
+        const setting = order[(k + run) % order.length]!;
+        const redact = setting === 'on';
+        const l = instrument({ collectorUrl: server.url, apiKey: 'k', agentId: `bench-red-${run}`, handleProcessExit: false, maxQueueSize: 200, redact, spool: false, logger: quiet });
+        got[setting] = await pairs(l, output, REDACTION_PAIRS, setting === 'control' ? new Redactor(true) : null);
         await l.shutdown({ timeoutMs: 50 });
       }
+      for (const k of Object.keys(got)) {
+        p50[k]!.push(percentile(got[k]!.hook, 50));
+        p99[k]!.push(percentile(got[k]!.hook, 99));
+      }
+      ratioOff.push(percentile(got.on!.hook, 99) / percentile(got.off!.hook, 99));
+      ratioControl.push(percentile(got.on!.hook, 99) / percentile(got.control!.hook, 99));
+      perKib.push((percentile(got.on!.deferred, 50) - percentile(got.off!.deferred, 50)) / kib);
     }
-    for (const k of ['on', 'off']) {
-      rows[k]!.hook.sort((a, b) => a - b);
-      rows[k]!.withPrepare.sort((a, b) => a - b);
-    }
-    const kib = Buffer.byteLength(output) / 1024;
-    const extra = percentile(rows.on!.withPrepare, 50) - percentile(rows.off!.withPrepare, 50);
-    console.log(`  ${label.padEnd(32)} hook pair: redact on ${fmt(rows.on!.hook)} | off ${fmt(rows.off!.hook)}`);
-    console.log(`  ${''.padEnd(32)} pair + deferred prepare: on ${fmt(rows.on!.withPrepare)} | off ${fmt(rows.off!.withPrepare)}  => redaction adds ${extra.toFixed(0)} µs per pair, ${(extra / kib).toFixed(2)} µs per KiB of output`);
+    loads.push(load());
+    console.log(`  ${label} (load average ${loads.join(' -> ')}; tool outputs redacted inside a hook: ${outputRedactionsInHooks})`);
+    console.log(`    hook pair p50: on ${range(p50.on!)} µs, off ${range(p50.off!)} µs, control ${range(p50.control!)} µs`);
+    console.log(`    hook pair p99: on ${range(p99.on!)} µs, off ${range(p99.off!)} µs, control ${range(p99.control!)} µs`);
+    console.log(`    p99 ratio on/off ${range(ratioOff, 2)}; on/control ${range(ratioControl, 2)}`);
+    console.log(`    deferred preparation, on minus off (p50): ${range(perKib, 2)} µs per KiB of output, on the sender's turn`);
   }
   await server.close();
 
-  // Redactor.text alone: µs per KiB, median and interquartile range over 41 runs
+  // Redactor.text alone: µs per KiB; per run the median of 41 calls, then median [min–max] over runs
   const r = new Redactor(true);
-  console.log('\nRedactor.text() alone (median [IQR] over 41 runs):');
+  console.log(`\nRedactor.text() alone, µs per KiB (median of 41 calls per run, median [min–max] over ${RUNS} runs):`);
   for (const [label, text] of [
     ['32 KiB of logs/lock files/code', textOf(benignTexts, 32 * 1024)],
     ['32 KiB full of secrets', textOf(secretTexts, 32 * 1024)],
     ['typical (8 lines)', typical],
   ] as [string, string][]) {
-    const runs: number[] = [];
-    for (let k = 0; k < 51; k++) {
-      const t0 = process.hrtime.bigint();
-      r.text(text);
-      const dt = Number(process.hrtime.bigint() - t0) / 1000;
-      if (k >= 10) runs.push(dt);
-    }
-    runs.sort((a, b) => a - b);
     const kib = Buffer.byteLength(text) / 1024;
-    console.log(
-      `  ${label.padEnd(32)} ${percentile(runs, 50).toFixed(1)} µs [${percentile(runs, 25).toFixed(1)}–${percentile(runs, 75).toFixed(1)}] = ${(percentile(runs, 50) / kib).toFixed(2)} µs/KiB`,
-    );
+    const perRun: number[] = [];
+    const before = load();
+    for (let run = 0; run < RUNS; run++) {
+      const calls: number[] = [];
+      for (let k = 0; k < 51; k++) {
+        const t0 = process.hrtime.bigint();
+        r.text(text);
+        if (k >= 10) calls.push(Number(process.hrtime.bigint() - t0) / 1000);
+      }
+      perRun.push(median(calls) / kib);
+    }
+    console.log(`  ${label.padEnd(32)} ${range(perRun, 2)} µs/KiB (load average ${before} -> ${load()})`);
   }
 }
 

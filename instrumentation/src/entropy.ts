@@ -9,13 +9,17 @@
  *   {@link MIN_HEX_ENTROPY} (3.0) when it is made of hex digits only;
  * - it does not read like words: the average length of its letter runs (split at case changes,
  *   digits and punctuation) is below {@link MAX_WORDINESS} (5), which keeps identifiers such as
- *   `computeCacheKeyForRequest2` and paths such as `node_modules/.bin/tsc-5` out;
- * - it is not allowlisted ({@link allowlisted}): UUIDs, hex digests of 32/40/64/96/128 digits
- *   (git SHAs, MD5, SHA-1/256/512), SRI / npm integrity strings (`sha512-…`), `sha256:` /
- *   `h1:` digests, base64 payloads of `data:` URLs, and SSH public key blobs.
+ *   `computeCacheKeyForRequest2` out (paths starting with `/` or `~` are skipped by the caller);
+ * - it is not allowlisted ({@link allowlisted}). Kept whatever their position: SRI / npm
+ *   integrity strings (`sha512-…`), digests after `sha256:` / `sha1=` / `h1:` / `md5:`…, base64
+ *   payloads of `data:` URLs and SSH public key blobs. Kept only when they are not the keyword's
+ *   own value (context-free): UUIDs and hex strings of exactly 32, 40, 64, 96 or 128 digits
+ *   (MD5, git SHA-1, SHA-256/384/512). A hex string of any other length is not kept.
  *
  * The heuristic only runs on tokens that follow a credential keyword (see redact-context.ts),
  * so a random-looking token elsewhere (a content hash in a lock file, a trace id) is never touched.
+ * The token right after the keyword (`API key: <hex>`, `token\n<uuid>`, `MASTER_KEY <hex>`) is
+ * the keyword's value: there a UUID or a hash-length hex string is a secret like any other.
  */
 
 export const MIN_TOKEN_LENGTH = 20;
@@ -23,7 +27,8 @@ export const MIN_ENTROPY = 3.5;
 export const MIN_HEX_ENTROPY = 3.0;
 export const MAX_WORDINESS = 5;
 
-const HASH_HEX_LENGTHS = new Set([32, 40, 64, 96, 128]);
+/** Lengths of the hex digests kept when they are not a keyword's value (MD5, SHA-1, SHA-256/384/512). */
+export const HASH_HEX_LENGTHS: ReadonlySet<number> = new Set([32, 40, 64, 96, 128]);
 
 const counts = new Uint32Array(65536);
 
@@ -69,10 +74,12 @@ const SSH_PUBLIC_RE = /(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp\d{3}|sk-(?:ss
 /**
  * True when a token must be kept for debugging even next to a keyword. `before` is the text
  * just before the token (up to ~48 characters), used for prefixes such as `sha256:` or `base64,`.
+ * `value` is true when the token is the keyword's own value: then UUIDs and hash-length hex
+ * strings are not kept (they are common secret formats: Heroku keys, Rails master keys…).
  */
-export function allowlisted(token: string, before: string): boolean {
-  if (UUID_RE.test(token)) return true;
-  if (HEX_RE.test(token) && (token.length <= 40 || HASH_HEX_LENGTHS.has(token.length))) return true;
+export function allowlisted(token: string, before: string, value = false): boolean {
+  if (!value && UUID_RE.test(token)) return true;
+  if (!value && HEX_RE.test(token) && HASH_HEX_LENGTHS.has(token.length)) return true;
   if (SRI_RE.test(token)) return true;
   if (DIGEST_PREFIX_RE.test(before)) return true;
   if (before.endsWith('base64,')) return true;
@@ -121,6 +128,6 @@ export function looksRandom(token: string): boolean {
 }
 
 /** looksRandom() and not allowlisted(). */
-export function isHighEntropySecret(token: string, before: string): boolean {
-  return looksRandom(token) && !allowlisted(token, before);
+export function isHighEntropySecret(token: string, before: string, value = false): boolean {
+  return looksRandom(token) && !allowlisted(token, before, value);
 }

@@ -6,8 +6,10 @@
  * - Order: one request at a time, taken from the head of the queue. A trajectory's start is
  *   enqueued before its steps and its steps before its completion, so the collector always
  *   sees them in that order. Steps of one trajectory are grouped into batches.
- * - Hooks only append (or merge into a not-yet-sent step) and return; sanitizing and
- *   serializing happen later, off the hook's critical path. Once prepared, a record keeps only
+ * - Hooks only append (or merge into a not-yet-sent step) and return; redacting, sanitizing
+ *   and serializing happen later (setImmediate, or the send loop), never inside a hook. A step's
+ *   closing fields that arrive after its record was prepared are kept raw on the record
+ *   (`update`) and prepared the same way. Once prepared, a record keeps only
  *   its redacted, truncated payload: memory is bounded by bytes (`maxQueueBytes`) and records.
  * - Past either bound the oldest records go to the spool (or are dropped and counted).
  * - Retries put the records back at the head and wait; re-sent records are merged by the
@@ -71,6 +73,8 @@ export interface StepItem extends ItemBase {
   kind: 'step';
   draft: StepDraft;
   prepared?: StepPayload;
+  /** closing fields that arrived after the record was prepared: prepared and merged later */
+  update?: StepDraft;
 }
 export interface CompleteItem extends ItemBase {
   kind: 'complete';
@@ -126,6 +130,23 @@ function mergeStepPayload(into: StepPayload, from: StepPayload): void {
     const value = from[key];
     if (value !== undefined && value !== null) (into as unknown as Record<string, unknown>)[key] = value;
   }
+}
+
+/** Copies the fields an update carries (see Outbox.partialDraft) onto an earlier update. */
+function mergeStepDraft(into: StepDraft, from: StepDraft): void {
+  if (from.hasOutput) {
+    into.hasOutput = true;
+    into.output = from.output;
+  }
+  if (from.kind !== undefined) into.kind = from.kind;
+  if (from.error !== undefined) into.error = from.error;
+  if (from.durationMs !== undefined) into.durationMs = from.durationMs;
+  if (from.metadata !== undefined) into.metadata = from.metadata;
+  if (from.toolUseId !== undefined) into.toolUseId = from.toolUseId;
+}
+
+function needsPreparing(item: QueueItem): boolean {
+  return !item.prepared || (item.kind === 'step' && item.update !== undefined);
 }
 
 function pathFor(item: QueueItem): string {
@@ -251,13 +272,12 @@ export class Outbox {
   updateStep(trajectoryId: string, item: StepItem | undefined, update: Partial<StepDraft> & { stepNumber: number; toolName: string }): StepItem {
     if (item && item.queued) {
       if (item.prepared) {
-        // the raw fields were released when it was prepared: prepare the update alone and merge
-        const partial = this.preparer.step(this.partialDraft(update));
-        this.queuedBytes -= item.bytes;
-        mergeStepPayload(item.prepared, partial);
-        item.bytes = Buffer.byteLength(JSON.stringify(item.prepared)) + 1;
-        this.queuedBytes += item.bytes;
-        this.enforceBytes();
+        // the raw fields were released when it was prepared: keep the update raw, to be prepared
+        // (redacted, truncated) and merged off the hook path, like any new record
+        if (item.update) mergeStepDraft(item.update, this.partialDraft(update));
+        else item.update = this.partialDraft(update);
+        this.unprepared.push(item);
+        this.schedulePrepare();
       } else {
         const d = item.draft;
         if (update.hasOutput) {
@@ -386,9 +406,10 @@ export class Outbox {
       this.unprepared = [];
       for (let k = 0; k < list.length; k++) {
         const item = list[k]!;
-        if (item.prepared || !item.queued) continue;
+        if (!item.queued || !needsPreparing(item)) continue;
+        const before = item.prepared ? item.bytes : 0;
         this.prepareItem(item);
-        this.queuedBytes += item.bytes;
+        this.queuedBytes += item.bytes - before;
       }
     }
     if (this.spillBuffer.length > 0) this.spillToSpool(this.spillBuffer.splice(0));
@@ -402,11 +423,18 @@ export class Outbox {
         item.prepared = this.preparer.start(item.draft);
         break;
       case 'step':
-        item.prepared = this.preparer.step(item.draft);
-        // keep only the redacted, truncated payload: the raw input/output may be large
-        item.draft.input = undefined;
-        item.draft.output = undefined;
-        item.draft.metadata = undefined;
+        if (item.prepared) {
+          // the closing fields of a step prepared earlier: prepare them alone and merge
+          const update = item.update as StepDraft;
+          item.update = undefined;
+          mergeStepPayload(item.prepared, this.preparer.step(update));
+        } else {
+          item.prepared = this.preparer.step(item.draft);
+          // keep only the redacted, truncated payload: the raw input/output may be large
+          item.draft.input = undefined;
+          item.draft.output = undefined;
+          item.draft.metadata = undefined;
+        }
         break;
       case 'complete':
         item.prepared = this.preparer.complete(item.draft);
@@ -562,6 +590,7 @@ export class Outbox {
   private release(item: QueueItem): void {
     item.prepared = undefined;
     if (item.kind === 'step') {
+      item.update = undefined;
       item.draft.input = undefined;
       item.draft.output = undefined;
       item.draft.metadata = undefined;
@@ -697,7 +726,7 @@ export class Outbox {
   }
 
   private toSpoolRecord(item: QueueItem): SpoolRecord {
-    if (!item.prepared) this.prepareItem(item);
+    if (needsPreparing(item)) this.prepareItem(item);
     const base = { v: 1 as const, trajectoryId: item.trajectoryId };
     switch (item.kind) {
       case 'start':

@@ -19,7 +19,7 @@
  * Placeholders (`${VAR}`, `$VAR`, `<token>`, `{{ secrets.X }}`) and code (`options.apiKey`,
  * `getToken()`, `password: string`) are not values and are left alone.
  */
-import { allowlisted, isHighEntropySecret, isTokenChar, looksRandom } from './entropy.js';
+import { allowlisted, isHighEntropySecret, isTokenChar, looksRandom, MIN_TOKEN_LENGTH } from './entropy.js';
 
 /** A part of the text to replace by `[REDACTED:<kind>]`. */
 export interface Span {
@@ -64,6 +64,10 @@ const SENSITIVE_KEY_SUFFIXES = [
   'dockercfg',
   'amzsignature',
   'googsignature',
+  'keybase', // Rails secret_key_base
+  'licensekey',
+  'licencekey',
+  'adminkey',
 ];
 /** Whole normalised keys that are secrets. */
 const SENSITIVE_KEYS = new Set(['auth', 'sig', 'signature']);
@@ -122,6 +126,42 @@ const TRIGGER_WORDS = new Set([
   'pat',
 ]);
 const TRIGGER_SUFFIXES = ['password', 'passwd', 'secret', 'token', 'apikey', 'accesskey', 'privatekey', 'secretkey'];
+/** Words before `key` that make it a credential (`API key`, `ADMIN_KEY`, `license key`); other
+ * keys (`cache key`, `primary key`, `Idempotency-Key`, `RSA key`) are not. */
+const KEY_QUALIFIERS = new Set([
+  'api',
+  'secret',
+  'private',
+  'access',
+  'admin',
+  'master',
+  'license',
+  'licence',
+  'auth',
+  'signing',
+  'encryption',
+  'account',
+  'client',
+  'app',
+  'application',
+  'service',
+  'deploy',
+  'write',
+  'ingest',
+  'ingestion',
+  'integration',
+  'server',
+  'webhook',
+  'hmac',
+  'shared',
+  'session',
+  'subscription',
+  'developer',
+  'personal',
+  'rest',
+  'live',
+  'sdk',
+]);
 
 const triggerCache = new Map<string, boolean>();
 
@@ -139,7 +179,52 @@ function triggersEntropy(word: string): boolean {
   return result;
 }
 
+/** Last words that describe the secret itself (`secret_key_base`, `token_value`), skipped. */
+const VALUE_WORDS = new Set(['base', 'value', 'string', 'str', 'data', 'text', 'raw', 'plain', 'plaintext', 'hex', 'b64', 'base64']);
+
+const keywordCache = new Map<string, 'yes' | 'no' | 'key'>();
+
+/** `yes`/`no` for secretKeyword() from the word alone; `key` when it depends on the word before. */
+function keywordClass(word: string): 'yes' | 'no' | 'key' {
+  const cached = keywordCache.get(word);
+  if (cached !== undefined) return cached;
+  const w = words(word);
+  let n = w.length;
+  while (n > 1 && VALUE_WORDS.has(w[n - 1] as string)) n--;
+  const last = w[n - 1];
+  let result: 'yes' | 'no' | 'key';
+  if (last === undefined) result = 'no';
+  else if (last !== 'key' && last !== 'keys') result = TRIGGER_WORDS.has(last) || TRIGGER_SUFFIXES.some((s) => last.endsWith(s)) ? 'yes' : 'no';
+  else if (n > 1) result = KEY_QUALIFIERS.has(w[n - 2] as string) ? 'yes' : 'no';
+  else result = 'key';
+  if (keywordCache.size < 4096) keywordCache.set(word, result);
+  return result;
+}
+
+/**
+ * True when the token right after this keyword is its value and a secret whatever its alphabet
+ * (the UUID / hash allowlist does not apply to it). The keyword's last word must name a secret
+ * (`API_TOKEN`, `WEBHOOK_SECRET`, `token`, not `token_id` or `secrets.md`); `key` counts only
+ * after a qualifier (KEY_QUALIFIERS), in the word (`ADMIN_KEY`) or as the word before it (`API key:`).
+ */
+function secretKeyword(text: string, ws: number, word: string): boolean {
+  const of = keywordClass(word);
+  if (of !== 'key') return of === 'yes';
+  // the word before, on the same line: `API key`, `license key`
+  let e = ws;
+  while (e > 0 && ws - e < 8 && isSpace(text.charCodeAt(e - 1))) e--;
+  if (e === ws) return false;
+  let b = e;
+  while (b > 0 && e - b < 24 && isAsciiLetter(text.charCodeAt(b - 1))) b--;
+  if (b > 0 && isAsciiLetter(text.charCodeAt(b - 1))) return false; // a longer word
+  return b < e && KEY_QUALIFIERS.has(text.slice(b, e).toLowerCase());
+}
+
 // ------------------------------------------------------------------ character helpers
+
+function isAsciiLetter(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
 
 const NL = 10;
 const CR = 13;
@@ -271,7 +356,7 @@ function bareValue(text: string, p: number, stop: Stop, quote: number, pairs = t
 // ------------------------------------------------------------------ the scanner
 
 const STEM_RE =
-  /pass|pw|secret|token|key|auth|cred|cookie|sig|bearer|dockerc|mysql|mariadb|login|twine|mongo|redis|ldap|sqlcmd|smbclient|curl|wget/g;
+  /pass|pw|secret|token|key|auth|cred|cookie|sig|bearer|dockerc|mysql|mariadb|login|twine|mongo|redis|ldap|sqlcmd|smbclient|curl|wget|http/g;
 
 const AUTH_SCHEME_RE = /^(Bearer|Basic|Token|Digest|Negotiate|NTLM|SSWS|Bot|ApiKey|Api-Key|Key|AWS4-HMAC-SHA256|GenieKey|Splunk)[ \t]+/i;
 
@@ -325,7 +410,8 @@ function handleWord(text: string, ws: number, we: number, out: Span[]): void {
 
   const cmd = commandOf(lw);
   if (cmd) {
-    commandSpans(text, ws, we, cmd, out);
+    // `http`/`https` are HTTPie only as a command word (`http -a u:pw …`), not in a URL
+    if (cmd !== 'httpie' || isSpace(text.charCodeAt(we))) commandSpans(text, ws, we, cmd, out);
     return;
   }
   if (dashes > 0) {
@@ -364,11 +450,17 @@ function handleWord(text: string, ws: number, we: number, out: Span[]): void {
     if (c1 === 62) sep = '=>';
     else if (c1 !== 61 && c1 !== 126) sep = '=';
   }
-  const passLike = !sensitive && sep !== '' && (lw === 'pass' || lw === 'pwd' || lw === 'pw') && quotedAt(text, k + sep.length);
+  // `pwd`, `pass`, `pw` alone: a quoted value, or `=` and a value that is not a path
+  // (`Uid=sa;PWD=x;`, `user=u pass=x`, but not `PWD=/home/dev` in `env` output)
+  const passLike =
+    !sensitive && sep !== '' && PASSWORD_LAST_WORDS.has(lw) && (quotedAt(text, k + sep.length) || (sep === '=' && !pathAt(text, k + 1)));
   if (sep && (sensitive || passLike)) {
     const span = keyValue(text, ws, openQuote, closedQuote, k + sep.length, sep, lw);
-    if (span) out.push(span);
-    return;
+    if (span) {
+      out.push(span);
+      return;
+    }
+    // no value on the line (`Your secret:` then the value on the next one): the entropy rule
   }
   if (sensitive && !sep) {
     let span = nameValue(text, ws, we) ?? netrc(text, ws, we, lw);
@@ -382,7 +474,14 @@ function handleWord(text: string, ws: number, we: number, out: Span[]): void {
       return;
     }
   }
-  if (triggersEntropy(word)) entropyWindow(text, we, out);
+  if (triggersEntropy(word)) entropyWindow(text, we, secretKeyword(text, s, word), out);
+}
+
+/** True when a file system path starts at p (`/x`, `~/x`, `./x`, `..`, `C:\\x`, `\\\\host`). */
+function pathAt(text: string, p: number): boolean {
+  const c = text.charCodeAt(p);
+  if (c === 47 || c === 126 || c === 46 || c === 92) return true;
+  return isAsciiLetter(c) && text.charCodeAt(p + 1) === 58 && (text.charCodeAt(p + 2) === 92 || text.charCodeAt(p + 2) === 47);
 }
 
 /** True when a quoted value starts at p (after spaces). */
@@ -465,6 +564,7 @@ function keyValue(
     }
   }
   if (lw.replace(/[^a-z]/g, '').endsWith('awssecretaccesskey')) kind = 'aws_secret_access_key';
+  if (!value.quoted && sep === ':' && BLOCK_SCALAR_RE.test(raw)) return blockScalar(text, keyStart, end, kind);
   if (isPlaceholder(raw)) return null;
   if (!value.quoted) {
     const first = raw.charCodeAt(0);
@@ -475,6 +575,39 @@ function keyValue(
     if (sep === ':' && !lineStart && !openQuote && /^[A-Za-z]+[,.;]?$/.test(raw)) return null;
     if (closedQuote && JSON_SCALAR_RE.test(raw.replace(/,$/, ''))) return null;
   }
+  return { start, end, kind };
+}
+
+/** A YAML block scalar indicator alone after `key:` (`|`, `>-`, `|+2`, `> # comment`). */
+const BLOCK_SCALAR_RE = /^[|>][-+]?[1-9]?[-+]?(?:[ \t]+#.*)?$/;
+
+/** The lines of a YAML block scalar (`api_key: >-` then more-indented lines): the value. */
+function blockScalar(text: string, keyStart: number, indicatorEnd: number, kind: string): Span | null {
+  const ls = lineStartOf(text, keyStart);
+  let indent = 0;
+  while (ls + indent < keyStart && (text.charCodeAt(ls + indent) === 32 || text.charCodeAt(ls + indent) === 45)) indent++;
+  let p = lineEndOf(text, indicatorEnd);
+  let start = -1;
+  let end = -1;
+  const limit = Math.min(text.length, p + 16384);
+  while (p < limit) {
+    // the next line
+    p += text.charCodeAt(p) === CR && text.charCodeAt(p + 1) === NL ? 2 : 1;
+    if (p >= text.length) break;
+    let q = p;
+    while (q < text.length && text.charCodeAt(q) === 32) q++;
+    const lineEnd = lineEndOf(text, q);
+    if (q === lineEnd) {
+      p = lineEnd; // blank lines belong to the block
+      continue;
+    }
+    if (q - p <= indent) break;
+    if (start < 0) start = q;
+    end = lineEnd;
+    p = lineEnd;
+  }
+  while (end > start && isSpace(text.charCodeAt(end - 1))) end--;
+  if (start < 0 || end <= start || isPlaceholder(text.slice(start, end))) return null;
   return { start, end, kind };
 }
 
@@ -538,7 +671,7 @@ function flagValue(text: string, we: number, lw: string, out: Span[]): void {
 
 // ------------------------------------------------------------------ command lines
 
-type Command = 'mysql' | 'sshpass' | 'login' | 'dashp' | 'redis' | 'ldap' | 'sqlcmd' | 'smb' | 'curl';
+type Command = 'mysql' | 'sshpass' | 'login' | 'dashp' | 'redis' | 'ldap' | 'sqlcmd' | 'smb' | 'curl' | 'httpie';
 
 const COMMANDS = new Map<string, Command>();
 for (const name of ['mysql', 'mysqldump', 'mysqladmin', 'mysqlimport', 'mysqlshow', 'mysqlcheck', 'mysqlsh', 'mysqlbinlog', 'mariadb', 'mariadb-dump', 'mariadb-admin', 'mariadbdump', 'mariadbadmin']) COMMANDS.set(name, 'mysql');
@@ -546,11 +679,12 @@ for (const name of ['twine', 'mongo', 'mongosh', 'mongodump', 'mongorestore', 'm
 for (const name of ['ldapsearch', 'ldapmodify', 'ldapadd', 'ldapdelete', 'ldapwhoami', 'ldappasswd', 'ldapcompare', 'ldapmodrdn']) COMMANDS.set(name, 'ldap');
 COMMANDS.set('sshpass', 'sshpass').set('login', 'login').set('redis-cli', 'redis').set('sqlcmd', 'sqlcmd');
 COMMANDS.set('smbclient', 'smb').set('curl', 'curl').set('wget', 'curl');
+COMMANDS.set('http', 'httpie').set('https', 'httpie');
 
 function commandOf(lw: string): Command | null {
   const c = lw.charCodeAt(0);
-  // every command starts with one of c l m r s t w
-  if (c !== 99 && c !== 108 && c !== 109 && c !== 114 && c !== 115 && c !== 116 && c !== 119) return null;
+  // every command starts with one of c h l m r s t w
+  if (c !== 99 && c !== 104 && c !== 108 && c !== 109 && c !== 114 && c !== 115 && c !== 116 && c !== 119) return null;
   return COMMANDS.get(lw) ?? null;
 }
 
@@ -565,6 +699,7 @@ const COMMAND_RES: Record<Command, RegExp> = {
   sqlcmd: new RegExp(`(?:^|\\s)-P[ \\t]*${ARG}`, 'dg'),
   smb: /(?:^|\s)-U[ \t]*["']?[^\s%'"]*%([^\s'"]+)/dg,
   curl: /(?:^|\s)(?:-u|--user|--proxy-user|-U)(?:=|[ \t]+)["']?[^\s:'"]*:([^\s'"]+)/dg,
+  httpie: /(?:^|\s)(?:-a|--auth)(?:=|[ \t]+)["']?[^\s:'"]*:([^\s'"]+)/dg,
 };
 const LOGIN_TOOLS_RE = /\b(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az|crane|cf|oc|regctl|finch)\b/;
 
@@ -630,9 +765,29 @@ function isLeadingSeparator(c: number): boolean {
   return c === 61 || c === 58 || c === 46 || c === 95 || c === 126 || c === 45;
 }
 
+function skipValueSeparators(text: string, from: number, limit: number): number {
+  let p = from;
+  while (p < limit) {
+    const c = text.charCodeAt(p);
+    if (isSpace(c) || c === 58 || c === 61 || c === 62 || isQuote(c) || c === 40 || c === 45) p++;
+    else break;
+  }
+  return p;
+}
+
+const FILLER_RE = /(?:is|was)[ \t]/iy;
+
+/** Where a keyword's value starts: after spaces, `:=>"'\`(-` and one `is`/`was` (`API key is <value>`). */
+function valueStart(text: string, from: number, limit: number): number {
+  const p = skipValueSeparators(text, from, limit);
+  FILLER_RE.lastIndex = p;
+  return p > from && FILLER_RE.test(text) ? skipValueSeparators(text, p + 3, limit) : p;
+}
+
 /** Redacts random-looking tokens within WINDOW characters after a keyword (same line, or the next
- * line when the keyword ends its line, as in `Your token:\n  abc…`). */
-function entropyWindow(text: string, we: number, out: Span[]): void {
+ * line when the keyword ends its line, as in `Your token:\n  abc…`). When `secretKey` is true the
+ * token right after the keyword is its value: the UUID / hash allowlist does not apply to it. */
+function entropyWindow(text: string, we: number, secretKey: boolean, out: Span[]): void {
   let from = we;
   let lineEnd = Math.min(nextLineEnd(text, from), from + WINDOW + 1);
   if ((onlyPunctuation(text, from, lineEnd) || endsWithColon(text, from, lineEnd)) && lineEnd < text.length && lineEnd - from <= WINDOW) {
@@ -641,44 +796,51 @@ function entropyWindow(text: string, we: number, out: Span[]): void {
     lineEnd = Math.min(nextLineEnd(text, from), from + WINDOW);
   }
   const limit = Math.min(lineEnd, from + WINDOW);
+  const valueAt = secretKey ? valueStart(text, from, limit) : -1;
+  // a nearby keyword's window may have passed the value already (`auth token <hex>`): look again
+  if (valueAt >= 0 && valueAt < entropyScanned && valueAt < limit && isTokenChar(text.charCodeAt(valueAt))) {
+    entropyToken(text, valueAt, valueAt, out);
+  }
   let i = Math.max(from, entropyScanned);
   while (i < limit) {
     if (!isTokenChar(text.charCodeAt(i))) {
       i++;
       continue;
     }
-    let j = i;
-    while (j < text.length && j - i < 1024 && isTokenChar(text.charCodeAt(j))) j++;
-    // the token proper: after the last `=` that is not base64 padding (`trace_id=abc`), without
-    // leading separators (`-abc`)
-    let ts = i;
-    let pad = j;
-    while (pad > i && text.charCodeAt(pad - 1) === 61) pad--;
-    for (let x = pad - 1; x >= i; x--) {
-      if (text.charCodeAt(x) === 61) {
-        ts = x + 1;
-        break;
-      }
-    }
-    while (ts < j && isLeadingSeparator(text.charCodeAt(ts))) ts++;
-    let te = j;
-    while (te > ts && text.charCodeAt(te - 1) === 46) te--;
-    if (te - ts >= 20) {
-      // the whole run the token belongs to (it may have started before the keyword's end)
-      let rs = i;
-      while (rs > 0 && i - rs < 256 && isTokenChar(text.charCodeAt(rs - 1))) rs--;
-      const token = text.slice(ts, te);
-      // paths and file names with versions are not credentials
-      const c0 = token.charCodeAt(0);
-      if (c0 === 47 || c0 === 126 || (token.includes('.') && /\d+\.\d+\.\d+/.test(token))) {
-        i = j;
-        continue;
-      }
-      const before = text.slice(Math.max(0, ts - 48), ts);
-      const runAllowed = rs < i && allowlisted(text.slice(rs, te), text.slice(Math.max(0, rs - 48), rs));
-      if (!runAllowed && isHighEntropySecret(token, before)) out.push({ start: ts, end: te, kind: 'high_entropy' });
-    }
-    i = j;
+    i = entropyToken(text, i, valueAt, out);
   }
   if (i > entropyScanned) entropyScanned = i;
+}
+
+/** Looks at the token run starting at i (a keyword's value when it starts at valueAt); returns its end. */
+function entropyToken(text: string, i: number, valueAt: number, out: Span[]): number {
+  let j = i;
+  while (j < text.length && j - i < 1024 && isTokenChar(text.charCodeAt(j))) j++;
+  // the token proper: after the last `=` that is not base64 padding (`trace_id=abc`), without
+  // leading separators (`-abc`)
+  let ts = i;
+  let pad = j;
+  while (pad > i && text.charCodeAt(pad - 1) === 61) pad--;
+  for (let x = pad - 1; x >= i; x--) {
+    if (text.charCodeAt(x) === 61) {
+      ts = x + 1;
+      break;
+    }
+  }
+  while (ts < j && isLeadingSeparator(text.charCodeAt(ts))) ts++;
+  let te = j;
+  while (te > ts && text.charCodeAt(te - 1) === 46) te--;
+  if (te - ts < MIN_TOKEN_LENGTH) return j;
+  const token = text.slice(ts, te);
+  // paths and file names with versions are not credentials
+  const c0 = token.charCodeAt(0);
+  if (c0 === 47 || c0 === 126 || (token.includes('.') && /\d+\.\d+\.\d+/.test(token))) return j;
+  const isValue = ts === valueAt;
+  // the whole run the token belongs to (it may have started before the keyword's end)
+  let rs = i;
+  while (rs > 0 && i - rs < 256 && isTokenChar(text.charCodeAt(rs - 1))) rs--;
+  const before = text.slice(Math.max(0, ts - 48), ts);
+  const runAllowed = rs < i && allowlisted(text.slice(rs, te), text.slice(Math.max(0, rs - 48), rs), isValue);
+  if (!runAllowed && isHighEntropySecret(token, before, isValue)) out.push({ start: ts, end: te, kind: 'high_entropy' });
+  return j;
 }

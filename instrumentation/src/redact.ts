@@ -298,8 +298,8 @@ function urlSpans(text: string, out: Span[]): void {
       if (pw.length > 0 && !isPlaceholder(pw) && !pw.startsWith('[REDACTED')) {
         out.push({ start: start + colon + 1, end: atSign, kind: 'url_password' });
       }
-    } else if (isHighEntropySecret(userinfo, '')) {
-      // https://<token>@github.com/…
+    } else if (isHighEntropySecret(userinfo, '', true)) {
+      // https://<token>@github.com/… (the user info is a credential's place: hex and UUIDs too)
       out.push({ start, end: atSign, kind: 'url_token' });
     }
     from = slash;

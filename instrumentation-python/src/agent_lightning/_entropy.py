@@ -2,9 +2,11 @@
 
 A token (a run of ``[A-Za-z0-9+/=_.~-]``) is taken for a secret when it is at least 20 characters
 long, has a letter and a digit, has a Shannon entropy of at least 3.5 bits per character (3.0 for
-hex), does not read like words (average letter-run length below 5), and is not allowlisted
-(UUIDs, hex digests, SRI strings, ``sha256:`` digests, ``data:`` payloads, SSH public keys). It
-only runs on tokens that follow a credential keyword (see _redact.py).
+hex), does not read like words (average letter-run length below 5), and is not allowlisted.
+Kept wherever they stand: SRI strings, digests after ``sha256:`` / ``h1:``…, ``data:`` payloads,
+SSH public keys. Kept only when they are not the keyword's own value (context-free): UUIDs and hex
+strings of exactly 32, 40, 64, 96 or 128 digits. It only runs on tokens that follow a credential
+keyword (see _redact.py); the token right after the keyword is its value.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ MIN_TOKEN_LENGTH = 20
 MIN_ENTROPY = 3.5
 MIN_HEX_ENTROPY = 3.0
 MAX_WORDINESS = 5
-_HASH_HEX_LENGTHS = {32, 40, 64, 96, 128}
+HASH_HEX_LENGTHS = frozenset({32, 40, 64, 96, 128})
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_.~-")
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -42,11 +44,12 @@ def shannon_entropy(s: str) -> float:
     return -sum((k / n) * math.log2(k / n) for k in counts.values())
 
 
-def allowlisted(token: str, before: str) -> bool:
-    """True when a token is kept for debugging even next to a keyword."""
-    if _UUID_RE.match(token):
+def allowlisted(token: str, before: str, value: bool = False) -> bool:
+    """True when a token is kept for debugging even next to a keyword. ``value``: the token is the
+    keyword's own value, where UUIDs and hash-length hex strings are secrets like any other."""
+    if not value and _UUID_RE.match(token):
         return True
-    if _HEX_RE.match(token) and (len(token) <= 40 or len(token) in _HASH_HEX_LENGTHS):
+    if not value and _HEX_RE.match(token) and len(token) in HASH_HEX_LENGTHS:
         return True
     if _SRI_RE.match(token) or _DIGEST_PREFIX_RE.search(before) or before.endswith("base64,"):
         return True
@@ -83,5 +86,5 @@ def looks_random(token: str) -> bool:
     return hexy or _wordiness(token) < MAX_WORDINESS
 
 
-def is_high_entropy_secret(token: str, before: str) -> bool:
-    return looks_random(token) and not allowlisted(token, before)
+def is_high_entropy_secret(token: str, before: str, value: bool = False) -> bool:
+    return looks_random(token) and not allowlisted(token, before, value)

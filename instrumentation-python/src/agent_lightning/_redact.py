@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ._entropy import allowlisted, is_high_entropy_secret, is_token_char, looks_random
+from ._entropy import MIN_TOKEN_LENGTH, allowlisted, is_high_entropy_secret, is_token_char, looks_random
 
 
 @dataclass
@@ -66,6 +66,7 @@ _SENSITIVE_KEY_SUFFIXES = (
     "credentials", "privatekey", "accesskey", "secretkey", "clientsecret", "sessiontoken", "accountkey",
     "sharedaccesskey", "sharedaccesssignature", "masterkey", "encryptionkey", "signingkey", "authkey", "keydata",
     "subscriptionkey", "functionskey", "dockerconfigjson", "dockercfg", "amzsignature", "googsignature",
+    "keybase", "licensekey", "licencekey", "adminkey",
 )  # fmt: skip
 _SENSITIVE_KEYS = {"auth", "sig", "signature"}
 _PASSWORD_LAST_WORDS = {"pwd", "pass", "pw"}
@@ -95,9 +96,50 @@ _TRIGGER_WORDS = {
 _TRIGGER_SUFFIXES = ("password", "passwd", "secret", "token", "apikey", "accesskey", "privatekey", "secretkey")
 
 
+# Words before ``key`` that make it a credential (``API key``, ``ADMIN_KEY``); ``cache key``,
+# ``primary key``, ``Idempotency-Key``, ``RSA key`` are not.
+_KEY_QUALIFIERS = {
+    "api", "secret", "private", "access", "admin", "master", "license", "licence", "auth", "signing", "encryption",
+    "account", "client", "app", "application", "service", "deploy", "write", "ingest", "ingestion", "integration",
+    "server", "webhook", "hmac", "shared", "session", "subscription", "developer", "personal", "rest", "live", "sdk",
+}  # fmt: skip
+# Last words that describe the secret itself (``secret_key_base``, ``token_value``), skipped.
+_VALUE_WORDS = {"base", "value", "string", "str", "data", "text", "raw", "plain", "plaintext", "hex", "b64", "base64"}
+_LETTERS_BEFORE_RE = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,24})[ \t]{1,8}$")
+
+
 @lru_cache(maxsize=4096)
 def _triggers_entropy(word: str) -> bool:
     return any(w in _TRIGGER_WORDS or w.endswith(_TRIGGER_SUFFIXES) for w in _words(word))
+
+
+@lru_cache(maxsize=4096)
+def _keyword_class(word: str) -> str:
+    """``yes``/``no`` for _secret_keyword() from the word alone; ``key`` when the word before decides."""
+    w = _words(word)
+    n = len(w)
+    while n > 1 and w[n - 1] in _VALUE_WORDS:
+        n -= 1
+    if n == 0:
+        return "no"
+    last = w[n - 1]
+    if last not in ("key", "keys"):
+        return "yes" if last in _TRIGGER_WORDS or last.endswith(_TRIGGER_SUFFIXES) else "no"
+    if n > 1:
+        return "yes" if w[n - 2] in _KEY_QUALIFIERS else "no"
+    return "key"
+
+
+def _secret_keyword(text: str, ws: int, word: str) -> bool:
+    """True when the token right after this keyword is its value and a secret whatever its alphabet
+    (the UUID / hash allowlist does not apply). The last word must name a secret (``API_TOKEN``,
+    ``token``, not ``token_id``); ``key`` counts only after a qualifier, in the word (``ADMIN_KEY``) or
+    as the word before it (``API key:``)."""
+    of = _keyword_class(word)
+    if of != "key":
+        return of == "yes"
+    m = _LETTERS_BEFORE_RE.search(text, max(0, ws - 32), ws)
+    return m is not None and m.group(1).lower() in _KEY_QUALIFIERS
 
 
 # ---------------------------------------------------------------------------------- token formats
@@ -347,8 +389,9 @@ def _url_spans(text: str, out: list[Span]) -> None:
             pw = userinfo[colon + 1 :]
             if pw and not is_placeholder(pw) and not pw.startswith("[REDACTED"):
                 out.append(Span(start + colon + 1, at_sign, "url_password"))
-        elif is_high_entropy_secret(userinfo, ""):
-            out.append(Span(start, at_sign, "url_token"))  # https://<token>@github.com/…
+        elif is_high_entropy_secret(userinfo, "", True):
+            # https://<token>@github.com/… (the user info is a credential's place: hex and UUIDs too)
+            out.append(Span(start, at_sign, "url_token"))
         pos = slash
 
 
@@ -394,6 +437,7 @@ _STEM_RE = re.compile(
             "smbclient",
             "curl",
             "wget",
+            "http",
         ]
     )
 )
@@ -540,7 +584,7 @@ for _n in (
 ):
     _COMMANDS[_n] = "ldap"
 _COMMANDS.update({"sshpass": "sshpass", "login": "login", "redis-cli": "redis", "sqlcmd": "sqlcmd",
-                  "smbclient": "smb", "curl": "curl", "wget": "curl"})  # fmt: skip
+                  "smbclient": "smb", "curl": "curl", "wget": "curl", "http": "httpie", "https": "httpie"})  # fmt: skip
 _ARG = r"(?:'([^'\n]*)'|\"([^\"\n]*)\"|([^\s'\"]+))"
 _COMMAND_RES: dict[str, re.Pattern[str]] = {
     "mysql": re.compile(rf"(?:^|\s)-p{_ARG}"),
@@ -552,9 +596,37 @@ _COMMAND_RES: dict[str, re.Pattern[str]] = {
     "sqlcmd": re.compile(rf"(?:^|\s)-P[ \t]*{_ARG}"),
     "smb": re.compile(r"(?:^|\s)-U[ \t]*[\"']?[^\s%'\"]*%([^\s'\"]+)"),
     "curl": re.compile(r"(?:^|\s)(?:-u|--user|--proxy-user|-U)(?:=|[ \t]+)[\"']?[^\s:'\"]*:([^\s'\"]+)"),
+    "httpie": re.compile(r"(?:^|\s)(?:-a|--auth)(?:=|[ \t]+)[\"']?[^\s:'\"]*:([^\s'\"]+)"),
 }
 _LOGIN_TOOLS_RE = re.compile(r"\b(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|az|crane|cf|oc|regctl|finch)\b")
 _WINDOW = 80
+# A YAML block scalar indicator alone after ``key:`` (``|``, ``>-``, ``|+2``, ``> # comment``).
+_BLOCK_SCALAR_RE = re.compile(r"^[|>][-+]?[1-9]?[-+]?(?:[ \t]+#.*)?$")
+_VALUE_SEPARATORS = frozenset(" \t:=>\"'`(-")
+_FILLER_RE = re.compile(r"(?:is|was)[ \t]", re.IGNORECASE)
+
+
+def _path_at(text: str, p: int) -> bool:
+    """True when a file system path starts at p (``/x``, ``~/x``, ``./x``, ``C:\\x``, ``\\\\host``)."""
+    c = _ch(text, p)
+    if c != "" and c in "/~.\\":
+        return True
+    return c.isascii() and c.isalpha() and _ch(text, p + 1) == ":" and _ch(text, p + 2) in ("\\", "/")
+
+
+def _skip_value_separators(text: str, start: int, limit: int) -> int:
+    p = start
+    while p < limit and text[p] in _VALUE_SEPARATORS:
+        p += 1
+    return p
+
+
+def _value_start(text: str, start: int, limit: int) -> int:
+    """Where a keyword's value starts: after spaces, ``:=>"'`(-`` and one ``is``/``was``."""
+    p = _skip_value_separators(text, start, limit)
+    if p > start and _FILLER_RE.match(text, p):
+        return _skip_value_separators(text, p + 3, limit)
+    return p
 
 
 class _Scanner:
@@ -617,7 +689,9 @@ class _Scanner:
         lw = word.lower()
         cmd = _COMMANDS.get(lw)
         if cmd is not None:
-            self.command_spans(ws, we, cmd)
+            # ``http``/``https`` are HTTPie only as a command word (``http -a u:pw …``), not in a URL
+            if cmd != "httpie" or _is_space(_ch(text, we)):
+                self.command_spans(ws, we, cmd)
             return
         if dashes > 0:
             if is_sensitive_key(word) or (lw.endswith("pass") and lw != "bypass") or lw in ("passin", "passout"):
@@ -653,12 +727,20 @@ class _Scanner:
                 sep = "=>"
             elif c1 not in ("=", "~"):
                 sep = "="
-        pass_like = not sensitive and sep != "" and lw in ("pass", "pwd", "pw") and self.quoted_at(k + len(sep))
+        # ``pwd``, ``pass``, ``pw`` alone: a quoted value, or ``=`` and a value that is not a path
+        # (``Uid=sa;PWD=x;``, ``user=u pass=x``, but not ``PWD=/home/dev`` in ``env`` output)
+        pass_like = (
+            not sensitive
+            and sep != ""
+            and lw in _PASSWORD_LAST_WORDS
+            and (self.quoted_at(k + len(sep)) or (sep == "=" and not _path_at(text, k + 1)))
+        )
         if sep and (sensitive or pass_like):
             span = self.key_value(ws, open_quote, closed_quote, k + len(sep), sep, lw)
             if span is not None:
                 self.out.append(span)
-            return
+                return
+            # no value on the line (``Your secret:`` then the value on the next one): the entropy rule
         if sensitive and not sep:
             span = self.name_value(ws, we) or self.netrc(ws, we, lw)
             if span is None and closed_quote and _ch(text, k) == "," and self.quoted_at(k + 1):
@@ -669,7 +751,7 @@ class _Scanner:
                 self.out.append(span)
                 return
         if _triggers_entropy(word):
-            self.entropy_window(we)
+            self.entropy_window(we, _secret_keyword(text, s, word))
 
     def quoted_at(self, p: int) -> bool:
         text = self.text
@@ -765,6 +847,8 @@ class _Scanner:
                     return None
         if re.sub(r"[^a-z]", "", lw).endswith("awssecretaccesskey"):
             kind = "aws_secret_access_key"
+        if not value.quoted and sep == ":" and _BLOCK_SCALAR_RE.match(raw):
+            return self.block_scalar(key_start, end, kind)
         if is_placeholder(raw):
             return None
         if not value.quoted:
@@ -777,6 +861,39 @@ class _Scanner:
                 return None
             if closed_quote and _JSON_SCALAR_RE.match(raw.removesuffix(",")):
                 return None
+        return Span(start, end, kind)
+
+    def block_scalar(self, key_start: int, indicator_end: int, kind: str) -> Span | None:
+        """The lines of a YAML block scalar (``api_key: >-`` then more-indented lines): the value."""
+        text = self.text
+        ls = _line_start(text, key_start)
+        indent = 0
+        while ls + indent < key_start and text[ls + indent] in " -":
+            indent += 1
+        p = _line_end(text, indicator_end)
+        start = end = -1
+        limit = min(len(text), p + 16384)
+        while p < limit:
+            p += 2 if text[p] == "\r" and _ch(text, p + 1) == "\n" else 1
+            if p >= len(text):
+                break
+            q = p
+            while q < len(text) and text[q] == " ":
+                q += 1
+            line_end = _line_end(text, q)
+            if q == line_end:
+                p = line_end  # blank lines belong to the block
+                continue
+            if q - p <= indent:
+                break
+            if start < 0:
+                start = q
+            end = line_end
+            p = line_end
+        while end > start and _is_space(text[end - 1]):
+            end -= 1
+        if start < 0 or end <= start or is_placeholder(text[start:end]):
+            return None
         return Span(start, end, kind)
 
     def name_value(self, ws: int, we: int) -> Span | None:
@@ -866,7 +983,10 @@ class _Scanner:
         self.nl_from, self.nl_at = start, j
         return j
 
-    def entropy_window(self, we: int) -> None:
+    def entropy_window(self, we: int, secret_key: bool) -> None:
+        """Random-looking tokens within _WINDOW characters after a keyword (same line, or the next
+        when the keyword ends its line). With ``secret_key`` the token right after the keyword is
+        its value: the UUID / hash allowlist does not apply to it."""
         text = self.text
         start = we
         line_end = min(self.next_line_end(start), start + _WINDOW + 1)
@@ -877,40 +997,50 @@ class _Scanner:
             start = line_end + (2 if text[line_end] == "\r" and _ch(text, line_end + 1) == "\n" else 1)
             line_end = min(self.next_line_end(start), start + _WINDOW)
         limit = min(line_end, start + _WINDOW)
+        value_at = _value_start(text, start, limit) if secret_key else -1
+        # a nearby keyword's window may have passed the value already (``auth token <hex>``): look again
+        if 0 <= value_at < min(self.entropy_scanned, limit) and is_token_char(text[value_at]):
+            self.entropy_token(value_at, value_at)
         i = max(start, self.entropy_scanned)
         while i < limit:
             if not is_token_char(text[i]):
                 i += 1
                 continue
-            j = i
-            while j < len(text) and j - i < 1024 and is_token_char(text[j]):
-                j += 1
-            ts = i
-            pad = j
-            while pad > i and text[pad - 1] == "=":
-                pad -= 1
-            eq = text.rfind("=", i, pad)
-            if eq >= 0:
-                ts = eq + 1
-            while ts < j and text[ts] in "=:._~-":
-                ts += 1
-            te = j
-            while te > ts and text[te - 1] == ".":
-                te -= 1
-            if te - ts >= 20:
-                rs = i
-                while rs > 0 and i - rs < 256 and is_token_char(text[rs - 1]):
-                    rs -= 1
-                token = text[ts:te]
-                if token[0] in "/~" or _SEMVER_IN_RE.search(token):
-                    i = j
-                    continue
-                before = text[max(0, ts - 48) : ts]
-                run_allowed = rs < i and allowlisted(text[rs:te], text[max(0, rs - 48) : rs])
-                if not run_allowed and is_high_entropy_secret(token, before):
-                    self.out.append(Span(ts, te, "high_entropy"))
-            i = j
+            i = self.entropy_token(i, value_at)
         self.entropy_scanned = max(self.entropy_scanned, i)
+
+    def entropy_token(self, i: int, value_at: int) -> int:
+        """Looks at the token run starting at i (a keyword's value when it starts at value_at)."""
+        text = self.text
+        j = i
+        while j < len(text) and j - i < 1024 and is_token_char(text[j]):
+            j += 1
+        ts = i
+        pad = j
+        while pad > i and text[pad - 1] == "=":
+            pad -= 1
+        eq = text.rfind("=", i, pad)
+        if eq >= 0:
+            ts = eq + 1
+        while ts < j and text[ts] in "=:._~-":
+            ts += 1
+        te = j
+        while te > ts and text[te - 1] == ".":
+            te -= 1
+        if te - ts < MIN_TOKEN_LENGTH:
+            return j
+        token = text[ts:te]
+        if token[0] in "/~" or _SEMVER_IN_RE.search(token):
+            return j
+        is_value = ts == value_at
+        rs = i
+        while rs > 0 and i - rs < 256 and is_token_char(text[rs - 1]):
+            rs -= 1
+        before = text[max(0, ts - 48) : ts]
+        run_allowed = rs < i and allowlisted(text[rs:te], text[max(0, rs - 48) : rs], is_value)
+        if not run_allowed and is_high_entropy_secret(token, before, is_value):
+            self.out.append(Span(ts, te, "high_entropy"))
+        return j
 
 
 # ---------------------------------------------------------------------------------- the redactor

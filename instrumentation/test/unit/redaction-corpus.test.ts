@@ -21,8 +21,20 @@ interface BenignEntry {
 }
 
 const dir = new URL('../../../../testdata/redaction/', import.meta.url);
-const secrets = JSON.parse(readFileSync(new URL('secrets.json', dir), 'utf8')) as SecretEntry[];
-const benign = JSON.parse(readFileSync(new URL('benign.json', dir), 'utf8')) as BenignEntry[];
+const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as T;
+const secrets = load<SecretEntry[]>('secrets.json');
+const benign = load<BenignEntry[]>('benign.json');
+
+/** Wilson score interval (95 %) for k successes in n trials, in percent. */
+function wilson(k: number, n: number): [number, number] {
+  const z = 1.959964;
+  const p = k / n;
+  const d = 1 + (z * z) / n;
+  const c = (p + (z * z) / (2 * n)) / d;
+  const h = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
+  return [Math.max(0, c - h) * 100, Math.min(1, c + h) * 100];
+}
+const pct = ([lo, hi]: [number, number]): string => `95 % Wilson ${lo.toFixed(1)}–${hi.toFixed(1)} %`;
 
 /** Every string (keys and values) of every request body the collector received. */
 function payloadStrings(mock: MockCollector): string[] {
@@ -98,7 +110,8 @@ test('recall: no secret of the corpus reaches the collector, and the logs never 
   const logText = [...logs.debug, ...logs.warn].join('\n');
   const inLogs = secrets.filter((e) => logText.includes(e.secret));
   const total = Object.values(stats.redactions).reduce((a, b) => a + b, 0);
-  t.diagnostic(`recall ${secrets.length - leaked.length}/${secrets.length}; partial leaks ${partial.length}; ${total} values redacted`);
+  const kept = secrets.length - leaked.length - partial.filter((e) => !leaked.includes(e)).length;
+  t.diagnostic(`in-sample recall ${kept}/${secrets.length} (${pct(wilson(kept, secrets.length))}); partial leaks ${partial.length}; ${total} values redacted`);
   assert.deepEqual(leaked.map((e) => e.kind), [], 'secrets that reached the collector');
   assert.deepEqual(partial.map((e) => e.kind), [], 'secrets of which a 16-character piece reached the collector');
   assert.deepEqual(inLogs.map((e) => e.kind), [], 'secrets printed in logs');
@@ -136,7 +149,7 @@ test('false positives: every benign line reaches the collector unchanged, nothin
       });
     }
   });
-  t.diagnostic(`benign: ${changed.length} changed lines of ${lines}`);
+  t.diagnostic(`benign: ${changed.length} changed of ${lines / 2} lines (×2 fields: command and stdout)`);
   assert.deepEqual(changed, []);
   assert.deepEqual(stats.redactions, {});
 });
@@ -173,4 +186,62 @@ test('instrument({ redact: { extraPatterns, allow } }), redactPatterns and redac
   assert.deepEqual(c.stats.redactions, {});
   assert.throws(() => make(mock.url, { redact: { extraPatterns: ['ACME' as unknown as RegExp] } }), /redact\.extraPatterns\[0\] must be a RegExp/);
   assert.throws(() => make(mock.url, { redact: { allow: [42 as unknown as string] } }), /redact\.allow\[0\] must be a string or a RegExp/);
+});
+
+/**
+ * The held-out corpus (heldout-*.json): formats and contexts the rules were not tuned on, written
+ * before they were first run. Their results are pinned in heldout-result.json, which the Python
+ * package checks too: the two packages must agree, and a change of result must update the file.
+ */
+interface HeldoutResult {
+  leaked: string[];
+  changed: string[];
+}
+const heldout = load<SecretEntry[]>('heldout-secrets.json');
+const heldoutBenign = load<BenignEntry[]>('heldout-benign.json');
+const pinned = load<{ current: HeldoutResult }>('heldout-result.json').current;
+
+test('held-out corpus: recall and false positives through the hooks, as pinned in heldout-result.json', async (t) => {
+  assert.ok(heldout.length >= 100, `${heldout.length} held-out secrets`);
+  for (const e of heldout) assert.ok(e.text.includes(e.secret), `${e.kind}: text must contain the secret`);
+  const known = new Set(secrets.map((e) => e.kind));
+  assert.deepEqual(heldout.filter((e) => known.has(e.kind)).map((e) => e.kind), [], 'held-out kinds are not in secrets.json');
+
+  mock.trajectories.clear();
+  mock.requests.length = 0;
+  await runThroughHooks(mock, heldout.map((e) => e.text), false);
+  const haystack = payloadStrings(mock).join('\n');
+  const leaked = heldout
+    .filter((e) => {
+      if (haystack.includes(e.secret)) return true;
+      for (let i = 0; i + 16 <= e.secret.length; i++) if (haystack.includes(e.secret.slice(i, i + 16))) return true;
+      return false;
+    })
+    .map((e) => e.kind);
+  const kept = heldout.length - leaked.length;
+
+  mock.trajectories.clear();
+  mock.requests.length = 0;
+  const { steps } = await runThroughHooks(mock, heldoutBenign.map((e) => e.text), false);
+  const changed: string[] = [];
+  let lines = 0;
+  heldoutBenign.forEach((e, i) => {
+    const want = e.text.split('\n');
+    const have = (steps[i].toolOutput.stdout as string).split('\n');
+    lines += want.length;
+    want.forEach((line, j) => {
+      if (have[j] !== line) changed.push(`${e.kind}: ${line}`);
+    });
+  });
+  t.diagnostic(`held-out recall ${kept}/${heldout.length} (${pct(wilson(kept, heldout.length))}); leaked: ${leaked.join(', ')}`);
+  t.diagnostic(`held-out benign: ${changed.length} changed of ${lines} lines: ${JSON.stringify(changed)}`);
+  assert.deepEqual(leaked, pinned.leaked, 'held-out secrets that reach the collector (heldout-result.json)');
+  assert.deepEqual(changed, pinned.changed, 'held-out benign lines changed (heldout-result.json)');
+});
+
+test('wilson(): the interval used for the figures', () => {
+  const [lo, hi] = wilson(143, 143);
+  assert.ok(Math.abs(lo - 97.39) < 0.01 && hi === 100, `${lo} ${hi}`);
+  const [a, b] = wilson(8, 10);
+  assert.ok(Math.abs(a - 49.02) < 0.01 && Math.abs(b - 94.33) < 0.01, `${a} ${b}`);
 });
