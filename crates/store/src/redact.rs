@@ -21,9 +21,15 @@ pub fn redact_url(url: &str) -> String {
 /// which sqlx does not support and would log in full as "unrecognized"; each is reported
 /// here, masked.
 pub(crate) fn without_unsupported_secrets(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
+    // The query starts after the userinfo, which may hold an unencoded '?'.
+    let query_from = url
+        .split_once("://")
+        .and_then(|(scheme, rest)| userinfo_end(rest).map(|at| scheme.len() + 3 + at))
+        .unwrap_or(0);
+    let Some(q) = url[query_from..].find('?').map(|i| query_from + i) else {
         return url.to_string();
     };
+    let (base, query) = (&url[..q], &url[q + 1..]);
     let kept: Vec<&str> = query
         .split('&')
         .filter(|pair| {
@@ -195,6 +201,15 @@ mod tests {
         assert_eq!(
             without_unsupported_secrets("postgres://h/db?sslpassword=s3"),
             "postgres://h/db"
+        );
+        // A '?' in the password is not the query.
+        assert_eq!(
+            without_unsupported_secrets("postgres://u:s3?c@h/db?sslpassword=s3&sslmode=require"),
+            "postgres://u:s3?c@h/db?sslmode=require"
+        );
+        assert_eq!(
+            without_unsupported_secrets("postgres://u:s3?c@h/db"),
+            "postgres://u:s3?c@h/db"
         );
     }
 
