@@ -555,57 +555,10 @@ fn a_paged_10000_step_trajectory_stays_under_a_memory_peak() {
         assert_eq!(r.status(), 200);
     }
     let ingest = ingest.elapsed();
-    // Two pages at the default size, then two at the largest: the peak is per page (a debug
-    // build serializes only a few MB/s on a loaded machine, so the walk is not run to the end
-    // here; the dashboard's end-to-end test follows every page of a 10,000-step trajectory).
-    for (limit, bound_mib, pages_to_read) in [(None, 64u64, 2usize), (Some(2000), 160, 2)] {
-        std::thread::sleep(Duration::from_millis(200));
-        let before = serve.rss();
-        serve.reset_peak();
-        let started = Instant::now();
-        let (mut seen, mut pages, mut after, mut largest) = (0usize, 0, None::<i64>, 0usize);
-        loop {
-            let mut url = format!("{}/api/trajectories/{id}?", serve.base);
-            if let Some(limit) = limit {
-                url.push_str(&format!("stepsLimit={limit}&"));
-            }
-            if let Some(after) = after {
-                url.push_str(&format!("stepsAfter={after}"));
-            }
-            let text = c.get(url).bearer_auth(KEY).send().unwrap().text().unwrap();
-            largest = largest.max(text.len());
-            let page: Value = serde_json::from_str(&text).unwrap();
-            seen += page["steps"].as_array().unwrap().len();
-            pages += 1;
-            match page["nextStepsAfter"].as_i64() {
-                Some(next) if pages < pages_to_read => after = Some(next),
-                _ => break,
-            }
-        }
-        let peak = serve.peak();
-        println!(
-            "paged read (stepsLimit {limit:?}): {seen} steps in {pages} pages, largest answer {:.1} MiB, {:?} \
-             (ingest took {ingest:?}); RSS before {:.1} MiB, peak {:.1} MiB (+{:.1} MiB)",
-            mib(largest as u64),
-            started.elapsed(),
-            mib(before),
-            mib(peak),
-            mib(peak.saturating_sub(before))
-        );
-        assert_eq!(
-            seen,
-            10_000.min(pages_to_read * limit.unwrap_or(500) as usize)
-        );
-        assert!(
-            peak < before + bound_mib * 1024 * 1024,
-            "peak {} MiB over {} MiB",
-            mib(peak - before),
-            bound_mib
-        );
-    }
     // The two routes that can still answer every step at once write them as they are read,
     // 500 at a time: `/steps?limit=10000` and the export (one 90 MB line). Each answer is
-    // larger than the bound, so neither can have been built in memory whole.
+    // larger than the bound, so neither can have been built in memory whole. (Read first,
+    // before the larger pages below leave freed memory resident.)
     for (what, url) in [
         (
             "steps?limit=10000",
@@ -657,6 +610,54 @@ fn a_paged_10000_step_trajectory_stays_under_a_memory_peak() {
             peak < before + 64 * 1024 * 1024,
             "{what}: peak {:.1} MiB over 64 MiB",
             mib(peak.saturating_sub(before))
+        );
+    }
+    // Two pages at the default size, then two at the largest: the peak is per page (a debug
+    // build serializes only a few MB/s on a loaded machine, so the walk is not run to the end
+    // here; the dashboard's end-to-end test follows every page of a 10,000-step trajectory).
+    for (limit, bound_mib, pages_to_read) in [(None, 64u64, 2usize), (Some(2000), 160, 2)] {
+        std::thread::sleep(Duration::from_millis(200));
+        let before = serve.rss();
+        serve.reset_peak();
+        let started = Instant::now();
+        let (mut seen, mut pages, mut after, mut largest) = (0usize, 0, None::<i64>, 0usize);
+        loop {
+            let mut url = format!("{}/api/trajectories/{id}?", serve.base);
+            if let Some(limit) = limit {
+                url.push_str(&format!("stepsLimit={limit}&"));
+            }
+            if let Some(after) = after {
+                url.push_str(&format!("stepsAfter={after}"));
+            }
+            let text = c.get(url).bearer_auth(KEY).send().unwrap().text().unwrap();
+            largest = largest.max(text.len());
+            let page: Value = serde_json::from_str(&text).unwrap();
+            seen += page["steps"].as_array().unwrap().len();
+            pages += 1;
+            match page["nextStepsAfter"].as_i64() {
+                Some(next) if pages < pages_to_read => after = Some(next),
+                _ => break,
+            }
+        }
+        let peak = serve.peak();
+        println!(
+            "paged read (stepsLimit {limit:?}): {seen} steps in {pages} pages, largest answer {:.1} MiB, {:?} \
+             (ingest took {ingest:?}); RSS before {:.1} MiB, peak {:.1} MiB (+{:.1} MiB)",
+            mib(largest as u64),
+            started.elapsed(),
+            mib(before),
+            mib(peak),
+            mib(peak.saturating_sub(before))
+        );
+        assert_eq!(
+            seen,
+            10_000.min(pages_to_read * limit.unwrap_or(500) as usize)
+        );
+        assert!(
+            peak < before + bound_mib * 1024 * 1024,
+            "peak {} MiB over {} MiB",
+            mib(peak - before),
+            bound_mib
         );
     }
     assert!(!serve.log.lock().unwrap().contains("panicked"));
