@@ -17,7 +17,7 @@ pub const STEP_PAGE: i64 = 500;
 pub enum ExportPart {
     /// A trajectory begins: its row and every score of it (a trajectory has few).
     Start {
-        trajectory: Trajectory,
+        trajectory: Box<Trajectory>,
         scores: Vec<Score>,
     },
     /// The next page of its steps (at most [`STEP_PAGE`]), in step order.
@@ -81,6 +81,7 @@ pub fn export_parts(
             if let Some(trajectory) = s.buffered.next() {
                 let scores = s.store.list_scores(trajectory.id).await?;
                 s.current = Some(Steps::After(trajectory.id, None));
+                let trajectory = Box::new(trajectory);
                 return Ok(Some((ExportPart::Start { trajectory, scores }, s)));
             }
             if s.exhausted {
@@ -118,7 +119,7 @@ pub fn export_stream(
         }
         Ok(Some((
             TrajectoryWithSteps {
-                trajectory,
+                trajectory: *trajectory,
                 steps,
                 scores,
             },
