@@ -151,7 +151,8 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
     }
 }
 
-/// Read from another loopback address: the junk's address is throttled for failing the key.
+/// Read from another loopback address, so the read is not counted with the junk's address
+/// (which is throttled for its failing requests; a valid key would still be served there).
 fn metrics(serve: &Serve) -> String {
     reqwest::blocking::Client::builder()
         .local_address(Some("127.0.0.2".parse().unwrap()))
