@@ -105,6 +105,31 @@ describe('dashboard against lightning serve', () => {
     await expectNoProblems(session);
   });
 
+  it('leaves optimizer evaluation runs out of the list unless the switch shows them', async () => {
+    const { page } = session;
+    const evalId = await server.api.start({ agentId: 'support-bot', taskType: 'triage', prompt: 'evaluation rollout of a candidate', promptVersion: 'opt-0190e2e0-candidate' });
+    const count = (n) => page.waitForFunction((n) => document.querySelectorAll('table.trajectories-table tbody tr').length === n, n);
+    try {
+      await page.goto(`${server.url}/trajectories?agentId=support-bot`);
+      await count(8);
+      const toggle = page.getByLabel('Show evaluation runs');
+      assert.equal(await toggle.isChecked(), false);
+      await toggle.check();
+      await count(9);
+      assert.match(page.url(), /evaluations=include/);
+      await page.getByRole('link', { name: `Open trajectory ${evalId} of support-bot` }).waitFor();
+      await toggle.uncheck();
+      await count(8);
+      assert.equal(await page.getByRole('link', { name: `Open trajectory ${evalId} of support-bot` }).count(), 0);
+    } finally {
+      await server.api.ok('DELETE', `/api/trajectories/${evalId}`);
+    }
+    // Back to the search the next test starts from.
+    await page.goto(`${server.url}/trajectories?q=parser.rs`);
+    await count(1);
+    await expectNoProblems(session);
+  });
+
   it('opens a trajectory, expands a step and shows the error step', async () => {
     const { page } = session;
     await page.locator('table.trajectories-table tbody tr').first().click();
@@ -300,9 +325,9 @@ describe('dashboard against lightning serve', () => {
     await row.getByRole('link', { name: `Open run ${run.id}` }).click();
     await page.getByRole('heading', { name: `Run ${short(run.id)} · ${OPT_AGENT}`, level: 1 }).waitFor();
     const summary = async (label) => page.locator('.summary-item', { has: page.getByText(label, { exact: true }) }).first().locator('dd').innerText();
-    assert.equal(await summary('Start on test (judge estimate)'), fmt(run.evidence.baselineTest));
-    assert.equal(await summary('Best on test (judge estimate)'), fmt(run.evidence.bestTest));
-    assert.match(await summary('Best − start (paired)'), /^\+0\.500 \[\+0\.\d{3}, \+0\.\d{3}\] n=24 · 12 better, 0 worse$/);
+    assert.equal(await summary('Start on test (judge estimate) [95% CI] n'), fmt(run.evidence.baselineTest));
+    assert.equal(await summary('Best on test (judge estimate) [95% CI] n'), fmt(run.evidence.bestTest));
+    assert.match(await summary('Best − start (paired) (judge estimate) [95% CI] n'), /^\+0\.500 \[\+0\.\d{3}, \+0\.\d{3}\] n=24 · 12 better, 0 worse$/);
     assert.equal(await summary('Split'), '32 train / 24 validation / 24 test');
     assert.equal(await summary('Candidates'), String(candidates.length));
     const perRound = [0, 1, 2].map((r) => candidates.filter((c) => c.round === r).length);
@@ -311,7 +336,8 @@ describe('dashboard against lightning serve', () => {
       roundItems.map((t) => t.replace(/\s+/g, ' ').replace(/ · best.*/, '')),
       perRound.map((n, r) => `Round ${r} ${n} candidate${n === 1 ? '' : 's'}`),
     );
-    assert.match(roundItems[2], /best 1\.000/);
+    // The round's best is the selection maximum, with its interval and n, and said to be one.
+    assert.match(roundItems[2], /best 1\.000 \[0\.\d{3}, 1\.000\] n=24 \(judge estimate\), a maximum over candidates/);
 
     const tree = page.getByRole('tree', { name: 'Candidate lineage' });
     assert.equal(await tree.getByRole('treeitem').count(), candidates.length);
@@ -325,7 +351,7 @@ describe('dashboard against lightning serve', () => {
     // parent → child: the best candidate sits in its parent's group, which sits in the seed's.
     const bestNode = node(node(node(tree, 1, seedCandidate), 2, parent), 3, best);
     assert.equal(await bestNode.count(), 1);
-    assert.match(await bestNode.locator(':scope > button').innerText(), /R2[\s\S]*best[\s\S]*1\.000/);
+    assert.match(await bestNode.locator(':scope > button').innerText(), /R2[\s\S]*best[\s\S]*1\.000 \[0\.\d{3}, 1\.000\] n=24[\s\S]*judge estimate$/);
     assert.equal(await bestNode.getAttribute('aria-selected'), 'true');
 
     // The selected (best) candidate: its critique, and the diff against its parent.

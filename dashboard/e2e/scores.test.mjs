@@ -66,12 +66,20 @@ describe('scores in the dashboard', () => {
     await row.waitFor();
     assert.match(await row.innerText(), /thumbs\s+👎 down\s+human\s+step 1/);
 
-    // And a thumbs-up on the other trajectory as a whole.
+    // On the other trajectory as a whole: a thumbs-down with a comment, then the person changes
+    // their mind. The second vote replaces the first (one score, up, the old comment gone).
     await page.goto(`${server.url}/trajectories/${good}`);
     const goodScores = page.getByRole('region', { name: /Scores and feedback/ });
     await goodScores.getByRole('cell', { name: 'complete fix' }).waitFor();
+    await goodScores.getByLabel('Feedback comment').fill('looked wrong at first');
+    await goodScores.getByRole('button', { name: 'Thumbs down' }).click();
+    await goodScores.locator('tr', { hasText: '👎 down' }).waitFor();
     await goodScores.getByRole('button', { name: 'Thumbs up' }).click();
     await goodScores.locator('tr', { hasText: '👍 up' }).waitFor();
+    assert.equal(await goodScores.locator('tr', { hasText: '👎 down' }).count(), 0, 'the earlier vote is replaced');
+    const goodThumbs = (await server.api.ok('GET', `/api/trajectories/${good}/scores`)).scores.filter((x) => x.name === 'thumbs');
+    assert.equal(goodThumbs.length, 1, JSON.stringify(goodThumbs));
+    assert.deepEqual([goodThumbs[0].value, goodThumbs[0].source, goodThumbs[0].stepNumber, goodThumbs[0].comment || null], [true, 'human', null, null]);
 
     // Still there after a reload, from the server.
     await page.goto(`${server.url}/trajectories/${bad}`);
@@ -108,6 +116,31 @@ describe('scores in the dashboard', () => {
     assert.deepEqual(cells.map((c) => c.split('\n')[0]).sort(), ['0.200', '0.900']);
     await s.shot('20-scores-list');
 
+    assert.deepEqual(s.problems, [], `page reported errors:\n${s.problems.join('\n')}`);
+    await s.context.close();
+  });
+
+  it('with a read key: scores are shown, and feedback says which key it needs instead of failing silently', async () => {
+    const created = await server.api.ok('POST', '/api/keys', { name: `viewer-${Date.now()}`, scope: 'read' });
+    const before = (await server.api.ok('GET', `/api/trajectories/${bad}/scores`)).scores.length;
+    const s = await newPage(chrome.browser);
+    s.allow(/status of 403/); // the browser's own log line for the two deliberate 403 answers
+    const { page } = s;
+    await page.goto(`${server.url}/`);
+    await page.getByLabel('API key').fill(created.key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    await page.goto(`${server.url}/trajectories/${bad}`);
+    const scores = page.getByRole('region', { name: /Scores and feedback/ });
+    await scores.getByRole('cell', { name: /still broken/ }).waitFor();
+    await scores.getByRole('button', { name: 'Thumbs up' }).click();
+    const alert = scores.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /cannot save feedback.*ingest scope.*admin key.*read key can only view/s);
+    await scores.getByRole('button', { name: /^Delete score correctness/ }).click();
+    await scores.getByRole('alert').filter({ hasText: 'deleting needs an admin key' }).waitFor();
+    const after = (await server.api.ok('GET', `/api/trajectories/${bad}/scores`)).scores.length;
+    assert.equal(after, before, 'nothing was stored or deleted');
     assert.deepEqual(s.problems, [], `page reported errors:\n${s.problems.join('\n')}`);
     await s.context.close();
   });

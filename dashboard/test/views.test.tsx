@@ -38,6 +38,36 @@ describe('Trajectories view', () => {
     await waitFor(() => expect(within(table).queryByText('agent-old')).toBeNull());
   });
 
+  it('leaves evaluation runs out unless the switch asks for them', async () => {
+    const calls = mockFetch((call) => {
+      if (call.url.pathname === '/api/agents') return { body: { agents: [] } };
+      if (call.url.pathname === '/api/trajectories') {
+        const include = call.url.searchParams.get('includeEvaluations') === 'true';
+        const own = trajectory({ id: 'own' });
+        const evaluation = trajectory({ id: 'eval', agentId: 'agent-eval', promptVersion: 'opt-0190' });
+        return { body: { trajectories: include ? [evaluation, own] : [own], nextCursor: null } };
+      }
+      return undefined;
+    });
+    renderSignedIn(<Trajectories />);
+    const table = await screen.findByRole('table');
+    await waitFor(() => expect(within(table).getAllByRole('row')).toHaveLength(2));
+    const listed = () => calls.filter((c) => c.url.pathname === '/api/trajectories');
+    expect(listed().every((c) => !c.url.searchParams.has('includeEvaluations'))).toBe(true);
+
+    const toggle = screen.getByLabelText('Show evaluation runs') as HTMLInputElement;
+    expect(toggle.checked).toBe(false);
+    fireEvent.click(toggle);
+    expect(await within(table).findByText('agent-eval')).toBeTruthy();
+    expect(listed().at(-1)?.url.searchParams.get('includeEvaluations')).toBe('true');
+    expect(window.location.search).toBe('?evaluations=include');
+    expect(toggle.checked).toBe(true);
+
+    fireEvent.click(toggle);
+    await waitFor(() => expect(within(table).queryByText('agent-eval')).toBeNull());
+    expect(listed().at(-1)?.url.searchParams.has('includeEvaluations')).toBe(false);
+  });
+
   it('says so when nothing matches', async () => {
     window.history.replaceState(null, '', '/trajectories?q=zzz');
     mockFetch((call) => {
@@ -144,16 +174,67 @@ describe('Optimization views', () => {
     renderSignedIn(<RunDetail id="r1" />);
     const grid = await screen.findByRole('table', { name: 'Evaluations: candidates by example' });
     const item = (label: string) => screen.getByText(label, { selector: 'dt' }).parentElement?.querySelector('dd')?.textContent;
-    expect(item('Start on test')).toBe('0.450 [0.258, 0.658] n=20');
-    expect(item('Best on test')).toBe('0.500 [0.299, 0.701] n=20');
-    expect(item('Best − start (paired)')).toBe('+0.050 [-0.150, +0.250] n=20 · 3 better, 2 worse');
-    expect(item('Test score')).toBe('0.500 [0.299, 0.701] n=20');
+    expect(item('Start on test [95% CI] n')).toBe('0.450 [0.258, 0.658] n=20');
+    expect(item('Best on test [95% CI] n')).toBe('0.500 [0.299, 0.701] n=20');
+    expect(item('Best − start (paired) [95% CI] n')).toBe('+0.050 [-0.150, +0.250] n=20 · 3 better, 2 worse');
+    expect(item('Test score [95% CI] n')).toBe('0.500 [0.299, 0.701] n=20');
+    expect(item('Validation score [95% CI] n')).toBe('0.800 [0.580, 0.920] n=20');
+    // The round's best is the selection maximum: shown with its interval and n, and said to be one.
+    const rounds = screen.getAllByRole('listitem').filter((li) => li.textContent?.startsWith('Round'));
+    expect(rounds.map((r) => r.textContent)).toEqual([
+      'Round 0 1 candidate · best 0.500, a maximum over candidates',
+      'Round 1 2 candidates · best 0.800 [0.580, 0.920] n=20, a maximum over candidates',
+    ]);
+    expect(screen.queryByText(/judge estimate/)).toBeNull();
     expect(screen.getByText('no significant improvement')).toBeTruthy();
     expect(within(grid).getAllByRole('columnheader').map((h) => h.textContent)).toEqual(['Candidate', 'train (1)', 'validation (1)', 'test (1)']);
     expect(within(grid).getAllByRole('row')).toHaveLength(4);
     expect(grid.querySelectorAll('td.cell')).toHaveLength(5);
     expect(grid.querySelectorAll('td.cell-pass')).toHaveLength(2);
     expect(grid.querySelector('td.cell-fail')?.getAttribute('title')).toMatch(/missing: CITE_FILES/);
+  });
+
+  it('labels judge scores as estimates on every candidate and names the run’s own confidence level', async () => {
+    const sc = (mean: number, n: number, low: number, high: number) => ({ mean, n, low, high, confidence: 0.99, method: 'wilson' as const });
+    const evidence = {
+      evaluator: 'judge',
+      estimate: true,
+      split: { train: 30, validation: 20, test: 20 },
+      confidence: 0.99,
+      minImprovement: 0,
+      baselineValidation: sc(0.5, 20, 0.25, 0.75),
+      bestValidation: sc(0.8, 20, 0.52, 0.94),
+      baselineTest: sc(0.45, 20, 0.21, 0.72),
+      bestTest: sc(0.5, 20, 0.25, 0.75),
+      difference: { ...sc(0.05, 20, -0.2, 0.3), method: 'newcombe' as const, wins: 3, losses: 2, ties: 15 },
+      significant: false,
+      verdict: 'noSignificantImprovement' as const,
+    };
+    const scored = candidates.map((c) =>
+      c.id === 'c2' ? { ...c, scores: { minibatch: sc(0.25, 4, 0.02, 0.8), validation: null, test: null } } : c.id === 'c1' ? { ...c, scores: { minibatch: sc(0.75, 4, 0.2, 0.98), validation: sc(0.8, 20, 0.52, 0.94), test: sc(0.5, 20, 0.25, 0.75) } } : c,
+    );
+    const run = { id: 'r1', agentId: 'agent-a', status: 'completed', startedAt: '2026-11-26T12:00:00Z', finishedAt: '2026-11-26T12:05:00Z', config: {}, baselineScore: 0.45, bestScore: 0.5, bestCandidateId: 'c1', trajectories: 70, llmCalls: 40, evaluations: 5, error: null, evidence, candidates: scored };
+    mockFetch((call) => {
+      if (call.url.pathname === '/api/optimization-runs/r1') return { body: run };
+      if (call.url.pathname === '/api/optimization-runs/r1/evaluations') return { body: { evaluations: [] } };
+      return undefined;
+    });
+    renderSignedIn(<RunDetail id="r1" />);
+    const tree = await screen.findByRole('tree', { name: 'Candidate lineage' });
+    const item = (label: string) => screen.getByText(label, { selector: 'dt' }).parentElement?.querySelector('dd')?.textContent;
+    expect(item('Start on test (judge estimate) [99% CI] n')).toBe('0.450 [0.210, 0.720] n=20');
+    expect(item('Minibatch score (judge estimate) [99% CI] n')).toBe('0.750 [0.200, 0.980] n=4');
+    expect(item('Validation score (judge estimate) [99% CI] n')).toBe('0.800 [0.520, 0.940] n=20');
+    expect(item('Test score (judge estimate) [99% CI] n')).toBe('0.500 [0.250, 0.750] n=20');
+    expect(screen.getByText(/registered only when the 99% interval/)).toBeTruthy();
+    // Every node of the lineage says its score is a judge estimate; an unvalidated one shows its minibatch interval.
+    const nodes = within(tree).getAllByRole('button');
+    expect(nodes).toHaveLength(3);
+    for (const n of nodes) expect(n.textContent).toMatch(/judge estimate$/);
+    const pruned = nodes.find((n) => n.textContent?.includes('pruned'));
+    expect(pruned?.textContent).toContain('0.250 [0.020, 0.800] n=4 (minibatch)');
+    expect(pruned?.querySelector('.node-score')?.getAttribute('title')).toBe('judge-estimated validation score with its 99% interval and n (the minibatch score if not validated)');
+    expect(screen.queryByText(/95%/)).toBeNull();
   });
 
   it('lists prompt versions and promotes one', async () => {

@@ -8,7 +8,8 @@
 Environment: COLLECTOR_URL (default http://localhost:4000), LIGHTNING_API_KEY (an `ingest` key,
 never the admin API_KEY: `lightning keys create --name example-agent --scope ingest`), AGENT_ID (default example-agent), ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a
 compatible endpoint), WORKDIR (default: the current directory), LIGHTNING_DEBUG=1 for logs.
-Undelivered data is spooled to ~/.local/state/agent-lightning/spool and sent by the next run.
+Undelivered data is spooled to ~/.local/state/agent-lightning/spool/<16 hex digits of the
+collector URL's SHA-256> and sent by the next run.
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ async def main() -> None:
                 print(f"RESULT {message.subtype} {message.is_error} {message.session_id}", flush=True)
             if cfg.get("ending") == "raise_in_loop" and type(message).__name__ == "UserMessage":
                 raise RuntimeError("user code failed inside the loop")
+            if cfg.get("ending") == "break" and type(message).__name__ == "UserMessage":
+                break  # the user's code has what it wanted: the agent is left unfinished
     finally:
         print(f"AGENT_END {time.time()}", flush=True)
     ending = cfg.get("ending", "normal")
@@ -77,8 +79,9 @@ async def main() -> None:
     if ending == "exception":
         raise RuntimeError("user code failed after the agent")
     if ending == "shutdown":
+        began = time.time()
         await lightning.shutdown()
-        print(f"SHUTDOWN_DONE {time.time()} {json.dumps(lightning.stats().__dict__)}", flush=True)
+        print(f"SHUTDOWN_DONE {time.time() - began} {json.dumps(lightning.stats().__dict__)}", flush=True)
 
 
 if __name__ == "__main__":

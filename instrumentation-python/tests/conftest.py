@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ def collector() -> Iterator[Collector]:
     c = Collector().start()
     yield c
     c.dispose()
+
+
+EXIT_SLACK = 4.0
 
 
 @dataclass
@@ -44,13 +48,13 @@ class ChildRun:
         return None
 
     def assert_bounded_exit(self, shutdown_timeout: float = 5.0) -> None:
-        """The instrumentation's part of the exit is bounded by shutdown_timeout; the rest is the
-        SDK's own teardown (stopping the CLI) and the interpreter's, which happen without us too."""
+        """The process's own lifetime past the agent's end (its loop finished, to the parent seeing
+        it exit) is under shutdown_timeout + 4 s, the TypeScript tests' bound: the
+        instrumentation's part is bounded by shutdown_timeout, the 4 s are for the SDK stopping
+        the CLI and the interpreter's teardown on a loaded machine."""
         took = self.exit_handler
-        assert took is not None, f"the exit handler did not run:\n{self.stderr[-2000:]}"
-        assert took < shutdown_timeout + 0.5, took
-        assert self.after_agent < shutdown_timeout + 25, (self.after_agent, took)
-        print(f"exit handler {took:.2f} s, process lived {self.after_agent:.2f} s past the agent's end")
+        assert self.after_agent < shutdown_timeout + EXIT_SLACK, (self.after_agent, took, self.stderr[-2000:])
+        print(f"process lived {self.after_agent:.2f} s past the agent's end (exit handler {took} s)")
 
     @property
     def after_agent(self) -> float:
@@ -82,8 +86,24 @@ def _default_sigint() -> None:
 
 
 def finish_child(proc: subprocess.Popen[str], started: float, timeout: float = 120) -> ChildRun:
-    out, err = proc.communicate(timeout=timeout)
+    """Waits for the process itself (not for its pipes, which a leftover grandchild could hold
+    open): `ended` is when it exited."""
+    parts: dict[str, list[str]] = {"out": [], "err": []}
+    readers = []
+    for name, stream in (("out", proc.stdout), ("err", proc.stderr)):
+        if stream is not None:
+            r = threading.Thread(target=lambda s=stream, p=parts[name]: p.append(s.read()), daemon=True)
+            r.start()
+            readers.append(r)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
     ended = time.time()
+    for r in readers:
+        r.join(10)
+    out, err = "".join(parts["out"]), "".join(parts["err"])
     agent_end = None
     for line in out.splitlines():
         if line.startswith("AGENT_END "):

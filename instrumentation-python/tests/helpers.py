@@ -140,6 +140,11 @@ def turn(*content: dict[str, Any]) -> dict[str, Any]:
     return {"content": list(content), "stop_reason": stop}
 
 
+def api_error(status: int, message: str) -> dict[str, Any]:
+    """A turn answered with an HTTP error instead (400: an API error the CLI gives up on)."""
+    return {"content": [], "stop_reason": "end_turn", "error_status": status, "error_message": message}
+
+
 class FakeAnthropic:
     """A scripted stand-in for the Anthropic Messages API, good enough for the Claude Code CLI (the
     Python twin of instrumentation/test/helpers/fake-anthropic.ts). A main-loop request is answered
@@ -192,7 +197,12 @@ class FakeAnthropic:
                 if not path.endswith("/v1/messages"):
                     self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
                     return
-                self._answer(fake.pick(body))
+                picked = fake.pick(body)
+                if picked.get("error_status"):
+                    error = {"type": "invalid_request_error", "message": picked.get("error_message", "scripted error")}
+                    self._json(int(picked["error_status"]), {"type": "error", "error": error})
+                    return
+                self._answer(picked)
 
             def _json(self, status: int, obj: Any) -> None:
                 data = json.dumps(obj).encode()
@@ -386,6 +396,7 @@ class FlakyProxy:
         self.remaining = fail_after_forward
         self.status = status
         self.seen: list[str] = []
+        self.bodies: list[Any] = []  # every request body, as received
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -398,6 +409,10 @@ class FlakyProxy:
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
                 proxy.seen.append(self.path)
+                try:
+                    proxy.bodies.append(json.loads(raw) if raw else None)
+                except ValueError:
+                    proxy.bodies.append(raw.decode("utf-8", "replace"))
                 req = urllib.request.Request(
                     proxy.target + self.path,
                     data=raw,

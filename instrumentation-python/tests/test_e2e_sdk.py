@@ -4,16 +4,29 @@ whose exit code and lifetime are asserted."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from agent_lightning import NO_POST_HOOK
+from agent_lightning import NO_POST_HOOK, Lightning
 
 from .conftest import ChildRun, finish_child, run_child, spawn_child
-from .helpers import Collector, FakeAnthropic, Features, message_steps, rand, text, tool, tool_steps, turn
+from .helpers import (
+    Collector,
+    FakeAnthropic,
+    HungServer,
+    api_error,
+    free_port,
+    message_steps,
+    rand,
+    text,
+    tool,
+    tool_steps,
+    turn,
+)
 
 
 def agent() -> str:
@@ -109,7 +122,6 @@ def _two_step_task() -> list[dict[str, object]]:
 
 
 def test_max_turns_is_recorded_as_failed(collector: Collector, dirs: dict[str, str]) -> None:
-    features = Features(collector)
     fake = FakeAnthropic(
         [turn(tool(f"toolu_mt_{i}", "Bash", command=f"echo {i}", description="n")) for i in range(6)]
     ).start()
@@ -127,7 +139,6 @@ def test_max_turns_is_recorded_as_failed(collector: Collector, dirs: dict[str, s
     assert t["status"] == "failed"
     assert "maximum number of turns" in t["error"], t["error"]
     assert [s["toolUseId"] for s in tool_steps(t)] == ["toolu_mt_0", "toolu_mt_1"]
-    _ = features
 
 
 def test_subagent_steps_are_nested(collector: Collector, dirs: dict[str, str]) -> None:
@@ -166,11 +177,11 @@ def test_subagent_steps_are_nested(collector: Collector, dirs: dict[str, str]) -
     assert [e["toolName"] for e in events] == ["SubagentStart", "SubagentStop"], [s["toolName"] for s in t["steps"]]
     assert events[0]["metadata"]["parentToolUseId"] == "toolu_task"
     assert t["status"] == "succeeded"
+    run.assert_bounded_exit()
 
 
 @pytest.mark.parametrize("ending,code", [("exception", 1), ("sys_exit", 3), ("raise_in_loop", 1)])
 def test_endings_lose_nothing(collector: Collector, dirs: dict[str, str], ending: str, code: int) -> None:
-    features = Features(collector)
     fake = FakeAnthropic(_two_step_task()).start()
     a = agent()
     try:
@@ -183,8 +194,7 @@ def test_endings_lose_nothing(collector: Collector, dirs: dict[str, str], ending
     if ending == "raise_in_loop":
         # the user's code stopped the agent after the first tool call: the run did not finish
         assert t["success"] is False
-        if features.interrupted:
-            assert t["status"] == "interrupted"
+        assert t["status"] == "interrupted"
         assert [s["toolUseId"] for s in tool_steps(t)][:1] == ["toolu_e_1"]
     else:
         # the agent had finished before the process failed: its trajectory stays succeeded
@@ -221,7 +231,6 @@ def _spawn_and_signal(collector: Collector, dirs: dict[str, str], a: str, sig: i
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_run_is_interrupted(collector: Collector, dirs: dict[str, str], sig: int) -> None:
-    features = Features(collector)
     a = agent()
     run, signalled = _spawn_and_signal(collector, dirs, a, sig)
     # the signal's own outcome is kept: killed by it (or Python's 130 for an unhandled Ctrl-C)
@@ -235,8 +244,7 @@ def test_signal_mid_run_is_interrupted(collector: Collector, dirs: dict[str, str
         run.assert_bounded_exit()
     t = collector.only(a)
     assert t["success"] is False
-    if features.interrupted:
-        assert t["status"] == "interrupted"
+    assert t["status"] == "interrupted"
     assert "SIG" in (t["error"] or ""), t["error"]
     steps = {s["toolUseId"]: s for s in tool_steps(t)}
     assert steps["toolu_s_1"]["toolOutput"]["stdout"] == "before"
@@ -264,6 +272,7 @@ def test_query_drop_in_records_result_details(collector: Collector, dirs: dict[s
     assert t["result"] == "All done."
     assert [s["toolUseId"] for s in tool_steps(t)] == ["toolu_e_1", "toolu_e_2"]
     assert [m["toolOutput"] for m in message_steps(t)] == ["All done."]
+    run.assert_bounded_exit()
 
 
 async def test_client_session_two_prompts_two_trajectories(collector: Collector, dirs: dict[str, str]) -> None:
@@ -323,3 +332,100 @@ async def test_client_session_two_prompts_two_trajectories(collector: Collector,
     assert [t["status"] for t in found] == ["succeeded", "succeeded"]
     assert [t["result"] for t in found] == ["first done", "second done"]
     assert all(t["costUsd"] > 0 for t in found)
+
+
+def _stored_or_delivered(collector: Collector, a: str, spool: str) -> dict[str, object]:
+    """The trajectory as stored: delivered by the process itself, or spooled by it and delivered
+    by the next instrumented process (here one on the same spool directory)."""
+    if not collector.trajectories(a):
+        later = Lightning(
+            collector_url=collector.url,
+            api_key=collector.api_key,
+            agent_id=f"{a}-next",
+            spool_dir=spool,
+            handle_process_exit=False,
+        )
+        assert later.flush_sync(15)
+        later.shutdown_sync()
+        assert later.stats().replayed > 0
+    assert list(Path(spool).glob("spool-*")) == [], "nothing left in the spool"
+    return collector.only(a)
+
+
+def test_api_error_ending_is_failed(collector: Collector, dirs: dict[str, str]) -> None:
+    """The Messages API answers 400 after a first tool call: the CLI gives up, the SDK reports an
+    error result; the trajectory is failed with the API's message, its step stored once."""
+    fake = FakeAnthropic(
+        [
+            turn(tool("toolu_api_0", "Bash", command="echo api", description="api")),
+            api_error(400, "scripted invalid request"),
+        ]
+    ).start()
+    a = agent()
+    try:
+        run = run_child(_cfg(collector, dirs, a), fake.url, dirs["home"])
+    finally:
+        fake.close()
+    print(f"api error: exit code {run.code}")
+    # the SDK raises after the error result, as it does without us: the user's exit code is kept
+    assert run.code == 1, run.stderr[-2000:]
+    assert "scripted invalid request" in run.stdout + run.stderr or "400" in run.stderr, run.stderr[-2000:]
+    run.assert_bounded_exit()
+    t = _stored_or_delivered(collector, a, dirs["spool"])
+    assert t["status"] == "failed" and t["success"] is False, t
+    assert "scripted invalid request" in str(t["error"]) or "400" in str(t["error"]), t["error"]
+    steps = tool_steps(t)
+    assert [s["toolUseId"] for s in steps] == ["toolu_api_0"]
+    assert steps[0]["toolOutput"]["stdout"] == "api"
+
+
+@pytest.mark.parametrize("mode", ["hooks", "query"])
+def test_break_out_of_the_loop_is_interrupted(collector: Collector, dirs: dict[str, str], mode: str) -> None:
+    """The user's code breaks out of the message loop after the first tool result: the process
+    exits 0 by itself, the trajectory is interrupted with its first step, stored once."""
+    fake = FakeAnthropic(_two_step_task()).start()
+    a = agent()
+    try:
+        run = run_child(_cfg(collector, dirs, a, ending="break", mode=mode), fake.url, dirs["home"])
+    finally:
+        fake.close()
+    assert run.code == 0, run.stderr[-2000:]
+    run.assert_bounded_exit()
+    t = _stored_or_delivered(collector, a, dirs["spool"])
+    assert t["status"] == "interrupted" and t["success"] is False, t
+    assert t["error"], t
+    ids = [s["toolUseId"] for s in tool_steps(t)]
+    assert ids[:1] == ["toolu_e_1"] and len(ids) == len(set(ids)), ids
+    assert tool_steps(t)[0]["toolOutput"]["stdout"] == "one"
+
+
+@pytest.mark.parametrize("fault", ["down", "hung"])
+def test_await_shutdown_with_the_collector_down_or_hung(collector: Collector, dirs: dict[str, str], fault: str) -> None:
+    """`await lightning.shutdown()` after the agent, the collector down or hung: it returns within
+    shutdown_timeout (the code after it runs), the process exits 0 within shutdown_timeout + 4 s of
+    the agent's end, everything is spooled, and the next process delivers it once."""
+    hung = HungServer() if fault == "hung" else None
+    url = hung.url if hung is not None else f"http://127.0.0.1:{free_port()}"
+    fake = FakeAnthropic(_two_step_task()).start()
+    a = agent()
+    try:
+        cfg = _cfg(collector, dirs, a, ending="shutdown", shutdown_timeout=5.0)
+        cfg["collector"] = url
+        run = run_child(cfg, fake.url, dirs["home"])
+    finally:
+        fake.close()
+        if hung is not None:
+            hung.close()
+    assert run.code == 0, run.stderr[-2000:]
+    line = next((x for x in run.stdout.splitlines() if x.startswith("SHUTDOWN_DONE ")), None)
+    assert line is not None, f"the code after await shutdown() did not run:\n{run.stdout}\n{run.stderr[-2000:]}"
+    _, took, stats_json = line.split(" ", 2)
+    stats = json.loads(stats_json)
+    assert float(took) <= 5.0 + 1.0, took
+    assert stats["dropped"] == 0 and stats["spooled"] >= 4, stats
+    run.assert_bounded_exit()
+    print(f"await shutdown() with the collector {fault}: {float(took):.2f} s")
+    assert collector.trajectories(a) == []
+    t = _stored_or_delivered(collector, a, dirs["spool"])
+    assert t["status"] == "succeeded", t
+    assert [s["toolUseId"] for s in tool_steps(t)] == ["toolu_e_1", "toolu_e_2"]

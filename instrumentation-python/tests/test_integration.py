@@ -362,3 +362,66 @@ async def test_prompt_falls_back_quickly_when_the_collector_is_unreachable() -> 
     assert await lightning.prompt("own prompt") == "own prompt"
     assert time.monotonic() - started < 3.5
     await lightning.shutdown(1)
+
+
+SIGTERM_CHILD = """
+import asyncio, json, sys, time
+from agent_lightning import Lightning
+from tests.sim import session
+
+lightning = Lightning(**json.loads(sys.argv[1]))
+asyncio.run(session(lightning, 3, stop=False))
+# as inside a hook or a track() observer: the main thread holds both instrumentation locks
+with lightning._lock, lightning._outbox._lock:
+    print(f"HOLDING {time.time()}", flush=True)
+    while True:
+        time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("collector_state", ["up", "down"])
+def test_sigterm_while_the_main_thread_holds_the_lock_loses_nothing(
+    collector: Collector, tmp_path: Path, collector_state: str
+) -> None:
+    """SIGTERM lands while the main thread is inside the instrumentation (its locks held): the
+    handler, on that same thread, still completes the trajectory as interrupted, delivers it (or
+    spools it when the collector is down), and the process ends by the signal within
+    shutdown_timeout + 4 s."""
+    import signal
+
+    a = agent()
+    url = collector.url if collector_state == "up" else f"http://127.0.0.1:{free_port()}"
+    cfg = opts(url, collector.api_key, a, spool_dir=str(tmp_path), shutdown_timeout=2.0, handle_process_exit=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_CHILD, json.dumps(cfg)],
+        cwd=PACKAGE_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("HOLDING"), (line, proc.stderr.read() if proc.stderr else "")
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(60)
+    lived = time.monotonic() - signalled
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert code == -signal.SIGTERM, (code, stderr)
+    assert lived < 2.0 + 4.0, lived
+    if collector_state == "down":
+        records = [json.loads(x) for f in tmp_path.glob("spool-*") for x in f.read_text().splitlines()]
+        assert [r["kind"] for r in records].count("complete") == 1, (records, stderr)
+        complete = next(r["body"] for r in records if r["kind"] == "complete")
+        assert complete["status"] == "interrupted" and "SIGTERM" in complete["error"], complete
+        later = Lightning(**opts(collector.url, collector.api_key, f"{a}-next", spool_dir=str(tmp_path)))
+        assert later.flush_sync(15)
+        later.shutdown_sync()
+        assert list(tmp_path.glob("spool-*")) == []
+    t = collector.only(a)
+    assert t["status"] == "interrupted" and "SIGTERM" in t["error"], t
+    tools = tool_steps(t)
+    assert [s["toolUseId"] for s in tools] == ["toolu_sim_0", "toolu_sim_1", "toolu_sim_2"]
+    assert [s["toolOutput"] for s in tools] == [{"stdout": "0"}, {"stdout": "1"}, {"stdout": "2"}]
+    print(f"SIGTERM ({collector_state}): the process ended {lived:.2f} s after the signal")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from agent_lightning import Lightning, Redactor, merge_hooks
+from agent_lightning._instrument import MAX_SCORE_COMMENT_CHARS, cap_score_comment
 from agent_lightning._sanitize import to_json_safe, truncate_json, truncate_string
 from agent_lightning._spool import Spool, SpoolRecord, default_spool_dir
 from agent_lightning._transport import Backoff, is_retriable_status, parse_retry_after
@@ -205,6 +207,44 @@ async def test_score_wire_format_and_idempotent_retries() -> None:
     assert body["name"] == "correctness" and body["value"] == 0.75 and body["source"] == "sdk"
     assert body["stepNumber"] == 1 and "ghp_" not in body["comment"]
     assert sent[-1][1]["value"] is True and sent[-1][1]["source"] == "human"
+
+
+async def test_score_comment_over_the_collector_limit_is_cut_not_dropped() -> None:
+    rec = Recorder()
+    try:
+        lightning = make(rec.url)
+        await session(lightning, 1)
+        # 20,000 characters: under max_field_bytes (32 KiB) but over the collector's 16,384
+        long_id = lightning.score("quality", 0.5, comment="r" * 20_000)
+        # 8,000 astral characters (4 bytes each): within the limit in characters
+        astral_id = lightning.score("quality", 0.6, comment="\U0001f600" * 8_000)
+        exact_id = lightning.score("quality", 0.7, comment="e" * MAX_SCORE_COMMENT_CHARS)
+        assert await lightning.flush(5)
+        await lightning.shutdown(1)
+    finally:
+        rec.close()
+    sent = {body["id"]: body for path, body in rec.requests if "/scores" in path}
+    cut = sent[long_id]["comment"]
+    assert sent[long_id]["value"] == 0.5
+    assert MAX_SCORE_COMMENT_CHARS - 8 < len(cut) <= MAX_SCORE_COMMENT_CHARS
+    assert cut.startswith("r" * 16_000)
+    assert re.search(r"…\[truncated: \d+ of 20000 characters omitted\]$", cut), cut[-80:]
+    assert sent[astral_id]["comment"] == "\U0001f600" * 8_000
+    assert sent[exact_id]["comment"] == "e" * MAX_SCORE_COMMENT_CHARS
+
+
+def test_cap_score_comment_never_exceeds_the_limit() -> None:
+    for limit in (0, 1, 10, 60, 100, 16_384):
+        for n in (0, limit, limit + 1, limit * 2 + 5):
+            text = "x" * n
+            out = cap_score_comment(text, limit)
+            if n <= limit:
+                assert out == text
+            else:
+                assert len(out) <= limit, (limit, n)
+                if limit >= 100:
+                    assert len(out) > limit - 8
+                    assert out.endswith(f"of {n} characters omitted]"), out[-60:]
 
 
 # ------------------------------------------------------------------------------------------- sanitizing

@@ -8,6 +8,24 @@ import { Redactor } from './redact.js';
 import { applyUserSanitizer, sanitizeField, toJsonSafe, truncateJson } from './sanitize.js';
 import type { CompletePayload, ScorePayload, StartPayload, StepPayload, StepSanitizer } from './types.js';
 
+/** The collector's limit for a score's comment, in Unicode characters (not bytes). */
+export const MAX_SCORE_COMMENT_CHARS = 16_384;
+
+/**
+ * Cuts a (redacted) comment to the collector's character limit, marker included, instead of
+ * letting the collector refuse the whole score. Counts code points, as the collector does.
+ */
+export function capScoreComment(s: string, maxChars: number = MAX_SCORE_COMMENT_CHARS): string {
+  const chars = Array.from(s);
+  if (chars.length <= maxChars) return s;
+  const marker = (omitted: number): string => `…[truncated: ${omitted} of ${chars.length} characters omitted]`;
+  // the marker for fewer omitted characters is never longer than this one
+  const reserve = Array.from(marker(chars.length)).length;
+  if (reserve >= maxChars) return chars.slice(0, maxChars).join('');
+  const keep = maxChars - reserve;
+  return chars.slice(0, keep).join('') + marker(chars.length - keep);
+}
+
 export class PayloadPreparer implements Preparer {
   constructor(
     private readonly redactor: Redactor,
@@ -108,7 +126,7 @@ export class PayloadPreparer implements Preparer {
     const b = d.body;
     const max = this.maxFieldBytes;
     const out: ScorePayload = { id: b.id, name: b.name, value: b.value };
-    if (b.comment !== undefined) out.comment = this.text(b.comment, max);
+    if (b.comment !== undefined) out.comment = capScoreComment(this.text(b.comment, max));
     if (b.source !== undefined) out.source = b.source;
     if (b.stepNumber !== undefined) out.stepNumber = b.stepNumber;
     if (b.metadata !== undefined) {

@@ -52,6 +52,10 @@ pub struct GradeArgs {
     #[arg(long, env = "LIGHTNING_GRADE_LIMIT")]
     limit: Option<usize>,
 
+    /// Also grade optimizer evaluation runs (promptVersion starting `opt-`), left out by default.
+    #[arg(long, env = "LIGHTNING_INCLUDE_EVALUATIONS")]
+    include_evaluations: bool,
+
     /// Command grading one trajectory, under `sh -c` (stored as `code` scores).
     #[arg(long, env = "LIGHTNING_EVAL_CMD", conflicts_with = "judge")]
     eval_cmd: Option<String>,
@@ -108,7 +112,16 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
         })),
         (None, true) if args.dry_run => None,
         (None, true) => {
-            let llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(args.llm.config(args.concurrency)?)?);
+            let config = args.llm.config(args.concurrency)?;
+            if args.max_cost.is_some() && config.price.is_none() {
+                bail!(
+                    "--max-cost needs a price, and model {:?} has no known list price: pass \
+                     --price-input and --price-output (USD per million tokens) so the budget \
+                     can be enforced",
+                    config.model
+                );
+            }
+            let llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(config)?);
             let template = match &args.template {
                 Some(p) => Some(
                     std::fs::read_to_string(p)
@@ -136,6 +149,7 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
         since: args.since,
         only_missing: args.only_missing,
         limit: args.limit,
+        include_evaluations: args.include_evaluations,
     };
     let (selected, running) = grade::select(&store, &query, &args.name).await?;
     let Some(grader) = grader else {

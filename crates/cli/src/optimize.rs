@@ -13,8 +13,8 @@ use lightning_optimizer::{
     evaluator::{command::CommandEvaluator, judge::JudgeEvaluator, Evaluator},
     llm::{HttpLlm, Llm, LlmConfig, Price, Provider},
     run::{
-        optimize_until, prepare, render_candidates, strip_label, OptimizeOptions, OptimizeOutcome,
-        Prepared, PromptSource, RegistrationGate, SplitFractions,
+        optimize_until, percent, prepare, render_candidates, strip_label, OptimizeOptions,
+        OptimizeOutcome, Prepared, PromptSource, RegistrationGate, SplitFractions,
     },
     stats::{format_difference, format_score},
     templates::Templates,
@@ -247,8 +247,8 @@ pub struct OptimizeArgs {
     #[arg(long, value_name = "RUN_ID")]
     resume: Option<uuid::Uuid>,
 
-    /// Prompt to start from (default: the agent's latest registered version, else the system
-    /// prompt recorded in its trajectories).
+    /// Prompt to start from (default: the agent's promoted version, never an unpromoted
+    /// candidate, else the most frequent system prompt recorded in its trajectories).
     #[arg(long, env = "LIGHTNING_PROMPT_FILE")]
     prompt_file: Option<PathBuf>,
 
@@ -370,7 +370,9 @@ impl OptimizeArgs {
             "agent": self.data.agent,
             "taskType": self.data.task_type,
             "since": self.data.since.map(lightning_core::time::format),
-            "reward": self.data.reward.describe(),
+            // The reward the outcomes were judged by (`auto` resolved), and the flag as given.
+            "reward": prepared.dataset.reward.describe(),
+            "rewardRequested": self.data.reward.describe(),
             "includeEvaluations": self.data.include_evaluations,
             "seed": self.seed,
             "validationFraction": self.validation_fraction,
@@ -538,6 +540,8 @@ fn dry_run(
                 "agentId": prepared.agent_id,
                 "trajectories": prepared.dataset.examples.len(),
                 "failures": prepared.dataset.failures(),
+                "reward": prepared.dataset.reward.describe(),
+                "rewardRequested": args.data.reward.describe(),
                 "promptSource": prepared.prompt_source,
                 "startPrompt": prepared.start_prompt,
                 "plan": the_plan,
@@ -600,11 +604,13 @@ fn announce(
 ) {
     let d = &prepared.dataset;
     eprintln!(
-        "Optimizing agent {:?}: {} trajectories ({} failed), {} train / {} validation / {} test, \
-         starting from {}; {} LLM calls planned, at most {} evaluations + {} on the test set{}",
+        "Optimizing agent {:?}: {} trajectories, {} failed by reward {}; {} train / {} \
+         validation / {} test, starting from {}; {} LLM calls planned, at most {} evaluations + \
+         {} on the test set{}",
         prepared.agent_id,
         d.examples.len(),
         d.failures(),
+        describe_reward(&args.data.reward, &d.reward),
         d.train.len(),
         d.validation.len(),
         d.test.len(),
@@ -624,7 +630,10 @@ fn announce(
 }
 
 fn print_outcome(args: &OptimizeArgs, outcome: &OptimizeOutcome) {
-    println!("{}", render_candidates(&outcome.candidates));
+    println!(
+        "{}",
+        render_candidates(&outcome.candidates, &outcome.evidence)
+    );
     if outcome.diff.is_empty() {
         println!("The best prompt is the starting prompt (no candidate beat it on validation).\n");
     } else {
@@ -649,9 +658,9 @@ fn print_outcome(args: &OptimizeArgs, outcome: &OptimizeOutcome) {
         );
     }
     println!(
-        "Test {kind} ({} held-out examples, {:.0}% intervals): start {}, best {}",
+        "Test {kind} ({} held-out examples, {}% intervals): start {}, best {}",
         e.split.test,
-        e.confidence * 100.0,
+        percent(e.confidence),
         format_score(&e.baseline_test),
         format_score(&e.best_test)
     );
@@ -725,6 +734,10 @@ fn print_plan(
         p.dataset.skipped_running
     );
     println!(
+        "Reward:           {}",
+        describe_reward(&args.data.reward, &p.dataset.reward)
+    );
+    println!(
         "Split (seed {}):   {} train (critiques, gate) / {} validation (selection) / {} test \
          (final comparison, needs at least {})",
         args.seed,
@@ -783,8 +796,8 @@ fn print_plan(
         plan.test_evaluations
     );
     println!(
-        "Registration:     only if the {:.0}% interval of (best − start) on test is above {}{}",
-        args.confidence * 100.0,
+        "Registration:     only if the {}% interval of (best − start) on test is above {}{}",
+        percent(args.confidence),
         args.min_improvement,
         match (args.evaluator, args.register_judged) {
             (EvaluatorKind::Judge, false) =>
@@ -904,6 +917,15 @@ impl Progress for Bars {
     }
 }
 
+/// `score:quality (auto)` when `auto` picked it, else the reward as given.
+fn describe_reward(requested: &dataset::Reward, resolved: &dataset::Reward) -> String {
+    if requested == resolved {
+        resolved.describe()
+    } else {
+        format!("{} ({})", resolved.describe(), requested.describe())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     #[command(flatten)]
@@ -920,7 +942,12 @@ pub struct AnalyzeArgs {
 pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let store = args.store.open().await?;
     let query = args.data.query();
-    let (examples, _running) = dataset::extract(&store, &query).await?;
+    let dataset::Extracted {
+        examples, reward, ..
+    } = dataset::extract(&store, &query).await?;
+    if !args.json {
+        println!("Reward: {}", describe_reward(&query.reward, &reward));
+    }
     if examples.is_empty() {
         bail!("no completed trajectories match; check --agent/--task-type/--since");
     }

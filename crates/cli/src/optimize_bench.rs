@@ -94,7 +94,7 @@ pub async fn run(args: OptimizeBenchArgs) -> anyhow::Result<()> {
     let seed_time = seeded.elapsed();
 
     let started = Instant::now();
-    let (examples, _) = extract(
+    let examples = extract(
         &store,
         &DatasetQuery {
             limit: args.trajectories,
@@ -102,7 +102,8 @@ pub async fn run(args: OptimizeBenchArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     )
-    .await?;
+    .await?
+    .examples;
     let extraction = started.elapsed();
     anyhow::ensure!(
         examples.len() == args.trajectories,

@@ -356,6 +356,109 @@ async fn judge_grades_through_the_anthropic_api_within_budget() {
 }
 
 #[tokio::test]
+async fn judge_budget_without_a_known_price_is_refused() {
+    let (t, ids) = seeded(Backend::Sqlite).await;
+    let (base, judge) = anthropic().await;
+    let env = [
+        ("DATABASE_URL", t.database_url.as_str()),
+        ("ANTHROPIC_API_KEY", "sk-ant-test"),
+        ("ANTHROPIC_BASE_URL", base.as_str()),
+    ];
+    // `claude-test` has no list price: a budget could not be enforced, so nothing is graded.
+    let (code, out, err) = lightning(
+        &[
+            "grade",
+            "--name",
+            "priced",
+            "--judge",
+            "--model",
+            "claude-test",
+            "--max-cost",
+            "2",
+        ],
+        &env,
+    )
+    .await;
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("--max-cost needs a price")
+            && err.contains("\"claude-test\"")
+            && err.contains("--price-input and --price-output"),
+        "{err}"
+    );
+    assert!(
+        judge.requests.lock().unwrap().is_empty(),
+        "no LLM call made"
+    );
+    assert!(t.store.scores_of(&ids).await.unwrap().is_empty());
+    // With an explicit price the same budget is accepted and enforced.
+    let (code, out, err) = lightning(
+        &[
+            "grade",
+            "--name",
+            "priced",
+            "--judge",
+            "--model",
+            "claude-test",
+            "--max-cost",
+            "2",
+            "--price-input",
+            "1",
+            "--price-output",
+            "1",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Graded 5 of 5"), "{out}");
+    assert!(out.contains("Estimated LLM cost: $0.0006"), "{out}");
+}
+
+#[tokio::test]
+async fn optimizer_evaluation_runs_are_not_graded_unless_asked() {
+    let (t, ids) = seeded(Backend::Sqlite).await;
+    let eval = t
+        .store
+        .start_trajectory(&NewTrajectory {
+            agent_id: "grade-agent".into(),
+            prompt: Some("fix bug 0".into()),
+            prompt_version: Some("opt-run7-c1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let done = Completion {
+        success: true,
+        ..Default::default()
+    };
+    t.store.complete_trajectory(eval, &done).await.unwrap();
+    let db = [("DATABASE_URL", t.database_url.as_str())];
+    let args = [
+        "grade",
+        "--agent",
+        "grade-agent",
+        "--name",
+        "tests_pass",
+        "--eval-cmd",
+        GRADER,
+    ];
+    let (code, out, err) = lightning(&args, &db).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Graded 5 of 5"), "{out}");
+    assert!(t.store.list_scores(eval).await.unwrap().is_empty());
+    assert_eq!(t.store.scores_of(&ids[..5]).await.unwrap().len(), 5);
+    let mut with = args.to_vec();
+    with.extend(["--include-evaluations", "--only-missing"]);
+    let (code, out, err) = lightning(&with, &db).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Graded 1 of 1"), "{out}");
+    let scores = t.store.list_scores(eval).await.unwrap();
+    assert_eq!(scores.len(), 1);
+    assert_eq!(scores[0].value, ScoreValue::Boolean(true));
+}
+
+#[tokio::test]
 async fn analyze_splits_by_the_chosen_reward() {
     // Every run "succeeded", but a grader scored four of them low.
     let t = TestStore::new(Backend::Sqlite).await;

@@ -1,6 +1,9 @@
 //! `lightning optimize` / `lightning analyze` as a user runs them: flags, environment, output.
 
-use std::process::Command;
+use std::{
+    process::Command,
+    sync::{Arc, Mutex},
+};
 
 use lightning_core::{Completion, NewStep, NewTrajectory};
 use lightning_store::{testing::TestStore, Backend};
@@ -200,6 +203,9 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
         assert!(ok, "{err}\n{out}");
         println!("{variant:?}:\n{out}");
         assert!(out.contains("test [95% CI] n"), "{out}");
+        // Every candidate's minibatch score carries its interval and n too.
+        assert!(out.contains("minibatch [95% CI] n"), "{out}");
+        assert!(out.contains("] n=4  "), "{out}");
         assert!(
             out.contains("Paired difference on test (best − start): "),
             "{out}"
@@ -240,6 +246,141 @@ async fn optimize_registers_only_what_the_test_set_confirms() {
                 assert!(written.contains("completed: significant improvement"));
             }
         }
+    }
+}
+
+/// A Messages-API server that answers the synthetic suite's critiques and edits and, for judge
+/// requests, a score; it records the `model` of every request, by kind.
+async fn model_recording_server() -> (String, Arc<Mutex<Vec<(String, bool)>>>) {
+    use axum::{routing::post, Json, Router};
+    use lightning_optimizer::synthetic::{scripted_reply, Variant};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = Router::new().route(
+        "/v1/messages",
+        post(move |Json(body): Json<Value>| {
+            let log = log.clone();
+            async move {
+                let prompt = body["messages"][0]["content"].as_str().unwrap_or("");
+                let judge = prompt.contains("You are evaluating a candidate system prompt");
+                let text = if judge {
+                    "{\"score\": 0.5, \"reason\": \"scripted\"}".to_string()
+                } else {
+                    scripted_reply(prompt, Variant::Improvable)
+                };
+                let model = body["model"].as_str().unwrap_or("").to_string();
+                log.lock().unwrap().push((model.clone(), judge));
+                Json(serde_json::json!({
+                    "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn",
+                    "usage": {"input_tokens": 10, "output_tokens": 5}
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+/// `--evaluator judge` (the default) sends the judge's requests with the judge's model: by
+/// default one other than the proposer's (`--model`), else the one `--judge-model` names;
+/// critiques and edits keep `--model`. The run records the judge model and, under `--json`,
+/// every score with its n and interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge_requests_use_the_judge_model() {
+    use lightning_optimizer::synthetic;
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&[], "claude-sonnet-4-5", "claude-haiku-4-5"),
+        (
+            &["--model", "claude-haiku-4-5"],
+            "claude-haiku-4-5",
+            "claude-sonnet-4-5",
+        ),
+        (
+            &[
+                "--model",
+                "claude-haiku-4-5",
+                "--judge-model",
+                "judge-model-x",
+            ],
+            "claude-haiku-4-5",
+            "judge-model-x",
+        ),
+    ];
+    for (extra, proposer, judge) in cases {
+        let t = TestStore::new(Backend::Sqlite).await;
+        synthetic::seed_store(t.store.as_ref(), 70).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out_file = dir.path().join("best.txt");
+        let (base, seen) = model_recording_server().await;
+        let mut args: Vec<String> = [
+            "optimize",
+            "--agent",
+            synthetic::AGENT,
+            "--trajectories",
+            "70",
+            "--strategy",
+            "apo",
+            "--rounds",
+            "1",
+            "--beam",
+            "1",
+            "--branch",
+            "1",
+            "--concurrency",
+            "8",
+            "--json",
+            "--out",
+            out_file.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let env = [
+            ("DATABASE_URL".to_string(), t.database_url.clone()),
+            ("ANTHROPIC_API_KEY".to_string(), "sk-test".to_string()),
+            ("ANTHROPIC_BASE_URL".to_string(), base.clone()),
+        ];
+        let (ok, out, err) = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            lightning(&args, &env)
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{err}\n{out}");
+        let seen = seen.lock().unwrap().clone();
+        let judged: Vec<&String> = seen.iter().filter(|(_, j)| *j).map(|(m, _)| m).collect();
+        let proposed: Vec<&String> = seen.iter().filter(|(_, j)| !*j).map(|(m, _)| m).collect();
+        assert!(!judged.is_empty() && !proposed.is_empty(), "{seen:?}");
+        assert!(judged.iter().all(|m| *m == judge), "{extra:?}: {judged:?}");
+        assert!(
+            proposed.iter().all(|m| *m == proposer),
+            "{extra:?}: {proposed:?}"
+        );
+        let outcome: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(outcome["run"]["config"]["judgeModel"], judge, "{extra:?}");
+        let e = &outcome["evidence"];
+        assert_eq!(e["estimate"], true);
+        assert_eq!(e["split"]["test"], 21);
+        for s in [&e["baselineTest"], &e["bestTest"], &e["difference"]] {
+            assert_eq!(s["n"], 21, "{s}");
+            assert!(
+                s["low"].as_f64().unwrap() <= s["mean"].as_f64().unwrap(),
+                "{s}"
+            );
+            assert!(
+                s["high"].as_f64().unwrap() >= s["mean"].as_f64().unwrap(),
+                "{s}"
+            );
+            assert_eq!(s["confidence"], 0.95, "{s}");
+        }
+        assert_eq!(outcome["candidates"][0]["scores"]["test"]["n"], 21);
     }
 }
 
@@ -296,4 +437,185 @@ fn every_subcommand_has_help() {
     ] {
         assert!(out.contains(flag), "{flag} missing from optimize --help");
     }
+}
+
+/// `--reward score:<name>` decides which examples count as failures: here every run "succeeded"
+/// by its own flag in some cases where a grader scored it low. The run's announced split, the
+/// failure analysis the critiques are given, and the stored run config all follow the score;
+/// `auto` resolves to it (recorded as such) and `success` ignores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimize_reward_score_decides_the_outcomes() {
+    use lightning_optimizer::synthetic;
+    let t = TestStore::new(Backend::Sqlite).await;
+    synthetic::seed_store(t.store.as_ref(), 120).await.unwrap();
+    let mut list = t
+        .store
+        .list_trajectories(&lightning_core::TrajectoryFilter {
+            agent_id: Some(synthetic::AGENT.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .trajectories;
+    list.sort_by_key(|x| x.id);
+    assert_eq!(list.len(), 120);
+    let (mut by_flag, mut by_score, mut low_but_succeeded, mut successes) = (0, 0, 0, 0);
+    for tr in &list {
+        let succeeded = tr.success == Some(true);
+        // A grader fails every other run that its own flag calls a success.
+        let good = succeeded && successes % 2 == 0;
+        successes += usize::from(succeeded);
+        by_flag += usize::from(!succeeded);
+        by_score += usize::from(!good);
+        low_but_succeeded += usize::from(succeeded && !good);
+        let mut s = lightning_core::NewScore::new(
+            "quality",
+            lightning_core::ScoreValue::Number(if good { 0.9 } else { 0.1 }),
+        );
+        s.validate().unwrap();
+        t.store.upsert_score(tr.id, &s).await.unwrap();
+    }
+    assert!(low_but_succeeded > 5, "{low_but_succeeded}");
+
+    // Dry runs: the failures counted follow the reward.
+    let db = [("DATABASE_URL", t.database_url.as_str())];
+    for (reward, failures, shown) in [
+        ("success", by_flag, "success"),
+        ("score:quality", by_score, "score:quality"),
+        ("auto", by_score, "score:quality"),
+    ] {
+        let (ok, out, err) = lightning(
+            &[
+                "optimize",
+                "--dry-run",
+                "--json",
+                "--agent",
+                synthetic::AGENT,
+                "--trajectories",
+                "120",
+                "--reward",
+                reward,
+            ],
+            &db,
+        );
+        assert!(ok, "{err}");
+        let plan: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(plan["failures"], failures, "{reward}: {plan}");
+        assert_eq!(plan["reward"], shown, "{reward}");
+    }
+
+    // Real runs: with `success`, then with the default (auto), which resolves to the score,
+    // says so, stores it, and gives the critiques a training set split by it.
+    let success = optimize_run(&t.database_url, &["--reward", "success"]).await;
+    let auto = optimize_run(&t.database_url, &[]).await;
+    assert!(
+        success.0.contains(&format!(
+            "120 trajectories, {by_flag} failed by reward success;"
+        )),
+        "{}",
+        success.0
+    );
+    assert!(
+        auto.0.contains(&format!(
+            "120 trajectories, {by_score} failed by reward score:quality (auto);"
+        )),
+        "{}",
+        auto.0
+    );
+    // The failure analysis of the training set, as the critiques are given it.
+    let train_line = |prompts: &[String]| -> (u64, u64, u64) {
+        let line = prompts
+            .iter()
+            .flat_map(|p| p.lines())
+            .find(|l| l.contains(" trajectories: ") && l.contains(" succeeded, "))
+            .unwrap_or_else(|| panic!("no analysis in {} prompts", prompts.len()))
+            .to_string();
+        let n: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|x| !x.is_empty())
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (n[0], n[1], n[2])
+    };
+    let (n_s, ok_s, bad_s) = train_line(&success.1);
+    let (n_a, ok_a, bad_a) = train_line(&auto.1);
+    assert_eq!((n_s, n_a), (ok_s + bad_s, ok_a + bad_a));
+    // Stratified splits keep each outcome's share: the score's failures are more.
+    let share = |bad: u64, n: u64| bad as f64 / n as f64;
+    assert!(
+        (share(bad_s, n_s) - by_flag as f64 / 120.0).abs() < 0.05,
+        "{bad_s}/{n_s}"
+    );
+    assert!(
+        (share(bad_a, n_a) - by_score as f64 / 120.0).abs() < 0.05,
+        "{bad_a}/{n_a}"
+    );
+    assert!(bad_a > bad_s, "{bad_a} vs {bad_s}");
+    let runs = t.store.list_runs(Some(synthetic::AGENT), 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    // The config `GET /api/optimization-runs/{id}` serves, as stored (newest first).
+    let config = &t.store.get_run(runs[0].id).await.unwrap().config;
+    assert_eq!(config["reward"], "score:quality", "{config}");
+    assert_eq!(config["rewardRequested"], "auto", "{config}");
+    let config = &t.store.get_run(runs[1].id).await.unwrap().config;
+    assert_eq!(
+        (&config["reward"], &config["rewardRequested"]),
+        (&Value::from("success"), &Value::from("success"))
+    );
+}
+
+/// `lightning optimize` on the synthetic suite (one short round, command evaluator, scripted
+/// LLM): its stderr and the prompts the LLM was sent.
+async fn optimize_run(database_url: &str, extra: &[&str]) -> (String, Vec<String>) {
+    use lightning_optimizer::synthetic::{self, Variant};
+    let dir = tempfile::tempdir().unwrap();
+    let eval_cmd = synthetic::eval_script(dir.path(), 7);
+    let out_file = dir.path().join("best.txt");
+    let (base, seen) = scripted_llm::scripted_server(Variant::Hopeless).await;
+    let mut args: Vec<String> = [
+        "optimize",
+        "--agent",
+        synthetic::AGENT,
+        "--evaluator",
+        "command",
+        "--eval-cmd",
+        &eval_cmd,
+        "--trajectories",
+        "120",
+        "--rounds",
+        "1",
+        "--beam",
+        "1",
+        "--branch",
+        "1",
+        "--concurrency",
+        "8",
+        "--seed",
+        "7",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", database_url),
+        ("ANTHROPIC_API_KEY", "sk-test"),
+        ("ANTHROPIC_BASE_URL", base.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        lightning(&args, &env)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}\n{out}");
+    let prompts = seen.lock().unwrap().clone();
+    (err, prompts)
 }

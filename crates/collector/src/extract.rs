@@ -93,7 +93,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
+        let message = if is_number_out_of_range(&inner) && !(path == "." || path.is_empty()) {
+            // JSON has no NaN or Infinity: a number beyond a double (`1e400`) is the only
+            // non-finite value that can arrive. serde_json calls it a syntax error; it is a bad
+            // value of a known field, so the field is named.
+            format!("{path}: not a finite number ({inner})")
+        } else if inner.is_syntax() || inner.is_eof() {
             format!("malformed JSON: {inner}")
         } else if path == "." || path.is_empty() {
             format!("invalid body: {inner}")
@@ -105,6 +110,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// serde_json has no public error code for it; its message is stable ("number out of range").
+fn is_number_out_of_range(e: &serde_json::Error) -> bool {
+    e.is_syntax() && e.to_string().starts_with("number out of range")
 }
 
 /// Query-string parameters, rejected as 400 with serde's message. Every parameter, on every

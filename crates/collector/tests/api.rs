@@ -14,6 +14,7 @@ lightning_store::test_on_both_backends!(
     start_is_idempotent_with_client_id,
     step_retries_never_duplicate,
     read_api_lists_filters_pages_and_exports,
+    evaluation_runs_are_left_out_of_the_list_and_export_by_default,
     status_and_step_kinds_over_http,
 );
 
@@ -333,6 +334,107 @@ async fn read_api_lists_filters_pages_and_exports(store: &TestStore) {
             .await
             .0,
         404
+    );
+}
+
+/// Runs tagged `promptVersion: opt-…` (the optimizer's evaluation rollouts) stay out of the
+/// trajectory list and the JSONL export unless `includeEvaluations=true`, as in `/api/stats`.
+async fn evaluation_runs_are_left_out_of_the_list_and_export_by_default(store: &TestStore) {
+    let s = server_on(store).await;
+    let mut own = HashSet::new();
+    for (i, version) in [
+        Some("3"),
+        None,
+        Some("opt-0190a1b2-c"),
+        Some("opt-0190a1b2-d"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = json!({"agentId": "evals", "prompt": format!("run {i}"),
+            "startTime": format!("2026-11-2{i}T10:00:00Z")});
+        if let Some(v) = version {
+            body["promptVersion"] = json!(v);
+        }
+        let id = s.start_trajectory(&body).await;
+        s.post(
+            &format!("/api/trajectories/{id}/complete"),
+            &json!({"success": true}),
+        )
+        .await;
+        if version.is_none_or(|v| !v.starts_with("opt-")) {
+            own.insert(id);
+        }
+    }
+    let listed = |page: &Value| -> HashSet<String> {
+        page["trajectories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, page) = s.get("/api/trajectories?agentId=evals").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed(&page), own);
+    let (_, page) = s
+        .get("/api/trajectories?agentId=evals&includeEvaluations=false")
+        .await;
+    assert_eq!(listed(&page), own);
+    let (_, all) = s
+        .get("/api/trajectories?agentId=evals&includeEvaluations=true")
+        .await;
+    assert_eq!(all["trajectories"].as_array().unwrap().len(), 4);
+    assert!(all["trajectories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["promptVersion"] == "opt-0190a1b2-c"));
+
+    let export = |query: &'static str| {
+        let s = &s;
+        async move {
+            let text = s
+                .request(
+                    Method::GET,
+                    &format!("/api/trajectories/export?agentId=evals{query}"),
+                )
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect::<HashSet<String>>()
+        }
+    };
+    assert_eq!(export("").await, own);
+    assert_eq!(export("&includeEvaluations=true").await.len(), 4);
+    // The old opt-out is gone: an unknown parameter is refused, naming it.
+    let (status, body) = s.get("/api/trajectories?excludeEvaluations=true").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("excludeEvaluations"),
+        "{body}"
+    );
+    let (status, body) = s.get("/api/trajectories?includeEvaluations=maybe").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("includeEvaluations"),
+        "{body}"
     );
 }
 

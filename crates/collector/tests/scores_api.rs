@@ -208,6 +208,18 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
             json!({"name": "q", "value": 1, "comment": 5}),
             "comment: invalid type",
         ),
+        (
+            json!({"name": "label", "value": " \t\n "}),
+            "value: a label must be 1 to 256 characters, not blank",
+        ),
+        (
+            json!({"name": "q", "value": 1, "comment": "é".repeat(16 * 1024 + 1)}),
+            "comment: must be at most 16384 characters",
+        ),
+        (
+            json!({"name": "q", "value": 1, "stepNumber": 10_000_001}),
+            "stepNumber: must be between",
+        ),
     ];
     for (body, expected) in cases {
         let (status, json) = post_score(&s, &id, body.clone()).await;
@@ -218,6 +230,16 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
             "{body}: {message:?} should contain {expected:?}"
         );
     }
+    // A comment of exactly the limit (in characters, not bytes) is kept whole (an update of the
+    // stored score, so the count below stays 1).
+    let limit_comment = "é".repeat(16 * 1024);
+    let (status, json) = post_score(
+        &s,
+        &id,
+        json!({"name": "q", "value": 1, "id": "taken", "comment": limit_comment}),
+    )
+    .await;
+    assert_eq!(status, 200, "{json}");
     // A number too large for a double is refused by the parser, naming the field.
     let (status, json) = send(
         s.request(Method::POST, &format!("/api/trajectories/{id}/scores"))
@@ -226,6 +248,22 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
     )
     .await;
     assert_eq!(status, 400, "{json}");
+    let message = json["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("value: not a finite number"),
+        "{message:?} should name value"
+    );
+    let (status, json) = send(
+        s.request(Method::POST, &format!("/api/trajectories/{id}/scores"))
+            .header("content-type", "application/json")
+            .body(r#"{"name": "q", "value": -2e308}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{json}");
+    assert!(
+        json["error"].as_str().unwrap().starts_with("value:"),
+        "{json}"
+    );
     // An id already used on another trajectory.
     let (status, json) =
         post_score(&s, &other, json!({"name": "q", "value": 1, "id": "taken"})).await;
@@ -272,6 +310,7 @@ async fn every_validation_error_names_the_field(store: &TestStore) {
     // Nothing of the refused writes was stored.
     let (_, list) = s.get(&format!("/api/trajectories/{id}/scores")).await;
     assert_eq!(list["scores"].as_array().unwrap().len(), 1);
+    assert_eq!(list["scores"][0]["comment"], limit_comment.as_str());
     assert!(
         s.get(&format!("/api/trajectories/{other}/scores")).await.1["scores"]
             .as_array()
@@ -379,6 +418,37 @@ async fn list_filters_and_stats_by_score(store: &TestStore) {
     assert_eq!(verdict["mean"], Value::Null);
     let (_, empty) = s.get("/api/stats?agentId=nobody").await;
     assert_eq!(empty["scores"], json!([]));
+
+    // An optimizer evaluation run's score is left out like the run itself, unless asked for.
+    let eval = s
+        .start_trajectory(&json!({"agentId": "a", "promptVersion": "opt-run1-c0"}))
+        .await;
+    assert_eq!(
+        post_score(&s, &eval, json!({"name": "q", "value": 1}))
+            .await
+            .0,
+        200
+    );
+    let q_of = |stats: &Value| {
+        let q = stats["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "q")
+            .unwrap()
+            .clone();
+        (q["count"].as_i64().unwrap(), q["mean"].as_f64().unwrap())
+    };
+    let (_, default) = s.get("/api/stats?agentId=a").await;
+    assert_eq!(default["trajectories"], 4);
+    let (count, mean) = q_of(&default);
+    assert_eq!(count, 4);
+    assert!((mean - 0.375).abs() < 1e-9, "{mean}");
+    let (_, with) = s.get("/api/stats?agentId=a&includeEvaluations=true").await;
+    assert_eq!(with["trajectories"], 5);
+    let (count, mean) = q_of(&with);
+    assert_eq!(count, 5);
+    assert!((mean - 0.5).abs() < 1e-9, "{mean}");
 }
 
 async fn export_lines_carry_scores(store: &TestStore) {

@@ -1,7 +1,7 @@
 //! Scores: named outcomes attached to a trajectory (or one of its steps) by people, LLM judges,
 //! code graders or the agent's own SDK. The success signal the optimizer and the dashboard use.
 //!
-//! Wire contract: CONTRACTS.md "Scores" and docs/api.md "Scores".
+//! Wire contract: docs/api.md "Scores".
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};

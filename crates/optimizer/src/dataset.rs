@@ -208,6 +208,8 @@ pub struct Dataset {
     pub test: Vec<usize>,
     /// Running trajectories passed over while collecting.
     pub skipped_running: usize,
+    /// What the examples' outcomes were judged by: `--reward` with `auto` resolved.
+    pub reward: Reward,
 }
 
 impl Dataset {
@@ -246,6 +248,7 @@ impl Dataset {
             validation,
             test,
             skipped_running: 0,
+            reward: Reward::Success,
         }
     }
 
@@ -319,11 +322,19 @@ fn describe(q: &DatasetQuery) -> String {
     }
 }
 
+/// What [`extract`] read.
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    pub examples: Vec<Example>,
+    /// Running trajectories passed over.
+    pub skipped_running: usize,
+    /// The reward the outcomes were set by: `query.reward` with `auto` resolved to the score
+    /// name it picked, or to `success`.
+    pub reward: Reward,
+}
+
 /// Reads the latest `query.limit` completed trajectories with their steps, newest first.
-pub async fn extract(
-    store: &Arc<dyn Store>,
-    query: &DatasetQuery,
-) -> Result<(Vec<Example>, usize)> {
+pub async fn extract(store: &Arc<dyn Store>, query: &DatasetQuery) -> Result<Extracted> {
     let mut filter = TrajectoryFilter {
         agent_id: query.agent_id.clone(),
         task_type: query.task_type.clone(),
@@ -371,7 +382,11 @@ pub async fn extract(
             reward.describe()
         );
     }
-    Ok((examples.into_iter().flatten().collect(), skipped_running))
+    Ok(Extracted {
+        examples: examples.into_iter().flatten().collect(),
+        skipped_running,
+        reward,
+    })
 }
 
 pub(crate) async fn all_steps(store: &Arc<dyn Store>, id: Uuid) -> Result<Vec<Step>> {

@@ -252,6 +252,9 @@ pub struct GradeQuery {
     pub only_missing: bool,
     /// Grade at most this many (newest first).
     pub limit: Option<usize>,
+    /// Also grade optimizer evaluation runs (`promptVersion` starting `opt-`), left out by
+    /// default like every other reader of production data.
+    pub include_evaluations: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +322,7 @@ pub async fn select(
             missing: true,
             ..Default::default()
         }),
+        exclude_evaluations: !query.include_evaluations,
         ..Default::default()
     };
     let limit = query.limit.unwrap_or(usize::MAX);

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{
     analysis::{analyze, summary, Analysis},
     apo::{ApoConfig, CandidateSink, PriorEvaluation, Progress, Search, SearchResult},
-    dataset::{check_size, extract, Dataset, DatasetQuery},
+    dataset::{check_size, extract, Dataset, DatasetQuery, Extracted},
     evaluator::{Evaluation, Evaluator},
     llm::{Llm, UsageReport},
     report::unified_diff,
@@ -97,13 +97,18 @@ pub async fn prepare(
     prompt_file_text: Option<String>,
 ) -> Result<Prepared> {
     fractions.validate()?;
-    let (examples, skipped_running) = extract(store, query).await?;
+    let Extracted {
+        examples,
+        skipped_running,
+        reward,
+    } = extract(store, query).await?;
     let mut warnings = Vec::new();
     if let Some(w) = check_size(examples.len(), query)? {
         warnings.push(w);
     }
     let mut dataset = Dataset::split(examples, fractions.validation, fractions.test, seed);
     dataset.skipped_running = skipped_running;
+    dataset.reward = reward;
     dataset.check_test_size(fractions.test)?;
     let agent_id = match (&query.agent_id, dataset.single_agent()) {
         (Some(a), _) => a.clone(),
@@ -655,22 +660,42 @@ fn ensure_newline(s: &str) -> String {
     }
 }
 
-/// The candidates table printed after a run: each score with its interval and n.
-pub fn render_candidates(candidates: &[PromptCandidate]) -> String {
+/// A confidence level as a percentage: `95`, `99`, `97.5`.
+pub fn percent(confidence: f64) -> String {
+    let p = (confidence * 1000.0).round() / 10.0;
+    if p.fract() == 0.0 {
+        format!("{p:.0}")
+    } else {
+        format!("{p:.1}")
+    }
+}
+
+/// The candidates table printed after a run: each score (minibatch, validation, test) with its
+/// interval at the run's confidence level and n; with a judge's scores every score column says
+/// they are judge estimates.
+pub fn render_candidates(candidates: &[PromptCandidate], evidence: &RunEvidence) -> String {
     use crate::report::Table;
     let index: std::collections::HashMap<uuid::Uuid, usize> = candidates
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id, i))
         .collect();
+    let kind = if evidence.estimate {
+        " judge estimate"
+    } else {
+        ""
+    };
+    let level = percent(evidence.confidence);
+    let header = |set: &str| format!("{set}{kind} [{level}% CI] n");
+    let (minibatch, validation, test) = (header("minibatch"), header("validation"), header("test"));
     let mut t = Table::new(&[
         "#",
         "round",
         "parent",
         "status",
-        "minibatch",
-        "validation [95% CI] n",
-        "test [95% CI] n",
+        &minibatch,
+        &validation,
+        &test,
         "evals",
         "prompt",
     ]);
@@ -694,10 +719,7 @@ pub fn render_candidates(candidates: &[PromptCandidate]) -> String {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into()),
             c.status.as_str().into(),
-            c.scores
-                .minibatch
-                .map(|m| format!("{:.3} n={}", m.mean, m.n))
-                .unwrap_or_else(|| "-".into()),
+            score(c.scores.minibatch),
             score(c.scores.validation),
             score(c.scores.test),
             c.evaluations.to_string(),
@@ -748,5 +770,84 @@ mod tests {
         );
         assert!(text.contains("n=20"), "{text}");
         assert_eq!(strip_label(&text), "Line one.\n\nLine two.\n");
+    }
+
+    #[test]
+    fn the_candidates_table_shows_every_score_with_its_interval_at_the_runs_level() {
+        let at = |mean: f64, n: i64, confidence: f64| lightning_core::evidence::Score {
+            mean,
+            n,
+            low: mean - 0.1,
+            high: mean + 0.1,
+            confidence,
+            method: lightning_core::IntervalMethod::Wilson,
+        };
+        let seed = PromptCandidate {
+            id: uuid::Uuid::now_v7(),
+            run_id: uuid::Uuid::nil(),
+            parent_id: None,
+            round: 0,
+            prompt: "Start.".into(),
+            critique: None,
+            minibatch_score: Some(0.25),
+            validation_score: Some(0.3),
+            evaluations: 50,
+            status: lightning_core::CandidateStatus::Kept,
+            created_at: lightning_core::time::now(),
+            scores: lightning_core::CandidateScores {
+                minibatch: Some(at(0.25, 4, 0.99)),
+                validation: Some(at(0.3, 21, 0.99)),
+                test: Some(at(0.35, 21, 0.99)),
+            },
+        };
+        let difference =
+            crate::stats::paired_difference(&[1.0, 0.0], &[1.0, 0.0], 0.99, 0).unwrap();
+        let mut e = RunEvidence {
+            evaluator: "command".into(),
+            estimate: false,
+            split: SplitSizes::default(),
+            confidence: 0.99,
+            min_improvement: 0.0,
+            baseline_validation: None,
+            best_validation: None,
+            baseline_test: at(0.35, 21, 0.99),
+            best_test: at(0.35, 21, 0.99),
+            difference,
+            significant: false,
+            verdict: Verdict::NoSignificantImprovement,
+        };
+        let table = render_candidates(std::slice::from_ref(&seed), &e);
+        let header = table.lines().next().unwrap();
+        for h in [
+            "minibatch [99% CI] n",
+            "validation [99% CI] n",
+            "test [99% CI] n",
+        ] {
+            assert!(header.contains(h), "{table}");
+        }
+        assert!(
+            !table.contains("95%") && !table.contains("estimate"),
+            "{table}"
+        );
+        for cell in [
+            "0.250 [0.150, 0.350] n=4",
+            "0.300 [0.200, 0.400] n=21",
+            "0.350 [0.250, 0.450] n=21",
+        ] {
+            assert!(table.contains(cell), "{table}");
+        }
+        e.estimate = true;
+        e.evaluator = "judge".into();
+        e.confidence = 0.975;
+        let table = render_candidates(std::slice::from_ref(&seed), &e);
+        let header = table.lines().next().unwrap();
+        for h in [
+            "minibatch judge estimate [97.5% CI] n",
+            "validation judge estimate [97.5% CI] n",
+            "test judge estimate [97.5% CI] n",
+        ] {
+            assert!(header.contains(h), "{table}");
+        }
+        assert_eq!(percent(0.95), "95");
     }
 }

@@ -279,6 +279,17 @@ fn recorded_error(i: usize) -> String {
 
 /// Stores the `n` recorded runs (one step each) for `agent`.
 pub async fn seed_store(store: &dyn Store, n: usize) -> Result<(), lightning_store::StoreError> {
+    seed_store_with_errors(store, n, &recorded_error).await
+}
+
+/// [`seed_store`] with the error text of failed run `i` (its step's and its outcome's) from
+/// `error_of`: the leakage tests plant texts in chosen splits with it. Ids, tasks and outcomes
+/// are those of [`seed_store`], so the split of a seed is too.
+pub async fn seed_store_with_errors(
+    store: &dyn Store,
+    n: usize,
+    error_of: &(dyn Fn(usize) -> String + Sync),
+) -> Result<(), lightning_store::StoreError> {
     let now = lightning_core::time::now();
     for i in 0..n {
         let success = recorded_success(i);
@@ -295,7 +306,7 @@ pub async fn seed_store(store: &dyn Store, n: usize) -> Result<(), lightning_sto
                 ..Default::default()
             })
             .await?;
-        let error = (!success).then(|| recorded_error(i));
+        let error = (!success).then(|| error_of(i));
         store
             .append_steps(
                 id,

@@ -11,13 +11,17 @@ use std::{
 
 use async_trait::async_trait;
 use axum::Router;
-use lightning_core::{Split, Verdict};
+use lightning_core::{Completion, NewStep, NewTrajectory, Split, Verdict};
 use lightning_optimizer::{
-    apo::{ApoConfig, NoProgress},
-    dataset::DatasetQuery,
-    evaluator::{judge::JudgeEvaluator, CandidateRef, Evaluator},
+    analysis::{analyze, summary},
+    apo::{ApoConfig, NoProgress, Strategy},
+    dataset::{Dataset, DatasetQuery, Example},
+    evaluator::{judge::JudgeEvaluator, CandidateRef, Evaluation, Evaluator},
     llm::{Llm, LlmError, LlmRequest, LlmResponse, UsageReport},
-    run::{optimize, prepare, OptimizeOptions, OptimizeOutcome, Prepared, RegistrationGate},
+    run::{
+        optimize, prepare, OptimizeOptions, OptimizeOutcome, Prepared, RegistrationGate,
+        SplitFractions,
+    },
     stats,
     synthetic::{self, Variant},
     templates::{render, Templates},
@@ -220,7 +224,7 @@ async fn improvement_registers_a_prompt_that_beats_the_start_on_test() {
 
 /// The many-seed sweep: in process (no shell, no HTTP), so 50 full runs take seconds. Returns
 /// (false registrations, seeds where the best differed from the start).
-async fn hopeless_sweep(confidence: f64) -> (u64, u64) {
+async fn hopeless_sweep(strategy: Strategy, confidence: f64, budget: Option<u64>) -> (u64, u64) {
     let t = seeded(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let mut false_registrations = 0u64;
@@ -234,6 +238,15 @@ async fn hopeless_sweep(confidence: f64) -> (u64, u64) {
             .unwrap();
         let mut opts = options(seed, &out);
         opts.apo.confidence = confidence;
+        opts.apo.strategy = strategy;
+        if let Some(b) = budget {
+            // The CLI's defaults (beam 4, branch 4) with rounds enough for the budget to bind,
+            // as `optimize-bench --suite synthetic` runs them.
+            let defaults = ApoConfig::default();
+            (opts.apo.beam, opts.apo.branch, opts.apo.rounds) =
+                (defaults.beam, defaults.branch, 50);
+            opts.apo.max_evaluations = Some(b);
+        }
         let outcome = optimize(
             t.store.clone(),
             prepared.clone(),
@@ -257,8 +270,9 @@ async fn hopeless_sweep(confidence: f64) -> (u64, u64) {
         if outcome.registered.is_some() {
             false_registrations += 1;
             println!(
-                "confidence {confidence}, seed {seed}: FALSE registration of a prompt with true \
-                 rate {best_true:.3} (start {start_true:.3}), diff {}",
+                "{}, confidence {confidence}, seed {seed}: FALSE registration of a prompt with \
+                 true rate {best_true:.3} (start {start_true:.3}), diff {}",
+                strategy.as_str(),
                 stats::format_difference(&outcome.evidence.difference)
             );
         } else {
@@ -276,9 +290,13 @@ async fn hopeless_sweep(confidence: f64) -> (u64, u64) {
     let n = SWEEP.count() as u64;
     let (lo, hi) = stats::wilson(false_registrations, n, 0.95);
     println!(
-        "no improvement possible, --confidence {confidence}: {false_registrations}/{n} false \
-         registrations ({:.1}%, 95% CI {:.1}%-{:.1}%); the best candidate differed from the \
-         start in {best_differs}",
+        "no improvement possible, --strategy {} --confidence {confidence}{}: \
+         {false_registrations}/{n} false registrations ({:.1}%, Wilson 95% CI {:.1}%-{:.1}%); \
+         the best candidate differed from the start in {best_differs}",
+        strategy.as_str(),
+        budget
+            .map(|b| format!(" --max-evaluations {b}"))
+            .unwrap_or_default(),
         100.0 * false_registrations as f64 / n as f64,
         100.0 * lo,
         100.0 * hi
@@ -302,10 +320,34 @@ const SWEEP: std::ops::Range<u64> = 100..150;
 /// rule won 12 and lost 1 of 36 test tasks by chance). A stricter level never registers more.
 #[tokio::test]
 async fn no_improvement_possible_registers_almost_nothing_over_50_seeds() {
-    let (at95, _) = hopeless_sweep(0.95).await;
+    let (at95, _) = hopeless_sweep(Strategy::Apo, 0.95, None).await;
     assert!(at95 <= 2, "{at95}/50 false registrations at 95%");
-    let (at99, _) = hopeless_sweep(0.99).await;
+    let (at99, _) = hopeless_sweep(Strategy::Apo, 0.99, None).await;
     assert!(at99 <= at95, "99%: {at99}, 95%: {at95}");
+}
+
+/// The same sweep with GEPA, the CLI's default strategy: under the same flags, and with the
+/// CLI's default beam and branch under a 600-evaluation budget (as the bench). The bound is the
+/// one a registration gate at the nominal one-sided 2.5% must meet over 50 seeds: the rate's
+/// Wilson interval has to reach below 2.5% (so 4/50 would still pass, 5/50 would not), and the
+/// count stays at most 3 (the bench measured 2/50 under a larger budget).
+const NOMINAL_FALSE_REGISTRATION: f64 = 0.025;
+const GEPA_BOUND: u64 = 3;
+#[tokio::test]
+async fn gepa_no_improvement_possible_registers_almost_nothing_over_50_seeds() {
+    let n = SWEEP.count() as u64;
+    for budget in [None, Some(600)] {
+        let (at95, _) = hopeless_sweep(Strategy::Gepa, 0.95, budget).await;
+        let (lo, _) = stats::wilson(at95, n, 0.95);
+        assert!(
+            lo < NOMINAL_FALSE_REGISTRATION,
+            "GEPA {budget:?}: {at95}/{n} false registrations, inconsistent with the nominal 2.5%"
+        );
+        assert!(
+            at95 <= GEPA_BOUND,
+            "GEPA {budget:?}: {at95}/{n} false registrations at 95%"
+        );
+    }
 }
 
 /// The real `--evaluator command` path (a shell script per rollout) and the scripted LLM over
@@ -619,4 +661,272 @@ async fn judge_estimates_register_only_with_register_judged() {
             assert_eq!(t.store.latest_prompt(synthetic::AGENT).await.unwrap(), None);
         }
     }
+}
+
+/// Text planted in the failed runs of one split only: no digits, quotes or paths, so error
+/// normalisation keeps it and the failure analysis would show it if it read that split.
+const HELD_OUT_SENTINEL: &str = "quokka gasket burst beyond repair";
+const TRAIN_SENTINEL: &str = "wombat flange jammed in place";
+
+/// The text between `<analysis>` and `</analysis>` of a request, if it has one.
+fn analysis_block(request: &str) -> Option<&str> {
+    request
+        .contains("<analysis>")
+        .then(|| synthetic::between(request, "<analysis>\n", "\n</analysis>"))
+}
+
+/// The failure analysis fed to every critique reads the training set only. The id check of
+/// [`assert_no_leak`] cannot see this (normalisation strips the digits of `TK-0042`), so the
+/// failed runs of validation and test carry an error text of their own, and those of train
+/// another: the held-out text must reach no LLM request at all, the training one must show up
+/// in the `<analysis>` block, which counts exactly the training trajectories.
+async fn failure_analysis_reads_train_only(strategy: Strategy, seed: u64) {
+    let fractions = SplitFractions::default();
+    // The split depends only on the ids, the outcomes and the seed: the same ones as the store
+    // seeded below will give.
+    let planned = Dataset::split(
+        synthetic::examples(TRAJECTORIES),
+        fractions.validation,
+        fractions.test,
+        seed,
+    );
+    let held_out: HashSet<uuid::Uuid> = planned
+        .validation
+        .iter()
+        .chain(&planned.test)
+        .map(|&i| planned.examples[i].trajectory_id)
+        .collect();
+    let ids: Vec<uuid::Uuid> = planned.examples.iter().map(|e| e.trajectory_id).collect();
+    let t = TestStore::new(Backend::Sqlite).await;
+    let error_of = |i: usize| {
+        if held_out.contains(&ids[i]) {
+            HELD_OUT_SENTINEL.to_string()
+        } else {
+            TRAIN_SENTINEL.to_string()
+        }
+    };
+    synthetic::seed_store_with_errors(t.store.as_ref(), TRAJECTORIES, &error_of)
+        .await
+        .unwrap();
+    let prepared = prepare(&t.store, &query(), fractions, seed, None)
+        .await
+        .unwrap();
+    let d = &prepared.dataset;
+    let has = |set: &[usize], text: &str| {
+        set.iter()
+            .filter(|&&i| d.examples[i].outcome.error.as_deref() == Some(text))
+            .count()
+    };
+    let planted = has(&d.validation, HELD_OUT_SENTINEL) + has(&d.test, HELD_OUT_SENTINEL);
+    assert!(
+        planted >= 20,
+        "only {planted} held-out failures carry the text"
+    );
+    assert_eq!(has(&d.train, HELD_OUT_SENTINEL), 0, "the split moved");
+    assert!(has(&d.train, TRAIN_SENTINEL) >= 10);
+    // The control: an analysis over every example would show the held-out text.
+    assert!(summary(&analyze(&d.examples)).contains(HELD_OUT_SENTINEL));
+    assert_eq!(prepared.analysis.trajectories, d.train.len());
+
+    let llm = ScriptedLlm::new(Variant::Improvable);
+    let evaluator = Arc::new(synthetic::SyntheticEvaluator { noise_seed: seed });
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(seed, &dir.path().join("best.txt"));
+    opts.apo.strategy = strategy;
+    optimize(
+        t.store.clone(),
+        prepared.clone(),
+        opts,
+        llm.clone(),
+        evaluator,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let requests = llm.requests.lock().unwrap().clone();
+    for r in &requests {
+        assert!(
+            !r.contains(HELD_OUT_SENTINEL),
+            "{}: a validation/test error reached the LLM:\n{r}",
+            strategy.as_str()
+        );
+    }
+    let analyses: Vec<&str> = requests.iter().filter_map(|r| analysis_block(r)).collect();
+    assert!(
+        !analyses.is_empty(),
+        "no request carried the failure analysis"
+    );
+    let head = format!("{} trajectories:", d.train.len());
+    for a in &analyses {
+        assert!(a.starts_with(&head), "not the training set's analysis: {a}");
+        assert!(
+            a.contains(TRAIN_SENTINEL),
+            "the training error is missing: {a}"
+        );
+    }
+    assert_no_leak(&prepared, &requests);
+    println!(
+        "{}: {} requests, {} with the analysis, none with the held-out text",
+        strategy.as_str(),
+        requests.len(),
+        analyses.len()
+    );
+}
+
+#[tokio::test]
+async fn failure_analysis_reads_train_only_apo() {
+    failure_analysis_reads_train_only(Strategy::Apo, 11).await;
+}
+
+#[tokio::test]
+async fn failure_analysis_reads_train_only_gepa() {
+    failure_analysis_reads_train_only(Strategy::Gepa, 12).await;
+}
+
+const EVALUATION_SENTINEL: &str = "capybara evaluation rollout";
+
+/// The synthetic evaluator that also records each rollout as an instrumented agent would: a
+/// trajectory of the agent tagged with the candidate's `opt-` prompt version.
+struct RecordingEvaluator {
+    store: Arc<dyn Store>,
+    inner: synthetic::SyntheticEvaluator,
+}
+
+#[async_trait]
+impl Evaluator for RecordingEvaluator {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+
+    async fn evaluate(
+        &self,
+        candidate: &CandidateRef<'_>,
+        example: &Example,
+    ) -> Result<Evaluation, lightning_optimizer::OptimizerError> {
+        let evaluation = self.inner.evaluate(candidate, example).await?;
+        let id = self
+            .store
+            .start_trajectory(&NewTrajectory {
+                agent_id: candidate.agent_id.into(),
+                task_type: example.task_type.clone(),
+                prompt: Some(format!("{EVALUATION_SENTINEL}: {}", example.task)),
+                system_prompt: Some(candidate.prompt.into()),
+                prompt_version: Some(candidate.prompt_version.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let success = evaluation.reward >= 1.0;
+        let error = (!success).then(|| format!("{EVALUATION_SENTINEL} failed"));
+        self.store
+            .append_steps(
+                id,
+                &[NewStep {
+                    step_number: 0,
+                    tool_name: "Bash".into(),
+                    error: error.clone(),
+                    ..Default::default()
+                }],
+            )
+            .await
+            .unwrap();
+        self.store
+            .complete_trajectory(
+                id,
+                &Completion {
+                    success,
+                    error,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        Ok(evaluation)
+    }
+}
+
+/// Evaluation rollouts (`promptVersion` `opt-…`) that an optimize run recorded are not learnt
+/// from by the next one: its dataset is the recorded runs, and nothing of the evaluation runs
+/// reaches its LLM; `include_evaluations` takes them in.
+#[tokio::test]
+async fn evaluation_runs_are_left_out_of_the_next_dataset() {
+    let t = seeded(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("best.txt");
+    let recording = Arc::new(RecordingEvaluator {
+        store: t.store.clone(),
+        inner: synthetic::SyntheticEvaluator { noise_seed: 5 },
+    });
+    let (first, outcome) = run_once(
+        &t.store,
+        5,
+        ScriptedLlm::new(Variant::Improvable),
+        recording,
+        &out,
+    )
+    .await;
+    let recorded: HashSet<uuid::Uuid> = first
+        .dataset
+        .examples
+        .iter()
+        .map(|e| e.trajectory_id)
+        .collect();
+    let evaluation_runs = t
+        .store
+        .list_trajectories(&lightning_core::TrajectoryFilter {
+            agent_id: Some(synthetic::AGENT.into()),
+            limit: lightning_core::TrajectoryFilter::MAX_LIMIT,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .trajectories
+        .into_iter()
+        .filter(|x| lightning_core::evidence::is_evaluation_version(x.prompt_version.as_deref()))
+        .count();
+    assert!(
+        evaluation_runs > TRAJECTORIES,
+        "{evaluation_runs} evaluation runs ({} evaluations): too few to crowd the recorded runs out",
+        outcome.run.evaluations
+    );
+
+    // The next extraction: the same recorded runs, although the evaluation runs are newer.
+    let second = prepare(&t.store, &query(), Default::default(), 6, None)
+        .await
+        .unwrap();
+    assert_eq!(second.dataset.examples.len(), TRAJECTORIES);
+    assert!(second.dataset.examples.iter().all(|e| {
+        recorded.contains(&e.trajectory_id)
+            && e.prompt_version.is_none()
+            && !e.task.contains(EVALUATION_SENTINEL)
+    }));
+    // Opting in takes them: the newest runs are now evaluation runs.
+    let mut with = query();
+    with.include_evaluations = true;
+    let opted = prepare(&t.store, &with, Default::default(), 6, None)
+        .await
+        .unwrap();
+    let opted_in = opted
+        .dataset
+        .examples
+        .iter()
+        .filter(|e| lightning_core::evidence::is_evaluation_version(e.prompt_version.as_deref()))
+        .count();
+    assert!(opted_in > TRAJECTORIES / 2, "{opted_in}");
+
+    // The next optimize never shows its LLM an evaluation run.
+    let llm = ScriptedLlm::new(Variant::Improvable);
+    optimize(
+        t.store.clone(),
+        second,
+        options(6, &out),
+        llm.clone(),
+        Arc::new(synthetic::SyntheticEvaluator { noise_seed: 6 }),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let requests = llm.requests.lock().unwrap();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|r| !r.contains(EVALUATION_SENTINEL)));
 }

@@ -207,6 +207,7 @@ pub(crate) fn stats_by_version<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder
          COUNT(s.value_number) AS numeric_count{FROM_SCORES}"
     ));
     crate::sql::push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    crate::sql::push_evaluations(&mut qb, !f.include_evaluations);
     qb.push(" GROUP BY s.name, s.data_type, t.prompt_version");
     qb
 }
@@ -219,6 +220,7 @@ pub(crate) fn stats_labels<'a, DB: Dialect>(f: &StatsFilter) -> QueryBuilder<'a,
          COUNT(*) AS count{FROM_SCORES} AND s.data_type <> 'numeric'"
     ));
     crate::sql::push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    crate::sql::push_evaluations(&mut qb, !f.include_evaluations);
     qb.push(" GROUP BY 1, 2, 3, 4");
     qb
 }
@@ -234,6 +236,7 @@ pub(crate) fn stats_timeline<'a, DB: Dialect>(
          CAST(AVG(s.value_number) AS DOUBLE PRECISION) AS mean{FROM_SCORES}"
     ));
     crate::sql::push_time_and_agent(&mut qb, &f.agent_id, f.since, f.until);
+    crate::sql::push_evaluations(&mut qb, !f.include_evaluations);
     qb.push(" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
     qb
 }

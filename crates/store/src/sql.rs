@@ -383,7 +383,7 @@ pub(crate) fn push_time_and_agent<DB: Dialect>(
 }
 
 /// Leaves out optimizer evaluation runs (`promptVersion` starting `opt-`) when `exclude`.
-fn push_evaluations<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, exclude: bool) {
+pub(crate) fn push_evaluations<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, exclude: bool) {
     if exclude {
         qb.push(" AND (t.prompt_version IS NULL OR t.prompt_version NOT LIKE ");
         DB::bind_text(

@@ -21,6 +21,7 @@ lightning_store::test_on_both_backends!(
     delete_score_and_cascade_with_trajectory,
     list_filters_by_score,
     score_stats_count_mean_labels_versions_timeline,
+    score_stats_leave_out_evaluation_runs_unless_asked,
     export_and_bulk_read_carry_scores,
 );
 
@@ -447,6 +448,69 @@ async fn score_stats_count_mean_labels_versions_timeline(t: &TestStore) {
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+async fn score_stats_leave_out_evaluation_runs_unless_asked(t: &TestStore) {
+    let s = &t.store;
+    let prod_a = start(s, "a", Some("1")).await;
+    let prod_b = start(s, "a", None).await;
+    let eval_a = start(s, "a", Some("opt-run1-c0")).await;
+    let eval_b = start(s, "a", Some("opt-run1-c1")).await;
+    for (id, q) in [(prod_a, 0.2), (prod_b, 0.4), (eval_a, 1.0), (eval_b, 1.0)] {
+        s.upsert_score(id, &score("q", ScoreValue::Number(q)))
+            .await
+            .unwrap();
+    }
+    for (id, l) in [(prod_a, "pass"), (eval_a, "fail"), (eval_b, "fail")] {
+        s.upsert_score(id, &score("verdict", ScoreValue::Label(l.into())))
+            .await
+            .unwrap();
+    }
+    let labels = |x: &lightning_core::ScoreStats| -> Vec<(String, i64)> {
+        x.labels
+            .iter()
+            .map(|l| (l.label.clone(), l.count))
+            .collect()
+    };
+    let versions = |x: &lightning_core::ScoreStats| -> Vec<Option<String>> {
+        x.by_prompt_version
+            .iter()
+            .map(|p| p.prompt_version.clone())
+            .collect()
+    };
+
+    // Default: only the two production runs, like the outcome figures beside them.
+    let default = StatsFilter::default();
+    let outcome = s.stats(&default).await.unwrap();
+    let stats = s.score_stats(&default).await.unwrap();
+    assert_eq!(stats.len(), 2, "{stats:?}");
+    let q = &stats[0];
+    assert_eq!((q.name.as_str(), q.count, q.trajectories), ("q", 2, 2));
+    assert!((q.mean.unwrap() - 0.3).abs() < 1e-9, "{:?}", q.mean);
+    assert!(!versions(q).iter().flatten().any(|v| v.starts_with("opt-")));
+    assert_eq!(q.timeline.iter().map(|p| p.count).sum::<i64>(), 2);
+    assert_eq!(labels(&stats[1]), [("pass".to_string(), 1)]);
+    assert_eq!(
+        outcome.trajectories, q.trajectories,
+        "score stats cover the same trajectories as the outcome stats"
+    );
+
+    // includeEvaluations: the evaluation runs' scores count too.
+    let with = StatsFilter {
+        include_evaluations: true,
+        ..Default::default()
+    };
+    let stats = s.score_stats(&with).await.unwrap();
+    let q = &stats[0];
+    assert_eq!((q.count, q.trajectories), (4, 4));
+    assert!((q.mean.unwrap() - 0.65).abs() < 1e-9, "{:?}", q.mean);
+    assert_eq!(q.timeline.iter().map(|p| p.count).sum::<i64>(), 4);
+    assert!(versions(q).contains(&Some("opt-run1-c0".to_string())));
+    assert_eq!(
+        labels(&stats[1]),
+        [("fail".to_string(), 2), ("pass".to_string(), 1)]
+    );
+    assert_eq!(s.stats(&with).await.unwrap().trajectories, 4);
 }
 
 async fn export_and_bulk_read_carry_scores(t: &TestStore) {

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import type { Api } from '../lib/api';
+import { ApiError, type Api } from '../lib/api';
 import { DASH, formatDateTime, formatNumber } from '../lib/format';
 import type { Score, ScoreStats, ScoreValue, Step } from '../lib/types';
 import { Badge, EmptyState } from './common';
@@ -25,10 +25,52 @@ export function scoreFor(scores: Score[], trajectoryId: string, name: string): S
   return best;
 }
 
-function newId(): string {
+const VOTER_STORAGE = 'lightning.voter';
+
+function randomToken(): string {
   const c = globalThis.crypto;
-  if (c && 'randomUUID' in c) return `dash-${c.randomUUID()}`;
-  return `dash-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+  if (c && 'randomUUID' in c) return c.randomUUID().replace(/-/g, '').slice(0, 16);
+  return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** This browser's voter id, kept in localStorage so a person's later votes replace earlier ones. */
+export function voterId(storage: Pick<Storage, 'getItem' | 'setItem'> | null = safeLocalStorage()): string {
+  const stored = storage?.getItem(VOTER_STORAGE);
+  if (stored && /^[A-Za-z0-9]{1,32}$/.test(stored)) return stored;
+  const fresh = randomToken();
+  try {
+    storage?.setItem(VOTER_STORAGE, fresh);
+  } catch {
+    // storage full or disabled: votes of this page still replace each other
+  }
+  return fresh;
+}
+
+function safeLocalStorage(): Storage | null {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The score id of one person's thumbs on one target (the trajectory, or one step): the same
+ * for every vote they cast there, so the collector updates the score (the newest vote wins)
+ * instead of adding one. Fits the id rule `[A-Za-z0-9_.:-]{1,128}`.
+ */
+export function feedbackId(voter: string, trajectoryId: string, stepNumber: number | undefined): string {
+  return `dash:${voter}:${trajectoryId}:${stepNumber === undefined ? 't' : `s${stepNumber}`}`;
+}
+
+/** A clear message for a failed feedback call; a 403 says which key it takes. */
+export function feedbackError(e: unknown, action: 'save' | 'delete'): string {
+  if (e instanceof ApiError && e.forbidden) {
+    return action === 'save'
+      ? 'This key cannot save feedback: posting a score needs the ingest scope, and the dashboard also needs read, so sign in with an admin key. A read key can only view scores.'
+      : 'This key cannot delete scores: deleting needs an admin key.';
+  }
+  return e instanceof Error ? e.message : String(e);
 }
 
 /** Every score of a trajectory with its source and comment (comments rendered as text). */
@@ -58,7 +100,7 @@ export function ScoreTable({ scores, onDelete }: { scores: Score[]; onDelete?: (
                 <Badge tone={s.source === 'human' ? 'accent' : s.source === 'llm' ? 'info' : 'neutral'}>{s.source}</Badge>
               </td>
               <td>{s.stepNumber === null ? 'trajectory' : `step ${s.stepNumber}`}</td>
-              <td className="score-comment">{s.comment ?? DASH}</td>
+              <td className="score-comment">{s.comment || DASH}</td>
               <td className="small">{formatDateTime(s.updatedAt)}</td>
               {onDelete && (
                 <td>
@@ -85,13 +127,14 @@ export function FeedbackForm({ api, trajectoryId, steps, onSaved }: { api: Api; 
     setBusy(true);
     setError(null);
     const stepNumber = target === '' ? undefined : Number(target);
+    // The comment is always sent (empty when none) so a changed vote does not keep the old one.
     api
-      .addScore(trajectoryId, { name: THUMBS, value: up, comment: comment.trim() || undefined, source: 'human', id: newId(), stepNumber })
+      .addScore(trajectoryId, { name: THUMBS, value: up, comment: comment.trim(), source: 'human', id: feedbackId(voterId(), trajectoryId, stepNumber), stepNumber })
       .then(() => {
         setComment('');
         onSaved();
       })
-      .catch((e: unknown) => setError(e instanceof Error ? e.message : String(e)))
+      .catch((e: unknown) => setError(feedbackError(e, 'save')))
       .finally(() => setBusy(false));
   };
   return (

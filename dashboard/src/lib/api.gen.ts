@@ -62,7 +62,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Trajectories, newest first, keyset-paginated, with their scores. */
+        /**
+         * Trajectories, newest first, keyset-paginated, with their scores. Optimizer evaluation runs
+         *     are left out unless `includeEvaluations=true`.
+         */
         get: operations["list"];
         put?: never;
         post?: never;
@@ -79,7 +82,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** JSONL, one trajectory with its steps and scores per line, streamed page by page. */
+        /**
+         * JSONL, one trajectory with its steps and scores per line, streamed page by page. Optimizer
+         *     evaluation runs are left out unless `includeEvaluations=true`.
+         */
         get: operations["export"];
         put?: never;
         post?: never;
@@ -1652,8 +1658,12 @@ export interface operations {
                 maxScore?: number;
                 /** @description With `scoreName`: a score with this label. */
                 scoreLabel?: string;
-                /** @description Leave out optimizer evaluation runs (`promptVersion` starting `opt-`); default false. */
-                excludeEvaluations?: boolean;
+                /**
+                 * @description List optimizer evaluation runs (`promptVersion` starting `opt-`) too; default false, so
+                 *     the list and the export hold the agent's own runs only (as `/api/stats` and the
+                 *     optimizer's dataset do).
+                 */
+                includeEvaluations?: boolean;
             };
             header?: never;
             path?: never;
@@ -1721,8 +1731,12 @@ export interface operations {
                 maxScore?: number;
                 /** @description With `scoreName`: a score with this label. */
                 scoreLabel?: string;
-                /** @description Leave out optimizer evaluation runs (`promptVersion` starting `opt-`); default false. */
-                excludeEvaluations?: boolean;
+                /**
+                 * @description List optimizer evaluation runs (`promptVersion` starting `opt-`) too; default false, so
+                 *     the list and the export hold the agent's own runs only (as `/api/stats` and the
+                 *     optimizer's dataset do).
+                 */
+                includeEvaluations?: boolean;
             };
             header?: never;
             path?: never;

@@ -55,10 +55,21 @@ const VERDICT: Record<Verdict, { label: string; tone: 'ok' | 'neutral' | 'info' 
   noSignificantImprovement: { label: 'no significant improvement', tone: 'neutral' },
 };
 
-/** A run's test score, with interval and n when the run recorded its evidence. */
-function runScore(run: Run, which: 'baselineTest' | 'bestTest'): string {
+/** A confidence level as a percentage: `95%`, `99%`, `97.5%`. */
+export function percent(confidence: number): string {
+  return `${Math.round(confidence * 1000) / 10}%`;
+}
+
+/** The `[95% CI] n` that heads interval columns, at `confidence` (a bare `[CI] n` when unknown). */
+function ciHeader(confidence: number | null | undefined): string {
+  return confidence ? `[${percent(confidence)} CI] n` : '[CI] n';
+}
+
+/** A run's test score, with interval and n when the run recorded its evidence (and its level when `withLevel`). */
+function runScore(run: Run, which: 'baselineTest' | 'bestTest', withLevel = false): string {
   const s: IntervalScore | undefined = run.evidence?.[which];
-  return s ? formatInterval(s) : formatScore(which === 'bestTest' ? run.bestScore : run.baselineScore);
+  if (!s) return formatScore(which === 'bestTest' ? run.bestScore : run.baselineScore);
+  return withLevel ? `${formatInterval(s)} (${percent(s.confidence)})` : formatInterval(s);
 }
 
 function VerdictBadge({ evidence }: { evidence: RunEvidence | null | undefined }) {
@@ -83,6 +94,10 @@ export function Optimization() {
   const agentId = search.get('agentId') ?? '';
   const runs = useAsync((signal) => api.runs({ agentId, limit: 100 }, signal), `runs:${agentId}`);
   const runsMissing = runs.error instanceof ApiError && runs.error.notFound;
+  // The columns name the runs' confidence level when they share one; otherwise each cell names its own.
+  const levels = new Set((runs.data?.runs ?? []).flatMap((r) => (r.evidence ? [r.evidence.confidence] : [])));
+  const sharedLevel = levels.size <= 1 ? [...levels][0] : undefined;
+  const mixedLevels = levels.size > 1;
 
   return (
     <div>
@@ -121,8 +136,8 @@ export function Optimization() {
                 <th scope="col">Status</th>
                 <th scope="col">Started</th>
                 <th scope="col" className="num">Duration</th>
-                <th scope="col" className="num">Start on test [95% CI] n</th>
-                <th scope="col" className="num">Best on test [95% CI] n</th>
+                <th scope="col" className="num">Start on test {ciHeader(sharedLevel)}</th>
+                <th scope="col" className="num">Best on test {ciHeader(sharedLevel)}</th>
                 <th scope="col">Result</th>
                 <th scope="col" className="num">Evaluations</th>
                 <th scope="col">Prompts</th>
@@ -142,8 +157,8 @@ export function Optimization() {
                   </td>
                   <td>{formatDateTime(run.startedAt)}</td>
                   <td className="num">{runDuration(run)}</td>
-                  <td className="num">{runScore(run, 'baselineTest')}</td>
-                  <td className="num">{runScore(run, 'bestTest')}</td>
+                  <td className="num">{runScore(run, 'baselineTest', mixedLevels)}</td>
+                  <td className="num">{runScore(run, 'bestTest', mixedLevels)}</td>
                   <td>
                     <VerdictBadge evidence={run.evidence} />
                   </td>
@@ -192,11 +207,22 @@ function score(c: Candidate): number | null {
   return c.validationScore ?? c.minibatchScore ?? null;
 }
 
+/** A candidate's validation score with interval and n, else its minibatch score (so marked). */
 function candidateScore(c: Candidate): string {
   const s = c.scores?.validation ?? null;
   if (s) return formatInterval(s);
   const m = c.scores?.minibatch ?? null;
-  return m ? `${formatScore(m.mean)} n=${m.n} (minibatch)` : formatScore(score(c));
+  return m ? `${formatInterval(m)} (minibatch)` : formatScore(score(c));
+}
+
+/** The candidate of `list` with the highest score (validation, else minibatch), if any has one. */
+function topCandidate(list: Candidate[]): Candidate | undefined {
+  let top: Candidate | undefined;
+  for (const c of list) {
+    const v = score(c);
+    if (v != null && (top === undefined || v > (score(top) ?? -Infinity))) top = c;
+  }
+  return top;
 }
 
 const SPLITS = ['train', 'validation', 'test'] as const;
@@ -264,7 +290,16 @@ export function EvidenceGrid({ candidates, evaluations }: { candidates: Candidat
   );
 }
 
-function LineageTree({ nodes, selected, onSelect, level = 1 }: { nodes: TreeNode[]; selected: string | null; onSelect: (id: string) => void; level?: number }) {
+interface ScoreContext {
+  /** The run's confidence level (null for runs stored without evidence). */
+  confidence: number | null;
+  /** The scores are an LLM judge's estimates (`--evaluator judge`). */
+  estimate: boolean;
+}
+
+function LineageTree({ nodes, selected, onSelect, scoring, level = 1 }: { nodes: TreeNode[]; selected: string | null; onSelect: (id: string) => void; scoring: ScoreContext; level?: number }) {
+  const what = scoring.estimate ? 'judge-estimated validation score' : 'validation score';
+  const interval = scoring.confidence ? `${percent(scoring.confidence)} interval` : 'interval';
   return (
     <ul className={level === 1 ? 'lineage' : 'lineage-children'} role={level === 1 ? 'tree' : 'group'} aria-label={level === 1 ? 'Candidate lineage' : undefined}>
       {nodes.map(({ candidate: c, children }) => (
@@ -273,11 +308,12 @@ function LineageTree({ nodes, selected, onSelect, level = 1 }: { nodes: TreeNode
             <span className="node-round">R{c.round}</span>
             <span className="mono">{shortId(c.id)}</span>
             <Badge tone={CANDIDATE_TONE[c.status] ?? 'neutral'}>{c.status}</Badge>
-            <span className="node-score" title="validation score with 95% interval and n (minibatch score if not validated)">
+            <span className="node-score" title={`${what} with its ${interval} and n (the minibatch score if not validated)`}>
               {candidateScore(c)}
             </span>
+            {scoring.estimate && <span className="muted small">judge estimate</span>}
           </button>
-          {children.length > 0 && <LineageTree nodes={children} selected={selected} onSelect={onSelect} level={level + 1} />}
+          {children.length > 0 && <LineageTree nodes={children} selected={selected} onSelect={onSelect} scoring={scoring} level={level + 1} />}
         </li>
       ))}
     </ul>
@@ -305,6 +341,9 @@ export function RunDetail({ id }: { id: string }) {
   const selectedId = picked ?? data.bestCandidateId ?? candidates[0]?.id ?? null;
   const selected = candidates.find((c) => c.id === selectedId) ?? null;
   const parent = selected?.parentId ? candidates.find((c) => c.id === selected.parentId) ?? null : null;
+  const scoring: ScoreContext = { confidence: data.evidence?.confidence ?? selected?.scores?.validation?.confidence ?? null, estimate: !!data.evidence?.estimate };
+  const ci = ciHeader(scoring.confidence);
+  const est = scoring.estimate ? ' (judge estimate)' : '';
 
   return (
     <div>
@@ -322,9 +361,9 @@ export function RunDetail({ id }: { id: string }) {
           [
             ['Started', formatDateTime(data.startedAt)],
             ['Finished', formatDateTime(data.finishedAt)],
-            [data.evidence?.estimate ? 'Start on test (judge estimate)' : 'Start on test', runScore(data, 'baselineTest')],
-            [data.evidence?.estimate ? 'Best on test (judge estimate)' : 'Best on test', runScore(data, 'bestTest')],
-            ['Best − start (paired)', data.evidence ? `${formatInterval(data.evidence.difference, true)} · ${data.evidence.difference.wins} better, ${data.evidence.difference.losses} worse` : DASH],
+            [`Start on test${est} ${ci}`, runScore(data, 'baselineTest')],
+            [`Best on test${est} ${ci}`, runScore(data, 'bestTest')],
+            [`Best − start (paired)${est} ${ci}`, data.evidence ? `${formatInterval(data.evidence.difference, true)} · ${data.evidence.difference.wins} better, ${data.evidence.difference.losses} worse` : DASH],
             ['Split', data.evidence ? `${data.evidence.split.train} train / ${data.evidence.split.validation} validation / ${data.evidence.split.test} test` : DASH],
             ['Trajectories', formatNumber(data.trajectories)],
             ['LLM calls', formatNumber(data.llmCalls)],
@@ -342,7 +381,7 @@ export function RunDetail({ id }: { id: string }) {
       </dl>
       {data.evidence && (
         <p className="notice" role="status">
-          Result: <VerdictBadge evidence={data.evidence} /> — registered only when the {Math.round(data.evidence.confidence * 100)}% interval of best − start on the test set lies above {data.evidence.minImprovement}.
+          Result: <VerdictBadge evidence={data.evidence} /> — registered only when the {percent(data.evidence.confidence)} interval of best − start on the test set lies above {data.evidence.minImprovement}.
         </p>
       )}
       {data.error && <CodeBlock text={data.error} label="Run error" tone="error" />}
@@ -360,15 +399,18 @@ export function RunDetail({ id }: { id: string }) {
             <h2 id="lineage-h">Candidates</h2>
             <ol className="rounds" aria-label="Rounds">
               {rounds.map(([round, list]) => {
-                const best = Math.max(...list.map((c) => score(c) ?? -Infinity));
+                const top = topCandidate(list);
                 return (
                   <li key={round}>
-                    <strong>Round {round}</strong> <span className="muted">{list.length} candidate{list.length === 1 ? '' : 's'} · best {Number.isFinite(best) ? formatScore(best) : DASH}</span>
+                    <strong>Round {round}</strong>{' '}
+                    <span className="muted" title="The highest score among this round's candidates: a maximum over the candidates it selects from, so optimistic; the run's result is its test score.">
+                      {list.length} candidate{list.length === 1 ? '' : 's'} · best {top ? `${candidateScore(top)}${est}, a maximum over candidates` : DASH}
+                    </span>
                   </li>
                 );
               })}
             </ol>
-            <LineageTree nodes={tree} selected={selectedId} onSelect={setPicked} />
+            <LineageTree nodes={tree} selected={selectedId} onSelect={setPicked} scoring={scoring} />
           </section>
           {selected && (
             <section className="card" aria-labelledby="cand-h">
@@ -381,15 +423,15 @@ export function RunDetail({ id }: { id: string }) {
                   <dd>{selected.round}</dd>
                 </div>
                 <div className="summary-item">
-                  <dt>Minibatch score</dt>
-                  <dd>{selected.scores?.minibatch ? `${formatScore(selected.scores.minibatch.mean)} n=${selected.scores.minibatch.n}` : formatScore(selected.minibatchScore)}</dd>
+                  <dt>{`Minibatch score${est} ${ci}`}</dt>
+                  <dd>{selected.scores?.minibatch ? formatInterval(selected.scores.minibatch) : formatScore(selected.minibatchScore)}</dd>
                 </div>
                 <div className="summary-item">
-                  <dt>Validation score</dt>
+                  <dt>{`Validation score${est} ${ci}`}</dt>
                   <dd>{selected.scores?.validation ? formatInterval(selected.scores.validation) : formatScore(selected.validationScore)}</dd>
                 </div>
                 <div className="summary-item">
-                  <dt>Test score</dt>
+                  <dt>{`Test score${est} ${ci}`}</dt>
                   <dd>{formatInterval(selected.scores?.test)}</dd>
                 </div>
                 <div className="summary-item">

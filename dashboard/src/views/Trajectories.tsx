@@ -44,12 +44,14 @@ export function Trajectories() {
   const maxScore = search.get('maxScore') ?? '';
   const scoreLabel = search.get('scoreLabel') ?? '';
   const scoreColumn = search.get('scoreColumn') ?? '';
+  // Optimizer evaluation runs (promptVersion opt-…) are left out unless asked for, as in the stats.
+  const evaluations = search.get('evaluations') ?? '';
   const [qDraft, setQDraft] = useState(q);
   const [taskDraft, setTaskDraft] = useState(taskType);
 
   const params = useMemo(
-    () => ({ agentId, taskType, status, range, q, scoreName, minScore, maxScore, scoreLabel, scoreColumn }),
-    [agentId, taskType, status, range, q, scoreName, minScore, maxScore, scoreLabel, scoreColumn],
+    () => ({ agentId, taskType, status, range, q, scoreName, minScore, maxScore, scoreLabel, scoreColumn, evaluations }),
+    [agentId, taskType, status, range, q, scoreName, minScore, maxScore, scoreLabel, scoreColumn, evaluations],
   );
   const update = (patch: Partial<typeof params>) => {
     const next = { ...params, ...patch };
@@ -81,7 +83,8 @@ export function Trajectories() {
   // Range is resolved to a timestamp when the filters change, not on every render.
   const since = useMemo(() => sinceFor(range), [range, filterKey]); // eslint-disable-line react-hooks/exhaustive-deps
   const scoreQuery = scoreName ? { scoreName, minScore, maxScore, scoreLabel } : {};
-  const query: Query = { agentId, taskType, status, q, since, limit: PAGE_SIZE, cursor, ...scoreQuery };
+  const includeEvaluations = evaluations === 'include' ? true : undefined;
+  const query: Query = { agentId, taskType, status, q, since, limit: PAGE_SIZE, cursor, includeEvaluations, ...scoreQuery };
   const { data, error, loading, reload } = useAsync<TrajectoryPage>((signal) => api.listTrajectories(query, signal), JSON.stringify(query));
 
   const nextCursor = data?.nextCursor ?? null;
@@ -93,7 +96,7 @@ export function Trajectories() {
   const rows = useMemo(() => data?.trajectories ?? [], [data]);
   const taskTypes = useMemo(() => [...new Set(rows.map((r) => r.taskType).filter((t): t is string => !!t))].sort(), [rows]);
   const open = (id: string) => navigate(`/trajectories/${encodeURIComponent(id)}`);
-  const filtered = !!(agentId || taskType || status || q || scoreName || range !== 'all');
+  const filtered = !!(agentId || taskType || status || q || scoreName || evaluations || range !== 'all');
   // Score names known to the collector (for the filter and the column), plus the dashboard's thumbs.
   const names = useAsync<Stats>((signal) => api.stats({ agentId }, signal), `score-names:${agentId}`);
   const scoreNames = useMemo(() => {
@@ -162,6 +165,10 @@ export function Trajectories() {
           options={scoreNames.map((n) => ({ value: n, label: n }))}
           allLabel={scoreName ? `(${scoreName})` : 'None'}
         />
+        <label className="check" title="Runs recorded while lightning optimize scored candidates (promptVersion opt-…)">
+          <input type="checkbox" checked={evaluations === 'include'} onChange={(e) => update({ evaluations: e.target.checked ? 'include' : '' })} /> Show
+          evaluation runs
+        </label>
         {filtered && (
           <button type="button" className="link-button clear" onClick={() => setSearch({})}>
             Clear filters

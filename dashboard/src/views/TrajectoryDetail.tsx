@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useApi } from '../auth';
 import { Badge, CodeBlock, EmptyState, ErrorBox, Loading, StatusBadge } from '../components/common';
-import { FeedbackForm, ScoreTable } from '../components/Scores';
+import { FeedbackForm, ScoreTable, feedbackError } from '../components/Scores';
 import { StepList } from '../components/StepList';
 import type { VirtualListHandle } from '../components/VirtualList';
 import { Waterfall } from '../components/Waterfall';
@@ -84,7 +84,7 @@ export function TrajectoryDetail({ id }: { id: string }) {
       api
         .deleteScore(s.id)
         .then(reloadScores)
-        .catch((e: unknown) => setScoreError(e instanceof Error ? e.message : String(e)));
+        .catch((e: unknown) => setScoreError(feedbackError(e, 'delete')));
     },
     [api, reloadScores],
   );

@@ -39,6 +39,26 @@ SPAWNING_TOOLS = ("Task", "Agent")
 MAX_SESSIONS = 10000
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# The collector's limit for a score's comment, in characters (code points, as len() counts).
+MAX_SCORE_COMMENT_CHARS = 16_384
+
+
+def cap_score_comment(text: str, max_chars: int = MAX_SCORE_COMMENT_CHARS) -> str:
+    """Cuts a (redacted) comment to the collector's limit, marker included, so that a long comment
+    costs its tail instead of the collector refusing the whole score."""
+    if len(text) <= max_chars:
+        return text
+
+    def marker(omitted: int) -> str:
+        return f"…[truncated: {omitted} of {len(text)} characters omitted]"
+
+    # the marker for fewer omitted characters is never longer than this one
+    reserve = len(marker(len(text)))
+    if reserve >= max_chars:
+        return text[:max_chars]
+    keep = max_chars - reserve
+    return text[:keep] + marker(len(text) - keep)
+
 
 T = TypeVar("T")
 StepSanitizer = Callable[[dict[str, Any]], "dict[str, Any] | None"]
@@ -278,7 +298,9 @@ class Lightning:
 
     def _debug(self, message: str) -> None:
         if self.debug_enabled:
-            print(message, file=sys.stderr, flush=True)
+            # never raises (e.g. a signal handler printing while its thread was printing)
+            with contextlib.suppress(Exception):
+                print(message, file=sys.stderr, flush=True)
 
     def _warn(self, message: str) -> None:
         _log.warning(message)
@@ -617,7 +639,9 @@ class Lightning:
         self._finish(t, status="failed" if error else "succeeded", error=error, result=last)
 
     def _on_stop_failure(self, data: Mapping[str, Any], _id: str | None) -> None:
-        details = _str(data.get("error_details"))
+        # error_details is often absent; the synthetic assistant message then carries the API's
+        # text ("API Error: 400 …"), as in the TypeScript package
+        details = _str(data.get("error_details")) or _str(data.get("last_assistant_message"))
         self._on_stop(data, f"{_str(data.get('error')) or 'unknown'}{': ' + details if details else ''}")
 
     def _on_subagent(self, data: Mapping[str, Any], _id: str | None) -> None:
@@ -936,7 +960,7 @@ class Lightning:
         if kind == "score":
             out = dict(d)
             if "comment" in out:
-                out["comment"] = self._text(out["comment"])
+                out["comment"] = cap_score_comment(self._text(out["comment"]))
             if "metadata" in out:
                 out["metadata"] = sanitize_field(out["metadata"], self._redactor, self.max_field_bytes)
             return out
@@ -1211,15 +1235,17 @@ class Lightning:
             self.shutdown_sync(reason="the process exited before the agent finished")
 
     def _on_sigterm(self, signum: int, frame: object) -> None:
-        # Work on another thread: the main thread may hold a lock the shutdown needs (a signal
-        # handler runs between any two bytecodes). The wait is bounded either way.
-        worker = threading.Thread(
-            target=self.shutdown_sync,
-            kwargs={"reason": "the process received SIGTERM before the agent finished"},
-            daemon=True,
-        )
-        worker.start()
-        worker.join(self.shutdown_timeout + 1.0)
+        # Runs on the main thread between two bytecodes, maybe while that very thread holds the
+        # instrumentation's locks (inside a hook or track()). Both locks are re-entrant, so the
+        # shutdown here never waits for a lock its own thread holds: it completes the unfinished
+        # trajectories, delivers within shutdown_timeout and spools the rest synchronously, then
+        # the signal's default action ends the process.
+        with contextlib.suppress(Exception):
+            self.shutdown_sync(reason="the process received SIGTERM before the agent finished")
+        with contextlib.suppress(Exception):
+            # a shutdown() already under way elsewhere would not finish before the process ends:
+            # spool what it has not delivered yet (idempotent)
+            self._outbox.close()
         previous = self._previous_sigterm if self._previous_sigterm is not None else signal.SIG_DFL
         with contextlib.suppress(Exception):
             signal.signal(signal.SIGTERM, previous)

@@ -10,6 +10,12 @@ and the one background thread that prepares (sanitizes) and sends them.
   collector, so a retry never duplicates.
 - Memory is bounded by bytes: past ``max_buffer_bytes`` the oldest steps go to the spool (or are
   dropped and counted). At shutdown whatever is left is written to the spool synchronously.
+- No disk work under the lock the hooks take, and none on the hook's thread: the sender picks the
+  records to spool under the lock (in memory), then redacts and writes them after releasing it.
+  The spool left by earlier processes is claimed and read by the sender thread, not in
+  ``instrument()``.
+- The lock is re-entrant: a SIGTERM handler runs on the main thread between two bytecodes, maybe
+  while that thread is inside ``add()``; its shutdown can still queue and spool.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ QUEUED, INFLIGHT, DONE = 0, 1, 2
 MAX_STEPS_PER_REQUEST = 200
 MAX_SCAN = 5000
 MAX_RECORDS = 100_000
+# the hook path never evicts (that is the sender's work); past this many queued records it drops
+# the new step, counted, so memory stays bounded while the sender is stuck in a request
+HARD_MAX_RECORDS = 2 * MAX_RECORDS
 UNAUTHORIZED_LIMIT = 3
 
 
@@ -74,6 +83,15 @@ class Counters:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+# what a record keeps when its preparation failed: identifiers and numbers, no free text
+_SAFE_FIELDS: dict[str, tuple[str, ...]] = {
+    "start": ("trajectoryId", "agentId", "startTime", "sessionId"),
+    "step": ("stepNumber", "kind", "toolUseId", "durationMs"),
+    "complete": ("success", "status", "totalSteps", "duration", "endTime"),
+    "score": ("id", "name", "value", "source", "stepNumber"),
+}
+
+
 def _path(item: Item) -> str:
     tid = urllib.parse.quote(item.trajectory_id, safe="")
     if item.kind == "start":
@@ -103,7 +121,7 @@ class Outbox:
         self._start_for = start_for
         self._warn = warn
         self._debug = debug
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._queue: collections.deque[Item] = collections.deque()
@@ -120,13 +138,14 @@ class Outbox:
         self._replay_pending = 0
         self._warned_loss = False
         self._warned_401 = False
+        self._to_spill: list[Item] = []  # picked under the lock, written by the sender without it
+        self._spilling = 0
+        self._claiming = False
+        self._started = spool is None  # True once the earlier processes' spool was claimed
+        self._claim_orphaned = False
         self.closed = False
         self.paused = False  # repeated 401: nothing is sent any more, data waits for the spool
         self.counters = Counters()
-        if spool is not None:
-            records = spool.claim()
-            if records:
-                self._replay(records)
         self._thread = threading.Thread(target=self._run, name="agent-lightning-sender", daemon=True)
         self._thread.start()
 
@@ -137,7 +156,8 @@ class Outbox:
         with self._lock:
             if self.closed:
                 return None
-            self._push(item)
+            if not self._push(item):
+                return None
             if (
                 kind in ("complete", "score")
                 or self._queued_steps >= self.config.batch_size
@@ -166,18 +186,26 @@ class Outbox:
             return item  # a start already sent: the collector keeps the first one
         return self.add("step", trajectory_id, fields)
 
-    def _push(self, item: Item) -> None:
+    def _push(self, item: Item) -> bool:
         if len(self._queue) >= MAX_RECORDS:
-            self._evict(1)
+            # over the record bound: the sender moves the oldest steps to the spool; here (the
+            # hook's thread) nothing but a counted drop once even that falls behind
+            self._kick = True
+            self._wake.notify()
+            if item.kind == "step" and len(self._queue) >= HARD_MAX_RECORDS:
+                self._lose(1, 0, "queue full (the sender is behind)")
+                return False
         item.state = QUEUED
         self._queue.append(item)
         if item.kind == "step":
             self._queued_steps += 1
         self._unprepared.append(item)
+        return True
 
     # ------------------------------------------------------------------ sender thread
 
     def _run(self) -> None:
+        self._claim_spool()
         next_timer = time.monotonic() + self.config.flush_interval
         while True:
             # prepare (sanitize, size, enforce the byte bound) whenever woken, even while backing off
@@ -221,6 +249,38 @@ class Outbox:
 
     _retry_set_at = 0.0
 
+    def _claim_spool(self) -> None:
+        """Claims and reads the spool files earlier processes left (up to max_spool_bytes), here on
+        the sender thread so that instrument() returns at once."""
+        if self.spool is None:
+            return
+        with self._lock:
+            if self.closed:
+                self._started = True
+                self._idle.notify_all()
+                return
+            self._claiming = True
+        records: list[SpoolRecord] = []
+        try:
+            records = self.spool.claim()
+        except Exception as e:
+            self._debug(f"[Lightning Instrumentation] could not read the spool: {error_message(e)}")
+        finally:
+            with self._lock:
+                if self.closed:
+                    # shutdown came first: the claimed files stay (claimed by this process, they
+                    # are claimed again once it is gone) and nothing is deleted
+                    self._claim_orphaned = True
+                elif records:
+                    self._replay(records)
+                    over = self._queued_bytes - self.config.max_buffer_bytes
+                    if over > 0:
+                        self._evict_bytes(over)
+                self._claiming = False
+                self._started = True
+                self._idle.notify_all()
+        self._drain_spill()
+
     def _prepare_pending(self) -> None:
         with self._lock:
             batch, self._unprepared = self._unprepared, []
@@ -236,7 +296,12 @@ class Outbox:
                 nbytes = len(dumps(payload).encode("utf-8", "surrogatepass")) + 1
             except Exception as e:
                 self._debug(f"[Lightning Instrumentation] could not prepare a record: {error_message(e)}")
-                payload, nbytes = {"stepNumber": draft.get("stepNumber", 0), "toolName": "unknown"}, 64
+                # the record's kind keeps its shape; every free-text field is withheld
+                keep = _SAFE_FIELDS.get(item.kind, ())
+                payload = {k: draft[k] for k in keep if isinstance(draft.get(k), (str, int, float, bool))}
+                if item.kind == "step":
+                    payload = {"stepNumber": draft.get("stepNumber", 0), "toolName": "unknown", **payload}
+                nbytes = len(dumps(payload)) + 1
             with self._lock:
                 if item.version != version:
                     self._unprepared.append(item)
@@ -248,11 +313,34 @@ class Outbox:
                 item.prepared_version = version
                 over = self._queued_bytes - self.config.max_buffer_bytes
                 if over > 0:
-                    self._evict_bytes(over)
+                    # down to 90 % of the bound, so that eviction is not redone for every record
+                    self._evict_bytes(over + self.config.max_buffer_bytes // 10)
+            if self._to_spill:
+                self._drain_spill()
+        with self._lock:
+            if len(self._queue) > MAX_RECORDS:
+                self._evict(len(self._queue) - MAX_RECORDS + MAX_RECORDS // 10)
+        self._drain_spill()
+
+    def _drain_spill(self) -> None:
+        """Writes the records picked for the spool (redacting any not prepared yet), without the
+        lock: hooks go on queueing meanwhile."""
+        with self._lock:
+            if not self._to_spill:
+                return
+            batch, self._to_spill = self._to_spill, []
+            self._spilling += 1
+        try:
+            self._spill(batch, "memory bound (max_buffer_bytes) reached")
+        finally:
+            with self._lock:
+                self._spilling -= 1
+                self._idle.notify_all()
 
     def _send_all(self) -> None:
         while True:
             self._prepare_pending()
+            release = False
             with self._lock:
                 if self.closed or self.paused:
                     return
@@ -261,11 +349,18 @@ class Outbox:
                     if self._queue and not self._queue[0].ready:
                         self._unprepared.append(self._queue[0])
                         continue
-                    if self._replay_pending == 0 and self.spool is not None and self.spool.has_claimed:
-                        self.spool.release_claimed()
+                    release = self._replay_pending == 0 and self.spool is not None and self.spool.has_claimed
+                    if not release:
+                        self._idle.notify_all()
+                        return
+                else:
+                    items, path, body = request
+            if release:
+                assert self.spool is not None
+                self.spool.release_claimed()  # disk work: outside the lock
+                with self._lock:
                     self._idle.notify_all()
-                    return
-                items, path, body = request
+                return
             outcome = self._client.request("POST", path, body.encode("utf-8", "surrogatepass"))
             with self._lock:
                 self._inflight = []
@@ -378,6 +473,7 @@ class Outbox:
             delay = self.config.backoff.delay(self._attempt, outcome.retry_after)
             self._retry_set_at = time.monotonic()
             self._retry_at = self._retry_set_at + delay
+            self._kick = True  # the retry goes out when the wait ends, not at the next timer
             self._debug(f"[LightningClient] {outcome.error}; retry {self._attempt} in {delay * 1000:.0f} ms")
             return True
         first = items[0]
@@ -436,10 +532,11 @@ class Outbox:
         chosen = set(map(id, victims))
         self._queue = collections.deque(i for i in self._queue if id(i) not in chosen)
         for item in victims:
+            item.state = DONE  # a later update() queues its fields as a new record
             self._queued_steps -= 1
             if item.payload is not None:
                 self._queued_bytes -= item.nbytes
-        self._spill(victims, "memory bound (max_buffer_bytes) reached")
+        self._to_spill.extend(victims)  # written by _drain_spill, outside the lock
 
     def _record(self, item: Item) -> SpoolRecord | None:
         if not item.ready:
@@ -474,11 +571,16 @@ class Outbox:
         written = self.spool.write(records) if self.spool is not None else 0
         extra = len(records) - counted
         ok = max(0, min(counted, written - extra))
-        self.counters.spooled += ok
-        if ok < len(items):
-            lost = items[ok:]
-            reason = "spool full or unwritable" if self.spool is not None else "spool disabled"
-            self._lose(len(lost), sum(i.nbytes for i in lost), f"{why}; {reason}")
+        with self._lock:
+            self.counters.spooled += ok
+            replayed = sum(i.replayed for i in items[:ok])
+            if replayed:
+                # spooled again by this process: the claimed files they came from can go
+                self._replay_pending = max(0, self._replay_pending - replayed)
+            if ok < len(items):
+                lost = items[ok:]
+                reason = "spool full or unwritable" if self.spool is not None else "spool disabled"
+                self._lose(len(lost), sum(i.nbytes for i in lost), f"{why}; {reason}")
 
     def _replay(self, records: list[SpoolRecord]) -> None:
         for r in records:
@@ -512,7 +614,11 @@ class Outbox:
             self._kick = True
             self._wake.notify()
             try:
-                while (self._queue or self._inflight) and not self.closed and not self.paused:
+                while (
+                    (self._queue or self._inflight or self._to_spill or self._spilling or not self._started)
+                    and not self.closed
+                    and not self.paused
+                ):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -521,23 +627,35 @@ class Outbox:
             finally:
                 self._flushing -= 1
 
-    def close(self) -> None:
-        """Stops sending and writes what is left (queued and in flight) to the spool, synchronously."""
+    def close(self, wait: float = 2.0) -> None:
+        """Stops sending and writes what is left (queued, picked for the spool and in flight) to the
+        spool, synchronously. Waits at most `wait` seconds for a spool write or claim the sender
+        has in progress."""
         with self._lock:
             if self.closed:
                 return
             self.closed = True
-            items = [*self._inflight, *self._queue]
+            items = [*self._inflight, *self._to_spill, *self._queue]
             self._queue.clear()
+            self._to_spill = []
             self._inflight = []
+            self._unprepared = []
             self._queued_steps = 0
             self._queued_bytes = 0
             self._wake.notify_all()
             self._idle.notify_all()
-            if items:
-                self._spill(items, "not delivered before shutdown")
-            if self.spool is not None:
-                # replayed records were delivered or spooled again: their source files can go
-                self.spool.release_claimed()
+            deadline = time.monotonic() + wait
+            while self._spilling or self._claiming:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._idle.wait(remaining)
+            # replayed records were delivered or are spooled again below: their files can go,
+            # unless a claim is still being read or finished after the shutdown began
+            release = not self._claiming and not self._claim_orphaned and not self._spilling
+        if items:
+            self._spill(items, "not delivered before shutdown")
+        if self.spool is not None and release:
+            self.spool.release_claimed()
         with contextlib.suppress(Exception):
             self._thread.join(0.05)

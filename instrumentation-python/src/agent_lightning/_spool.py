@@ -204,9 +204,13 @@ class Spool:
 
     def release_claimed(self) -> None:
         """Deletes the claimed files: call once their records are delivered or spooled again."""
-        while self._claimed:
+        while True:
+            try:
+                path = self._claimed.pop()
+            except IndexError:  # emptied meanwhile by another thread
+                return
             with contextlib.suppress(OSError):
-                os.unlink(self._claimed.pop())
+                os.unlink(path)
 
     @property
     def has_claimed(self) -> bool:

@@ -190,6 +190,25 @@ test('a real Claude Agent SDK run is captured step by step', { timeout: 180_000 
   for (let i = 1; i < steps.length; i++) assert.ok(Date.parse(steps[i].timestamp) >= Date.parse(steps[i - 1].timestamp));
   assert.equal(t.errorCount, 4);
   assert.equal(t.totalSteps, 7);
+
+  // score() after the real run, as the README shows: it defaults to the run that just ended
+  assert.equal(lightning.currentTrajectoryId(), t.id);
+  const edited = lightning.score('edited', true, { source: 'code', comment: 'hello.txt says hello world' })!;
+  const onEdit = lightning.score('quality', 0.8, { stepNumber: edit.stepNumber })!;
+  await lightning.flush({ timeoutMs: 10_000 });
+  assert.equal(lightning.stats().dropped, 0);
+  const scores = (await collector.get(`/api/trajectories/${t.id}/scores`)).scores;
+  const byId = new Map<string, any>(scores.map((x: any) => [x.id, x]));
+  assert.equal(scores.length, 2);
+  assert.deepEqual(
+    [byId.get(edited).name, byId.get(edited).value, byId.get(edited).dataType, byId.get(edited).source, byId.get(edited).comment, byId.get(edited).trajectoryId],
+    ['edited', true, 'boolean', 'code', 'hello.txt says hello world', t.id],
+  );
+  assert.deepEqual([byId.get(onEdit).value, byId.get(onEdit).source, byId.get(onEdit).stepNumber], [0.8, 'sdk', edit.stepNumber]);
+  const detail = await collector.get(`/api/trajectories/${t.id}`);
+  assert.deepEqual(detail.scores.map((x: any) => x.id).sort(), [edited, onEdit].sort(), 'the detail shows the scores');
+  const filtered = await collector.get(`/api/trajectories?agentId=${agentId}&scoreName=edited&minScore=1`);
+  assert.deepEqual(filtered.trajectories.map((x: any) => x.id), [t.id]);
   await lightning.shutdown({ timeoutMs: 2000 });
 });
 

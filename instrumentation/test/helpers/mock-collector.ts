@@ -141,7 +141,7 @@ export class MockCollector {
       const t = this.trajectories.get(id);
       if (!t) return { status: 404, body: { error: `unknown trajectory ${id}` } };
       if (m[2] === 'scores') {
-        // the contract of CONTRACTS.md: name, value (finite number | boolean | label), optional id
+        // the contract of docs/api.md "Scores": name, value (finite number | boolean | label), optional id
         const b = r.body ?? {};
         if (typeof b.name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(b.name)) return { status: 400, body: { error: 'name is invalid' } };
         const okValue = (typeof b.value === 'number' && Number.isFinite(b.value)) || typeof b.value === 'boolean' || (typeof b.value === 'string' && b.value.length >= 1 && b.value.length <= 256);

@@ -1,25 +1,17 @@
 /**
- * lightning.score() against the real collector binary (issue 9, CONTRACTS.md "Scores"). The route
- * is built on another branch: when the binary's OpenAPI document does not list
- * `/api/trajectories/{id}/scores`, these tests say so and are skipped; when it does, they assert
- * the contract strictly.
+ * lightning.score() against the real collector binary (issue 9; contract in docs/api.md
+ * "Scores"): typed values, sources, comments, steps, idempotent ids, delivery after an outage.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Collector } from '../helpers/collector.js';
 import { SessionSim } from '../helpers/sim.js';
 import { make } from '../helpers/make.js';
+import { MAX_SCORE_COMMENT_CHARS } from '../../src/payload.js';
 
-const ROUTE = '/api/trajectories/{id}/scores';
 let collector: Collector;
-let supported = false;
 before(async () => {
   collector = await new Collector().start();
-  const openapi = await collector.get('/api/openapi.json').catch(() => null);
-  supported = Boolean(openapi && openapi.paths && Object.prototype.hasOwnProperty.call(openapi.paths, ROUTE));
-  if (!supported) {
-    console.log(`# SKIPPED scores integration: this collector binary (${process.env.LIGHTNING_BIN ?? 'target/debug/lightning'}) does not list ${ROUTE} in /api/openapi.json yet`);
-  }
 });
 after(async () => {
   await collector.dispose();
@@ -31,11 +23,7 @@ async function scoresOf(trajectoryId: string): Promise<any[]> {
   return (await collector.get(`/api/trajectories/${encodeURIComponent(trajectoryId)}/scores`)).scores;
 }
 
-test('score() after a run: stored with its type, source, comment and step; a repeated id updates it', async (t) => {
-  if (!supported) {
-    t.skip(`the collector binary lacks ${ROUTE}`);
-    return;
-  }
+test('score() after a run: stored with its type, source, comment and step; a repeated id updates it', async () => {
   const agentId = agent('it-score');
   const { lightning } = make(collector.url, { apiKey: collector.apiKey, agentId });
   const s = new SessionSim(lightning.hooks);
@@ -68,11 +56,7 @@ test('score() after a run: stored with its type, source, comment and step; a rep
   await lightning.shutdown({ timeoutMs: 500 });
 });
 
-test('score() while the collector is down, then up: delivered once', async (t) => {
-  if (!supported) {
-    t.skip(`the collector binary lacks ${ROUTE}`);
-    return;
-  }
+test('score() while the collector is down, then up: delivered once', async () => {
   const agentId = agent('it-score-outage');
   const { lightning } = make(collector.url, { apiKey: collector.apiKey, agentId, retry: { baseDelayMs: 50, maxDelayMs: 300 } });
   const s = new SessionSim(lightning.hooks);
@@ -93,5 +77,25 @@ test('score() while the collector is down, then up: delivered once', async (t) =
   const scores = await scoresOf(tid);
   assert.equal(scores.length, 1);
   assert.deepEqual([scores[0].id, scores[0].value, scores[0].comment], [id, 4, 'scored during the outage']);
+  await lightning.shutdown({ timeoutMs: 500 });
+});
+
+test('score() with a comment over the collector limit: stored with the comment cut, not dropped', async () => {
+  const agentId = agent('it-score-long');
+  const { lightning } = make(collector.url, { apiKey: collector.apiKey, agentId });
+  const s = new SessionSim(lightning.hooks);
+  await s.prompt('long rationale');
+  await s.stop('done');
+  const tid = lightning.currentTrajectoryId()!;
+  // 24,000 characters (24 KB): under maxFieldBytes, over the collector's 16,384 characters
+  const id = lightning.score('quality', 0.4, { comment: 'why '.repeat(6_000) })!;
+  await lightning.flush({ timeoutMs: 5000 });
+  assert.equal(lightning.stats().dropped, 0, 'the collector did not refuse the score');
+  const [stored] = await scoresOf(tid);
+  assert.equal(stored.id, id);
+  assert.equal(stored.value, 0.4);
+  assert.ok(stored.comment.startsWith('why why '));
+  assert.ok(stored.comment.length <= MAX_SCORE_COMMENT_CHARS, `${stored.comment.length}`);
+  assert.match(stored.comment, /…\[truncated: \d+ of 24000 characters omitted\]$/);
   await lightning.shutdown({ timeoutMs: 500 });
 });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { MockCollector, sleep, waitFor } from '../helpers/mock-collector.js';
 import { SessionSim, messages, resultMessage } from '../helpers/sim.js';
 import { make } from '../helpers/make.js';
+import { capScoreComment, MAX_SCORE_COMMENT_CHARS } from '../../src/payload.js';
 import { decide, UNAUTHORIZED_LIMIT, type DecisionContext } from '../../src/retry-policy.js';
 import { collectorKey, defaultSpoolRoot } from '../../src/options.js';
 
@@ -235,6 +236,48 @@ test('score(): defaults to the current trajectory, idempotent id, validated, que
   assert.equal(mock.requests.filter((r) => r.path.endsWith('/scores') && r.body.id === id4).length, 2);
   assert.equal(t.scores.size, 4);
   await lightning.shutdown({ timeoutMs: 500 });
+});
+
+test('score(): a comment over the collector limit (16,384 characters) is cut, the score still sent', async () => {
+  const { lightning } = make(mock.url);
+  const s = new SessionSim(lightning.hooks);
+  await s.prompt('task');
+  await s.stop('done');
+  const tid = lightning.currentTrajectoryId()!;
+  // 20,000 ASCII characters: under maxFieldBytes (32 KiB) but over the collector's limit
+  const long = 'r'.repeat(20_000);
+  // 16,384 astral characters (4 bytes each, 2 UTF-16 units): within the limit in characters
+  const astral = '😀'.repeat(8_000);
+  const exact = 'e'.repeat(MAX_SCORE_COMMENT_CHARS);
+  const idLong = lightning.score('quality', 0.5, { comment: long })!;
+  const idAstral = lightning.score('quality', 0.6, { comment: astral })!;
+  const idExact = lightning.score('quality', 0.7, { comment: exact })!;
+  await lightning.flush();
+  const t = mock.trajectories.get(tid)!;
+  const cut: string = t.scores.get(idLong).comment;
+  assert.equal(t.scores.get(idLong).value, 0.5);
+  const n = Array.from(cut).length;
+  assert.ok(n <= MAX_SCORE_COMMENT_CHARS && n > MAX_SCORE_COMMENT_CHARS - 8, `${n} characters`);
+  assert.ok(cut.startsWith('r'.repeat(16_000)), 'keeps the head of the comment');
+  assert.match(cut, /…\[truncated: \d+ of 20000 characters omitted\]$/);
+  assert.equal(t.scores.get(idAstral).comment, astral, 'characters, not UTF-16 units, are counted');
+  assert.equal(t.scores.get(idExact).comment, exact, 'exactly the limit is kept whole');
+  await lightning.shutdown({ timeoutMs: 500 });
+});
+
+test('capScoreComment: never over the limit, marker included when it fits', () => {
+  for (const max of [0, 1, 10, 60, 100, 16_384]) {
+    for (const n of [0, max, max + 1, max * 2 + 5]) {
+      const input = 'x'.repeat(n);
+      const out = capScoreComment(input, max);
+      assert.ok(Array.from(out).length <= max || out === input, `max ${max}, n ${n}`);
+      if (n <= max) assert.equal(out, input);
+      else if (max >= 100) {
+        assert.ok(Array.from(out).length > max - 8, `max ${max}: ${out.length}`);
+        assert.match(out, new RegExp(`^x+…\\[truncated: \\d+ of ${n} characters omitted\\]$`));
+      }
+    }
+  }
 });
 
 test('score() while the collector is down: spooled, delivered by the next process', async () => {

@@ -118,7 +118,7 @@ test('StopFailure completes the trajectory as failed', async () => {
   await lightning.shutdown({ timeoutMs: 500 });
 });
 
-test('subagent calls carry agentId and agentType in step metadata (CONTRACTS.md names)', async () => {
+test('subagent calls carry agentId and agentType in step metadata (docs/api.md names)', async () => {
   const { lightning } = make(mock.url);
   const s = new SessionSim(lightning.hooks, 'sess-sub', { agent_id: 'agent-7', agent_type: 'Explore' });
   await s.call('Glob', { pattern: '*.ts' }, ['a.ts']);

@@ -51,8 +51,10 @@ pub struct ListParams {
     max_score: Option<f64>,
     /// With `scoreName`: a score with this label.
     score_label: Option<String>,
-    /// Leave out optimizer evaluation runs (`promptVersion` starting `opt-`); default false.
-    exclude_evaluations: Option<bool>,
+    /// List optimizer evaluation runs (`promptVersion` starting `opt-`) too; default false, so
+    /// the list and the export hold the agent's own runs only (as `/api/stats` and the
+    /// optimizer's dataset do).
+    include_evaluations: Option<bool>,
 }
 
 impl ListParams {
@@ -94,7 +96,7 @@ impl ListParams {
             search: self.q.filter(|s| !s.is_empty()),
             cursor,
             limit,
-            exclude_evaluations: self.exclude_evaluations.unwrap_or(false),
+            exclude_evaluations: !self.include_evaluations.unwrap_or(false),
         })
     }
 }
@@ -148,7 +150,8 @@ pub struct TrajectoryListResponse {
     pub scores: Vec<Score>,
 }
 
-/// Trajectories, newest first, keyset-paginated, with their scores.
+/// Trajectories, newest first, keyset-paginated, with their scores. Optimizer evaluation runs
+/// are left out unless `includeEvaluations=true`.
 #[utoipa::path(get, path = "/api/trajectories", tag = "read", params(ListParams),
     responses((status = 200, body = TrajectoryListResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -336,7 +339,8 @@ pub async fn agents(State(state): State<AppState>) -> ApiResult<Json<AgentsRespo
     Ok(Json(AgentsResponse { agents }))
 }
 
-/// JSONL, one trajectory with its steps and scores per line, streamed page by page.
+/// JSONL, one trajectory with its steps and scores per line, streamed page by page. Optimizer
+/// evaluation runs are left out unless `includeEvaluations=true`.
 #[utoipa::path(get, path = "/api/trajectories/export", tag = "read", params(ListParams),
     responses((status = 200, description = "One `TrajectoryWithSteps` per line", content_type = "application/x-ndjson", body = String),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]

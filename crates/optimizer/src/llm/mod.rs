@@ -592,6 +592,25 @@ mod tests {
     }
 
     #[test]
+    fn the_default_judge_is_never_the_proposer() {
+        let a = Provider::Anthropic;
+        assert_eq!(a.default_judge_model(a.default_model()), "claude-haiku-4-5");
+        assert_eq!(
+            a.default_judge_model("claude-haiku-4-5"),
+            "claude-sonnet-4-5"
+        );
+        assert_eq!(a.default_judge_model("claude-opus-4-1"), "claude-haiku-4-5");
+        let o = Provider::OpenAi;
+        assert_eq!(o.default_judge_model(o.default_model()), "gpt-4.1-mini");
+        assert_eq!(o.default_judge_model("gpt-4.1-mini"), "gpt-4o-mini");
+        for p in [a, o] {
+            for proposer in [p.default_model(), "claude-haiku-4-5", "gpt-4.1-mini", "x"] {
+                assert_ne!(p.default_judge_model(proposer), proposer);
+            }
+        }
+    }
+
+    #[test]
     fn missing_key_names_the_variable() {
         let e = LlmError::MissingKey {
             var: Provider::OpenAi.key_var(),
