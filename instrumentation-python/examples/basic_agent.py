@@ -5,8 +5,8 @@
     COLLECTOR_URL=http://localhost:4000 LIGHTNING_API_KEY=... ANTHROPIC_API_KEY=... \\
       .venv/bin/python examples/basic_agent.py "Summarise README.md in one sentence"
 
-Environment: COLLECTOR_URL (default http://localhost:4000), LIGHTNING_API_KEY (the collector's
-API_KEY), AGENT_ID (default example-agent), ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a
+Environment: COLLECTOR_URL (default http://localhost:4000), LIGHTNING_API_KEY (an `ingest` key,
+never the admin API_KEY: `lightning keys create --name example-agent --scope ingest`), AGENT_ID (default example-agent), ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a
 compatible endpoint), WORKDIR (default: the current directory), LIGHTNING_DEBUG=1 for logs.
 Undelivered data is spooled to ~/.local/state/agent-lightning/spool/<16 hex digits of the
 collector URL's SHA-256> and sent by the next run.

@@ -5,8 +5,8 @@
 //   COLLECTOR_URL=http://localhost:4000 LIGHTNING_API_KEY=... ANTHROPIC_API_KEY=... \
 //     node examples/basic-agent.mjs "Summarise README.md in one sentence"
 //
-// Environment: COLLECTOR_URL (default http://localhost:4000), LIGHTNING_API_KEY (the collector's
-// API_KEY), AGENT_ID (default example-agent), ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a
+// Environment: COLLECTOR_URL (default http://localhost:4000), LIGHTNING_API_KEY (an `ingest` key,
+// never the admin API_KEY: `lightning keys create --name example-agent --scope ingest`), AGENT_ID (default example-agent), ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a
 // compatible endpoint), WORKDIR (default: the current directory), LIGHTNING_DEBUG=1 for logs.
 import { query } from '@anthropic-ai/claude-agent-sdk';
 import { instrument, mergeHooks } from '../dist/esm/index.js';

@@ -44,7 +44,8 @@ pub struct BenchArgs {
     step_bytes: usize,
 
     /// PostgreSQL server to use; the bench works in a throwaway schema and drops it.
-    #[arg(long, env = "TEST_DATABASE_URL", default_value = lightning_store::scratch::DEFAULT_TEST_DATABASE_URL)]
+    #[arg(long, env = "TEST_DATABASE_URL", hide_env_values = true,
+        default_value = lightning_store::scratch::DEFAULT_TEST_DATABASE_URL)]
     postgres_url: String,
 
     /// Print results as JSON instead of a table.

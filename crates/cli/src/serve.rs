@@ -76,7 +76,8 @@ pub struct LimitArgs {
     #[arg(long, env = "LIGHTNING_JSON_MEMORY_BUDGET", default_value_t = Limits::default().json_memory_budget)]
     json_memory_budget: usize,
 
-    /// Failed key checks per client address per minute before it gets 429 for the minute.
+    /// Failed key checks per client address per minute; past them its failing requests get 429
+    /// for the minute (valid keys still proceed).
     #[arg(long, env = "LIGHTNING_AUTH_FAILURES_PER_MINUTE", default_value_t = Limits::default().auth_failures_per_minute)]
     auth_failures_per_minute: u32,
 }

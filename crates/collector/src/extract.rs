@@ -42,8 +42,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(limit)
             .min(limit);
-        // The body's bytes count against the JSON memory budget while it is read and parsed.
-        let _reading = state.limits.reserve_json(declared).await?;
+        // The body's bytes count against the JSON memory budget while it is read; the
+        // reservation then becomes one of its parse cost (see `LimitState::grow_json`).
+        let reading = state.limits.reserve_json(declared).await?;
         let timeout = state.limits.limits.body_timeout;
         let bytes = tokio::time::timeout(timeout, Bytes::from_request(req, state))
             .await
@@ -61,7 +62,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 }
             })?;
         let cost = crate::limits::check_json_cost(&bytes)?;
-        let _parsing = state.limits.reserve_json(cost).await?;
+        let _parsing = state.limits.grow_json(reading, cost).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }

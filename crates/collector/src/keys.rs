@@ -188,8 +188,10 @@ impl RouteScopes {
             .insert(method.as_str().to_string(), Access::Scope(scope));
     }
 
-    /// What `method` on the route template `path` needs. Unknown methods on a known path (405)
-    /// and the `/api` catch-all (404) need any key; any other route needs `admin`.
+    /// What `method` on the route template `path` needs. `HEAD` needs what `GET` needs: the
+    /// router answers it with the `GET` handler (and that answer's `Content-Length`), though the
+    /// document lists only `GET`. Other unknown methods on a known path (405) and the `/api`
+    /// catch-all (404) need any key; any other route needs `admin`.
     pub fn access(&self, method: &Method, path: Option<&str>) -> Access {
         let Some(path) = path else {
             return Access::AnyKey;
@@ -197,6 +199,11 @@ impl RouteScopes {
         match self.routes.get(path) {
             Some(methods) => methods
                 .get(method.as_str())
+                .or_else(|| {
+                    (method == Method::HEAD)
+                        .then(|| methods.get(Method::GET.as_str()))
+                        .flatten()
+                })
                 .copied()
                 .unwrap_or(Access::AnyKey),
             None if path == "/api" || path == "/api/{*rest}" => Access::AnyKey,
@@ -240,7 +247,8 @@ fn access_of(security: &serde_json::Value) -> Access {
 pub struct Authenticator {
     admin: ApiKey,
     pub routes: RouteScopes,
-    /// Failed attempts one address may make per window before it is answered 429 unchecked.
+    /// Failed attempts one address may make per window; past them its failing attempts are
+    /// answered 429 instead of 401 (valid keys from it still proceed).
     max_failures: u32,
     cache: Mutex<HashMap<String, (Scope, Instant)>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
@@ -350,20 +358,24 @@ impl Authenticator {
         addr: Option<IpAddr>,
         authorization: Option<&str>,
     ) -> Result<Scope, Result<Refusal, ApiError>> {
+        // Only failing attempts are throttled: a valid key is always checked (the admin key in
+        // constant time, others by their digest) and proceeds, so a keyless or misconfigured
+        // client sharing an address (loopback agents, a reverse proxy) cannot lock out the
+        // clients that hold a key.
         let bucket = Self::bucket(addr);
-        if let Some(wait) = self.throttled(bucket) {
-            return Err(Ok(Refusal::Throttled(wait)));
-        }
+        let refuse = |refusal: Refusal| match self.throttled(bucket) {
+            Some(wait) => Refusal::Throttled(wait),
+            None => {
+                self.record_failure(bucket);
+                refusal
+            }
+        };
         let Some(secret) = authorization.and_then(bearer_token) else {
-            self.record_failure(bucket);
-            return Err(Ok(Refusal::Missing));
+            return Err(Ok(refuse(Refusal::Missing)));
         };
         match self.scope_of(store, secret).await {
             Ok(Some(scope)) => Ok(scope),
-            Ok(None) => {
-                self.record_failure(bucket);
-                Err(Ok(Refusal::Invalid))
-            }
+            Ok(None) => Err(Ok(refuse(Refusal::Invalid))),
             Err(e) => Err(Err(e)),
         }
     }

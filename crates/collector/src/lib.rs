@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod rollout_guard;
 mod security_headers;
 pub mod static_files;
+mod streaming;
 pub mod sweep;
 
 use std::{path::PathBuf, sync::Arc};

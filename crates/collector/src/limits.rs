@@ -43,8 +43,8 @@ pub struct Limits {
     /// Bytes of JSON bodies being read and parsed at once, counting each body's estimated
     /// parse cost.
     pub json_memory_budget: usize,
-    /// Failed key checks one client address may make per minute; past them it gets 429 for
-    /// the rest of the minute, whatever key it sends.
+    /// Failed key checks one client address may make per minute; past them its failing
+    /// requests get 429 for the rest of the minute. Requests with a valid key still proceed.
     pub auth_failures_per_minute: u32,
 }
 
@@ -90,9 +90,14 @@ impl LimitState {
         }
     }
 
-    /// Reserves `bytes` of the JSON memory budget, waiting a little for room.
+    fn budget_kib(&self, bytes: usize) -> usize {
+        bytes.div_ceil(1024).clamp(1, self.json_budget_kib)
+    }
+
+    /// Reserves `bytes` of the JSON memory budget, waiting a little for room. A request waits
+    /// here holding none of the budget.
     pub async fn reserve_json(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ApiError> {
-        let kib = bytes.div_ceil(1024).clamp(1, self.json_budget_kib);
+        let kib = self.budget_kib(bytes);
         let permits = u32::try_from(kib).unwrap_or(u32::MAX);
         match tokio::time::timeout(
             BUDGET_WAIT,
@@ -104,6 +109,39 @@ impl LimitState {
             _ => Err(ApiError::Unavailable(
                 "the server is busy parsing other requests; retry later".into(),
             )),
+        }
+    }
+}
+
+impl LimitState {
+    /// Turns the reservation `held` (a body's declared size, taken while it was read) into one
+    /// of `bytes` (its parse cost). Room is taken at once if there is some; otherwise `held` is
+    /// given back first and the whole `bytes` is waited for in one reservation. A waiting request
+    /// therefore never holds part of the budget while it waits for more (no hold-and-wait): the
+    /// requests that hold the budget are reading (bounded by the body timeout) or parsing, and
+    /// both finish.
+    pub async fn grow_json(
+        &self,
+        mut held: OwnedSemaphorePermit,
+        bytes: usize,
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
+        let want = self.budget_kib(bytes);
+        let have = held.num_permits();
+        if have >= want {
+            // A body shorter than declared (or without a Content-Length) gives the rest back.
+            drop(held.split(have - want));
+            return Ok(held);
+        }
+        let more = u32::try_from(want - have).unwrap_or(u32::MAX);
+        match self.json_budget.clone().try_acquire_many_owned(more) {
+            Ok(extra) => {
+                held.merge(extra);
+                Ok(held)
+            }
+            Err(_) => {
+                drop(held);
+                self.reserve_json(bytes).await
+            }
         }
     }
 }
@@ -183,10 +221,20 @@ pub fn check_json_cost(bytes: &[u8]) -> Result<usize, ApiError> {
     Ok(cost)
 }
 
-const BUSY_RESPONSE: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-retry-after: 1\r\nconnection: close\r\ncontent-length: 48\r\n\r\n\
-{\"error\":\"too many open connections; retry later\"}";
+const BUSY_BODY: &str = r#"{"error":"too many open connections; retry later"}"#;
+
+/// The whole answer past `max_connections`; its `Content-Length` is computed from the body.
+fn busy_response() -> &'static [u8] {
+    static RESPONSE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    RESPONSE.get_or_init(|| {
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BUSY_BODY}",
+            BUSY_BODY.len()
+        )
+        .into_bytes()
+    })
+}
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves, then stops accepting,
 /// lets each connection finish its request in flight, and returns when all are closed.
@@ -222,7 +270,7 @@ pub async fn serve(
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             // Never waits: whatever of the answer fits in the socket buffer is sent.
-            let _ = stream.try_write(BUSY_RESPONSE);
+            let _ = stream.try_write(busy_response());
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -269,6 +317,23 @@ mod tests {
         // Structure inside strings costs nothing extra.
         let text = br#"{"a":"[,{:}\"],"}"#;
         assert_eq!(json_parse_cost(text), 2 * 64 + 640 + 96 + text.len());
+    }
+
+    #[test]
+    fn the_busy_answer_is_well_formed_http_with_a_json_body() {
+        let text = std::str::from_utf8(busy_response()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(length, body.len());
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["error"].as_str().unwrap().contains("too many"));
+        assert!(head.contains("\r\nretry-after: 1\r\n"));
     }
 
     #[test]

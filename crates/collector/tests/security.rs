@@ -69,6 +69,7 @@ async fn every_route_of_the_openapi_document_enforces_its_scope_for_each_key(sto
         (Scope::Admin, KEY.to_string()), // API_KEY is an admin key
     ];
     let mut checked = 0;
+    let mut checked_head = 0;
     let mut expected_table = Vec::new();
     for (method, path, op) in operations() {
         let Some(required) = declared_scope(&method, &path, &op) else {
@@ -102,6 +103,37 @@ async fn every_route_of_the_openapi_document_enforces_its_scope_for_each_key(sto
                 );
             }
             checked += 1;
+            // The router answers HEAD with the GET handler (and its Content-Length), so HEAD
+            // must need exactly what GET needs: no size or existence oracle for a lesser key.
+            if method == Method::GET {
+                let head = s
+                    .client
+                    .head(format!("{}{}", s.base, concrete(&path)))
+                    .bearer_auth(secret)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                if scope.allows(required) {
+                    assert!(
+                        head != 401 && head != 403,
+                        "HEAD {path} refused a {scope} key: {head}"
+                    );
+                } else {
+                    assert_eq!(head, 403, "HEAD {path} with a {scope} key");
+                }
+                checked_head += 1;
+            }
+        }
+        if method == Method::GET {
+            let head = s
+                .client
+                .head(format!("{}{}", s.base, concrete(&path)))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.status(), 401, "HEAD {path} without a key");
         }
         // Without a key: 401 with a challenge, before anything else is decided.
         let response = s
@@ -117,6 +149,23 @@ async fn every_route_of_the_openapi_document_enforces_its_scope_for_each_key(sto
         );
     }
     assert!(checked >= 80, "{checked}");
+    assert!(checked_head >= 40, "{checked_head}");
+    // HEAD on the admin and read routes the issue names, with an ingest key: 403, nothing else.
+    for path in [
+        "/api/keys",
+        "/api/trajectories?q=secret",
+        "/api/trajectories/export",
+        "/api/openapi.json",
+    ] {
+        let r = s
+            .client
+            .head(format!("{}{path}", s.base))
+            .bearer_auth(&keys[0].1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "HEAD {path} with an ingest key");
+    }
     // The scopes of the issue, as declared.
     for line in [
         "POST /api/trajectories/start ingest",
@@ -395,22 +444,25 @@ async fn trajectory_detail_pages_its_steps(store: &TestStore) {
     assert_eq!((status, page["nextStepsAfter"].clone()), (200, Value::Null));
 }
 
-/// Failed attempts are throttled per client address: past the limit, 429 with Retry-After for
-/// the rest of the minute whatever the key; another address is unaffected.
+/// Failed attempts are throttled per client address: past the limit (the default, 20) the
+/// address's failing requests get 429 with Retry-After for the rest of the minute, while requests
+/// with a valid key (the admin key, a stored key) still get 200; another address is unaffected.
 #[tokio::test]
 async fn failed_attempts_are_throttled_per_address() {
     let store = TestStore::sqlite().await;
+    let read_key = key_of(&store, Scope::Read).await;
     let s = Server::start_with(
         store.store.clone(),
         Options {
             limits: Limits {
-                auth_failures_per_minute: 5,
+                auth_failures_per_minute: Limits::default().auth_failures_per_minute,
                 ..Limits::default()
             },
             ..Default::default()
         },
     )
     .await;
+    assert_eq!(Limits::default().auth_failures_per_minute, 20);
     let from = |ip: &str| {
         reqwest::Client::builder()
             .local_address(Some(ip.parse().unwrap()))
@@ -418,15 +470,16 @@ async fn failed_attempts_are_throttled_per_address() {
             .unwrap()
     };
     let a = from("127.0.0.1");
-    for _ in 0..5 {
+    for i in 0..20 {
         let r = a
             .get(format!("{}/api/agents", s.base))
-            .bearer_auth("wrong-key-0123456789");
-        assert_eq!(send(r).await.0, 401);
+            .bearer_auth(format!("wrong-key-0123456789-{i}"));
+        assert_eq!(send(r).await.0, 401, "failure {i}");
     }
+    // Past the limit: a bad key, a key-shaped guess and no key at all get 429 ...
     let r = a
         .get(format!("{}/api/agents", s.base))
-        .bearer_auth(KEY)
+        .bearer_auth("wrong-key-0123456789")
         .send()
         .await
         .unwrap();
@@ -437,10 +490,46 @@ async fn failed_attempts_are_throttled_per_address() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
-    // Another loopback address is its own client.
+    let guess = format!("lk_{}", "0".repeat(48));
+    let r = a.get(format!("{}/api/agents", s.base)).bearer_auth(&guess);
+    assert_eq!(send(r).await.0, 429);
+    let (status, body) = send(a.get(format!("{}/api/agents", s.base))).await;
+    assert_eq!(status, 429, "{body}");
+    // ... while valid keys from the same address are still served, however many times.
+    for _ in 0..3 {
+        let r = a.get(format!("{}/api/agents", s.base)).bearer_auth(KEY);
+        assert_eq!(
+            send(r).await.0,
+            200,
+            "admin key while the address is throttled"
+        );
+        let r = a
+            .get(format!("{}/api/agents", s.base))
+            .bearer_auth(&read_key);
+        assert_eq!(
+            send(r).await.0,
+            200,
+            "stored key while the address is throttled"
+        );
+    }
+    // A valid key of the wrong scope is still 403, not 429: it is a key, not a guess.
+    let ingest_key = key_of(&store, Scope::Ingest).await;
+    let r = a
+        .get(format!("{}/api/agents", s.base))
+        .bearer_auth(&ingest_key);
+    assert_eq!(send(r).await.0, 403);
+    let r = a
+        .get(format!("{}/api/agents", s.base))
+        .bearer_auth("wrong-key-0123456789");
+    assert_eq!(send(r).await.0, 429, "still throttled for bad keys");
+    // Another loopback address is its own client: a bad key there is 401.
     let b = from("127.0.0.2");
     let r = b.get(format!("{}/api/agents", s.base)).bearer_auth(KEY);
     assert_eq!(send(r).await.0, 200);
+    let r = b
+        .get(format!("{}/api/agents", s.base))
+        .bearer_auth("wrong-key-0123456789");
+    assert_eq!(send(r).await.0, 401);
     // /health needs no key and is never throttled.
     let r = a.get(format!("{}/health", s.base));
     assert_eq!(send(r).await.0, 200);
@@ -541,4 +630,90 @@ fn undeclared_routes_default_to_admin() {
         table.access(&Method::GET, Some("/health")),
         keys::Access::Public
     );
+    // HEAD is answered by the GET handler, so it needs what GET needs.
+    for (path, access) in [
+        ("/api/stats", keys::Access::Scope(Scope::Read)),
+        ("/api/keys", keys::Access::Scope(Scope::Admin)),
+        ("/api/brand-new", keys::Access::Scope(Scope::Admin)),
+        ("/health", keys::Access::Public),
+        // No GET on the route: 405, like any other wrong method.
+        ("/api/trajectories/start", keys::Access::AnyKey),
+    ] {
+        assert_eq!(
+            table.access(&Method::HEAD, Some(path)),
+            access,
+            "HEAD {path}"
+        );
+    }
+}
+
+/// The JSON memory budget under contention cannot deadlock: 16 requests of 1 MiB each (a
+/// declared size the budget fits only 4 of) send half their body, wait until all 16 are
+/// connected, then the rest. A request that has read its body never holds its reading
+/// reservation while it waits for its parse cost, so every one is accepted; none waits out the
+/// budget wait and gets 503 (which all of them did when the reading reservation was held).
+#[tokio::test]
+async fn the_json_budget_does_not_deadlock_under_contention() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let store = TestStore::sqlite().await;
+    let s = Server::start_with(
+        store.store.clone(),
+        Options {
+            limits: Limits {
+                json_memory_budget: 4 * 1024 * 1024,
+                auth_failures_per_minute: u32::MAX,
+                ..Limits::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let id = s.start_trajectory(&json!({"agentId": "contention"})).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    const N: usize = 16;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(N));
+    let tasks: Vec<_> = (0..N)
+        .map(|r| {
+            let (addr, id, barrier) = (addr.clone(), id.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let steps: Vec<Value> = (0..100)
+                    .map(|n| {
+                        json!({"stepNumber": r * 100 + n, "toolName": "Read",
+                        "toolOutput": "o".repeat(11 * 1024)})
+                    })
+                    .collect();
+                let body = serde_json::to_vec(&json!({"steps": steps})).unwrap();
+                assert!(body.len() > 1024 * 1024, "{}", body.len());
+                let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                let head = format!(
+                    "POST /api/trajectories/{id}/steps/batch HTTP/1.1\r\nHost: x\r\n\
+                     Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                c.write_all(head.as_bytes()).await.unwrap();
+                let half = body.len() / 2;
+                c.write_all(&body[..half]).await.unwrap();
+                barrier.wait().await;
+                c.write_all(&body[half..]).await.unwrap();
+                let mut answer = Vec::new();
+                c.read_to_end(&mut answer).await.unwrap();
+                let answer = String::from_utf8_lossy(&answer).into_owned();
+                let status: u16 = answer[9..12].parse().unwrap();
+                (status, answer)
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let (status, answer) = task.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        statuses.push(status);
+    }
+    assert_eq!(statuses.len(), N);
+    let (status, detail) = s
+        .get(&format!("/api/trajectories/{id}?stepsLimit=2000"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["steps"].as_array().unwrap().len(), N * 100);
 }

@@ -34,7 +34,7 @@ use lightning_core::{
 use uuid::Uuid;
 
 pub use error::{StoreError, StoreResult};
-pub use export::export_stream;
+pub use export::{export_parts, export_stream, steps_pages, ExportPart, STEP_PAGE};
 pub use group::GroupConfig;
 pub use keys::KeyStore;
 pub use optimization::OptimizationStore;

@@ -21,9 +21,15 @@ pub fn redact_url(url: &str) -> String {
 /// which sqlx does not support and would log in full as "unrecognized"; each is reported
 /// here, masked.
 pub(crate) fn without_unsupported_secrets(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
+    // The query starts after the userinfo, which may hold an unencoded '?'.
+    let query_from = url
+        .split_once("://")
+        .and_then(|(scheme, rest)| userinfo_end(rest).map(|at| scheme.len() + 3 + at))
+        .unwrap_or(0);
+    let Some(q) = url[query_from..].find('?').map(|i| query_from + i) else {
         return url.to_string();
     };
+    let (base, query) = (&url[..q], &url[q + 1..]);
     let kept: Vec<&str> = query
         .split('&')
         .filter(|pair| {
@@ -42,19 +48,47 @@ pub(crate) fn without_unsupported_secrets(url: &str) -> String {
     }
 }
 
+/// Where the userinfo of `rest` (a URL after `scheme://`) ends: the index of its `@`.
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let query_at = rest.find(['?', '#']).unwrap_or(rest.len());
+    // Usually the '@' comes before any query; a password may hold '@' or '/' unencoded, so
+    // the last one.
+    if let Some(at) = rest[..query_at].rfind('@') {
+        return Some(at);
+    }
+    // A password holding an unencoded '?' or '#' (`user:pa?ss@db/x`): the split above fell
+    // inside the userinfo. It then ends at the first later '@' followed by a host (and port)
+    // and the end, a path, a query or a fragment. (This errs towards masking: in the rare
+    // `db:5432?user=me@corp` the port and query are masked too.)
+    if !rest[..query_at].contains(':') {
+        return None;
+    }
+    rest[query_at..]
+        .match_indices('@')
+        .map(|(i, _)| query_at + i)
+        .find(|&at| {
+            let tail = &rest[at + 1..];
+            let host = &tail[..tail.find(['/', '?', '#']).unwrap_or(tail.len())];
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-_:[],%".contains(c))
+        })
+}
+
 fn redact_url_rest(rest: &str) -> String {
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    // The userinfo ends at the last '@' (a password may hold '@' or '/' unencoded).
-    let mut out = match before_query.rsplit_once('@') {
-        Some((userinfo, host_and_path)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host_and_path}"),
-            None => before_query.to_string(),
+    let (mut out, after_userinfo) = match userinfo_end(rest) {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _password)) => (format!("{user}:***@"), &rest[at + 1..]),
+            None => (rest[..=at].to_string(), &rest[at + 1..]),
         },
-        None => before_query.to_string(),
+        None => (String::new(), rest),
     };
+    let (before_query, query) = match after_userinfo.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (after_userinfo, None),
+    };
+    out.push_str(before_query);
     if let Some(query) = query {
         out.push('?');
         let pairs: Vec<String> = query
@@ -168,6 +202,15 @@ mod tests {
             without_unsupported_secrets("postgres://h/db?sslpassword=s3"),
             "postgres://h/db"
         );
+        // A '?' in the password is not the query.
+        assert_eq!(
+            without_unsupported_secrets("postgres://u:s3?c@h/db?sslpassword=s3&sslmode=require"),
+            "postgres://u:s3?c@h/db?sslmode=require"
+        );
+        assert_eq!(
+            without_unsupported_secrets("postgres://u:s3?c@h/db"),
+            "postgres://u:s3?c@h/db"
+        );
     }
 
     /// Every form a password can take in a DATABASE_URL; the secret never survives.
@@ -202,6 +245,31 @@ mod tests {
             ),
             ("postgres://u:s3c@ret@db/x", "postgres://u:***@db/x"),
             ("postgres://u:s3c/ret@db/x", "postgres://u:***@db/x"),
+            // Unencoded '?' and '#' in the password (libpq would refuse to parse such a URL,
+            // and the error that prints it must not show it).
+            ("postgres://u:s3c?ret@db/x", "postgres://u:***@db/x"),
+            (
+                "postgres://u:s3c#ret@db:5432/x",
+                "postgres://u:***@db:5432/x",
+            ),
+            (
+                "postgres://u:s3?c#r@e@t@db/x?sslmode=require",
+                "postgres://u:***@db/x?sslmode=require",
+            ),
+            ("postgres://u:s3?@db", "postgres://u:***@db"),
+            (
+                "postgres://u:s3c?ret@db/x?password=s3cret",
+                "postgres://u:***@db/x?password=***",
+            ),
+            // An '@' in a query value is not userinfo.
+            (
+                "postgres://u:s3cret@db/x?application_name=a@b",
+                "postgres://u:***@db/x?application_name=a@b",
+            ),
+            (
+                "postgres://db/x?application_name=a@b",
+                "postgres://db/x?application_name=a@b",
+            ),
             (
                 "host=db password=s3cret dbname=x",
                 "host=db password=*** dbname=x",

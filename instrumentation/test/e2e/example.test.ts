@@ -21,18 +21,22 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('examples/basic-agent.mjs records its run', { timeout: 120_000 }, async () => {
+test('examples/basic-agent.mjs records its run with an ingest key', { timeout: 120_000 }, async () => {
   writeFileSync(join(dir, 'notes.txt'), 'a\nb\n');
   const fake = await new FakeAnthropic([
     { content: [{ type: 'tool_use', id: 'toolu_ex_ls', name: 'Bash', input: { command: 'ls -S', description: 'list by size' } }], stopReason: 'tool_use' },
     { content: [{ type: 'tool_use', id: 'toolu_ex_rm', name: 'Bash', input: { command: 'rm -rf notes.txt', description: 'clean' } }], stopReason: 'tool_use' },
     { content: [{ type: 'text', text: 'notes.txt is the largest file.' }], stopReason: 'end_turn' },
   ]).start();
+  // The key the README tells users to give an agent: an `ingest` key, not the admin API_KEY.
+  const ingestKey = await collector.createKey('example-agent', 'ingest');
+  const probe = await fetch(`${collector.url}/api/trajectories`, { headers: { authorization: `Bearer ${ingestKey}` } });
+  assert.equal(probe.status, 403, 'an ingest key cannot read trajectories');
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('ANTHROPIC_') || k.startsWith('CLAUDE')) delete env[k];
   Object.assign(env, {
     COLLECTOR_URL: collector.url,
-    LIGHTNING_API_KEY: collector.apiKey,
+    LIGHTNING_API_KEY: ingestKey,
     AGENT_ID: 'example-agent-test',
     WORKDIR: dir,
     ANTHROPIC_BASE_URL: fake.url,

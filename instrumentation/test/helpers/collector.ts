@@ -2,13 +2,15 @@
  * Runs the real collector binary (`lightning serve`) on a free local port with a fresh SQLite
  * data directory, and reads data back through its HTTP API.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
+const execFileAsync = promisify(execFile);
 const packageRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
 export function collectorBinary(): string {
@@ -119,6 +121,21 @@ export class Collector {
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 5000).unref();
     });
+  }
+
+  /**
+   * Creates a scoped key the way the README tells a user to (`lightning keys create --name …
+   * --scope …` on the collector's data directory) and returns its secret, printed once.
+   */
+  async createKey(name: string, scope: 'ingest' | 'read' | 'admin'): Promise<string> {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.DATABASE_URL;
+    delete env.LIGHTNING_DATA_DIR;
+    if (this.options.databaseUrl) env.DATABASE_URL = this.options.databaseUrl;
+    const { stdout } = await execFileAsync(collectorBinary(), ['keys', 'create', '--name', name, '--scope', scope, '--data-dir', this.dataDir], { env });
+    const secret = stdout.trim();
+    if (!/^lk_[0-9a-f]{48}$/.test(secret)) throw new Error(`lightning keys create printed ${JSON.stringify(stdout)}`);
+    return secret;
   }
 
   async dispose(): Promise<void> {

@@ -1,7 +1,6 @@
 //! Read API for the dashboard and the optimizer.
 
 use axum::{
-    body::Body,
     extract::{Path, State},
     http::header,
     response::{IntoResponse, Response},
@@ -241,7 +240,8 @@ pub struct StepParams {
     limit: Option<i64>,
 }
 
-/// Steps after a step number, for live tailing.
+/// Steps after a step number, for live tailing. The answer is written as the steps are read,
+/// 500 at a time, so even 10,000 long steps are never all in memory.
 #[utoipa::path(get, path = "/api/trajectories/{id}/steps", tag = "read",
     params(("id" = uuid::Uuid, Path, description = "Trajectory id"), StepParams),
     responses((status = 200, body = StepsResponse), (status = 400, body = ErrorBody),
@@ -250,7 +250,7 @@ pub async fn steps(
     State(state): State<AppState>,
     Path(id): Path<String>,
     QueryParams(params): QueryParams<StepParams>,
-) -> ApiResult<Json<StepsResponse>> {
+) -> ApiResult<Response> {
     let id = trajectory_id(&id)?;
     let limit = params.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
@@ -260,8 +260,19 @@ pub async fn steps(
     }
     // Distinguish "no new steps" from "no such trajectory".
     state.store.get_trajectory(id).await?;
-    let steps: Vec<Step> = state.store.list_steps(id, params.after, limit).await?;
-    Ok(Json(StepsResponse { steps }))
+    // The first page is read before the 200 is sent, so a failing query is an error answer.
+    let mut pages = Box::pin(lightning_store::steps_pages(
+        state.store.clone(),
+        id,
+        params.after,
+        limit,
+    ));
+    let first = pages.next().await.transpose()?.unwrap_or_default();
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::streaming::steps_body(first, pages),
+    )
+        .into_response())
 }
 
 /// Delete a trajectory and its steps.
@@ -339,26 +350,16 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let mut filter = params.into_filter()?;
     filter.cursor = None;
-    // The first trajectory is read before the 200 is sent, so a failing query is an error
-    // answer, not an empty export; a failure later aborts the stream (the client sees a
-    // truncated body, never a clean end).
-    let mut trajectories = Box::pin(lightning_store::export_stream(state.store.clone(), filter));
-    let first = trajectories.next().await.transpose()?;
-    let rest = futures::stream::iter(first.map(Ok)).chain(trajectories);
-    let lines = rest.map(|item| {
-        item.map(|t| {
-            let mut line = serde_json::to_vec(&t).expect("serializing a trajectory cannot fail");
-            line.push(b'\n');
-            line
-        })
-        .map_err(|e| {
-            tracing::error!(error = %e, "export aborted");
-            std::io::Error::other(e.to_string())
-        })
-    });
+    // The first part is read before the 200 is sent, so a failing query is an error answer,
+    // not an empty export; a failure later aborts the stream (the client sees a truncated
+    // body, never a clean end). Each trajectory is written as its steps are read, 500 at a
+    // time, so a 10,000-step trajectory is never in memory whole.
+    let mut parts = Box::pin(lightning_store::export_parts(state.store.clone(), filter));
+    let first = parts.next().await.transpose()?;
+    let parts = futures::stream::iter(first.map(Ok)).chain(parts);
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(lines),
+        crate::streaming::export_body(parts),
     )
         .into_response())
 }
