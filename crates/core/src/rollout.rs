@@ -75,7 +75,10 @@ impl NewRollout {
     }
 }
 
-/// Body of the decisions that end a rollout (`DELETE …/rollout`, promote).
+/// A decision as the store records it with its event: who took it, why, and the evidence (the
+/// comparison at that moment). Built by the handlers from `DELETE …/rollout`'s query
+/// parameters or the promote body ([`DecisionNote`]), by the CLI and by the guard; never an
+/// HTTP body itself (a client cannot supply the evidence: the store computes it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -94,6 +97,35 @@ pub struct Decision {
 impl Decision {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_decision_text(self.actor.as_deref(), self.reason.as_deref())
+    }
+}
+
+/// Optional body of `POST /api/agents/{agentId}/prompts/{version}/promote`: who promotes and
+/// why, recorded in the `promoted` event (actor `api` when absent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecisionNote {
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub actor: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
+    pub reason: Option<String>,
+}
+
+impl DecisionNote {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_decision_text(self.actor.as_deref(), self.reason.as_deref())
+    }
+
+    /// The decision to record; the store adds the evidence.
+    pub fn into_decision(self) -> Decision {
+        Decision {
+            actor: self.actor,
+            reason: self.reason,
+            evidence: None,
+        }
     }
 }
 
@@ -411,6 +443,20 @@ pub fn compare_arms(
         difference,
         verdict,
         method: test,
+    }
+}
+
+impl Comparison {
+    /// The automatic guard's rule (`--auto-rollback`): end the canary once it is significantly
+    /// worse than its baseline.
+    pub fn guard_rolls_back(&self) -> bool {
+        self.verdict == Verdict::Worse
+    }
+
+    /// `lightning rollout promote`'s rule (without `--force`): promote only a canary that is
+    /// significantly better.
+    pub fn promotable(&self) -> bool {
+        self.verdict == Verdict::Better
     }
 }
 
