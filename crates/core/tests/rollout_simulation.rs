@@ -136,13 +136,7 @@ struct Tally {
     naive: usize,
 }
 
-fn run_scenario(
-    seed: u64,
-    sims: usize,
-    percent: f64,
-    rates: (f64, f64),
-    max_runs: usize,
-) -> Tally {
+fn run_scenario(seed: u64, sims: usize, percent: f64, rates: (f64, f64), max_runs: usize) -> Tally {
     let mut rng = Rng(seed);
     let mut t = Tally {
         promoted: Vec::new(),
@@ -200,8 +194,16 @@ fn no_true_difference_rarely_decides_under_repeated_looks() {
 fn a_better_canary_is_promoted_and_a_worse_one_rolled_back() {
     let sims = 400;
     for (name, rates, seed) in [
-        ("+10 points (0.60 → 0.70)", (0.6, 0.7), 0xA076_1D64_78BD_642F_u64),
-        ("+35 points (0.50 → 0.85)", (0.5, 0.85), 0xE703_7ED1_A0B4_28DB),
+        (
+            "+10 points (0.60 → 0.70)",
+            (0.6, 0.7),
+            0xA076_1D64_78BD_642F_u64,
+        ),
+        (
+            "+35 points (0.50 → 0.85)",
+            (0.5, 0.85),
+            0xE703_7ED1_A0B4_28DB,
+        ),
     ] {
         let max_runs = 20_000;
         let t = run_scenario(seed, sims, 50.0, rates, max_runs);
@@ -218,8 +220,16 @@ fn a_better_canary_is_promoted_and_a_worse_one_rolled_back() {
         assert!(wrong.high < 0.05, "{name}: rolled back {wrong:?}");
     }
     for (name, rates, seed) in [
-        ("−10 points (0.60 → 0.50)", (0.6, 0.5), 0x8EBC_6AF0_9C88_C6E3_u64),
-        ("−40 points (0.85 → 0.45)", (0.85, 0.45), 0x5899_65CC_7537_4CC3),
+        (
+            "−10 points (0.60 → 0.50)",
+            (0.6, 0.5),
+            0x8EBC_6AF0_9C88_C6E3_u64,
+        ),
+        (
+            "−40 points (0.85 → 0.45)",
+            (0.85, 0.45),
+            0x5899_65CC_7537_4CC3,
+        ),
     ] {
         let max_runs = 20_000;
         let t = run_scenario(seed, sims, 50.0, rates, max_runs);

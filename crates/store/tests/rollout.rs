@@ -22,6 +22,8 @@ lightning_store::test_on_both_backends!(
     comparison_counts_each_arm,
     guard_rolls_back_a_worse_canary_once,
     comparison_by_score_uses_each_runs_mean_score,
+    promoting_the_canary_and_ending_it_are_one_transaction,
+    promoting_another_version_ends_the_canary_in_the_same_transaction,
 );
 
 async fn register(store: &dyn Store, agent: &str, text: &str, promote: bool) -> i64 {
@@ -371,4 +373,114 @@ async fn comparison_by_score_uses_each_runs_mean_score(t: &TestStore) {
         "{c:?}"
     );
     assert!((c.difference.unwrap().estimate - 0.45).abs() < 1e-9);
+}
+
+async fn promoting_the_canary_and_ending_it_are_one_transaction(t: &TestStore) {
+    let store = &*t.store;
+    let v1 = register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let (r, _) = store.start_rollout("a", v2, &percent(50.0)).await.unwrap();
+
+    // A failure after the promotion inside the transaction (here: an event whose id is already
+    // taken) leaves everything as it was: v1 promoted, v2 still in canary, no new event.
+    let taken = prompt_event(&r, EventKind::RolloutUpdated, "bob", None, None);
+    store.record_event(&taken).await.unwrap();
+    let err = store
+        .promote_and_record("a", v2, Some(r.rollout_id), std::slice::from_ref(&taken))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    let promoted: Vec<_> = store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.promoted)
+        .map(|p| p.version)
+        .collect();
+    assert_eq!(promoted, [v1]);
+    assert_eq!(
+        store.get_rollout("a").await.unwrap().map(|r| r.version),
+        Some(v2)
+    );
+    assert_eq!(store.list_events("a", 10).await.unwrap().len(), 2);
+
+    // The rollout ended concurrently (the guard won): the promotion is refused, nothing changes.
+    let gone = prompt_event(&r, EventKind::RolledBack, "guard", None, None);
+    assert!(store.end_rollout("a", r.rollout_id, &gone).await.unwrap());
+    let late = prompt_event(&r, EventKind::Promoted, "alice", None, None);
+    let err = store
+        .promote_and_record("a", v2, Some(r.rollout_id), &[late])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.promoted == (p.version == v1)));
+
+    // The normal path: promoted, canary ended, the event with who, why and the evidence.
+    let (r, _) = store.start_rollout("a", v2, &percent(50.0)).await.unwrap();
+    let decision = lightning_core::rollout::Decision {
+        actor: Some("alice".into()),
+        reason: Some("better".into()),
+        evidence: None,
+    };
+    let p = lightning_store::promote_with_history(store, "a", v2, decision)
+        .await
+        .unwrap();
+    assert!(p.promoted && p.version == v2);
+    assert!(store.get_rollout("a").await.unwrap().is_none());
+    let e = &store.list_events("a", 1).await.unwrap()[0];
+    assert_eq!(
+        (
+            e.kind,
+            e.version,
+            e.rollout_id,
+            e.actor.as_str(),
+            e.reason.as_deref()
+        ),
+        (
+            EventKind::Promoted,
+            Some(v2),
+            Some(r.rollout_id),
+            "alice",
+            Some("better")
+        )
+    );
+    assert_eq!(e.evidence.as_ref().unwrap()["arms"][1]["version"], "2");
+}
+
+async fn promoting_another_version_ends_the_canary_in_the_same_transaction(t: &TestStore) {
+    let store = &*t.store;
+    register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let v3 = register(store, "a", "three", false).await;
+    let (r, _) = store.start_rollout("a", v2, &percent(50.0)).await.unwrap();
+    lightning_store::promote_with_history(store, "a", v3, Default::default())
+        .await
+        .unwrap();
+    assert!(store.get_rollout("a").await.unwrap().is_none());
+    let events = store.list_events("a", 2).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| (e.kind, e.version)).collect();
+    assert!(
+        kinds.contains(&(EventKind::Promoted, Some(v3)))
+            && kinds.contains(&(EventKind::RolloutEnded, Some(v2))),
+        "{kinds:?}"
+    );
+    let ended = events
+        .iter()
+        .find(|e| e.kind == EventKind::RolloutEnded)
+        .unwrap();
+    assert_eq!(ended.rollout_id, Some(r.rollout_id));
+    assert_eq!(ended.actor, "api");
+    // The same-version case is covered above; the baseline is gone, so no canary remains.
+    assert!(store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.promoted == (p.version == v3)));
 }
