@@ -124,6 +124,29 @@ async fn canary_assignment_comparison_and_promotion(store: &TestStore) {
     assert_eq!(status, 200);
     assert_eq!(st["rollout"]["percent"], 60.0);
     assert_eq!(st["comparison"]["verdict"], "better");
+    // The chart's series: every rewarded run of both arms since the rollout began.
+    let (status, series) = s.get("/api/agents/agent/prompts/series?buckets=3").await;
+    assert_eq!(status, 200, "{series}");
+    let counted: Vec<i64> = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["n"].as_i64().unwrap())
+                .sum()
+        })
+        .collect();
+    let rewarded: Vec<i64> = st["comparison"]["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rewarded"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counted, rewarded, "{series}");
 
     // Promoting the canary ends the rollout with the comparison stored as evidence, and who
     // promoted it and why (the optional body).
@@ -294,6 +317,32 @@ async fn bad_rollout_input_names_the_field(store: &TestStore) {
             "reward",
         ),
         ("/api/agents/a/prompts/events?limit=0", "limit"),
+        ("/api/agents/a/prompts/series", "versions"),
+        ("/api/agents/a/prompts/series?versions=1,2", "since"),
+        (
+            "/api/agents/a/prompts/series?versions=1,x&since=2026-01-01T00:00:00Z",
+            "versions",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1,2,3,4,none&since=2026-01-01T00:00:00Z",
+            "versions",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1&since=2026-01-01T00:00:00Z&buckets=0",
+            "buckets",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1&since=2026-01-01T00:00:00Z&buckets=61",
+            "buckets",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1&since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "since",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1&since=2026-01-01T00:00:00Z&reward=best",
+            "reward",
+        ),
     ] {
         let (status, err) = s.get(query).await;
         assert_eq!(status, 400, "{query} → {err}");

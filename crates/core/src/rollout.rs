@@ -446,6 +446,86 @@ pub fn compare_arms(
     }
 }
 
+/// Most buckets a reward series may have (the chart's resolution, and the bound on its query).
+pub const MAX_SERIES_BUCKETS: u32 = 60;
+
+/// One time bucket of a version's reward series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesPoint {
+    /// The bucket covers `[start, end)` (the last one includes `end`).
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Rewarded runs that started in the bucket.
+    pub n: i64,
+    /// Success rate with its Wilson 95 % interval, or mean score with a normal 95 % interval.
+    pub reward: Estimate,
+}
+
+/// One version's reward over time: only buckets with rewarded runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VersionSeries {
+    /// A prompt version, or `none` for runs recorded without one.
+    pub version: String,
+    pub points: Vec<SeriesPoint>,
+}
+
+/// Reward over time per version, aggregated by the store over every run in the window (not a
+/// page of trajectories).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RewardSeries {
+    pub agent_id: String,
+    pub reward: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub buckets: u32,
+    pub series: Vec<VersionSeries>,
+}
+
+/// `buckets` equal time buckets over `[since, until]`: their start times (the first is `since`).
+pub fn bucket_starts(
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    buckets: u32,
+) -> Vec<DateTime<Utc>> {
+    let span = (until - since).num_milliseconds().max(1);
+    (0..buckets)
+        .map(|i| since + chrono::Duration::milliseconds(span * i64::from(i) / i64::from(buckets)))
+        .collect()
+}
+
+/// The series point of a bucket with `sums` rewards (`None` without rewarded runs).
+pub fn series_point(
+    reward: &Reward,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    sums: &crate::stats::Sums,
+) -> Option<SeriesPoint> {
+    let estimate = if reward.is_binary() {
+        crate::stats::wilson(sums.sum, sums.n, crate::stats::Z_95)
+    } else {
+        // one run has no spread: the point alone
+        sums.mean_interval(crate::stats::Z_95).or_else(|| {
+            sums.mean().map(|m| Estimate {
+                value: m,
+                low: m,
+                high: m,
+            })
+        })
+    }?;
+    Some(SeriesPoint {
+        start,
+        end,
+        n: sums.n as i64,
+        reward: estimate,
+    })
+}
+
 impl Comparison {
     /// The automatic guard's rule (`--auto-rollback`): end the canary once it is significantly
     /// worse than its baseline.

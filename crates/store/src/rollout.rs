@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lightning_core::{
     rollout::{
-        compare_arms, ArmData, Comparison, Decision, EventKind, NewRollout, PromptEvent, Reward,
-        Rollout,
+        bucket_starts, compare_arms, series_point, ArmData, Comparison, Decision, EventKind,
+        NewRollout, PromptEvent, Reward, RewardSeries, Rollout, VersionSeries, MAX_SERIES_BUCKETS,
     },
     stats::{SequentialTest, Sums},
     time,
@@ -74,6 +74,19 @@ pub trait RolloutStore: Send + Sync {
         since: Option<DateTime<Utc>>,
         reward: &Reward,
     ) -> StoreResult<ArmData>;
+
+    /// One agent's rewarded runs of `version` (`None`: without one) per time bucket: bucket `i`
+    /// holds the runs that started in `[starts[i], starts[i+1])` (the last up to `until`).
+    /// Aggregated in the database over every run, whatever their number; empty buckets are
+    /// absent. At most [`MAX_SERIES_BUCKETS`] buckets.
+    async fn arm_series(
+        &self,
+        agent_id: &str,
+        version: Option<&str>,
+        starts: &[DateTime<Utc>],
+        until: DateTime<Utc>,
+        reward: &Reward,
+    ) -> StoreResult<Vec<(usize, Sums)>>;
 }
 
 /// A new event for a decision taken now.
@@ -285,6 +298,47 @@ where
                 .collect::<StoreResult<_>>()?,
         })
     }
+    async fn arm_series(
+        &self,
+        agent_id: &str,
+        version: Option<&str>,
+        starts: &[DateTime<Utc>],
+        until: DateTime<Utc>,
+        reward: &Reward,
+    ) -> StoreResult<Vec<(usize, Sums)>> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if starts.len() > MAX_SERIES_BUCKETS as usize {
+            return Err(StoreError::Conflict(format!(
+                "buckets: at most {MAX_SERIES_BUCKETS}"
+            )));
+        }
+        let rows = match reward {
+            Reward::Success => {
+                self.fetch_all(q::arm_success_series(agent_id, version, starts, until))
+                    .await?
+            }
+            Reward::Score(name) => {
+                self.fetch_all(q::arm_score_series(agent_id, version, starts, until, name))
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                let bucket = usize::try_from(r.int("bucket")?)
+                    .map_err(|_| StoreError::Corrupt("negative bucket".into()))?;
+                Ok((
+                    bucket,
+                    Sums {
+                        n: r.int("n")? as f64,
+                        sum: r.opt_float("reward_sum")?.unwrap_or(0.0),
+                        sum_sq: r.opt_float("reward_sum_sq")?.unwrap_or(0.0),
+                    },
+                ))
+            })
+            .collect()
+    }
 }
 
 fn version_label(version: Option<i64>) -> String {
@@ -316,6 +370,52 @@ pub async fn compare_versions<S: RolloutStore + ?Sized>(
         (c, candidate_data),
         test,
     ))
+}
+
+/// Reward over time of `versions` (`None`: runs without a version) in `buckets` equal time
+/// buckets from `since` to `until`, aggregated by the database over every run in the window.
+pub async fn reward_series<S: RolloutStore + ?Sized>(
+    store: &S,
+    agent_id: &str,
+    versions: &[Option<i64>],
+    (since, until): (DateTime<Utc>, DateTime<Utc>),
+    buckets: u32,
+    reward: &Reward,
+) -> StoreResult<RewardSeries> {
+    let starts = bucket_starts(since, until, buckets);
+    let mut series = Vec::with_capacity(versions.len());
+    for version in versions {
+        let label = version_label(*version);
+        let cells = store
+            .arm_series(
+                agent_id,
+                version.map(|_| label.as_str()),
+                &starts,
+                until,
+                reward,
+            )
+            .await?;
+        let points = cells
+            .iter()
+            .filter_map(|(i, sums)| {
+                let start = *starts.get(*i)?;
+                let end = starts.get(i + 1).copied().unwrap_or(until);
+                series_point(reward, start, end, sums)
+            })
+            .collect();
+        series.push(VersionSeries {
+            version: label,
+            points,
+        });
+    }
+    Ok(RewardSeries {
+        agent_id: agent_id.to_string(),
+        reward: reward.as_string(),
+        since,
+        until,
+        buckets,
+        series,
+    })
 }
 
 /// The comparison of a rollout's canary with its baseline since the rollout started.

@@ -24,6 +24,7 @@ lightning_store::test_on_both_backends!(
     comparison_by_score_uses_each_runs_mean_score,
     promoting_the_canary_and_ending_it_are_one_transaction,
     promoting_another_version_ends_the_canary_in_the_same_transaction,
+    reward_series_counts_every_run_in_its_bucket,
 );
 
 async fn register(store: &dyn Store, agent: &str, text: &str, promote: bool) -> i64 {
@@ -483,4 +484,117 @@ async fn promoting_another_version_ends_the_canary_in_the_same_transaction(t: &T
         .unwrap()
         .iter()
         .all(|p| p.promoted == (p.version == v3)));
+}
+
+/// A finished run of `version` that started at `at`.
+async fn run_at(
+    store: &dyn Store,
+    agent: &str,
+    version: Option<i64>,
+    at: chrono::DateTime<chrono::Utc>,
+    ok: Option<bool>,
+) {
+    let id = store
+        .start_trajectory(&NewTrajectory {
+            agent_id: agent.into(),
+            prompt_version: version.map(|v| v.to_string()),
+            start_time: Some(at),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    if let Some(ok) = ok {
+        store
+            .complete_trajectory(
+                id,
+                &Completion {
+                    success: ok,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn reward_series_counts_every_run_in_its_bucket(t: &TestStore) {
+    use lightning_core::stats::{wilson, Z_95};
+    let store = &*t.store;
+    let v1 = register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let since = chrono::Utc::now() - Duration::hours(10);
+    let until = since + Duration::hours(10);
+    // 1,200 finished runs of v1, 120 per hour, half succeeded; 300 of v2 in the last 5 hours,
+    // three in four succeeded: more than any page of trajectories holds (1,000).
+    for i in 0..1_200i64 {
+        let at = since + Duration::seconds(i * 30 + 1);
+        run_at(store, "a", Some(v1), at, Some(i % 2 == 0)).await;
+    }
+    for i in 0..300i64 {
+        let at = since + Duration::hours(5) + Duration::seconds(i * 60 + 1);
+        run_at(store, "a", Some(v2), at, Some(i % 4 != 0)).await;
+    }
+    // Not counted: a running run, one before the window, one of another agent.
+    run_at(store, "a", Some(v1), since + Duration::minutes(1), None).await;
+    run_at(
+        store,
+        "a",
+        Some(v1),
+        since - Duration::minutes(1),
+        Some(true),
+    )
+    .await;
+    run_at(
+        store,
+        "b",
+        Some(v1),
+        since + Duration::minutes(1),
+        Some(true),
+    )
+    .await;
+
+    let s = lightning_store::reward_series(
+        store,
+        "a",
+        &[Some(v1), Some(v2)],
+        (since, until),
+        10,
+        &Reward::Success,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.buckets, 10);
+    let [one, two] = &s.series[..] else {
+        panic!("{s:?}")
+    };
+    assert_eq!((one.version.as_str(), two.version.as_str()), ("1", "2"));
+    assert_eq!(one.points.len(), 10, "{one:?}");
+    assert_eq!(one.points.iter().map(|p| p.n).sum::<i64>(), 1_200);
+    for (i, p) in one.points.iter().enumerate() {
+        assert_eq!(p.n, 120, "bucket {i}: {p:?}");
+        assert_eq!(p.start, since + Duration::hours(i as i64));
+        assert_eq!(p.end, since + Duration::hours(i as i64 + 1));
+        assert_eq!(p.reward, wilson(60.0, 120.0, Z_95).unwrap());
+    }
+    assert_eq!(two.points.len(), 5, "{two:?}");
+    assert_eq!(two.points[0].start, since + Duration::hours(5));
+    for p in &two.points {
+        assert_eq!((p.n, p.reward), (60, wilson(45.0, 60.0, Z_95).unwrap()));
+    }
+    // The window and the resolution are the caller's; no run is lost at any of them.
+    let coarse = lightning_store::reward_series(
+        store,
+        "a",
+        &[Some(v1)],
+        (since, until),
+        1,
+        &Reward::Success,
+    )
+    .await
+    .unwrap();
+    assert_eq!(coarse.series[0].points[0].n, 1_200);
+    assert_eq!(
+        coarse.series[0].points[0].reward,
+        wilson(600.0, 1200.0, Z_95).unwrap()
+    );
 }
