@@ -5,7 +5,7 @@ use chrono::Duration;
 use lightning_core::{
     rollout::{EventKind, NewRollout, Reward},
     score::{NewScore, ScoreValue},
-    stats::{SequentialTest, Verdict},
+    stats::{SequentialTest, Sums, Verdict},
     Completion, NewPrompt, NewStep, NewTrajectory,
 };
 use lightning_store::{
@@ -374,6 +374,38 @@ async fn comparison_by_score_uses_each_runs_mean_score(t: &TestStore) {
         "{c:?}"
     );
     assert!((c.difference.unwrap().estimate - 0.45).abs() < 1e-9);
+
+    // The chart's series under the same reward: each run's mean score, step scores left out.
+    let now = chrono::Utc::now();
+    let (since, until) = (now - Duration::hours(1), now + Duration::minutes(1));
+    let s = lightning_store::reward_series(
+        store,
+        "s",
+        &[Some(1), Some(2)],
+        (since, until),
+        3,
+        &Reward::Score("quality".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.reward, "score:quality");
+    let starts = lightning_core::rollout::bucket_starts(since, until, 3);
+    for (series, mean, sums) in [
+        (&s.series[0], 0.4, Sums::from_values([0.3, 0.5])),
+        (&s.series[1], 0.85, Sums::from_values([0.9, 0.8])),
+    ] {
+        // every run started just now: in the last bucket
+        assert_eq!(series.points.len(), 1, "{series:?}");
+        let p = &series.points[0];
+        assert_eq!((p.n, p.start, p.end), (2, starts[2], until));
+        assert!((p.reward.value - mean).abs() < 1e-9, "{p:?}");
+        let expected = sums.mean_interval(lightning_core::stats::Z_95).unwrap();
+        assert!(
+            (p.reward.low - expected.low).abs() < 1e-9
+                && (p.reward.high - expected.high).abs() < 1e-9,
+            "{p:?}"
+        );
+    }
 }
 
 async fn promoting_the_canary_and_ending_it_are_one_transaction(t: &TestStore) {
