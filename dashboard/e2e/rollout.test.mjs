@@ -99,7 +99,8 @@ describe('canary rollout in the dashboard', () => {
     await v1.getByRole('button', { name: 'Promote…' }).click();
     let confirm = v1.getByRole('alertdialog', { name: 'Promote version 1?' });
     await confirm.getByRole('table', { name: 'Canary comparison' }).getByRole('cell', { name: /^50\.0% \[/ }).waitFor();
-    await confirm.getByRole('note').getByText(/not significantly better \(canary significantly worse\)/).waitFor();
+    await confirm.getByRole('note').getByText(/not significantly better \(candidate significantly worse\)/).waitFor();
+    await confirm.getByText('candidate significantly worse', { exact: true }).waitFor();
     await s.shot('22-promote-version-evidence');
     await confirm.getByRole('button', { name: 'Cancel' }).click();
     await confirm.waitFor({ state: 'detached' });

@@ -67,10 +67,10 @@ export function ComparisonTable({ comparison, candidate = 'canary' }: { comparis
         </tbody>
       </table>
       <p className="comparison-verdict">
-        <Badge tone={verdict.tone}>{verdict.text}</Badge>{' '}
+        <Badge tone={verdict.tone}>{verdict.text.replace('canary', candidate)}</Badge>{' '}
         {c.difference ? (
           <span>
-            canary − baseline {signed(c.difference.estimate)} (always-valid 95% CI {signed(c.difference.low)} to{' '}
+            {candidate} − baseline {signed(c.difference.estimate)} (always-valid 95% CI {signed(c.difference.low)} to{' '}
             {signed(c.difference.high)}, p = {c.difference.pValue.toFixed(4)})
           </span>
         ) : (
@@ -214,7 +214,7 @@ export function PromoteDialog({
           <ComparisonTable comparison={c} candidate={evidence.data?.canary ? 'canary' : 'candidate'} />
           {c.verdict !== 'better' && (
             <p className="warning" role="note">
-              Version {version} is not significantly better ({VERDICT[c.verdict].text}).
+              Version {version} is not significantly better ({VERDICT[c.verdict].text.replace('canary', evidence.data?.canary ? 'canary' : 'candidate')}).
             </p>
           )}
         </>
