@@ -255,7 +255,12 @@ describe('dashboard against lightning serve', () => {
       await server.api.ok('POST', '/api/agents/coder/prompts', { text: 'You are a careful engineer.\nAlways run the tests.', note: 'from run', promote: true });
       await page.reload();
       await page.getByRole('heading', { name: /Version 2/ }).waitFor();
-      await page.getByRole('button', { name: 'Promote', exact: true }).click();
+      await page.getByRole('button', { name: 'Promote…', exact: true }).click();
+      // the evidence first (no runs yet: not significantly better), then the confirmation
+      const dialog = page.getByRole('alertdialog', { name: 'Promote version 1?' });
+      await dialog.getByRole('table', { name: 'Canary comparison' }).waitFor();
+      await dialog.getByRole('note').getByText(/not significantly better/).waitFor();
+      await dialog.getByRole('button', { name: 'Confirm promote' }).click();
       await page.getByText('Version 1 is now the promoted prompt of coder.').waitFor();
       const latest = await server.api.ok('GET', '/api/agents/coder/prompts/latest');
       assert.equal(latest.version, 1);

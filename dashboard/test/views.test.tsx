@@ -237,13 +237,37 @@ describe('Optimization views', () => {
     expect(screen.queryByText(/95%/)).toBeNull();
   });
 
-  it('lists prompt versions and promotes one', async () => {
+  it('lists prompt versions and promotes one after showing its evidence', async () => {
     let promoted = 2;
+    const arm = (version: string, runs: number, rate: number) => ({
+      version,
+      runs,
+      rewarded: runs,
+      reward: { value: rate, low: rate - 0.1, high: rate + 0.1 },
+      meanCostUsd: 0.01,
+      meanDurationMs: 1000,
+      meanSteps: 3,
+      tools: [],
+    });
     const calls = mockFetch((call) => {
       if (call.url.pathname === '/api/agents/agent-a/prompts')
         return {
           body: {
             prompts: [2, 1].map((version) => ({ agentId: 'agent-a', version, text: `prompt v${version}`, sourceRunId: null, note: null, promoted: version === promoted, createdAt: '2026-11-26T12:00:00Z', evaluator: 'command' })),
+          },
+        };
+      if (call.url.pathname === '/api/agents/agent-a/prompts/rollout') return { body: { rollout: null, comparison: null } };
+      if (call.url.pathname === '/api/agents/agent-a/prompts/events') return { body: { events: [] } };
+      if (call.url.pathname === '/api/agents/agent-a/prompts/compare')
+        return {
+          body: {
+            agentId: 'agent-a',
+            reward: 'success',
+            since: null,
+            arms: [arm('2', 80, 0.5), arm('1', 40, 0.45)],
+            difference: { estimate: -0.05, low: -0.3, high: 0.2, pValue: 1 },
+            verdict: 'no_difference_yet',
+            method: { alpha: 0.05, tau: 0.1, minRuns: 30 },
           },
         };
       if (call.url.pathname === '/api/agents/agent-a/prompts/1/promote' && call.method === 'POST') {
@@ -253,13 +277,28 @@ describe('Optimization views', () => {
       return undefined;
     });
     renderSignedIn(<PromptVersions agentId="agent-a" />);
-    const promote = await screen.findByRole('button', { name: 'Promote' });
+    const promote = await screen.findByRole('button', { name: 'Promote…' });
     expect(screen.getByRole('button', { name: 'Promoted' }).hasAttribute('disabled')).toBe(true);
     expect(screen.getByRole('heading', { name: /Version 1/ }).textContent).toMatch(/candidate/);
     fireEvent.click(promote);
+    // The evidence first: version 1 against promoted version 2, and a warning; nothing promoted yet.
+    const dialog = await screen.findByRole('alertdialog', { name: 'Promote version 1?' });
+    const table = await within(dialog).findByRole('table', { name: 'Canary comparison' });
+    expect(within(table).getAllByRole('row').map((r) => r.textContent)).toEqual([
+      'ArmVersionRunsRewardedReward (95% CI)Mean costMean steps',
+      'baseline28080' + '50.0% [40.0%, 60.0%]$0.01003.0',
+      'candidate14040' + '45.0% [35.0%, 55.0%]$0.01003.0',
+    ]);
+    expect(within(dialog).getByRole('note').textContent).toMatch(/Version 1 is not significantly better \(no significant difference yet\)/);
+    expect(calls.some((c) => c.url.pathname.endsWith('/compare') && c.url.searchParams.get('versions') === '2,1')).toBe(true);
+    expect(calls.some((c) => c.method === 'POST')).toBe(false);
+    fireEvent.change(within(dialog).getByLabelText('Reason (optional)'), { target: { value: 'rolling back the optimizer' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Confirm promote' }));
     expect(await screen.findByText('Version 1 is now the promoted prompt of agent-a.')).toBeTruthy();
-    expect(calls.some((c) => c.method === 'POST' && c.url.pathname.endsWith('/prompts/1/promote'))).toBe(true);
+    const post = calls.find((c) => c.method === 'POST' && c.url.pathname.endsWith('/prompts/1/promote'));
+    expect(post?.body).toEqual({ actor: 'dashboard', reason: 'rolling back the optimizer' });
     await waitFor(() => expect(screen.getByRole('button', { name: 'Promoted' }).closest('article')?.textContent).toMatch(/Version 1/));
+    expect(screen.queryByRole('alertdialog')).toBeNull();
     fireEvent.click(screen.getByRole('button', { name: 'Diff with previous' }));
     expect(screen.getByRole('region', { name: 'Diff of Version 1 and Version 2' })).toBeTruthy();
   });

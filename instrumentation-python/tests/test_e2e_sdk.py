@@ -429,3 +429,74 @@ def test_await_shutdown_with_the_collector_down_or_hung(collector: Collector, di
     t = _stored_or_delivered(collector, a, dirs["spool"])
     assert t["status"] == "succeeded", t
     assert [s["toolUseId"] for s in tool_steps(t)] == ["toolu_e_1", "toolu_e_2"]
+
+
+async def test_two_units_asked_before_their_real_sdk_runs_record_their_own_versions(
+    collector: Collector, dirs: dict[str, str]
+) -> None:
+    """A server asks prompt() for two users before either run starts; the real SDK runs them
+    (B given its result, A recognised by its system prompt text): each records its own version."""
+    import json
+    import urllib.request
+
+    from claude_agent_sdk import ClaudeAgentOptions
+
+    from agent_lightning import Lightning, PromptResult
+
+    from .helpers import sdk_env
+
+    a_id = agent()
+
+    def post(path: str, body: dict[str, object]) -> None:
+        req = urllib.request.Request(
+            collector.url + path,
+            data=json.dumps(body).encode(),
+            headers={"authorization": f"Bearer {collector.api_key}", "content-type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(req, timeout=10).close()
+
+    base = f"/api/agents/{a_id}/prompts"
+    post(base, {"text": "You answer briefly.", "promote": True})
+    post(base, {"text": "You answer briefly and cite the file you read."})
+    post(f"{base}/2/rollout", {"percent": 50})
+    arms: dict[str, str] = {}
+    for i in range(200):
+        arms.setdefault(collector.get(f"{base}/assignment?unit=user-{i}")["arm"], f"user-{i}")
+        if len(arms) == 2:
+            break
+    lightning = Lightning(
+        collector_url=collector.url, api_key=collector.api_key, agent_id=a_id, spool=False, handle_process_exit=False
+    )
+    pa = await lightning.prompt_details("You are an agent.", unit=arms["canary"])
+    pb = await lightning.prompt_details("You are an agent.", unit=arms["promoted"])
+    assert (pa.version, pa.arm, pb.version, pb.arm) == ("2", "canary", "1", "promoted")
+
+    async def run(system_prompt: str, assignment: PromptResult | None) -> str:
+        fake = FakeAnthropic([turn(text("Answered."))]).start()
+        sid = ""
+        try:
+            options = ClaudeAgentOptions(
+                cwd=dirs["work"],
+                model="claude-sonnet-4-5-20250929",
+                permission_mode="default",
+                setting_sources=[],
+                system_prompt=system_prompt,
+                env=sdk_env(fake.url, dirs["home"]),
+            )
+            async for m in lightning.query(prompt="Answer.", options=options, assignment=assignment):
+                if type(m).__name__ == "ResultMessage":
+                    sid = str(getattr(m, "session_id", ""))
+        finally:
+            fake.close()
+        return sid
+
+    sb = await run(pb.text, pb)
+    sa = await run(pa.text, None)
+    assert await lightning.flush(10)
+    await lightning.shutdown()
+    by_session = {t["sessionId"]: t for t in collector.trajectories(a_id)}
+    assert by_session[sb]["promptVersion"] == "1"
+    assert by_session[sb]["metadata"]["promptAssignment"] == pb.assignment
+    assert by_session[sa]["promptVersion"] == "2"
+    assert by_session[sa]["metadata"]["promptAssignment"] == pa.assignment

@@ -340,12 +340,15 @@ async def test_prompt_follows_the_assignment_and_records_it(collector: Collector
     """prompt() against the real registry: the fallback with nothing promoted, the promoted
     version, then the canary of a 100 % rollout; each run records its version and assignment."""
     a = agent()
-    lightning = Lightning(**opts(collector.url, collector.api_key, a, batch_size=1, flush_interval=0, spool=False))
-    assert await lightning.prompt_details("own prompt") == ("own prompt", None, "fallback")
+    probe = Lightning(**opts(collector.url, collector.api_key, a, spool=False))
+    assert await probe.prompt_details("own prompt") == ("own prompt", None, "fallback")
     _post(collector, f"/api/agents/{a}/prompts", {"text": "v1 text", "promote": True})
     _post(collector, f"/api/agents/{a}/prompts", {"text": "v2 text"})
-    assert await lightning.prompt_details("own prompt") == ("v1 text", "1", "collector")
+    assert await probe.prompt_details("own prompt") == ("v1 text", "1", "collector")
+    await probe.shutdown(1)
     _post(collector, f"/api/agents/{a}/prompts/2/rollout", {"percent": 100})
+    # one process asks for one unit, then runs (hooks only): the run records that assignment
+    lightning = Lightning(**opts(collector.url, collector.api_key, a, batch_size=1, flush_interval=0, spool=False))
     assert await lightning.prompt("own prompt", unit="user-7") == "v2 text"
     await session(lightning, 1)
     assert await lightning.flush(10)
@@ -356,11 +359,135 @@ async def test_prompt_follows_the_assignment_and_records_it(collector: Collector
     assert assignment["arm"] == "canary" and assignment["unit"] == "user-7" and assignment["rolloutId"], assignment
 
 
+def _units_in_both_arms(collector: Collector, a: str) -> tuple[str, str]:
+    """A unit the 50 % rollout puts in the canary and one it keeps on the promoted version."""
+    found: dict[str, str] = {}
+    for i in range(200):
+        arm = collector.get(f"/api/agents/{a}/prompts/assignment?unit=user-{i}")["arm"]
+        found.setdefault(arm, f"user-{i}")
+        if len(found) == 2:
+            break
+    return found["canary"], found["promoted"]
+
+
+async def _task(lightning: Lightning, sid: str, **context: Any) -> str:
+    """One task of session `sid` the way a server runs it: hooks fire while track() reads the
+    SDK's messages (or hooks only without a context). Returns its trajectory id."""
+    from claude_agent_sdk import ResultMessage, SystemMessage
+
+    async def stream() -> Any:
+        yield SystemMessage(subtype="init", data={"type": "system", "subtype": "init", "session_id": sid})
+        await session(lightning, 1, session_id=sid)
+        yield ResultMessage(
+            subtype="success", duration_ms=5, duration_api_ms=4, is_error=False, num_turns=1, session_id=sid
+        )
+
+    if context:
+        async for _ in lightning.track(stream(), **context):
+            pass
+    else:
+        await session(lightning, 1, session_id=sid)
+    tid = next(t.trajectory_id for t in lightning._by_id.values() if t.session_id == sid and t.trajectory_id)
+    return tid
+
+
+def _rollout(collector: Collector) -> str:
+    a = agent()
+    _post(collector, f"/api/agents/{a}/prompts", {"text": "v1: be careful", "promote": True})
+    _post(collector, f"/api/agents/{a}/prompts", {"text": "v2: be careful and run the tests first"})
+    _post(collector, f"/api/agents/{a}/prompts/2/rollout", {"percent": 50})
+    return a
+
+
+async def test_two_units_asked_before_their_runs_each_record_their_own_assignment(collector: Collector) -> None:
+    a = _rollout(collector)
+    canary, promoted = _units_in_both_arms(collector, a)
+    lightning = Lightning(**opts(collector.url, collector.api_key, a, flush_interval=0, spool=False))
+
+    def recorded(tid: str) -> dict[str, Any]:
+        assert lightning.flush_sync(10)
+        return collector.trajectory(tid)
+
+    pa = await lightning.prompt_details("own", unit=canary)
+    pb = await lightning.prompt_details("own", unit=promoted)
+    assert (pa.version, pa.arm, pb.version, pb.arm) == ("2", "canary", "1", "promoted")
+    assert pa.assignment == {"arm": "canary", "unit": canary, "rolloutId": pa.rollout_id, "version": "2"}
+    text, version, source = pa  # still unpacks as (text, version, source)
+    assert (text, version, source) == ("v2: be careful and run the tests first", "2", "collector")
+
+    # 1. each run is given its own result; A starts after B was asked (and ran)
+    tb = await _task(lightning, "sess-b", assignment=pb)
+    ta = await _task(lightning, "sess-a", assignment=pa)
+    ra, rb = recorded(ta), recorded(tb)
+    assert ra["promptVersion"] == "2" and ra["metadata"]["promptAssignment"] == pa.assignment
+    assert rb["promptVersion"] == "1" and rb["metadata"]["promptAssignment"] == pb.assignment
+    # a later task of session A keeps A's assignment
+    assert recorded(await _task(lightning, "sess-a"))["promptVersion"] == "2"
+
+    # 2. not passed, but the system prompt says which text the run used
+    pa2 = await lightning.prompt_details("own", unit=canary)
+    pb2 = await lightning.prompt_details("own", unit=promoted)
+    r_a = recorded(await _task(lightning, "sess-a-text", system_prompt=f"{pa2.text}\nToday is Monday."))
+    r_b = recorded(await _task(lightning, "sess-b-text", system_prompt=pb2.text))
+    assert (r_a["promptVersion"], r_a["metadata"]["promptAssignment"]["unit"]) == ("2", canary)
+    assert (r_b["promptVersion"], r_b["metadata"]["promptAssignment"]["unit"]) == ("1", promoted)
+
+    # 3. hooks only, two units pending, nothing to tell them apart: no version rather than B's
+    await lightning.prompt_details("own", unit=canary)
+    await lightning.prompt_details("own", unit=promoted)
+    r3 = recorded(await _task(lightning, "sess-hooks-only"))
+    assert r3["promptVersion"] is None
+    assert r3["metadata"]["promptAssignment"]["arm"] == "unattributed"
+    await lightning.shutdown(5)
+
+    # 4. hooks only, one unit asked at a time (a new process): each run gets its unit's version
+    seq = Lightning(**opts(collector.url, collector.api_key, a, flush_interval=0, spool=False))
+    await seq.prompt("own", unit=promoted)
+    t4 = await _task(seq, "sess-seq-1")
+    await seq.prompt("own", unit=canary)
+    t5 = await _task(seq, "sess-seq-2")
+    t6 = await _task(seq, "sess-seq-3")
+    assert seq.flush_sync(10)
+    r4, r5, r6 = (collector.trajectory(t) for t in (t4, t5, t6))
+    assert (r4["promptVersion"], r4["metadata"]["promptAssignment"]["arm"]) == ("1", "promoted")
+    assert (r5["promptVersion"], r5["metadata"]["promptAssignment"]["arm"]) == ("2", "canary")
+    assert (r6["promptVersion"], r6["metadata"]["promptAssignment"]["unit"]) == ("2", canary)
+    await seq.shutdown(5)
+
+
+async def test_a_collector_that_does_not_answer_gives_the_fallback_recorded_as_unassigned(
+    collector: Collector, tmp_path: Path
+) -> None:
+    """The collector hangs: prompt() gives up after `timeout`; the run is spooled and, delivered
+    by the next process, says it ran the fallback, unassigned."""
+    a = agent()
+    hung = HungServer()
+    try:
+        lightning = Lightning(**opts(hung.url, collector.api_key, a, spool_dir=str(tmp_path)))
+        r = await lightning.prompt_details("own", unit="user-slow", timeout=0.3)
+        assert hung.conns, "the request reached the hanging collector"
+        assert (r.text, r.version, r.source, r.arm) == ("own", None, "fallback", None)
+        assert r.assignment["arm"] == "unassigned" and r.assignment["unit"] == "user-slow"
+        assert r.assignment["error"].endswith("no answer within 0.3 s"), r.assignment
+        tid = await _task(lightning, "sess-slow")
+        await lightning.shutdown(0.5)
+    finally:
+        hung.close()
+    later = Lightning(**opts(collector.url, collector.api_key, a, spool_dir=str(tmp_path)))
+    assert later.flush_sync(15)
+    later.shutdown_sync()
+    t = collector.trajectory(tid)
+    assert t["promptVersion"] is None
+    assert t["metadata"]["promptAssignment"] == r.assignment
+
+
 async def test_prompt_falls_back_quickly_when_the_collector_is_unreachable() -> None:
     lightning = Lightning(**opts(f"http://127.0.0.1:{free_port()}", "some-key-0123456789", agent(), spool=False))
     started = time.monotonic()
-    assert await lightning.prompt("own prompt") == "own prompt"
+    r = await lightning.prompt_details("own prompt", unit="user-1")
     assert time.monotonic() - started < 3.5
+    assert r.assignment["arm"] == "unassigned" and r.assignment["unit"] == "user-1" and r.assignment["error"]
+    assert (r.text, r.version, r.source) == ("own prompt", None, "fallback")
     await lightning.shutdown(1)
 
 

@@ -325,8 +325,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Makes a version the agent's only promoted one, and records the decision in the agent's
-         *     prompt events (ending a canary of that version as `promoted`, with its comparison).
+         * Makes a version the agent's only promoted one and records the decision in the agent's
+         *     prompt events: a canary of that version ends as `promoted` with its comparison as evidence,
+         *     a canary of another version ends; both in one transaction with the promotion. The optional
+         *     body says who promotes and why (actor `api` without one).
          */
         post: operations["promote_prompt"];
         delete?: never;
@@ -451,6 +453,27 @@ export interface paths {
          *     interval and p-value (repeated looks do not inflate false positives; docs/rollout.md).
          */
         get: operations["compare"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/agents/{agentId}/prompts/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reward over time per version for the canary chart: each time bucket's rewarded runs with
+         *     the success rate (Wilson 95 % interval) or mean score (normal 95 % interval), aggregated by
+         *     the store over every run in the window, however many.
+         */
+        get: operations["series"];
         put?: never;
         post?: never;
         delete?: never;
@@ -675,6 +698,14 @@ export interface components {
         };
         /** @enum {string} */
         DataType: "numeric" | "boolean" | "categorical";
+        /**
+         * @description Optional body of `POST /api/agents/{agentId}/prompts/{version}/promote`: who promotes and
+         *     why, recorded in the `promoted` event (actor `api` when absent).
+         */
+        DecisionNote: {
+            actor?: string | null;
+            reason?: string | null;
+        };
         /** @description Difference `candidate − baseline` with an always-valid confidence interval and p-value. */
         Difference: {
             /** Format: double */
@@ -986,6 +1017,21 @@ export interface components {
         PromptsResponse: {
             prompts: components["schemas"]["Prompt"][];
         };
+        /**
+         * @description Reward over time per version, aggregated by the store over every run in the window (not a
+         *     page of trajectories).
+         */
+        RewardSeries: {
+            agentId: string;
+            reward: string;
+            /** Format: date-time */
+            since: string;
+            /** Format: date-time */
+            until: string;
+            /** Format: int32 */
+            buckets: number;
+            series: components["schemas"]["VersionSeries"][];
+        };
         /** @description A version in canary beside the agent's promoted one (at most one per agent). */
         Rollout: {
             agentId: string;
@@ -1142,6 +1188,23 @@ export interface components {
              * @description No verdict before each arm has this many runs (the normal approximation needs them).
              */
             minRuns: number;
+        };
+        /** @description One time bucket of a version's reward series. */
+        SeriesPoint: {
+            /**
+             * Format: date-time
+             * @description The bucket covers `[start, end)` (the last one includes `end`).
+             */
+            start: string;
+            /** Format: date-time */
+            end: string;
+            /**
+             * Format: int64
+             * @description Rewarded runs that started in the bucket.
+             */
+            n: number;
+            /** @description Success rate with its Wilson 95 % interval, or mean score with a normal 95 % interval. */
+            reward: components["schemas"]["Estimate"];
         };
         /**
          * @description Which set an evaluated example belongs to.
@@ -1335,6 +1398,12 @@ export interface components {
         };
         /** @enum {string} */
         Verdict: "insufficient_data" | "no_difference_yet" | "better" | "worse";
+        /** @description One version's reward over time: only buckets with rewarded runs. */
+        VersionSeries: {
+            /** @description A prompt version, or `none` for runs recorded without one. */
+            version: string;
+            points: components["schemas"]["SeriesPoint"][];
+        };
     };
     responses: never;
     parameters: never;
@@ -1358,6 +1427,7 @@ export type CompletionStatus = components['schemas']['CompletionStatus'];
 export type CreateKeyRequest = components['schemas']['CreateKeyRequest'];
 export type CreatedKey = components['schemas']['CreatedKey'];
 export type DataType = components['schemas']['DataType'];
+export type DecisionNote = components['schemas']['DecisionNote'];
 export type Difference = components['schemas']['Difference'];
 export type EndedResponse = components['schemas']['EndedResponse'];
 export type ErrorBody = components['schemas']['ErrorBody'];
@@ -1382,6 +1452,7 @@ export type PromptCandidate = components['schemas']['PromptCandidate'];
 export type PromptEvent = components['schemas']['PromptEvent'];
 export type PromptVersionScores = components['schemas']['PromptVersionScores'];
 export type PromptsResponse = components['schemas']['PromptsResponse'];
+export type RewardSeries = components['schemas']['RewardSeries'];
 export type Rollout = components['schemas']['Rollout'];
 export type RolloutStatus = components['schemas']['RolloutStatus'];
 export type RunEvidence = components['schemas']['RunEvidence'];
@@ -1398,6 +1469,7 @@ export type ScoreTimelinePoint = components['schemas']['ScoreTimelinePoint'];
 export type ScoreValue = components['schemas']['ScoreValue'];
 export type ScoresResponse = components['schemas']['ScoresResponse'];
 export type SequentialTest = components['schemas']['SequentialTest'];
+export type SeriesPoint = components['schemas']['SeriesPoint'];
 export type Split = components['schemas']['Split'];
 export type SplitSizes = components['schemas']['SplitSizes'];
 export type StartResponse = components['schemas']['StartResponse'];
@@ -1419,6 +1491,7 @@ export type TrajectoryListResponse = components['schemas']['TrajectoryListRespon
 export type TrajectoryPage = components['schemas']['TrajectoryPage'];
 export type Usage = components['schemas']['Usage'];
 export type Verdict = components['schemas']['Verdict'];
+export type VersionSeries = components['schemas']['VersionSeries'];
 export type $defs = Record<string, never>;
 export interface operations {
     start: {
@@ -2595,7 +2668,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description Optional: who promotes and why */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["DecisionNote"];
+            };
+        };
         responses: {
             200: {
                 headers: {
@@ -2622,6 +2700,22 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3092,6 +3186,74 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Comparison"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    series: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Comma-separated versions, each an integer or `none`, at most 4. Default: the active
+                 *     rollout's baseline and canary.
+                 */
+                versions?: string;
+                /** @description Start of the window (default: the rollout's start). */
+                since?: string;
+                /** @description End of the window (default: now). */
+                until?: string;
+                /** @description `success` (default: the rollout's reward) or `score:<name>`. */
+                reward?: string;
+                /** @description Number of equal time buckets, 1 to 60 (default 12). */
+                buckets?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Agent id */
+                agentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RewardSeries"];
                 };
             };
             400: {

@@ -17,6 +17,7 @@ export type {
   LightningStats,
   Logger,
   PromptOptions,
+  PromptAssignment,
   PromptResult,
   RedactOptions,
   RetryOptions,

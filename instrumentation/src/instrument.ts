@@ -7,11 +7,12 @@
  * (redaction/truncation), outbox.ts + retry-policy.ts (delivery), spool.ts, lifecycle.ts (exit).
  */
 import { randomUUID } from 'node:crypto';
+import { PromptAssignments } from './assignments.js';
 import { LightningClient, type RequestOutcome } from './client.js';
 import { buildHooks } from './hooks.js';
 import { Lifecycle } from './lifecycle.js';
 import { resolveOptions, VERSION, type ResolvedOptions } from './options.js';
-import { Outbox, type Preparer } from './outbox.js';
+import { Outbox, type Preparer, type StartDraft } from './outbox.js';
 import { PayloadPreparer } from './payload.js';
 import { Recorder } from './recorder.js';
 import { RedactionTally, Redactor } from './redact.js';
@@ -24,6 +25,7 @@ import type {
   Lightning,
   LightningHooks,
   LightningStats,
+  PromptAssignment,
   PromptOptions,
   PromptResult,
   ScoreOptions,
@@ -47,9 +49,8 @@ class Instrumentation implements Lightning {
   private readonly recorder: Recorder;
   private readonly lifecycle: Lifecycle;
   private readonly redactions: RedactionTally;
-  private promptVersion: string | null = null;
-  /** The last prompt assignment, recorded in new trajectories' metadata (`promptAssignment`). */
-  private assignment: Record<string, unknown> | null = null;
+  /** prompt() results and which trajectory records which (see assignments.ts). */
+  private readonly assignments = new PromptAssignments();
   /** prompt()'s default unit: one draw per process. */
   private readonly unit = randomUUID();
   private closed = false;
@@ -103,8 +104,7 @@ class Instrumentation implements Lightning {
         taskType: options.taskType,
         metadata: options.metadata,
         debug: (m) => this.debug(m),
-        promptVersion: () => this.promptVersion,
-        promptAssignment: () => this.assignment,
+        attribute: (body) => this.assignments.attribute(body),
       },
       this.outbox,
     );
@@ -150,15 +150,20 @@ class Instrumentation implements Lightning {
   }
 
   private get trackDeps() {
-    return { recorder: this.recorder, active: () => !this.closed, debug: (m: string) => this.debug(m) };
+    return {
+      recorder: this.recorder,
+      active: () => !this.closed,
+      debug: (m: string) => this.debug(m),
+      attribute: (body: StartDraft['body'], explicit?: PromptResult) => this.assignments.attribute(body, explicit),
+    };
   }
 
   track<Q extends AsyncIterable<unknown>>(query: Q, context?: TrackContext): Q {
     return track(this.trackDeps, query, context);
   }
 
-  query(params: { prompt: unknown; options?: object }): TrackedQuery {
-    return trackedQuery(this.trackDeps, this.hooks, this.options.sdk, params);
+  query(params: { prompt: unknown; options?: object }, context?: Pick<TrackContext, 'assignment' | 'taskType' | 'metadata'>): TrackedQuery {
+    return trackedQuery(this.trackDeps, this.hooks, this.options.sdk, params, context);
   }
 
   currentTrajectoryId(): string | null {
@@ -203,21 +208,27 @@ class Instrumentation implements Lightning {
   // ------------------------------------------------------------------ prompts
 
   async promptDetails(fallback: string, options: PromptOptions = {}): Promise<PromptResult> {
+    const result = await this.ask(fallback, options);
+    this.assignments.remember(result);
+    return result;
+  }
+
+  private async ask(fallback: string, options: PromptOptions): Promise<PromptResult> {
     const unit = options.unit ?? this.unit;
-    const useFallback = (arm?: PromptResult['arm'], rolloutId?: string | null): PromptResult => {
-      // the caller now uses the fallback: trajectories started from here on must not carry the
-      // version of a prompt remembered from an earlier call
-      this.promptVersion = null;
-      this.assignment = arm ? { arm, unit, rolloutId: rolloutId ?? null, version: null } : { arm: 'unassigned', unit };
-      const out: PromptResult = { text: fallback, version: null, source: 'fallback', unit };
-      if (arm) out.arm = arm;
-      if (rolloutId !== undefined) out.rolloutId = rolloutId;
+    const useFallback = (why: { arm: 'fallback'; rolloutId: string | null } | { error: string }): PromptResult => {
+      const assignment: PromptAssignment =
+        'arm' in why ? { arm: 'fallback', unit, rolloutId: why.rolloutId, version: null } : { arm: 'unassigned', unit, error: why.error };
+      const out: PromptResult = { text: fallback, version: null, source: 'fallback', unit, assignment };
+      if ('arm' in why) {
+        out.arm = 'fallback';
+        out.rolloutId = why.rolloutId;
+      }
       return out;
     };
-    if (this.outbox.unauthorized) return useFallback();
+    if (this.outbox.unauthorized) return useFallback({ error: 'the collector rejected the API key' });
     if (typeof unit !== 'string' || unit.length === 0 || unit.length > 256) {
       this.cfg.logger.warn('[Lightning Instrumentation] prompt(): unit must be 1-256 characters; using the fallback');
-      return useFallback();
+      return useFallback({ error: 'unit must be 1-256 characters' });
     }
     const agent = encodeURIComponent(this.cfg.agentId);
     const timeoutMs = options.timeoutMs ?? 3000;
@@ -229,18 +240,16 @@ class Instrumentation implements Lightning {
     }
     if (outcome.kind === 'ok' && outcome.body && typeof outcome.body === 'object') {
       const body = outcome.body as { text?: unknown; version?: unknown; arm?: unknown; rolloutId?: unknown };
-      const arm = body.arm === 'canary' || body.arm === 'promoted' || body.arm === 'fallback' ? body.arm : undefined;
+      const arm = body.arm === 'canary' || body.arm === 'promoted' || body.arm === 'fallback' ? body.arm : 'promoted';
       const rolloutId = typeof body.rolloutId === 'string' ? body.rolloutId : null;
       if (typeof body.text === 'string' && (typeof body.version === 'number' || typeof body.version === 'string')) {
-        this.promptVersion = String(body.version);
-        this.assignment = { arm: arm ?? 'promoted', unit, rolloutId, version: this.promptVersion };
-        this.debug(`[Lightning Instrumentation] Using prompt version ${this.promptVersion} (${arm ?? 'promoted'})`);
-        const out: PromptResult = { text: body.text, version: this.promptVersion, source: 'collector', arm: arm ?? 'promoted', unit, rolloutId };
-        return out;
+        const version = String(body.version);
+        this.debug(`[Lightning Instrumentation] Using prompt version ${version} (${arm}) for unit ${unit}`);
+        return { text: body.text, version, source: 'collector', arm, unit, rolloutId, assignment: { arm, unit, rolloutId, version } };
       }
       if (arm === 'fallback') {
         this.debug('[Lightning Instrumentation] Assigned the baseline of a rollout: using the fallback');
-        return useFallback('fallback', rolloutId);
+        return useFallback({ arm: 'fallback', rolloutId });
       }
     }
     if (outcome.kind === 'unauthorized') {
@@ -249,8 +258,9 @@ class Instrumentation implements Lightning {
       this.cfg.logger.warn(`[Lightning Instrumentation] Could not fetch the prompt, using the fallback: ${outcome.error}`);
     } else {
       this.debug('[Lightning Instrumentation] No prompt stored for this agent; using the fallback');
+      return useFallback({ error: 'no prompt stored for this agent' });
     }
-    return useFallback();
+    return useFallback({ error: outcome.error });
   }
 
   async prompt(fallback: string, options?: PromptOptions): Promise<string> {
@@ -277,7 +287,7 @@ class Instrumentation implements Lightning {
       replayed: c.replayed,
       trajectories: this.recorder.trajectories,
       disabled: this.outbox.unauthorized,
-      promptVersion: this.promptVersion,
+      promptVersion: this.assignments.latestVersion,
       lastError: c.lastError,
       redactions: this.redactions.snapshot(),
     };

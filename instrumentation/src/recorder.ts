@@ -83,9 +83,8 @@ export interface RecorderConfig {
   taskType: string | undefined;
   metadata: { [key: string]: JsonValue } | undefined;
   debug: (message: string) => void;
-  promptVersion: () => string | null;
-  /** The last prompt assignment (rollout arm), recorded in each new trajectory's metadata. */
-  promptAssignment?: () => Record<string, unknown> | null;
+  /** Sets the prompt version and assignment a new trajectory records (see assignments.ts). */
+  attribute?: (body: StartDraft['body']) => void;
 }
 
 export function str(v: unknown): string | undefined {
@@ -185,18 +184,16 @@ export class Recorder {
       ...(this.cfg.metadata ?? {}),
       instrumentation: `@agent-lightning/instrumentation@${VERSION}`,
     };
-    const assignment = this.cfg.promptAssignment?.() ?? null;
-    if (assignment !== null) metadata.promptAssignment = assignment;
     const body: StartDraft['body'] = { trajectoryId: id, agentId: this.cfg.agentId, startTime: new Date(now).toISOString(), sessionId: s.id, metadata };
     if (this.cfg.taskType !== undefined) body.taskType = this.cfg.taskType;
-    const version = this.cfg.promptVersion();
-    if (version !== null) body.promptVersion = version;
     while (this.pendingStarts.length > 0) {
       const pending = this.pendingStarts.shift()!;
       if (now - pending.at > 60_000) continue; // that query never started a task
       pending.patch(body);
       break;
     }
+    // a track() context attributes its trajectory itself (it knows the system prompt)
+    if (metadata.promptAssignment === undefined && body.metadata?.promptAssignment === undefined) this.cfg.attribute?.(body);
     const t: Trajectory = {
       id,
       sessionId: s.id,

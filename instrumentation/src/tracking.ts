@@ -6,8 +6,8 @@
 import { mergeHooks } from './merge.js';
 import { NO_POST_HOOK, num, str, type Recorder, type Trajectory } from './recorder.js';
 import { errorMessage } from './sanitize.js';
-import type { CompleteDraft } from './outbox.js';
-import type { LightningHooks, TrackContext, TrackedQuery, UsagePayload } from './types.js';
+import type { CompleteDraft, StartDraft } from './outbox.js';
+import type { LightningHooks, PromptResult, TrackContext, TrackedQuery, UsagePayload } from './types.js';
 
 export function systemPromptText(sp: TrackContext['systemPrompt']): string | undefined {
   if (sp === undefined || sp === null) return undefined;
@@ -52,6 +52,8 @@ export interface TrackDeps {
   recorder: Recorder;
   active: () => boolean;
   debug: (message: string) => void;
+  /** Records the prompt version and assignment the run used (see assignments.ts). */
+  attribute: (body: StartDraft['body'], explicit?: PromptResult) => void;
 }
 
 /** The completion a result message describes. */
@@ -104,6 +106,8 @@ export function track<Q extends AsyncIterable<unknown>>(deps: TrackDeps, query: 
     if (context.model !== undefined && b.model === undefined) b.model = context.model;
     if (context.taskType !== undefined) b.taskType = context.taskType;
     if (context.metadata) b.metadata = { ...(b.metadata ?? {}), ...context.metadata };
+    // now that the system prompt (or the run's own prompt() result) is known
+    deps.attribute(b, context.assignment);
   };
   // the query's first trajectory usually begins (UserPromptSubmit) before any message is read:
   // its start record carries the context from the beginning
@@ -249,10 +253,11 @@ export function trackedQuery(
   hooks: LightningHooks,
   sdk: { query: QueryFn } | undefined,
   params: { prompt: unknown; options?: object },
+  extra?: Pick<TrackContext, 'assignment' | 'taskType' | 'metadata'>,
 ): TrackedQuery {
   const options = { ...((params.options ?? {}) as Record<string, unknown>) };
   options.hooks = mergeHooks(hooks, options.hooks as LightningHooks | undefined);
-  const context: TrackContext = {};
+  const context: TrackContext = { ...(extra ?? {}) };
   if (typeof params.prompt === 'string') context.prompt = params.prompt;
   const sp = options.systemPrompt as TrackContext['systemPrompt'];
   if (sp !== undefined) context.systemPrompt = sp;

@@ -253,6 +253,10 @@ export interface TrackContext {
   taskType?: string;
   /** Extra trajectory metadata for this query. */
   metadata?: { [key: string]: JsonValue };
+  /** The prompt() result this query runs with: its version and assignment are recorded on the
+   * query's trajectory (needed when prompt() is asked for several units before their runs start;
+   * otherwise the instrumentation matches the system prompt text or the only pending result). */
+  assignment?: PromptResult;
 }
 
 export interface LightningStats {
@@ -278,12 +282,25 @@ export interface LightningStats {
   trajectories: number;
   /** True once the collector answered 401 repeatedly: sending is off for this instance (records go to the spool). */
   disabled: boolean;
-  /** Prompt version remembered from prompt(), if any. */
+  /** Prompt version of the newest prompt() result, if any. */
   promptVersion: string | null;
   /** Last delivery error, if any. */
   lastError: string | null;
   /** Values redacted so far, per kind (e.g. `{ github_token: 2, sensitive_key: 1 }`). */
   redactions: Record<string, number>;
+}
+
+/** What a run records about the prompt it was given (trajectory metadata `promptAssignment`). */
+export interface PromptAssignment {
+  /** `canary`, `promoted` or `fallback` as the collector assigned; `unassigned` when the collector
+   * could not be asked (unreachable, slow, key rejected, bad unit) and the fallback was used. */
+  arm: Wire['Arm'] | 'unassigned';
+  /** The unit the assignment sticks to. */
+  unit: string;
+  rolloutId?: string | null;
+  version?: string | null;
+  /** Why the collector was not asked or did not answer (for `unassigned`). */
+  error?: string;
 }
 
 export interface PromptResult {
@@ -296,6 +313,9 @@ export interface PromptResult {
   /** The unit the assignment sticks to. */
   unit?: string;
   rolloutId?: string | null;
+  /** What the run that uses this text records. Pass the whole result to track()/query() as
+   * `assignment` when prompt() is asked for several units at once. */
+  assignment: PromptAssignment;
 }
 
 export interface PromptOptions {
@@ -326,13 +346,15 @@ export interface Lightning {
   shutdown(options?: { timeoutMs?: number }): Promise<void>;
   stats(): LightningStats;
   /** The SDK's `query()` with the hooks merged in and the messages tracked: `track(query(...))`. */
-  query(params: { prompt: unknown; options?: object }): TrackedQuery;
+  query(params: { prompt: unknown; options?: object }, context?: Pick<TrackContext, 'assignment' | 'taskType' | 'metadata'>): TrackedQuery;
   /** Queues a score for a trajectory (default: the current or last one). Returns the score id, or
    * null when there is no trajectory to score or the value is invalid (a warning says why). */
   score(name: string, value: ScoreValue, options?: ScoreOptions): string | null;
   /** The trajectory of the task running now, else the last one started; null before any. */
   currentTrajectoryId(): string | null;
-  /** Latest prompt text for this agent from the collector, or `fallback`. */
+  /** The prompt text for this run: the version the collector's assignment route gives `unit`
+   * (the canary or the promoted version), or `fallback` when there is none or the collector does
+   * not answer within `timeoutMs` (default 3000). */
   prompt(fallback: string, options?: PromptOptions): Promise<string>;
   /** Like prompt() but says where the text came from. */
   promptDetails(fallback: string, options?: PromptOptions): Promise<PromptResult>;

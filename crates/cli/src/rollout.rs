@@ -172,7 +172,7 @@ pub async fn run(args: RolloutArgs) -> anyhow::Result<()> {
             let rollout = active(&*store, &agent).await?;
             let comparison = compare_rollout(&*store, &rollout, test).await?;
             println!("{}", describe(&rollout, &comparison));
-            if comparison.verdict != Verdict::Better && !force {
+            if !comparison.promotable() && !force {
                 bail!(
                     "not promoted: the canary is not significantly better ({}); keep collecting runs, \
                      or pass --force",

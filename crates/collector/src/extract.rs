@@ -67,6 +67,30 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A JSON body that may be left out: no body at all (no `Content-Type`, no or zero
+/// `Content-Length`) is `T::default()`; anything else is read as a [`JsonBody`].
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let headers = req.headers();
+        let no_type = headers.get(header::CONTENT_TYPE).is_none();
+        let no_length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.trim() == "0");
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        if no_type && no_length && !chunked {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(v)| OptionalJsonBody(v))
+    }
+}
+
 /// Parses a request body, which is always a JSON object (serde would otherwise accept an array
 /// for a struct, field by position).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

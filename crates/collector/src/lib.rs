@@ -167,6 +167,7 @@ fn protected_routes() -> OpenApiRouter<AppState> {
         .routes(scoped(Admin, routes!(handlers::rollout::end)))
         .routes(scoped(Read, routes!(handlers::rollout::status)))
         .routes(scoped(Read, routes!(handlers::rollout::compare)))
+        .routes(scoped(Read, routes!(handlers::rollout::series)))
         .routes(scoped(Read, routes!(handlers::rollout::events)))
 }
 

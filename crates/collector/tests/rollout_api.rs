@@ -124,12 +124,36 @@ async fn canary_assignment_comparison_and_promotion(store: &TestStore) {
     assert_eq!(status, 200);
     assert_eq!(st["rollout"]["percent"], 60.0);
     assert_eq!(st["comparison"]["verdict"], "better");
+    // The chart's series: every rewarded run of both arms since the rollout began.
+    let (status, series) = s.get("/api/agents/agent/prompts/series?buckets=3").await;
+    assert_eq!(status, 200, "{series}");
+    let counted: Vec<i64> = series["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["n"].as_i64().unwrap())
+                .sum()
+        })
+        .collect();
+    let rewarded: Vec<i64> = st["comparison"]["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rewarded"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counted, rewarded, "{series}");
 
-    // Promoting the canary ends the rollout with the comparison stored as evidence.
+    // Promoting the canary ends the rollout with the comparison stored as evidence, and who
+    // promoted it and why (the optional body).
     let (status, p) = s
         .post(
             &format!("/api/agents/agent/prompts/{v2}/promote"),
-            &json!({}),
+            &json!({"actor": "alice@dashboard", "reason": "canary significantly better"}),
         )
         .await;
     assert_eq!(status, 200, "{p}");
@@ -152,7 +176,27 @@ async fn canary_assignment_comparison_and_promotion(store: &TestStore) {
         .collect();
     assert_eq!(kinds, ["promoted", "rollout_updated", "rollout_started"]);
     assert_eq!(events["events"][0]["evidence"]["verdict"], "better");
+    assert_eq!(events["events"][0]["actor"], "alice@dashboard");
+    assert_eq!(events["events"][0]["reason"], "canary significantly better");
     assert_eq!(events["events"][2]["reason"], "optimizer run 7");
+
+    // Without a body (as before): recorded as `api`, no reason.
+    let (status, _) = send(s.request(
+        Method::POST,
+        &format!("/api/agents/agent/prompts/{v1}/promote"),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let (_, events) = s.get("/api/agents/agent/prompts/events?limit=1").await;
+    assert_eq!(
+        (
+            &events["events"][0]["kind"],
+            &events["events"][0]["version"]
+        ),
+        (&json!("promoted"), &json!(v1))
+    );
+    assert_eq!(events["events"][0]["actor"], "api");
+    assert_eq!(events["events"][0]["reason"], Value::Null);
 }
 
 async fn rollback_and_fallback_without_a_promoted_version(store: &TestStore) {
@@ -231,6 +275,37 @@ async fn bad_rollout_input_names_the_field(store: &TestStore) {
         .post("/api/agents/a/prompts/x/rollout", &json!({"percent": 5}))
         .await;
     assert_eq!(status, 400);
+    // The promote body: who and why only (the evidence is the store's, not the client's).
+    let promote = format!("/api/agents/a/prompts/{v2}/promote");
+    for (body, field) in [
+        (json!({"actor": ""}), "actor"),
+        (json!({"actor": "a\u{7}b"}), "actor"),
+        (json!({"reason": 5}), "reason"),
+        (json!({"evidence": {"verdict": "better"}}), "evidence"),
+    ] {
+        let (status, err) = s.post(&promote, &body).await;
+        assert_eq!(status, 400, "{body} → {err}");
+        assert!(
+            err["error"].as_str().unwrap().contains(field),
+            "{body} → {err}"
+        );
+    }
+    let (status, err) = send(
+        s.request(Method::POST, &promote)
+            .header("content-type", "text/plain")
+            .body("alice"),
+    )
+    .await;
+    assert_eq!(status, 415, "{err}");
+    let (_, prompts) = s.get("/api/agents/a/prompts").await;
+    assert!(
+        prompts["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["promoted"] == (p["version"] == 1)),
+        "a refused promotion changed nothing: {prompts}"
+    );
     for (query, field) in [
         ("/api/agents/a/prompts/assignment", "unit"),
         ("/api/agents/a/prompts/assignment?unit=", "unit"),
@@ -242,6 +317,32 @@ async fn bad_rollout_input_names_the_field(store: &TestStore) {
             "reward",
         ),
         ("/api/agents/a/prompts/events?limit=0", "limit"),
+        ("/api/agents/a/prompts/series", "versions"),
+        ("/api/agents/a/prompts/series?versions=1,2", "since"),
+        (
+            "/api/agents/a/prompts/series?versions=1,x&since=2026-01-01T00:00:00Z",
+            "versions",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1,2,3,4,none&since=2026-01-01T00:00:00Z",
+            "versions",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1&since=2026-01-01T00:00:00Z&buckets=0",
+            "buckets",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1&since=2026-01-01T00:00:00Z&buckets=61",
+            "buckets",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1&since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "since",
+        ),
+        (
+            "/api/agents/a/prompts/series?versions=1&since=2026-01-01T00:00:00Z&reward=best",
+            "reward",
+        ),
     ] {
         let (status, err) = s.get(query).await;
         assert_eq!(status, 400, "{query} → {err}");

@@ -75,7 +75,10 @@ impl NewRollout {
     }
 }
 
-/// Body of the decisions that end a rollout (`DELETE …/rollout`, promote).
+/// A decision as the store records it with its event: who took it, why, and the evidence (the
+/// comparison at that moment). Built by the handlers from `DELETE …/rollout`'s query
+/// parameters or the promote body ([`DecisionNote`]), by the CLI and by the guard; never an
+/// HTTP body itself (a client cannot supply the evidence: the store computes it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -94,6 +97,35 @@ pub struct Decision {
 impl Decision {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_decision_text(self.actor.as_deref(), self.reason.as_deref())
+    }
+}
+
+/// Optional body of `POST /api/agents/{agentId}/prompts/{version}/promote`: who promotes and
+/// why, recorded in the `promoted` event (actor `api` when absent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecisionNote {
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub actor: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
+    pub reason: Option<String>,
+}
+
+impl DecisionNote {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_decision_text(self.actor.as_deref(), self.reason.as_deref())
+    }
+
+    /// The decision to record; the store adds the evidence.
+    pub fn into_decision(self) -> Decision {
+        Decision {
+            actor: self.actor,
+            reason: self.reason,
+            evidence: None,
+        }
     }
 }
 
@@ -411,6 +443,100 @@ pub fn compare_arms(
         difference,
         verdict,
         method: test,
+    }
+}
+
+/// Most buckets a reward series may have (the chart's resolution, and the bound on its query).
+pub const MAX_SERIES_BUCKETS: u32 = 60;
+
+/// One time bucket of a version's reward series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesPoint {
+    /// The bucket covers `[start, end)` (the last one includes `end`).
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Rewarded runs that started in the bucket.
+    pub n: i64,
+    /// Success rate with its Wilson 95 % interval, or mean score with a normal 95 % interval.
+    pub reward: Estimate,
+}
+
+/// One version's reward over time: only buckets with rewarded runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct VersionSeries {
+    /// A prompt version, or `none` for runs recorded without one.
+    pub version: String,
+    pub points: Vec<SeriesPoint>,
+}
+
+/// Reward over time per version, aggregated by the store over every run in the window (not a
+/// page of trajectories).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RewardSeries {
+    pub agent_id: String,
+    pub reward: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub buckets: u32,
+    pub series: Vec<VersionSeries>,
+}
+
+/// `buckets` equal time buckets over `[since, until]`: their start times (the first is `since`).
+pub fn bucket_starts(
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    buckets: u32,
+) -> Vec<DateTime<Utc>> {
+    let span = (until - since).num_milliseconds().max(1);
+    (0..buckets)
+        .map(|i| since + chrono::Duration::milliseconds(span * i64::from(i) / i64::from(buckets)))
+        .collect()
+}
+
+/// The series point of a bucket with `sums` rewards (`None` without rewarded runs).
+pub fn series_point(
+    reward: &Reward,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    sums: &crate::stats::Sums,
+) -> Option<SeriesPoint> {
+    let estimate = if reward.is_binary() {
+        crate::stats::wilson(sums.sum, sums.n, crate::stats::Z_95)
+    } else {
+        // one run has no spread: the point alone
+        sums.mean_interval(crate::stats::Z_95).or_else(|| {
+            sums.mean().map(|m| Estimate {
+                value: m,
+                low: m,
+                high: m,
+            })
+        })
+    }?;
+    Some(SeriesPoint {
+        start,
+        end,
+        n: sums.n as i64,
+        reward: estimate,
+    })
+}
+
+impl Comparison {
+    /// The automatic guard's rule (`--auto-rollback`): end the canary once it is significantly
+    /// worse than its baseline.
+    pub fn guard_rolls_back(&self) -> bool {
+        self.verdict == Verdict::Worse
+    }
+
+    /// `lightning rollout promote`'s rule (without `--force`): promote only a canary that is
+    /// significantly better.
+    pub fn promotable(&self) -> bool {
+        self.verdict == Verdict::Better
     }
 }
 

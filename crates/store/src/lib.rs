@@ -41,7 +41,7 @@ pub use optimization::OptimizationStore;
 pub use redact::redact_url;
 pub use rollout::{
     compare_rollout, compare_versions, end_rollout_with_evidence, event as prompt_event,
-    guard_rollout, promote_with_history, RolloutStore,
+    guard_rollout, promote_with_history, reward_series, RolloutStore,
 };
 pub use run_ops::{shown_status, RunLiveness, RunOpsStore, RunSpend, STALE_AFTER};
 pub use scores::ScoreStore;

@@ -260,7 +260,7 @@ async fn register_prompt_in<T: SqlTx>(
 }
 
 /// Demotes the others, promotes `version` (`NotFound` when it does not exist), reads it back.
-async fn promote_prompt_in<T: SqlTx>(
+pub(crate) async fn promote_prompt_in<T: SqlTx>(
     tx: &mut T,
     agent_id: &str,
     version: i64,

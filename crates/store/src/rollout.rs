@@ -6,17 +6,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lightning_core::{
     rollout::{
-        compare_arms, ArmData, Comparison, Decision, EventKind, NewRollout, PromptEvent, Reward,
-        Rollout,
+        bucket_starts, compare_arms, series_point, ArmData, Comparison, Decision, EventKind,
+        NewRollout, PromptEvent, Reward, RewardSeries, Rollout, VersionSeries, MAX_SERIES_BUCKETS,
     },
-    stats::{SequentialTest, Sums, Verdict},
+    stats::{SequentialTest, Sums},
     time,
 };
 use uuid::Uuid;
 
 use crate::{
-    exec::ColumnRow as _, exec::SqlExec, optimization::prompt_not_found, rollout_sql as q,
-    OptimizationStore, StoreError, StoreResult,
+    exec::{finish_tx, retry, ColumnRow as _, SqlExec, SqlTx as _},
+    optimization::{promote_prompt_in, prompt_not_found, UNIQUE_RETRIES},
+    optimization_sql::is_unique_violation,
+    rollout_sql as q, OptimizationStore, StoreError, StoreResult,
 };
 
 #[async_trait]
@@ -48,6 +50,18 @@ pub trait RolloutStore: Send + Sync {
 
     async fn record_event(&self, event: &PromptEvent) -> StoreResult<()>;
 
+    /// Promotes `version`, ends the rollout `ending` (when given) and records `events`, all in
+    /// one transaction: after a failure nothing changed, so there is never a canary of a
+    /// version that is already promoted. `Conflict` (and nothing changed) when `ending` is no
+    /// longer the agent's rollout; `NotFound` for an unknown version.
+    async fn promote_and_record(
+        &self,
+        agent_id: &str,
+        version: i64,
+        ending: Option<Uuid>,
+        events: &[PromptEvent],
+    ) -> StoreResult<lightning_core::Prompt>;
+
     /// Newest first.
     async fn list_events(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<PromptEvent>>;
 
@@ -60,6 +74,19 @@ pub trait RolloutStore: Send + Sync {
         since: Option<DateTime<Utc>>,
         reward: &Reward,
     ) -> StoreResult<ArmData>;
+
+    /// One agent's rewarded runs of `version` (`None`: without one) per time bucket: bucket `i`
+    /// holds the runs that started in `[starts[i], starts[i+1])` (the last up to `until`).
+    /// Aggregated in the database over every run, whatever their number; empty buckets are
+    /// absent. At most [`MAX_SERIES_BUCKETS`] buckets.
+    async fn arm_series(
+        &self,
+        agent_id: &str,
+        version: Option<&str>,
+        starts: &[DateTime<Utc>],
+        until: DateTime<Utc>,
+        reward: &Reward,
+    ) -> StoreResult<Vec<(usize, Sums)>>;
 }
 
 /// A new event for a decision taken now.
@@ -188,6 +215,35 @@ where
         Ok(())
     }
 
+    async fn promote_and_record(
+        &self,
+        agent_id: &str,
+        version: i64,
+        ending: Option<Uuid>,
+        events: &[PromptEvent],
+    ) -> StoreResult<lightning_core::Prompt> {
+        retry(UNIQUE_RETRIES, is_unique_violation, || async {
+            let mut tx = self.begin().await?;
+            let result = async {
+                let prompt = promote_prompt_in(&mut tx, agent_id, version).await?;
+                if let Some(rollout_id) = ending {
+                    if tx.execute(q::delete_rollout(agent_id, rollout_id)).await? == 0 {
+                        return Err(StoreError::Conflict(format!(
+                            "the rollout of agent {agent_id:?} ended concurrently; retry"
+                        )));
+                    }
+                }
+                for e in events {
+                    tx.execute(q::insert_event(e)).await?;
+                }
+                Ok(prompt)
+            }
+            .await;
+            finish_tx(tx, result).await
+        })
+        .await
+    }
+
     async fn list_events(&self, agent_id: &str, limit: i64) -> StoreResult<Vec<PromptEvent>> {
         let rows = self.fetch_all(q::list_events(agent_id, limit)).await?;
         rows.iter().map(q::decode_event).collect()
@@ -242,6 +298,47 @@ where
                 .collect::<StoreResult<_>>()?,
         })
     }
+    async fn arm_series(
+        &self,
+        agent_id: &str,
+        version: Option<&str>,
+        starts: &[DateTime<Utc>],
+        until: DateTime<Utc>,
+        reward: &Reward,
+    ) -> StoreResult<Vec<(usize, Sums)>> {
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if starts.len() > MAX_SERIES_BUCKETS as usize {
+            return Err(StoreError::Conflict(format!(
+                "buckets: at most {MAX_SERIES_BUCKETS}"
+            )));
+        }
+        let rows = match reward {
+            Reward::Success => {
+                self.fetch_all(q::arm_success_series(agent_id, version, starts, until))
+                    .await?
+            }
+            Reward::Score(name) => {
+                self.fetch_all(q::arm_score_series(agent_id, version, starts, until, name))
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                let bucket = usize::try_from(r.int("bucket")?)
+                    .map_err(|_| StoreError::Corrupt("negative bucket".into()))?;
+                Ok((
+                    bucket,
+                    Sums {
+                        n: r.int("n")? as f64,
+                        sum: r.opt_float("reward_sum")?.unwrap_or(0.0),
+                        sum_sq: r.opt_float("reward_sum_sq")?.unwrap_or(0.0),
+                    },
+                ))
+            })
+            .collect()
+    }
 }
 
 fn version_label(version: Option<i64>) -> String {
@@ -275,6 +372,52 @@ pub async fn compare_versions<S: RolloutStore + ?Sized>(
     ))
 }
 
+/// Reward over time of `versions` (`None`: runs without a version) in `buckets` equal time
+/// buckets from `since` to `until`, aggregated by the database over every run in the window.
+pub async fn reward_series<S: RolloutStore + ?Sized>(
+    store: &S,
+    agent_id: &str,
+    versions: &[Option<i64>],
+    (since, until): (DateTime<Utc>, DateTime<Utc>),
+    buckets: u32,
+    reward: &Reward,
+) -> StoreResult<RewardSeries> {
+    let starts = bucket_starts(since, until, buckets);
+    let mut series = Vec::with_capacity(versions.len());
+    for version in versions {
+        let label = version_label(*version);
+        let cells = store
+            .arm_series(
+                agent_id,
+                version.map(|_| label.as_str()),
+                &starts,
+                until,
+                reward,
+            )
+            .await?;
+        let points = cells
+            .iter()
+            .filter_map(|(i, sums)| {
+                let start = *starts.get(*i)?;
+                let end = starts.get(i + 1).copied().unwrap_or(until);
+                series_point(reward, start, end, sums)
+            })
+            .collect();
+        series.push(VersionSeries {
+            version: label,
+            points,
+        });
+    }
+    Ok(RewardSeries {
+        agent_id: agent_id.to_string(),
+        reward: reward.as_string(),
+        since,
+        until,
+        buckets,
+        series,
+    })
+}
+
 /// The comparison of a rollout's canary with its baseline since the rollout started.
 pub async fn compare_rollout<S: RolloutStore + ?Sized>(
     store: &S,
@@ -305,7 +448,7 @@ pub async fn guard_rollout<S: RolloutStore + ?Sized>(
         return Ok(None);
     }
     let comparison = compare_rollout(store, rollout, test).await?;
-    if comparison.verdict != Verdict::Worse {
+    if !comparison.guard_rolls_back() {
         return Ok(None);
     }
     let reason = comparison.difference.map(|d| {
@@ -365,52 +508,68 @@ pub async fn end_rollout_with_evidence<S: RolloutStore + ?Sized>(
 }
 
 /// Promotes `version` and records the decision: a canary of that version ends as `promoted`
-/// with its comparison as evidence; a canary of another version ends (its baseline is gone);
-/// without a canary a `promoted` event is recorded alone.
-pub async fn promote_with_history<S: RolloutStore + OptimizationStore + ?Sized>(
+/// with its comparison (or the evidence the decider passes) as evidence; a canary of another
+/// version ends (its baseline is gone); without a canary a `promoted` event is recorded alone.
+/// The promotion, the end of the canary and the events are one transaction.
+pub async fn promote_with_history<S: RolloutStore + ?Sized>(
     store: &S,
     agent_id: &str,
     version: i64,
     decision: Decision,
 ) -> StoreResult<lightning_core::Prompt> {
-    let prompt = store.promote_prompt(agent_id, version).await?;
-    match store.get_rollout(agent_id).await? {
+    let actor = decision.actor.unwrap_or_else(|| "api".into());
+    let (ending, events) = match store.get_rollout(agent_id).await? {
         Some(r) if r.version == version => {
-            end_rollout_with_evidence(store, agent_id, version, EventKind::Promoted, decision)
-                .await?;
+            let evidence = match decision.evidence {
+                Some(evidence) => evidence,
+                None => rollout_evidence(store, &r).await?,
+            };
+            let promoted = event(
+                &r,
+                EventKind::Promoted,
+                &actor,
+                decision.reason,
+                Some(evidence),
+            );
+            (Some(r.rollout_id), vec![promoted])
         }
         other => {
-            if let Some(r) = other {
+            let mut events = Vec::new();
+            if let Some(r) = &other {
                 let reason = format!("version {version} was promoted instead");
-                let ended = Decision {
-                    actor: decision.actor.clone(),
-                    reason: Some(reason),
-                    evidence: None,
-                };
-                end_rollout_with_evidence(
-                    store,
-                    agent_id,
-                    r.version,
+                let evidence = rollout_evidence(store, r).await?;
+                events.push(event(
+                    r,
                     EventKind::RolloutEnded,
-                    ended,
-                )
-                .await?;
+                    &actor,
+                    Some(reason),
+                    Some(evidence),
+                ));
             }
-            store
-                .record_event(&PromptEvent {
-                    id: Uuid::now_v7(),
-                    agent_id: agent_id.to_string(),
-                    kind: EventKind::Promoted,
-                    version: Some(version),
-                    rollout_id: None,
-                    percent: None,
-                    actor: decision.actor.unwrap_or_else(|| "api".into()),
-                    reason: decision.reason,
-                    evidence: decision.evidence,
-                    created_at: time::now(),
-                })
-                .await?;
+            events.push(PromptEvent {
+                id: Uuid::now_v7(),
+                agent_id: agent_id.to_string(),
+                kind: EventKind::Promoted,
+                version: Some(version),
+                rollout_id: None,
+                percent: None,
+                actor: actor.clone(),
+                reason: decision.reason,
+                evidence: decision.evidence,
+                created_at: time::now(),
+            });
+            (other.map(|r| r.rollout_id), events)
         }
-    }
-    Ok(prompt)
+    };
+    store
+        .promote_and_record(agent_id, version, ending, &events)
+        .await
+}
+
+async fn rollout_evidence<S: RolloutStore + ?Sized>(
+    store: &S,
+    rollout: &Rollout,
+) -> StoreResult<serde_json::Value> {
+    serde_json::to_value(compare_rollout(store, rollout, SequentialTest::default()).await?)
+        .map_err(|e| StoreError::Corrupt(format!("comparison: {e}")))
 }

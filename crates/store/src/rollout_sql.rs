@@ -263,3 +263,71 @@ pub(crate) fn decode_tool<R: ColumnRow>(r: &R) -> StoreResult<ToolErrors> {
         },
     })
 }
+
+/// `CAST(CASE WHEN col < b1 THEN 0 WHEN col < b2 THEN 1 … ELSE k-1 END AS BIGINT) AS bucket`:
+/// the index of the time bucket `col` falls in, given the buckets' start times.
+fn push_bucket<DB: Dialect>(qb: &mut QueryBuilder<'_, DB>, col: &str, starts: &[DateTime<Utc>]) {
+    if starts.len() < 2 {
+        qb.push("CAST(0 AS BIGINT) AS bucket");
+        return;
+    }
+    qb.push("CAST(CASE");
+    for (i, start) in starts.iter().enumerate().skip(1) {
+        qb.push(format!(" WHEN {col} < "));
+        DB::bind_ts(qb, *start);
+        qb.push(format!(" THEN {}", i - 1));
+    }
+    qb.push(format!(
+        " ELSE {} END AS BIGINT) AS bucket",
+        starts.len().saturating_sub(1)
+    ));
+}
+
+/// One arm's finished runs per time bucket from `starts[0]` to `until`, success as the reward.
+/// Columns: bucket, n, reward_sum, reward_sum_sq (0/1 rewards: the sum of squares is the sum).
+pub(crate) fn arm_success_series<'a, DB: Dialect>(
+    agent_id: &str,
+    version: Option<&str>,
+    starts: &[DateTime<Utc>],
+    until: DateTime<Utc>,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("SELECT ");
+    push_bucket(&mut qb, "t.start_time", starts);
+    qb.push(
+        ", COUNT(*) AS n, \
+         CAST(COALESCE(SUM(CASE WHEN t.status = 'succeeded' THEN 1 ELSE 0 END), 0) AS DOUBLE PRECISION) AS reward_sum, \
+         CAST(COALESCE(SUM(CASE WHEN t.status = 'succeeded' THEN 1 ELSE 0 END), 0) AS DOUBLE PRECISION) AS reward_sum_sq \
+         FROM trajectories t WHERE",
+    );
+    push_arm(&mut qb, agent_id, version, starts.first().copied());
+    qb.push(" AND t.status <> 'running' AND t.start_time <= ");
+    DB::bind_ts(&mut qb, until);
+    qb.push(" GROUP BY bucket ORDER BY bucket");
+    qb
+}
+
+/// Like [`arm_success_series`] with each run's mean score `name` as its reward.
+pub(crate) fn arm_score_series<'a, DB: Dialect>(
+    agent_id: &str,
+    version: Option<&str>,
+    starts: &[DateTime<Utc>],
+    until: DateTime<Utc>,
+    name: &str,
+) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("SELECT ");
+    push_bucket(&mut qb, "r.start_time", starts);
+    qb.push(
+        ", COUNT(*) AS n, COALESCE(SUM(r.reward), 0.0) AS reward_sum, \
+         COALESCE(SUM(r.reward * r.reward), 0.0) AS reward_sum_sq \
+         FROM (SELECT t.start_time AS start_time, AVG(sc.value_number) AS reward FROM scores sc \
+         JOIN trajectories t ON t.id = sc.trajectory_id \
+         WHERE sc.value_number IS NOT NULL AND sc.step_number IS NULL AND sc.name = ",
+    );
+    DB::bind_text(&mut qb, Some(name.to_string()));
+    qb.push(" AND");
+    push_arm(&mut qb, agent_id, version, starts.first().copied());
+    qb.push(" AND t.start_time <= ");
+    DB::bind_ts(&mut qb, until);
+    qb.push(" GROUP BY sc.trajectory_id, t.start_time) r GROUP BY bucket ORDER BY bucket");
+    qb
+}

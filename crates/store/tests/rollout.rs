@@ -5,7 +5,7 @@ use chrono::Duration;
 use lightning_core::{
     rollout::{EventKind, NewRollout, Reward},
     score::{NewScore, ScoreValue},
-    stats::{SequentialTest, Verdict},
+    stats::{SequentialTest, Sums, Verdict},
     Completion, NewPrompt, NewStep, NewTrajectory,
 };
 use lightning_store::{
@@ -22,6 +22,9 @@ lightning_store::test_on_both_backends!(
     comparison_counts_each_arm,
     guard_rolls_back_a_worse_canary_once,
     comparison_by_score_uses_each_runs_mean_score,
+    promoting_the_canary_and_ending_it_are_one_transaction,
+    promoting_another_version_ends_the_canary_in_the_same_transaction,
+    reward_series_counts_every_run_in_its_bucket,
 );
 
 async fn register(store: &dyn Store, agent: &str, text: &str, promote: bool) -> i64 {
@@ -371,4 +374,259 @@ async fn comparison_by_score_uses_each_runs_mean_score(t: &TestStore) {
         "{c:?}"
     );
     assert!((c.difference.unwrap().estimate - 0.45).abs() < 1e-9);
+
+    // The chart's series under the same reward: each run's mean score, step scores left out.
+    let now = chrono::Utc::now();
+    let (since, until) = (now - Duration::hours(1), now + Duration::minutes(1));
+    let s = lightning_store::reward_series(
+        store,
+        "s",
+        &[Some(1), Some(2)],
+        (since, until),
+        3,
+        &Reward::Score("quality".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.reward, "score:quality");
+    let starts = lightning_core::rollout::bucket_starts(since, until, 3);
+    for (series, mean, sums) in [
+        (&s.series[0], 0.4, Sums::from_values([0.3, 0.5])),
+        (&s.series[1], 0.85, Sums::from_values([0.9, 0.8])),
+    ] {
+        // every run started just now: in the last bucket
+        assert_eq!(series.points.len(), 1, "{series:?}");
+        let p = &series.points[0];
+        assert_eq!((p.n, p.start, p.end), (2, starts[2], until));
+        assert!((p.reward.value - mean).abs() < 1e-9, "{p:?}");
+        let expected = sums.mean_interval(lightning_core::stats::Z_95).unwrap();
+        assert!(
+            (p.reward.low - expected.low).abs() < 1e-9
+                && (p.reward.high - expected.high).abs() < 1e-9,
+            "{p:?}"
+        );
+    }
+}
+
+async fn promoting_the_canary_and_ending_it_are_one_transaction(t: &TestStore) {
+    let store = &*t.store;
+    let v1 = register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let (r, _) = store.start_rollout("a", v2, &percent(50.0)).await.unwrap();
+
+    // A failure after the promotion inside the transaction (here: an event whose id is already
+    // taken) leaves everything as it was: v1 promoted, v2 still in canary, no new event.
+    let taken = prompt_event(&r, EventKind::RolloutUpdated, "bob", None, None);
+    store.record_event(&taken).await.unwrap();
+    let err = store
+        .promote_and_record("a", v2, Some(r.rollout_id), std::slice::from_ref(&taken))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    let promoted: Vec<_> = store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.promoted)
+        .map(|p| p.version)
+        .collect();
+    assert_eq!(promoted, [v1]);
+    assert_eq!(
+        store.get_rollout("a").await.unwrap().map(|r| r.version),
+        Some(v2)
+    );
+    assert_eq!(store.list_events("a", 10).await.unwrap().len(), 2);
+
+    // The rollout ended concurrently (the guard won): the promotion is refused, nothing changes.
+    let gone = prompt_event(&r, EventKind::RolledBack, "guard", None, None);
+    assert!(store.end_rollout("a", r.rollout_id, &gone).await.unwrap());
+    let late = prompt_event(&r, EventKind::Promoted, "alice", None, None);
+    let err = store
+        .promote_and_record("a", v2, Some(r.rollout_id), &[late])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.promoted == (p.version == v1)));
+
+    // The normal path: promoted, canary ended, the event with who, why and the evidence.
+    let (r, _) = store.start_rollout("a", v2, &percent(50.0)).await.unwrap();
+    let decision = lightning_core::rollout::Decision {
+        actor: Some("alice".into()),
+        reason: Some("better".into()),
+        evidence: None,
+    };
+    let p = lightning_store::promote_with_history(store, "a", v2, decision)
+        .await
+        .unwrap();
+    assert!(p.promoted && p.version == v2);
+    assert!(store.get_rollout("a").await.unwrap().is_none());
+    let e = &store.list_events("a", 1).await.unwrap()[0];
+    assert_eq!(
+        (
+            e.kind,
+            e.version,
+            e.rollout_id,
+            e.actor.as_str(),
+            e.reason.as_deref()
+        ),
+        (
+            EventKind::Promoted,
+            Some(v2),
+            Some(r.rollout_id),
+            "alice",
+            Some("better")
+        )
+    );
+    assert_eq!(e.evidence.as_ref().unwrap()["arms"][1]["version"], "2");
+}
+
+async fn promoting_another_version_ends_the_canary_in_the_same_transaction(t: &TestStore) {
+    let store = &*t.store;
+    register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let v3 = register(store, "a", "three", false).await;
+    let (r, _) = store.start_rollout("a", v2, &percent(50.0)).await.unwrap();
+    lightning_store::promote_with_history(store, "a", v3, Default::default())
+        .await
+        .unwrap();
+    assert!(store.get_rollout("a").await.unwrap().is_none());
+    let events = store.list_events("a", 2).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| (e.kind, e.version)).collect();
+    assert!(
+        kinds.contains(&(EventKind::Promoted, Some(v3)))
+            && kinds.contains(&(EventKind::RolloutEnded, Some(v2))),
+        "{kinds:?}"
+    );
+    let ended = events
+        .iter()
+        .find(|e| e.kind == EventKind::RolloutEnded)
+        .unwrap();
+    assert_eq!(ended.rollout_id, Some(r.rollout_id));
+    assert_eq!(ended.actor, "api");
+    // The same-version case is covered above; the baseline is gone, so no canary remains.
+    assert!(store
+        .list_prompts("a")
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.promoted == (p.version == v3)));
+}
+
+/// A finished run of `version` that started at `at`.
+async fn run_at(
+    store: &dyn Store,
+    agent: &str,
+    version: Option<i64>,
+    at: chrono::DateTime<chrono::Utc>,
+    ok: Option<bool>,
+) {
+    let id = store
+        .start_trajectory(&NewTrajectory {
+            agent_id: agent.into(),
+            prompt_version: version.map(|v| v.to_string()),
+            start_time: Some(at),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    if let Some(ok) = ok {
+        store
+            .complete_trajectory(
+                id,
+                &Completion {
+                    success: ok,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn reward_series_counts_every_run_in_its_bucket(t: &TestStore) {
+    use lightning_core::stats::{wilson, Z_95};
+    let store = &*t.store;
+    let v1 = register(store, "a", "one", true).await;
+    let v2 = register(store, "a", "two", false).await;
+    let since = chrono::Utc::now() - Duration::hours(10);
+    let until = since + Duration::hours(10);
+    // 1,200 finished runs of v1, 120 per hour, half succeeded; 300 of v2 in the last 5 hours,
+    // three in four succeeded: more than any page of trajectories holds (1,000).
+    for i in 0..1_200i64 {
+        let at = since + Duration::seconds(i * 30 + 1);
+        run_at(store, "a", Some(v1), at, Some(i % 2 == 0)).await;
+    }
+    for i in 0..300i64 {
+        let at = since + Duration::hours(5) + Duration::seconds(i * 60 + 1);
+        run_at(store, "a", Some(v2), at, Some(i % 4 != 0)).await;
+    }
+    // Not counted: a running run, one before the window, one of another agent.
+    run_at(store, "a", Some(v1), since + Duration::minutes(1), None).await;
+    run_at(
+        store,
+        "a",
+        Some(v1),
+        since - Duration::minutes(1),
+        Some(true),
+    )
+    .await;
+    run_at(
+        store,
+        "b",
+        Some(v1),
+        since + Duration::minutes(1),
+        Some(true),
+    )
+    .await;
+
+    let s = lightning_store::reward_series(
+        store,
+        "a",
+        &[Some(v1), Some(v2)],
+        (since, until),
+        10,
+        &Reward::Success,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.buckets, 10);
+    let [one, two] = &s.series[..] else {
+        panic!("{s:?}")
+    };
+    assert_eq!((one.version.as_str(), two.version.as_str()), ("1", "2"));
+    assert_eq!(one.points.len(), 10, "{one:?}");
+    assert_eq!(one.points.iter().map(|p| p.n).sum::<i64>(), 1_200);
+    for (i, p) in one.points.iter().enumerate() {
+        assert_eq!(p.n, 120, "bucket {i}: {p:?}");
+        assert_eq!(p.start, since + Duration::hours(i as i64));
+        assert_eq!(p.end, since + Duration::hours(i as i64 + 1));
+        assert_eq!(p.reward, wilson(60.0, 120.0, Z_95).unwrap());
+    }
+    assert_eq!(two.points.len(), 5, "{two:?}");
+    assert_eq!(two.points[0].start, since + Duration::hours(5));
+    for p in &two.points {
+        assert_eq!((p.n, p.reward), (60, wilson(45.0, 60.0, Z_95).unwrap()));
+    }
+    // The window and the resolution are the caller's; no run is lost at any of them.
+    let coarse = lightning_store::reward_series(
+        store,
+        "a",
+        &[Some(v1)],
+        (since, until),
+        1,
+        &Reward::Success,
+    )
+    .await
+    .unwrap();
+    assert_eq!(coarse.series[0].points[0].n, 1_200);
+    assert_eq!(
+        coarse.series[0].points[0].reward,
+        wilson(600.0, 1200.0, Z_95).unwrap()
+    );
 }

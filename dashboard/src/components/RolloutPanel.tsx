@@ -7,7 +7,7 @@ import { useState } from 'react';
 import { useApi } from '../auth';
 import { useAsync } from '../lib/hooks';
 import { formatDateTime, formatNumber } from '../lib/format';
-import { rewardSeries, type Series } from '../lib/rolloutSeries';
+import { chartSeries, type Series } from '../lib/rolloutSeries';
 import type { Comparison, Prompt, PromptEvent, RolloutStatus, RolloutVerdict } from '../lib/types';
 import { Badge, ErrorBox } from './common';
 
@@ -35,7 +35,7 @@ function signed(v: number): string {
 }
 
 /** The comparison as a table plus the difference line: what every decision shows first. */
-export function ComparisonTable({ comparison }: { comparison: Comparison }) {
+export function ComparisonTable({ comparison, candidate = 'canary' }: { comparison: Comparison; candidate?: string }) {
   const c = comparison;
   const verdict = VERDICT[c.verdict];
   return (
@@ -55,7 +55,7 @@ export function ComparisonTable({ comparison }: { comparison: Comparison }) {
         <tbody>
           {c.arms.map((arm, i) => (
             <tr key={arm.version + i}>
-              <th scope="row">{i === 0 ? 'baseline' : 'canary'}</th>
+              <th scope="row">{i === 0 ? 'baseline' : candidate}</th>
               <td>{arm.version === 'none' ? 'own prompt' : arm.version}</td>
               <td>{formatNumber(arm.runs)}</td>
               <td>{formatNumber(arm.rewarded)}</td>
@@ -67,10 +67,10 @@ export function ComparisonTable({ comparison }: { comparison: Comparison }) {
         </tbody>
       </table>
       <p className="comparison-verdict">
-        <Badge tone={verdict.tone}>{verdict.text}</Badge>{' '}
+        <Badge tone={verdict.tone}>{verdict.text.replace('canary', candidate)}</Badge>{' '}
         {c.difference ? (
           <span>
-            canary − baseline {signed(c.difference.estimate)} (always-valid 95% CI {signed(c.difference.low)} to{' '}
+            {candidate} − baseline {signed(c.difference.estimate)} (always-valid 95% CI {signed(c.difference.low)} to{' '}
             {signed(c.difference.high)}, p = {c.difference.pValue.toFixed(4)})
           </span>
         ) : (
@@ -138,27 +138,112 @@ export function RewardChart({ series, since, until, reward }: { series: Series[]
   );
 }
 
+/** The chart of the canary's arms since it started: the collector aggregates every run. */
 function RolloutChart({ agentId, status }: { agentId: string; status: RolloutStatus }) {
   const api = useApi();
   const since = status.rollout.startedAt;
-  const page = useAsync(
-    (signal) => api.listTrajectories({ agentId, since, limit: 1000 }, signal),
-    `rollout-runs:${agentId}:${since}:${status.comparison.arms.map((a) => a.runs).join(',')}`,
+  const series = useAsync(
+    (signal) => api.rewardSeries(agentId, { buckets: 12 }, signal),
+    `rollout-series:${agentId}:${since}:${status.comparison.arms.map((a) => a.runs).join(',')}`,
   );
-  if (!page.data) return null;
-  const start = Date.parse(since);
-  const until = Math.max(start + 1, ...page.data.trajectories.map((t) => Date.parse(t.startTime)));
+  if (series.error) return <ErrorBox error={series.error} onRetry={series.reload} />;
+  if (!series.data) return null;
   const versions = status.comparison.arms.map((a) => a.version);
-  const series = rewardSeries(page.data.trajectories, page.data.scores ?? [], versions, status.comparison.reward, start, until);
-  return <RewardChart series={series} since={start} until={until} reward={status.comparison.reward} />;
+  const start = Date.parse(series.data.since);
+  const until = Math.max(start + 1, Date.parse(series.data.until));
+  return <RewardChart series={chartSeries(series.data, versions)} since={start} until={until} reward={series.data.reward} />;
+}
+
+/**
+ * Promoting any version shows its evidence first: the canary's live comparison when the version
+ * is in canary, else the version's runs against the promoted version's (or the agent's own
+ * prompt's). The collector stores its comparison at the moment of the decision with the event.
+ */
+export function PromoteDialog({
+  agentId,
+  version,
+  prompts,
+  onDone,
+  onCancel,
+}: {
+  agentId: string;
+  version: number;
+  prompts: Prompt[];
+  onDone: () => void;
+  onCancel: () => void;
+}) {
+  const api = useApi();
+  const baseline = prompts.find((p) => p.promoted)?.version ?? null;
+  const evidence = useAsync(async (signal) => {
+    const active = await api.rollout(agentId, signal);
+    if (active && active.rollout.version === version) return { comparison: active.comparison, canary: true };
+    const comparison = await api.compare(agentId, { versions: `${baseline ?? 'none'},${version}` }, signal);
+    return { comparison, canary: false };
+  }, `promote-evidence:${agentId}:${version}:${baseline ?? 'none'}`);
+  const [reason, setReason] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Error | null>(null);
+  const confirm = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.promote(agentId, version, { actor: 'dashboard', ...(reason.trim() ? { reason: reason.trim() } : {}) });
+      onDone();
+    } catch (err) {
+      setError(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const c = evidence.data?.comparison;
+  return (
+    <div className="confirm" role="alertdialog" aria-labelledby={`promote-${version}-title`}>
+      <h3 id={`promote-${version}-title`}>{`Promote version ${version}?`}</h3>
+      {evidence.error ? (
+        <ErrorBox error={evidence.error} onRetry={evidence.reload} />
+      ) : !c ? (
+        <p className="muted">Loading the comparison…</p>
+      ) : (
+        <>
+          <p>
+            {evidence.data?.canary
+              ? 'The canary against its baseline since the rollout began'
+              : `Version ${version}'s runs against ${baseline !== null ? `promoted version ${baseline}` : "the agent's own prompt"}`}
+            ; the collector stores its comparison at the moment you confirm with the decision:
+          </p>
+          <ComparisonTable comparison={c} candidate={evidence.data?.canary ? 'canary' : 'candidate'} />
+          {c.verdict !== 'better' && (
+            <p className="warning" role="note">
+              Version {version} is not significantly better ({VERDICT[c.verdict].text.replace('canary', evidence.data?.canary ? 'canary' : 'candidate')}).
+            </p>
+          )}
+        </>
+      )}
+      {error && <ErrorBox error={error} />}
+      <label>
+        Reason (optional)
+        <input type="text" value={reason} maxLength={4096} onChange={(e) => setReason(e.target.value)} />
+      </label>
+      <div className="toolbar">
+        <button type="button" className="primary" disabled={busy || !c} onClick={() => void confirm()}>
+          Confirm promote
+        </button>
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </div>
+  );
 }
 
 type Pending = { kind: 'promote' | 'rollback'; status: RolloutStatus };
 
 export function RolloutPanel({ agentId, prompts, onChange }: { agentId: string; prompts: Prompt[]; onChange: () => void }) {
   const api = useApi();
-  const status = useAsync((signal) => api.rollout(agentId, signal), `rollout:${agentId}`);
-  const events = useAsync((signal) => api.promptEvents(agentId, signal), `prompt-events:${agentId}`);
+  // a promotion elsewhere on the page (a version's Promote…) changes the rollout and history
+  const promotedVersion = prompts.find((p) => p.promoted)?.version ?? 'none';
+  const status = useAsync((signal) => api.rollout(agentId, signal), `rollout:${agentId}:${promotedVersion}`);
+  const events = useAsync((signal) => api.promptEvents(agentId, signal), `prompt-events:${agentId}:${promotedVersion}`);
   const [version, setVersion] = useState<number | ''>('');
   const [percent, setPercent] = useState('10');
   const [autoRollback, setAutoRollback] = useState(true);
@@ -214,7 +299,7 @@ export function RolloutPanel({ agentId, prompts, onChange }: { agentId: string; 
               <h3 id="confirm-title">
                 {pending.kind === 'promote' ? `Promote version ${pending.status.rollout.version}?` : `Roll back version ${pending.status.rollout.version}?`}
               </h3>
-              <p>This evidence is stored with the decision:</p>
+              <p>The comparison now; the collector stores its comparison at the moment you confirm with the decision:</p>
               <ComparisonTable comparison={pending.status.comparison} />
               {pending.kind === 'promote' && pending.status.comparison.verdict !== 'better' && (
                 <p className="warning" role="note">
@@ -229,8 +314,8 @@ export function RolloutPanel({ agentId, prompts, onChange }: { agentId: string; 
                   onClick={() =>
                     void act(() =>
                       pending.kind === 'promote'
-                        ? api.promote(agentId, pending.status.rollout.version)
-                        : api.endRollout(agentId, pending.status.rollout.version, true),
+                        ? api.promote(agentId, pending.status.rollout.version, { actor: 'dashboard' })
+                        : api.endRollout(agentId, pending.status.rollout.version, true, 'dashboard'),
                     )
                   }
                 >
@@ -261,7 +346,7 @@ export function RolloutPanel({ agentId, prompts, onChange }: { agentId: string; 
             e.preventDefault();
             if (version === '') return;
             const p = Number(percent);
-            void act(() => api.startRollout(agentId, version, { percent: p, autoRollback }));
+            void act(() => api.startRollout(agentId, version, { percent: p, autoRollback, actor: 'dashboard' }));
           }}
         >
           <label>

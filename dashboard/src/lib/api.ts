@@ -3,7 +3,10 @@ import type {
   NewScore,
   Score,
   CandidateEvaluation,
+  Comparison,
+  DecisionNote,
   PromptEvent,
+  RewardSeries,
   Rollout,
   RolloutStatus,
   Prompt,
@@ -151,8 +154,17 @@ export class Api {
   prompts(agentId: string, signal?: AbortSignal): Promise<{ prompts: Prompt[] }> {
     return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts`, { signal });
   }
-  promote(agentId: string, version: number): Promise<Prompt> {
-    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/promote`, { method: 'POST' });
+  /** Promotes `version`; `note` (who, why) is recorded in the decision's event. */
+  promote(agentId: string, version: number, note: DecisionNote = {}): Promise<Prompt> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/promote`, { method: 'POST', body: note });
+  }
+  /** Compares two versions (`baseline,candidate`, each a number or `none`). */
+  compare(agentId: string, params: { versions: string; since?: string }, signal?: AbortSignal): Promise<Comparison> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/compare${queryString(params)}`, { signal });
+  }
+  /** Reward over time per version in `buckets` time buckets (default: the active rollout's arms since it began). */
+  rewardSeries(agentId: string, params: { buckets?: number; versions?: string; since?: string } = {}, signal?: AbortSignal): Promise<RewardSeries> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/series${queryString(params)}`, { signal });
   }
   /** The active rollout with its live comparison; null when there is none. */
   async rollout(agentId: string, signal?: AbortSignal): Promise<RolloutStatus | null> {
@@ -162,11 +174,11 @@ export class Api {
     );
     return r.rollout && r.comparison ? { rollout: r.rollout, comparison: r.comparison } : null;
   }
-  startRollout(agentId: string, version: number, body: { percent: number; autoRollback: boolean; reason?: string }): Promise<Rollout> {
+  startRollout(agentId: string, version: number, body: { percent: number; autoRollback: boolean; reason?: string; actor?: string }): Promise<Rollout> {
     return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/rollout`, { method: 'POST', body });
   }
-  endRollout(agentId: string, version: number, rollback: boolean): Promise<{ event: PromptEvent }> {
-    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/rollout${queryString({ rollback })}`, { method: 'DELETE' });
+  endRollout(agentId: string, version: number, rollback: boolean, actor?: string): Promise<{ event: PromptEvent }> {
+    return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/${version}/rollout${queryString({ rollback, actor })}`, { method: 'DELETE' });
   }
   promptEvents(agentId: string, signal?: AbortSignal): Promise<{ events: PromptEvent[] }> {
     return this.request(`/api/agents/${encodeURIComponent(agentId)}/prompts/events`, { signal });

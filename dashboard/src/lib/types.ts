@@ -61,6 +61,10 @@ export type ArmSummary = Wire.ArmSummary;
 /** A rollout comparison's verdict. */
 export type RolloutVerdict = Wire.Verdict;
 export type Comparison = Wire.Comparison;
+/** Reward over time per version, aggregated by the collector (`GET …/prompts/series`). */
+export type RewardSeries = Wire.RewardSeries;
+/** Who promotes and why (the optional promote body). */
+export type DecisionNote = Wire.DecisionNote;
 /** An active rollout with its live comparison (the collector answers both null when there is
  * none, which `Api.rollout` turns into `null`). */
 export type RolloutStatus = { [K in keyof Wire.RolloutStatus]-?: NonNullable<Wire.RolloutStatus[K]> };

@@ -3,7 +3,7 @@ import { useApi } from '../auth';
 import { AgentSelect } from '../components/AgentSelect';
 import { Badge, CodeBlock, EmptyState, ErrorBox, Loading, PageHeader } from '../components/common';
 import { DiffView } from '../components/DiffView';
-import { RolloutPanel } from '../components/RolloutPanel';
+import { PromoteDialog, RolloutPanel } from '../components/RolloutPanel';
 import { ApiError } from '../lib/api';
 import { DASH, formatDateTime, formatDuration, formatInterval, formatNumber, formatScore, shortId } from '../lib/format';
 import { useAsync } from '../lib/hooks';
@@ -485,25 +485,16 @@ export function RunDetail({ id }: { id: string }) {
 export function PromptVersions({ agentId }: { agentId: string }) {
   const api = useApi();
   const { data, error, loading, reload } = useAsync((signal) => api.prompts(agentId, signal), `prompts:${agentId}`);
-  const [busy, setBusy] = useState<number | null>(null);
-  const [actionError, setActionError] = useState<Error | null>(null);
+  const [confirming, setConfirming] = useState<number | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [compare, setCompare] = useState<number | null>(null);
   const prompts: Prompt[] = data?.prompts ?? [];
 
-  const promote = async (version: number) => {
-    setBusy(version);
-    setActionError(null);
-    setMessage(null);
-    try {
-      await api.promote(agentId, version);
-      setMessage(`Version ${version} is now the promoted prompt of ${agentId}.`);
-      reload();
-    } catch (err) {
-      setActionError(err instanceof Error ? err : new Error(String(err)));
-    } finally {
-      setBusy(null);
-    }
+  // Promote shows the version's evidence first (PromoteDialog), like the canary panel does.
+  const promoted = (version: number) => {
+    setConfirming(null);
+    setMessage(`Version ${version} is now the promoted prompt of ${agentId}.`);
+    reload();
   };
 
   const missing = error instanceof ApiError && error.notFound;
@@ -525,7 +516,6 @@ export function PromptVersions({ agentId }: { agentId: string }) {
           {message}
         </p>
       )}
-      {actionError && <ErrorBox error={actionError} />}
       {missing ? (
         <NotAvailable what="prompt versions" />
       ) : error ? (
@@ -554,11 +544,22 @@ export function PromptVersions({ agentId }: { agentId: string }) {
                       {compare === p.version ? 'Hide diff' : 'Diff with previous'}
                     </button>
                   )}
-                  <button type="button" className="primary" disabled={p.promoted || busy !== null} onClick={() => void promote(p.version)}>
-                    {busy === p.version ? 'Promoting…' : p.promoted ? 'Promoted' : 'Promote'}
+                  <button
+                    type="button"
+                    className="primary"
+                    disabled={p.promoted || confirming !== null}
+                    onClick={() => {
+                      setMessage(null);
+                      setConfirming(p.version);
+                    }}
+                  >
+                    {p.promoted ? 'Promoted' : 'Promote…'}
                   </button>
                 </div>
               </div>
+              {confirming === p.version && (
+                <PromoteDialog agentId={agentId} version={p.version} prompts={prompts} onDone={() => promoted(p.version)} onCancel={() => setConfirming(null)} />
+              )}
               {p.note && <p>{p.note}</p>}
               {compare === p.version && previous ? (
                 <DiffView before={previous.text} after={p.text} beforeLabel={`Version ${previous.version}`} afterLabel={`Version ${p.version}`} />

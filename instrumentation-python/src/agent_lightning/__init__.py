@@ -8,6 +8,7 @@ async for message in query(prompt="…", options=ClaudeAgentOptions(hooks=lightn
     ...
 """
 
+from ._assignments import PromptResult
 from ._instrument import (
     NO_POST_HOOK,
     VERSION,
@@ -25,6 +26,7 @@ __all__ = [
     "VERSION",
     "Lightning",
     "LightningStats",
+    "PromptResult",
     "Redactor",
     "default_spool_dir",
     "instrument",

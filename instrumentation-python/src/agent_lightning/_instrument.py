@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from ._assignments import PromptAssignments, PromptResult
 from ._outbox import Item, Outbox, OutboxConfig
 from ._redact import Redactor
 from ._sanitize import JsonValue, error_message, sanitize_field, to_json_safe, truncate_json
@@ -190,6 +191,7 @@ class _TrackState:
     resulted: set[str] = field(default_factory=set)
     applied: bool = False
     context: tuple[Any, ...] = ()
+    assignment: PromptResult | None = None
 
 
 class Lightning:
@@ -269,8 +271,8 @@ class Lightning:
         self._tracking = 0
         self._display_seen = False
         self._pending_contexts: collections.deque[_TrackState] = collections.deque()
-        self._prompt_version: str | None = None
-        self._prompt_assignment: dict[str, Any] | None = None
+        # prompt() results and which trajectory records which (see _assignments.py)
+        self._assignments = PromptAssignments()
         self._unit = uuid.uuid4().hex
         self._shut = False
         self._previous_sigterm: Any = None
@@ -327,12 +329,12 @@ class Lightning:
         }
         if self.task_type is not None:
             draft["taskType"] = self.task_type
-        if self._prompt_version is not None:
-            draft["promptVersion"] = self._prompt_version
-        if self._prompt_assignment is not None:
-            metadata["promptAssignment"] = dict(self._prompt_assignment)
         if self._pending_contexts:
-            self._apply_context(draft, self._pending_contexts.popleft())
+            state = self._pending_contexts.popleft()
+            self._apply_context(draft, state)
+            self._assignments.attribute(draft, state.assignment)
+        else:
+            self._assignments.attribute(draft)
         t = Trajectory(session_id, tid, now, draft)
         if len(self._by_id) >= MAX_SESSIONS:
             oldest = next(iter(self._by_id))
@@ -695,12 +697,15 @@ class Lightning:
         task_type: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         model: str | None = None,
+        assignment: PromptResult | None = None,
     ) -> AsyncIterator[T]:
         """Wraps the SDK's message stream (``query(...)`` or ``client.receive_response()``): yields
         every message unchanged and records the model, assistant text and the result (cost, usage,
-        turns, errors). Re-raises exactly what the SDK raises."""
+        turns, errors). Re-raises exactly what the SDK raises. ``assignment`` is the
+        ``prompt_details()`` result this run uses: its version and assignment are recorded on the
+        run's trajectory (needed when prompt() is asked for several units before their runs start)."""
         context = (prompt, _system_prompt_text(system_prompt), task_type, dict(metadata or {}), model)
-        state = _TrackState(context=context)
+        state = _TrackState(context=context, assignment=assignment)
         with self._lock:
             # the trajectory this stream belongs to is usually created by its UserPromptSubmit hook,
             # before the first message: the context goes into its start record from the outset
@@ -792,6 +797,14 @@ class Lightning:
                 self._pending_contexts.remove(state)
             fields: dict[str, Any] = {}
             self._apply_context(fields, state, t.start_draft)
+            # now that the system prompt (or the run's own prompt() result) is known
+            merged = {**t.start_draft, **fields}
+            self._assignments.attribute(merged, state.assignment)
+            for key in ("promptVersion", "metadata"):
+                if key in merged:
+                    fields[key] = merged[key]
+            if "promptVersion" not in merged and "promptVersion" in t.start_draft:
+                fields["promptVersion"] = None
             self._patch_start(t, fields)
         subtype = getattr(message, "subtype", None)
         if kind == "SystemMessage" and isinstance(data, Mapping):
@@ -887,16 +900,23 @@ class Lightning:
         prompt: str | AsyncIterable[dict[str, Any]],
         options: ClaudeAgentOptions | None = None,
         transport: Any = None,
+        assignment: PromptResult | None = None,
     ) -> AsyncIterator[Message]:
         """Drop-in for ``claude_agent_sdk.query``: the same arguments, this instance's hooks merged
-        into ``options.hooks``, and the stream tracked (equals ``track(query(...))``)."""
+        into ``options.hooks``, and the stream tracked (equals ``track(query(...))``); ``assignment``
+        as for ``track()``."""
         from claude_agent_sdk import ClaudeAgentOptions as Options
         from claude_agent_sdk import query as sdk_query
 
         opts = options if options is not None else Options()
         merged = dataclasses.replace(opts, hooks=merge_hooks(self.hooks, opts.hooks))
         stream = sdk_query(prompt=prompt, options=merged, transport=transport)
-        return self.track(stream, prompt=prompt if isinstance(prompt, str) else None, system_prompt=opts.system_prompt)
+        return self.track(
+            stream,
+            prompt=prompt if isinstance(prompt, str) else None,
+            system_prompt=opts.system_prompt,
+            assignment=assignment,
+        )
 
     # ------------------------------------------------------------------ scores
 
@@ -1080,17 +1100,33 @@ class Lightning:
 
     # ------------------------------------------------------------------ prompts
 
-    def _prompt_sync(self, fallback: str, unit: str | None = None) -> tuple[str, str | None, str]:
+    def _prompt_sync(self, fallback: str, unit: str | None, timeout: float) -> PromptResult:
+        result = self._ask(fallback, self._unit if unit is None else unit, timeout)
+        with self._lock:
+            self._assignments.remember(result)
+        return result
+
+    def _ask(self, fallback: str, unit: str, timeout: float) -> PromptResult:
         import urllib.parse
 
-        unit = self._unit if unit is None else unit
-        if self._outbox.paused or not (1 <= len(unit) <= 256):
-            self._prompt_version = None
-            self._prompt_assignment = {"arm": "unassigned", "unit": unit}
-            return fallback, None, "fallback"
+        def use_fallback(error: str | None = None, rollout_id: object = None) -> PromptResult:
+            if error is None:  # the collector assigned the rollout's baseline: no stored prompt
+                return PromptResult(
+                    fallback,
+                    None,
+                    "fallback",
+                    {"arm": "fallback", "unit": unit, "rolloutId": rollout_id, "version": None},
+                )
+            return PromptResult(fallback, None, "fallback", {"arm": "unassigned", "unit": unit, "error": error})
+
+        if self._outbox.paused:
+            return use_fallback("the collector rejected the API key")
+        if not isinstance(unit, str) or not (1 <= len(unit) <= 256):
+            self._warn("[Lightning Instrumentation] prompt(): unit must be 1-256 characters; using the fallback")
+            return use_fallback("unit must be 1-256 characters")
         agent = urllib.parse.quote(self.agent_id, safe="")
-        # prompt() never waits long for a collector: at most 3 s per request.
-        client = Client(self._url, self._key, min(self._request_timeout, 3.0), self._user_agent)
+        # prompt() never waits long for a collector: `timeout` seconds per request.
+        client = Client(self._url, self._key, timeout, self._user_agent)
         try:
             outcome = client.request(
                 "GET", f"/api/agents/{agent}/prompts/assignment?unit={urllib.parse.quote(unit, safe='')}"
@@ -1105,30 +1141,35 @@ class Lightning:
             text, version, arm = body.get("text"), body.get("version"), body.get("arm", "promoted")
             rollout_id = body.get("rolloutId")
             if isinstance(text, str) and isinstance(version, (int, str)) and not isinstance(version, bool):
-                self._prompt_version = str(version)
-                self._prompt_assignment = {"arm": arm, "unit": unit, "rolloutId": rollout_id, "version": str(version)}
-                self._debug(f"[Lightning Instrumentation] Using prompt version {version} ({arm})")
-                return text, self._prompt_version, "collector"
+                self._debug(f"[Lightning Instrumentation] Using prompt version {version} ({arm}) for unit {unit}")
+                v = str(version)
+                return PromptResult(
+                    text, v, "collector", {"arm": arm, "unit": unit, "rolloutId": rollout_id, "version": v}
+                )
             if arm == "fallback":
-                self._prompt_version = None
-                self._prompt_assignment = {"arm": "fallback", "unit": unit, "rolloutId": rollout_id, "version": None}
-                return fallback, None, "fallback"
-        if outcome.kind != "ok" and not (outcome.kind == "rejected" and outcome.status == 404):
+                return use_fallback(None, rollout_id)
+        if outcome.kind == "rejected" and outcome.status == 404:
+            return use_fallback("no prompt stored for this agent")
+        if outcome.kind != "ok":
             self._warn(f"[Lightning Instrumentation] Could not fetch the prompt, using the fallback: {outcome.error}")
-        self._prompt_version = None
-        self._prompt_assignment = {"arm": "unassigned", "unit": unit}
-        return fallback, None, "fallback"
+        return use_fallback(outcome.error or "unexpected answer")
 
-    async def prompt(self, fallback: str, unit: str | None = None) -> str:
-        """The prompt this run should use: the canary or the promoted version the collector
-        assigns to ``unit`` (default: one id per process, so each run is one draw), else
-        ``fallback``. Trajectories started afterwards carry its ``promptVersion`` and the
-        assignment (metadata ``promptAssignment``)."""
-        return (await self.prompt_details(fallback, unit))[0]
+    async def prompt(self, fallback: str, unit: str | None = None, timeout: float = 3.0) -> str:
+        """The prompt this run should use: the canary or the promoted version the collector's
+        assignment route gives ``unit`` (default: one id per instance, so each run is one draw),
+        else ``fallback`` (no promoted version, the key rejected, or no answer within ``timeout``
+        seconds). The run records its ``promptVersion`` and assignment (metadata
+        ``promptAssignment``); see ``prompt_details()`` for runs of several units at once."""
+        return (await self.prompt_details(fallback, unit, timeout))[0]
 
-    async def prompt_details(self, fallback: str, unit: str | None = None) -> tuple[str, str | None, str]:
-        """``(text, version, source)`` where source is ``"collector"`` or ``"fallback"``."""
-        return await _in_thread(self._prompt_sync, fallback, unit)
+    async def prompt_details(self, fallback: str, unit: str | None = None, timeout: float = 3.0) -> PromptResult:
+        """``(text, version, source)`` where source is ``"collector"`` or ``"fallback"``, with
+        ``arm``, ``unit``, ``rollout_id`` and ``assignment``. Pass it to ``track()``/``query()``
+        as ``assignment=`` when several units are asked for before their runs start."""
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+            self._warn("[Lightning Instrumentation] prompt(): timeout must be a positive number of seconds; using 3")
+            timeout = 3.0
+        return await _in_thread(self._prompt_sync, fallback, unit, float(timeout))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1146,7 +1187,7 @@ class Lightning:
             replayed=c.replayed,
             trajectories=self._trajectories,
             disabled=self._outbox.paused,
-            prompt_version=self._prompt_version,
+            prompt_version=self._assignments.latest_version,
             last_error=c.last_error,
         )
 

@@ -262,3 +262,47 @@ test('lightning.query() is the SDK query with the hooks merged and the run track
   assert.equal(lightning.currentTrajectoryId(), t.id);
   await lightning.shutdown({ timeoutMs: 2000 });
 });
+
+test('two units asked before their real SDK runs: each run records the version it used', { timeout: 180_000 }, async () => {
+  const agentId = `e2e-units-${Math.random().toString(36).slice(2, 8)}`;
+  const base = `/api/agents/${agentId}/prompts`;
+  await collector.post(base, { text: 'You answer briefly.', promote: true }, 201);
+  await collector.post(base, { text: 'You answer briefly and cite the file you read.' }, 201);
+  await collector.post(`${base}/2/rollout`, { percent: 50 });
+  const arms: Record<string, string> = {};
+  for (let i = 0; i < 200 && Object.keys(arms).length < 2; i++) {
+    const a = await collector.get(`${base}/assignment?unit=user-${i}`);
+    arms[a.arm] ??= `user-${i}`;
+  }
+  const lightning = instrument({ collectorUrl: collector.url, apiKey: collector.apiKey, agentId, handleProcessExit: false, spool: false });
+  // a server asks for both users' prompts before either run starts
+  const a = await lightning.promptDetails('You are an agent.', { unit: arms.canary! });
+  const b = await lightning.promptDetails('You are an agent.', { unit: arms.promoted! });
+  assert.deepEqual([a.version, a.arm, b.version, b.arm], ['2', 'canary', '1', 'promoted']);
+  const run = async (systemPrompt: string, assignment?: typeof a) => {
+    const fake = await new FakeAnthropic([{ content: [{ type: 'text', text: 'Answered.' }], stopReason: 'end_turn' }]).start();
+    let result: any;
+    try {
+      const params = {
+        prompt: 'Answer.',
+        options: { cwd: work, systemPrompt, model: 'claude-sonnet-4-5-20250929', permissionMode: 'default' as const, settingSources: [], env: sdkEnv(fake.url, home) },
+      };
+      for await (const m of assignment ? lightning.query(params, { assignment }) : lightning.query(params)) if (m.type === 'result') result = m;
+    } finally {
+      await fake.close();
+    }
+    assert.equal(result?.is_error, false);
+    return result.session_id as string;
+  };
+  // B runs first, given its result; then A, recognised by the text of its system prompt
+  const sb = await run(b.text, b);
+  const sa = await run(a.text);
+  await lightning.flush({ timeoutMs: 10_000 });
+  const list = await collector.trajectories(agentId);
+  const bySession = (sid: string) => list.find((t: any) => t.sessionId === sid);
+  assert.equal(bySession(sb)?.promptVersion, '1');
+  assert.deepEqual(bySession(sb)?.metadata.promptAssignment, b.assignment);
+  assert.equal(bySession(sa)?.promptVersion, '2');
+  assert.deepEqual(bySession(sa)?.metadata.promptAssignment, a.assignment);
+  await lightning.shutdown({ timeoutMs: 2000 });
+});

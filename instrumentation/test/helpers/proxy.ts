@@ -10,6 +10,9 @@ export class LossyProxy {
   /** how many upcoming matching responses to lose */
   loseNext = 0;
   match: (path: string) => boolean = () => true;
+  /** requests that get no answer at all (a collector that hangs on them) */
+  stall: (path: string) => boolean = () => false;
+  stalled = 0;
   lost = 0;
   forwarded = 0;
   url = '';
@@ -21,6 +24,10 @@ export class LossyProxy {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', async () => {
+        if (this.stall(req.url ?? '/')) {
+          this.stalled++;
+          return;
+        }
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) {
           if (typeof v === 'string' && !['host', 'connection', 'content-length'].includes(k)) headers[k] = v;

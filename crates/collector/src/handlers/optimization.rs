@@ -6,8 +6,8 @@ use axum::{
     Json,
 };
 use lightning_core::{
-    optimization::validate_agent_id, CandidateEvaluation, NewPrompt, OptimizationRun, Prompt,
-    RunWithCandidates,
+    optimization::validate_agent_id, rollout::DecisionNote, CandidateEvaluation, NewPrompt,
+    OptimizationRun, Prompt, RunWithCandidates,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiResult},
-    extract::{JsonBody, QueryParams},
+    extract::{JsonBody, OptionalJsonBody, QueryParams},
     openapi::ErrorBody,
     AppState,
 };
@@ -154,16 +154,22 @@ pub async fn register_prompt(
     Ok((StatusCode::CREATED, Json(prompt)))
 }
 
-/// Makes a version the agent's only promoted one, and records the decision in the agent's
-/// prompt events (ending a canary of that version as `promoted`, with its comparison).
+/// Makes a version the agent's only promoted one and records the decision in the agent's
+/// prompt events: a canary of that version ends as `promoted` with its comparison as evidence,
+/// a canary of another version ends; both in one transaction with the promotion. The optional
+/// body says who promotes and why (actor `api` without one).
 #[utoipa::path(post, path = "/api/agents/{agentId}/prompts/{version}/promote", tag = "optimization",
     params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256),
         ("version" = i64, Path, description = "Prompt version", minimum = 1)),
+    request_body(content = Option<DecisionNote>, description = "Optional: who promotes and why"),
     responses((status = 200, body = Prompt), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 pub async fn promote_prompt(
     State(state): State<AppState>,
     Path((agent_id, version)): Path<(String, String)>,
+    OptionalJsonBody(note): OptionalJsonBody<DecisionNote>,
 ) -> ApiResult<Json<Prompt>> {
     validate_agent_id(&agent_id)?;
     let version: i64 = version.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
@@ -172,9 +178,14 @@ pub async fn promote_prompt(
             version.chars().take(32).collect::<String>()
         ))
     })?;
-    let decision = lightning_core::rollout::Decision::default();
-    let prompt =
-        lightning_store::promote_with_history(&*state.store, &agent_id, version, decision).await?;
+    note.validate()?;
+    let prompt = lightning_store::promote_with_history(
+        &*state.store,
+        &agent_id,
+        version,
+        note.into_decision(),
+    )
+    .await?;
     Ok(Json(prompt))
 }
 

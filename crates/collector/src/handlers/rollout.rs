@@ -10,11 +10,13 @@ use lightning_core::{
     optimization::validate_agent_id,
     rollout::{
         assign, validate_unit, Assignment, Comparison, Decision, EventKind, NewRollout,
-        PromptEvent, Reward, Rollout,
+        PromptEvent, Reward, RewardSeries, Rollout, MAX_SERIES_BUCKETS,
     },
     stats::SequentialTest,
 };
-use lightning_store::{compare_rollout, compare_versions, end_rollout_with_evidence};
+use lightning_store::{
+    compare_rollout, compare_versions, end_rollout_with_evidence, reward_series,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -268,6 +270,102 @@ pub async fn compare(
     )
     .await?;
     Ok(Json(comparison))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesParams {
+    /// Comma-separated versions, each an integer or `none`, at most 4. Default: the active
+    /// rollout's baseline and canary.
+    versions: Option<String>,
+    /// Start of the window (default: the rollout's start).
+    since: Option<DateTime<Utc>>,
+    /// End of the window (default: now).
+    until: Option<DateTime<Utc>>,
+    /// `success` (default: the rollout's reward) or `score:<name>`.
+    reward: Option<String>,
+    /// Number of equal time buckets, 1 to 60 (default 12).
+    #[param(minimum = 1, maximum = 60)]
+    buckets: Option<u32>,
+}
+
+/// Reward over time per version for the canary chart: each time bucket's rewarded runs with
+/// the success rate (Wilson 95 % interval) or mean score (normal 95 % interval), aggregated by
+/// the store over every run in the window, however many.
+#[utoipa::path(get, path = "/api/agents/{agentId}/prompts/series", tag = "rollout",
+    params(("agentId" = String, Path, description = "Agent id", min_length = 1, max_length = 256),
+        SeriesParams),
+    responses((status = 200, body = RewardSeries), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn series(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    QueryParams(p): QueryParams<SeriesParams>,
+) -> ApiResult<Json<RewardSeries>> {
+    validate_agent_id(&agent_id)?;
+    let rollout = state.store.get_rollout(&agent_id).await?;
+    let versions = match p.versions.as_deref() {
+        Some(raw) => {
+            let versions = raw
+                .split(',')
+                .map(parse_arm)
+                .collect::<ApiResult<Vec<_>>>()?;
+            if versions.len() > 4 {
+                return Err(ApiError::BadRequest(
+                    "versions: at most 4 comma-separated versions".into(),
+                ));
+            }
+            versions
+        }
+        None => match &rollout {
+            Some(r) => vec![r.baseline_version, Some(r.version)],
+            None => {
+                return Err(ApiError::BadRequest(format!(
+                    "versions: required when agent {agent_id:?} has no active rollout"
+                )))
+            }
+        },
+    };
+    let reward = match (p.reward.as_deref(), &rollout) {
+        (Some(raw), _) => Reward::parse(raw)?,
+        (None, Some(r)) => Reward::parse(&r.reward)?,
+        (None, None) => Reward::Success,
+    };
+    let buckets = p.buckets.unwrap_or(12);
+    if !(1..=MAX_SERIES_BUCKETS).contains(&buckets) {
+        return Err(ApiError::BadRequest(format!(
+            "buckets must be between 1 and {MAX_SERIES_BUCKETS}"
+        )));
+    }
+    let until = p
+        .until
+        .map_or_else(lightning_core::time::now, lightning_core::time::normalize);
+    let since = match (p.since, &rollout) {
+        (Some(since), _) => lightning_core::time::normalize(since),
+        (None, Some(r)) => r.started_at,
+        (None, None) => {
+            return Err(ApiError::BadRequest(format!(
+                "since: required when agent {agent_id:?} has no active rollout"
+            )))
+        }
+    };
+    if since > until {
+        return Err(ApiError::BadRequest(
+            "since: must not be after until".into(),
+        ));
+    }
+    let series = reward_series(
+        &*state.store,
+        &agent_id,
+        &versions,
+        (since, until),
+        buckets,
+        &reward,
+    )
+    .await?;
+    Ok(Json(series))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
