@@ -243,6 +243,9 @@ pub(crate) struct StepRow<'a> {
     pub trajectory_id: Uuid,
     pub step: &'a NewStep,
     pub kind: StepKind,
+    /// A row with this key is stored (the write merges into it); otherwise none can be, as
+    /// the group holds the trajectory's lock.
+    pub stored: bool,
 }
 
 /// Change to one trajectory's row.
@@ -328,6 +331,7 @@ pub(crate) fn plan<'a>(
                 trajectory_id: t.id,
                 step,
                 kind,
+                stored: old.is_some(),
             });
         }
         counters.push(delta);

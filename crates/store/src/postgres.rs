@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use lightning_core::TimeBucket;
+use lightning_core::{NewStep, TimeBucket};
 use serde_json::Value;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
@@ -13,8 +13,11 @@ use sqlx::{
 use uuid::Uuid;
 
 use crate::{
+    group::{CounterDelta, StepRow, ToolDelta},
     redact_url,
-    sql::{Dialect, TypedRow},
+    sql::{
+        Dialect, StepWrite, TypedRow, TOOL_STATS_COLUMNS, TOOL_STATS_MERGE, UPSERT_STEP_COLUMNS,
+    },
     sql_store::SqlBackend,
     Backend, StoreConfig, StoreError, StoreResult,
 };
@@ -42,6 +45,99 @@ impl Dialect for Postgres {
                 "to_char(t.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T00:00:00Z\"')"
             }
         }
+    }
+
+    /// One statement text for any number of rows: each column is bound as one array.
+    fn write_steps<'a>(
+        rows: &[StepRow<'_>],
+        now: DateTime<Utc>,
+        write: StepWrite,
+    ) -> QueryBuilder<'a, Self> {
+        let mut qb = QueryBuilder::new(format!(
+            "INSERT INTO trajectory_steps ({UPSERT_STEP_COLUMNS}) SELECT * FROM UNNEST("
+        ));
+        let column = |f: fn(&StepRow<'_>) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+        let json = |f: fn(&NewStep) -> Option<&Value>| {
+            rows.iter()
+                .map(|r| f(r.step).cloned().map(sqlx::types::Json))
+                .collect::<Vec<_>>()
+        };
+        qb.push_bind(rows.iter().map(|r| r.trajectory_id).collect::<Vec<_>>());
+        qb.push("::uuid[], ");
+        qb.push_bind(rows.iter().map(|r| r.step.step_number).collect::<Vec<_>>());
+        qb.push("::int8[], ");
+        qb.push_bind(
+            rows.iter()
+                .map(|r| r.step.timestamp.unwrap_or(now))
+                .collect::<Vec<_>>(),
+        );
+        qb.push("::timestamptz[], ");
+        qb.push_bind(column(|r| Some(r.step.tool_name.clone())));
+        qb.push("::text[], ");
+        qb.push_bind(json(|s| s.tool_input.as_ref()));
+        qb.push("::jsonb[], ");
+        qb.push_bind(json(|s| s.tool_output.as_ref()));
+        qb.push("::jsonb[], ");
+        qb.push_bind(column(|r| r.step.error.clone()));
+        qb.push("::text[], ");
+        qb.push_bind(rows.iter().map(|r| r.step.duration_ms).collect::<Vec<_>>());
+        qb.push("::int8[], ");
+        qb.push_bind(column(|r| r.step.tool_use_id.clone()));
+        qb.push("::text[], ");
+        qb.push_bind(json(|s| s.metadata.as_ref()));
+        qb.push("::jsonb[], ");
+        qb.push_bind(column(|r| Some(r.kind.as_str().to_string())));
+        qb.push("::text[])");
+        qb.push(write.clause());
+        qb
+    }
+
+    fn update_counters<'a>(deltas: &[CounterDelta], now: DateTime<Utc>) -> QueryBuilder<'a, Self> {
+        let mut qb = QueryBuilder::new("UPDATE trajectories AS t SET updated_at = ");
+        qb.push_bind(now);
+        qb.push(
+            ", status = CASE WHEN t.status = 'abandoned' THEN 'running' ELSE t.status END, \
+             step_count = t.step_count + d.steps, error_count = t.error_count + d.errors, \
+             max_step_number = d.max_step_number FROM UNNEST(",
+        );
+        qb.push_bind(deltas.iter().map(|d| d.trajectory_id).collect::<Vec<_>>());
+        qb.push("::uuid[], ");
+        qb.push_bind(deltas.iter().map(|d| d.steps).collect::<Vec<_>>());
+        qb.push("::int8[], ");
+        qb.push_bind(deltas.iter().map(|d| d.errors).collect::<Vec<_>>());
+        qb.push("::int8[], ");
+        qb.push_bind(deltas.iter().map(|d| d.max_step_number).collect::<Vec<_>>());
+        qb.push("::int8[]) AS d (id, steps, errors, max_step_number) WHERE t.id = d.id");
+        qb
+    }
+
+    fn upsert_tool_stats<'a>(deltas: &[((Uuid, String), ToolDelta)]) -> QueryBuilder<'a, Self> {
+        let mut qb = QueryBuilder::new(format!(
+            "INSERT INTO trajectory_tool_stats ({TOOL_STATS_COLUMNS}) SELECT * FROM UNNEST("
+        ));
+        qb.push_bind(deltas.iter().map(|((id, _), _)| *id).collect::<Vec<_>>());
+        qb.push("::uuid[], ");
+        qb.push_bind(
+            deltas
+                .iter()
+                .map(|((_, tool), _)| tool.clone())
+                .collect::<Vec<_>>(),
+        );
+        qb.push("::text[]");
+        let fields: [fn(&ToolDelta) -> i64; 4] = [
+            |d| d.calls,
+            |d| d.errors,
+            |d| d.duration_sum,
+            |d| d.duration_count,
+        ];
+        for field in fields {
+            qb.push(", ");
+            qb.push_bind(deltas.iter().map(|(_, d)| field(d)).collect::<Vec<_>>());
+            qb.push("::int8[]");
+        }
+        qb.push(")");
+        qb.push(TOOL_STATS_MERGE);
+        qb
     }
 }
 
