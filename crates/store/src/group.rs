@@ -42,6 +42,14 @@ pub struct GroupConfig {
     pub queue_steps: usize,
 }
 
+impl GroupConfig {
+    /// Writer transactions for a pool of `connections` on PostgreSQL when none are configured:
+    /// half the pool, leaving connections for reads and the other writes, at most 4.
+    pub fn default_writers(connections: u32) -> usize {
+        (connections as usize / 2).clamp(1, 4)
+    }
+}
+
 impl Default for GroupConfig {
     fn default() -> Self {
         Self {
