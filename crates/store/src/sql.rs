@@ -34,26 +34,39 @@ pub(crate) trait Dialect: Database {
     /// `start_time` truncated to the bucket, as fixed-width RFC 3339 text.
     fn bucket_expr(bucket: TimeBucket) -> &'static str;
 
-    /// The group's step rows ([`write_steps`]). A backend may override it with a statement
-    /// whose text does not depend on the number of rows (PostgreSQL: arrays and `UNNEST`), so it
-    /// is parsed and planned once per connection instead of once per group size.
-    fn write_steps<'a>(
-        rows: &[StepRow<'_>],
-        now: DateTime<Utc>,
-        write: StepWrite,
-    ) -> QueryBuilder<'a, Self> {
-        write_steps(rows, now, write)
+    /// The statements that write a group's plan inside its transaction: the new rows (plain
+    /// INSERT), the rows merged into stored ones (upsert), the counter changes and the per-tool
+    /// rollup. The default is one multi-row statement of each kind per chunk; PostgreSQL
+    /// overrides it with a single statement whose text does not depend on the group's size, so
+    /// a group costs one round trip and the statement is planned once per connection.
+    fn write_plan<'a>(plan: &PlanParts<'_, '_>, now: DateTime<Utc>) -> Vec<QueryBuilder<'a, Self>> {
+        let mut statements = Vec::new();
+        for (rows, write) in [
+            (plan.new, StepWrite::Insert),
+            (plan.merged, StepWrite::Upsert),
+        ] {
+            for chunk in rows.chunks(STEP_CHUNK) {
+                statements.push(write_steps(chunk, now, write));
+            }
+        }
+        for chunk in plan.counters.chunks(ID_CHUNK / 4) {
+            statements.push(update_counters(chunk, now));
+        }
+        for chunk in plan.tools.chunks(ID_CHUNK) {
+            statements.push(upsert_tool_stats(chunk));
+        }
+        statements
     }
+}
 
-    /// The group's counter update ([`update_counters`]); overridable like `upsert_steps`.
-    fn update_counters<'a>(deltas: &[CounterDelta], now: DateTime<Utc>) -> QueryBuilder<'a, Self> {
-        update_counters(deltas, now)
-    }
-
-    /// The group's per-tool rollup upsert ([`upsert_tool_stats`]); overridable likewise.
-    fn upsert_tool_stats<'a>(deltas: &[((Uuid, String), ToolDelta)]) -> QueryBuilder<'a, Self> {
-        upsert_tool_stats(deltas)
-    }
+/// A group's plan as [`Dialect::write_plan`] writes it.
+pub(crate) struct PlanParts<'p, 's> {
+    /// Rows no stored row has the key of (the group holds its trajectories' locks).
+    pub new: &'p [StepRow<'s>],
+    /// Rows merged into the stored row of their key.
+    pub merged: &'p [StepRow<'s>],
+    pub counters: &'p [CounterDelta],
+    pub tools: &'p [((Uuid, String), ToolDelta)],
 }
 
 /// The `Dialect` binds whose Rust types encode natively on every backend.

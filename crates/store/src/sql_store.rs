@@ -18,7 +18,7 @@ pub(crate) use crate::exec::finish_tx;
 use crate::{
     exec::{BeginTx, ColumnRow, SqlExec, SqlTx},
     group::{self, GroupCommit, GroupWriter, StoredStep, TrajectorySteps},
-    sql::{self, Dialect, StepWrite},
+    sql::{self, Dialect},
     Backend, KeyStore, OptimizationStore, PoolStatus, RolloutStore, ScoreStore, Store, StoreError,
     StoreResult,
 };
@@ -172,19 +172,14 @@ async fn write_group<T: SqlTx>(
     let stored = stored_steps(tx, folded, &max_steps).await?;
     let plan = group::plan(folded, &max_steps, &stored);
     let (merged, new): (Vec<_>, Vec<_>) = plan.rows.into_iter().partition(|row| row.stored);
-    for (rows, write) in [(new, StepWrite::Insert), (merged, StepWrite::Upsert)] {
-        for chunk in rows.chunks(sql::STEP_CHUNK) {
-            tx.execute(<T::Db as Dialect>::write_steps(chunk, now, write))
-                .await?;
-        }
-    }
-    for chunk in plan.counters.chunks(sql::ID_CHUNK / 4) {
-        tx.execute(<T::Db as Dialect>::update_counters(chunk, now))
-            .await?;
-    }
-    for chunk in plan.tools.chunks(sql::ID_CHUNK) {
-        tx.execute(<T::Db as Dialect>::upsert_tool_stats(chunk))
-            .await?;
+    let parts = sql::PlanParts {
+        new: &new,
+        merged: &merged,
+        counters: &plan.counters,
+        tools: &plan.tools,
+    };
+    for statement in <T::Db as Dialect>::write_plan(&parts, now) {
+        tx.execute(statement).await?;
     }
     Ok(ids
         .into_iter()
