@@ -91,6 +91,11 @@ pub struct BenchArgs {
     /// Requests per read measurement.
     #[arg(long, default_value_t = 100)]
     read_requests: usize,
+
+    /// Concurrent writer transactions on PostgreSQL, as `lightning serve
+    /// --group-commit-writers` (default: half the measurement's connections, at most 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    writers: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -182,10 +187,14 @@ struct ReadRow {
 /// Batches per trajectory before a client starts a new one (~1,000 steps, a long agent run).
 const BATCHES_PER_TRAJECTORY: usize = 100;
 
-/// Group commit as `lightning serve` configures it for `connections` database connections.
-fn group_config(connections: u32) -> lightning_store::GroupConfig {
+/// Group commit as `lightning serve` configures it for `connections` database connections
+/// (`--writers` as its `--group-commit-writers`).
+fn group_config(args: &BenchArgs, connections: u32) -> lightning_store::GroupConfig {
     lightning_store::GroupConfig {
-        writers: (connections as usize / 2).clamp(1, 4),
+        writers: args.writers.map_or_else(
+            || lightning_store::GroupConfig::default_writers(connections),
+            usize::from,
+        ),
         ..Default::default()
     }
 }
@@ -196,7 +205,7 @@ async fn fresh_store(
     backend: BenchBackend,
     connections: u32,
 ) -> anyhow::Result<ScratchStore> {
-    let group = group_config(connections);
+    let group = group_config(args, connections);
     Ok(match backend {
         BenchBackend::Sqlite => ScratchStore::sqlite(group)
             .await

@@ -31,6 +31,11 @@ pub struct StoreArgs {
     /// microseconds; 0 groups only what queued up while the previous transaction ran.
     #[arg(long, env = "LIGHTNING_GROUP_COMMIT_LINGER_US", default_value_t = lightning_store::GroupConfig::default().linger.as_micros() as u64)]
     pub group_commit_linger_us: u64,
+
+    /// Concurrent writer transactions for step batches on PostgreSQL (SQLite has one writer).
+    /// Default: half of --db-max-connections, at most 4.
+    #[arg(long, env = "LIGHTNING_GROUP_COMMIT_WRITERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub group_commit_writers: Option<u16>,
 }
 
 impl StoreArgs {
@@ -39,8 +44,10 @@ impl StoreArgs {
         config.max_connections = self.db_max_connections;
         config.group_commit.queue_steps = self.write_queue_steps;
         config.group_commit.linger = Duration::from_micros(self.group_commit_linger_us);
-        // PostgreSQL: leave connections for reads and the other writes.
-        config.group_commit.writers = (self.db_max_connections as usize / 2).clamp(1, 4);
+        config.group_commit.writers = self.group_commit_writers.map_or_else(
+            || lightning_store::GroupConfig::default_writers(self.db_max_connections),
+            usize::from,
+        );
         config
     }
 

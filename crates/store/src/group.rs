@@ -42,6 +42,14 @@ pub struct GroupConfig {
     pub queue_steps: usize,
 }
 
+impl GroupConfig {
+    /// Writer transactions for a pool of `connections` on PostgreSQL when none are configured:
+    /// half the pool, leaving connections for reads and the other writes, at most 4.
+    pub fn default_writers(connections: u32) -> usize {
+        (connections as usize / 2).clamp(1, 4)
+    }
+}
+
 impl Default for GroupConfig {
     fn default() -> Self {
         Self {
@@ -243,6 +251,9 @@ pub(crate) struct StepRow<'a> {
     pub trajectory_id: Uuid,
     pub step: &'a NewStep,
     pub kind: StepKind,
+    /// A row with this key is stored (the write merges into it); otherwise none can be, as
+    /// the group holds the trajectory's lock.
+    pub stored: bool,
 }
 
 /// Change to one trajectory's row.
@@ -328,6 +339,7 @@ pub(crate) fn plan<'a>(
                 trajectory_id: t.id,
                 step,
                 kind,
+                stored: old.is_some(),
             });
         }
         counters.push(delta);

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use lightning_core::TimeBucket;
+use lightning_core::{NewStep, TimeBucket};
 use serde_json::Value;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
@@ -13,8 +13,12 @@ use sqlx::{
 use uuid::Uuid;
 
 use crate::{
+    group::{CounterDelta, StepRow, ToolDelta},
     redact_url,
-    sql::{Dialect, TypedRow},
+    sql::{
+        Dialect, PlanParts, StepWrite, TypedRow, TOOL_STATS_COLUMNS, TOOL_STATS_MERGE,
+        UPSERT_STEP_COLUMNS,
+    },
     sql_store::SqlBackend,
     Backend, StoreConfig, StoreError, StoreResult,
 };
@@ -43,6 +47,116 @@ impl Dialect for Postgres {
             }
         }
     }
+
+    /// One statement for the whole plan: every column bound as one array and `UNNEST`ed, the
+    /// four writes as data-modifying CTEs (their rows are disjoint: new and merged keys differ,
+    /// each trajectory and each (trajectory, tool) appears once). The text is the same for
+    /// any group, so each connection prepares it once.
+    fn write_plan<'a>(plan: &PlanParts<'_, '_>, now: DateTime<Utc>) -> Vec<QueryBuilder<'a, Self>> {
+        let mut qb = QueryBuilder::new("WITH new_steps AS (");
+        push_step_rows(&mut qb, plan.new, now, StepWrite::Insert);
+        qb.push("), merged_steps AS (");
+        push_step_rows(&mut qb, plan.merged, now, StepWrite::Upsert);
+        qb.push("), counters AS (");
+        push_counters(&mut qb, plan.counters, now);
+        qb.push("), tools AS (");
+        push_tool_stats(&mut qb, plan.tools);
+        qb.push(") SELECT 1");
+        vec![qb]
+    }
+}
+
+/// `INSERT INTO trajectory_steps … SELECT * FROM UNNEST(<one array per column>)`.
+fn push_step_rows(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    rows: &[StepRow<'_>],
+    now: DateTime<Utc>,
+    write: StepWrite,
+) {
+    qb.push(format!(
+        "INSERT INTO trajectory_steps ({UPSERT_STEP_COLUMNS}) SELECT * FROM UNNEST("
+    ));
+    let text = |f: fn(&StepRow<'_>) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let json = |f: fn(&NewStep) -> Option<&Value>| {
+        rows.iter()
+            .map(|r| f(r.step).cloned().map(sqlx::types::Json))
+            .collect::<Vec<_>>()
+    };
+    qb.push_bind(rows.iter().map(|r| r.trajectory_id).collect::<Vec<_>>());
+    qb.push("::uuid[], ");
+    qb.push_bind(rows.iter().map(|r| r.step.step_number).collect::<Vec<_>>());
+    qb.push("::int8[], ");
+    qb.push_bind(
+        rows.iter()
+            .map(|r| r.step.timestamp.unwrap_or(now))
+            .collect::<Vec<_>>(),
+    );
+    qb.push("::timestamptz[], ");
+    qb.push_bind(text(|r| Some(r.step.tool_name.clone())));
+    qb.push("::text[], ");
+    qb.push_bind(json(|s| s.tool_input.as_ref()));
+    qb.push("::jsonb[], ");
+    qb.push_bind(json(|s| s.tool_output.as_ref()));
+    qb.push("::jsonb[], ");
+    qb.push_bind(text(|r| r.step.error.clone()));
+    qb.push("::text[], ");
+    qb.push_bind(rows.iter().map(|r| r.step.duration_ms).collect::<Vec<_>>());
+    qb.push("::int8[], ");
+    qb.push_bind(text(|r| r.step.tool_use_id.clone()));
+    qb.push("::text[], ");
+    qb.push_bind(json(|s| s.metadata.as_ref()));
+    qb.push("::jsonb[], ");
+    qb.push_bind(text(|r| Some(r.kind.as_str().to_string())));
+    qb.push("::text[])");
+    qb.push(write.clause());
+}
+
+/// The counter changes of [`crate::sql::update_counters`], from arrays.
+fn push_counters(qb: &mut QueryBuilder<'_, Postgres>, deltas: &[CounterDelta], now: DateTime<Utc>) {
+    qb.push("UPDATE trajectories AS t SET updated_at = ");
+    qb.push_bind(now);
+    qb.push(
+        ", status = CASE WHEN t.status = 'abandoned' THEN 'running' ELSE t.status END, \
+         step_count = t.step_count + d.steps, error_count = t.error_count + d.errors, \
+         max_step_number = d.max_step_number FROM UNNEST(",
+    );
+    qb.push_bind(deltas.iter().map(|d| d.trajectory_id).collect::<Vec<_>>());
+    qb.push("::uuid[], ");
+    qb.push_bind(deltas.iter().map(|d| d.steps).collect::<Vec<_>>());
+    qb.push("::int8[], ");
+    qb.push_bind(deltas.iter().map(|d| d.errors).collect::<Vec<_>>());
+    qb.push("::int8[], ");
+    qb.push_bind(deltas.iter().map(|d| d.max_step_number).collect::<Vec<_>>());
+    qb.push("::int8[]) AS d (id, steps, errors, max_step_number) WHERE t.id = d.id");
+}
+
+/// The rollup changes of [`crate::sql::upsert_tool_stats`], from arrays.
+fn push_tool_stats(qb: &mut QueryBuilder<'_, Postgres>, deltas: &[((Uuid, String), ToolDelta)]) {
+    qb.push(format!(
+        "INSERT INTO trajectory_tool_stats ({TOOL_STATS_COLUMNS}) SELECT * FROM UNNEST("
+    ));
+    qb.push_bind(deltas.iter().map(|((id, _), _)| *id).collect::<Vec<_>>());
+    qb.push("::uuid[], ");
+    qb.push_bind(
+        deltas
+            .iter()
+            .map(|((_, tool), _)| tool.clone())
+            .collect::<Vec<_>>(),
+    );
+    qb.push("::text[]");
+    let fields: [fn(&ToolDelta) -> i64; 4] = [
+        |d| d.calls,
+        |d| d.errors,
+        |d| d.duration_sum,
+        |d| d.duration_count,
+    ];
+    for field in fields {
+        qb.push(", ");
+        qb.push_bind(deltas.iter().map(|(_, d)| field(d)).collect::<Vec<_>>());
+        qb.push("::int8[]");
+    }
+    qb.push(")");
+    qb.push(TOOL_STATS_MERGE);
 }
 
 impl TypedRow for PgRow {
@@ -102,6 +216,11 @@ impl PgStore {
     ) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
+            // No ping round trip before every checkout (a group of step batches is otherwise
+            // BEGIN's second round trip): a connection that broke while idle fails its first
+            // statement, is discarded, and that request gets 503 + Retry-After like any other
+            // database error.
+            .test_before_acquire(false)
             .acquire_timeout(config.acquire_timeout)
             .connect_with(options)
             .await?;

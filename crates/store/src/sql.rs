@@ -33,6 +33,40 @@ pub(crate) trait Dialect: Database {
     fn bind_bool(qb: &mut QueryBuilder<'_, Self>, value: Option<bool>);
     /// `start_time` truncated to the bucket, as fixed-width RFC 3339 text.
     fn bucket_expr(bucket: TimeBucket) -> &'static str;
+
+    /// The statements that write a group's plan inside its transaction: the new rows (plain
+    /// INSERT), the rows merged into stored ones (upsert), the counter changes and the per-tool
+    /// rollup. The default is one multi-row statement of each kind per chunk; PostgreSQL
+    /// overrides it with a single statement whose text does not depend on the group's size, so
+    /// a group costs one round trip and the statement is planned once per connection.
+    fn write_plan<'a>(plan: &PlanParts<'_, '_>, now: DateTime<Utc>) -> Vec<QueryBuilder<'a, Self>> {
+        let mut statements = Vec::new();
+        for (rows, write) in [
+            (plan.new, StepWrite::Insert),
+            (plan.merged, StepWrite::Upsert),
+        ] {
+            for chunk in rows.chunks(STEP_CHUNK) {
+                statements.push(write_steps(chunk, now, write));
+            }
+        }
+        for chunk in plan.counters.chunks(ID_CHUNK / 4) {
+            statements.push(update_counters(chunk, now));
+        }
+        for chunk in plan.tools.chunks(ID_CHUNK) {
+            statements.push(upsert_tool_stats(chunk));
+        }
+        statements
+    }
+}
+
+/// A group's plan as [`Dialect::write_plan`] writes it.
+pub(crate) struct PlanParts<'p, 's> {
+    /// Rows no stored row has the key of (the group holds its trajectories' locks).
+    pub new: &'p [StepRow<'s>],
+    /// Rows merged into the stored row of their key.
+    pub merged: &'p [StepRow<'s>],
+    pub counters: &'p [CounterDelta],
+    pub tools: &'p [((Uuid, String), ToolDelta)],
 }
 
 /// The `Dialect` binds whose Rust types encode natively on every backend.
@@ -195,17 +229,63 @@ pub(crate) fn stored_steps<'a, DB: Dialect>(keys: &[(Uuid, &[i64])]) -> QueryBui
     qb
 }
 
-/// One multi-row upsert applying the merge rule of `NewStep::merge` against stored rows
-/// (the stored timestamp is kept: it is when the step started). Rows may belong to several
-/// trajectories; `(trajectory_id, step_number)` must be unique among them.
-pub(crate) fn upsert_steps<'a, DB: Dialect>(
+/// The columns [`upsert_steps`] writes, in bind order.
+pub(crate) const UPSERT_STEP_COLUMNS: &str = "trajectory_id, step_number, \"timestamp\", \
+    tool_name, tool_input, tool_output, error, duration_ms, tool_use_id, metadata, kind";
+
+/// The merge rule of `NewStep::merge` against a stored row: non-null newer fields win, nulls
+/// never erase, the stored timestamp is kept.
+pub(crate) const STEP_MERGE: &str = " ON CONFLICT (trajectory_id, step_number) DO UPDATE SET \
+    tool_name = excluded.tool_name, \
+    kind = excluded.kind, \
+    tool_input = COALESCE(excluded.tool_input, trajectory_steps.tool_input), \
+    tool_output = COALESCE(excluded.tool_output, trajectory_steps.tool_output), \
+    error = COALESCE(excluded.error, trajectory_steps.error), \
+    duration_ms = COALESCE(excluded.duration_ms, trajectory_steps.duration_ms), \
+    tool_use_id = COALESCE(excluded.tool_use_id, trajectory_steps.tool_use_id), \
+    metadata = COALESCE(excluded.metadata, trajectory_steps.metadata)";
+
+/// The columns [`upsert_tool_stats`] writes, in bind order.
+pub(crate) const TOOL_STATS_COLUMNS: &str =
+    "trajectory_id, tool_name, calls, errors, duration_sum, duration_count";
+
+/// A rollup row's change is added to the stored one.
+pub(crate) const TOOL_STATS_MERGE: &str = " ON CONFLICT (trajectory_id, tool_name) DO UPDATE SET \
+    calls = trajectory_tool_stats.calls + excluded.calls, \
+    errors = trajectory_tool_stats.errors + excluded.errors, \
+    duration_sum = trajectory_tool_stats.duration_sum + excluded.duration_sum, \
+    duration_count = trajectory_tool_stats.duration_count + excluded.duration_count";
+
+/// How [`write_steps`] treats a row whose key is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepWrite {
+    /// Rows known not to be stored (the group holds its trajectories' locks and found none of
+    /// them): a plain INSERT, which costs the database no conflict check.
+    Insert,
+    /// Rows that may be stored: merged by [`STEP_MERGE`].
+    Upsert,
+}
+
+impl StepWrite {
+    pub(crate) fn clause(self) -> &'static str {
+        match self {
+            StepWrite::Insert => "",
+            StepWrite::Upsert => STEP_MERGE,
+        }
+    }
+}
+
+/// One multi-row INSERT, merging by the rule of `NewStep::merge` against stored rows with
+/// [`StepWrite::Upsert`] (the stored timestamp is kept: it is when the step started). Rows may
+/// belong to several trajectories; `(trajectory_id, step_number)` must be unique among them.
+pub(crate) fn write_steps<'a, DB: Dialect>(
     rows: &[StepRow<'_>],
     now: DateTime<Utc>,
+    write: StepWrite,
 ) -> QueryBuilder<'a, DB> {
-    let mut qb = QueryBuilder::new(
-        "INSERT INTO trajectory_steps (trajectory_id, step_number, \"timestamp\", tool_name, \
-         tool_input, tool_output, error, duration_ms, tool_use_id, metadata, kind) VALUES ",
-    );
+    let mut qb = QueryBuilder::new(format!(
+        "INSERT INTO trajectory_steps ({UPSERT_STEP_COLUMNS}) VALUES "
+    ));
     let mut first = true;
     for row in rows {
         let step = row.step;
@@ -234,17 +314,7 @@ pub(crate) fn upsert_steps<'a, DB: Dialect>(
         DB::bind_text(&mut qb, Some(row.kind.as_str().to_string()));
         qb.push(")");
     }
-    qb.push(
-        " ON CONFLICT (trajectory_id, step_number) DO UPDATE SET \
-         tool_name = excluded.tool_name, \
-         kind = excluded.kind, \
-         tool_input = COALESCE(excluded.tool_input, trajectory_steps.tool_input), \
-         tool_output = COALESCE(excluded.tool_output, trajectory_steps.tool_output), \
-         error = COALESCE(excluded.error, trajectory_steps.error), \
-         duration_ms = COALESCE(excluded.duration_ms, trajectory_steps.duration_ms), \
-         tool_use_id = COALESCE(excluded.tool_use_id, trajectory_steps.tool_use_id), \
-         metadata = COALESCE(excluded.metadata, trajectory_steps.metadata)",
-    );
+    qb.push(write.clause());
     qb
 }
 
@@ -294,10 +364,9 @@ pub(crate) fn update_counters<'a, DB: Dialect>(
 pub(crate) fn upsert_tool_stats<'a, DB: Dialect>(
     deltas: &[((Uuid, String), ToolDelta)],
 ) -> QueryBuilder<'a, DB> {
-    let mut qb = QueryBuilder::new(
-        "INSERT INTO trajectory_tool_stats (trajectory_id, tool_name, calls, errors, \
-         duration_sum, duration_count) VALUES ",
-    );
+    let mut qb = QueryBuilder::new(format!(
+        "INSERT INTO trajectory_tool_stats ({TOOL_STATS_COLUMNS}) VALUES "
+    ));
     let mut first = true;
     for ((id, tool), d) in deltas {
         sep(&mut qb, &mut first, ", ");
@@ -311,13 +380,7 @@ pub(crate) fn upsert_tool_stats<'a, DB: Dialect>(
         }
         qb.push(")");
     }
-    qb.push(
-        " ON CONFLICT (trajectory_id, tool_name) DO UPDATE SET \
-         calls = trajectory_tool_stats.calls + excluded.calls, \
-         errors = trajectory_tool_stats.errors + excluded.errors, \
-         duration_sum = trajectory_tool_stats.duration_sum + excluded.duration_sum, \
-         duration_count = trajectory_tool_stats.duration_count + excluded.duration_count",
-    );
+    qb.push(TOOL_STATS_MERGE);
     qb
 }
 

@@ -18,8 +18,9 @@ pub(crate) use crate::exec::finish_tx;
 use crate::{
     exec::{BeginTx, ColumnRow, SqlExec, SqlTx},
     group::{self, GroupCommit, GroupWriter, StoredStep, TrajectorySteps},
-    sql, Backend, KeyStore, OptimizationStore, PoolStatus, RolloutStore, ScoreStore, Store,
-    StoreError, StoreResult,
+    sql::{self, Dialect},
+    Backend, KeyStore, OptimizationStore, PoolStatus, RolloutStore, ScoreStore, Store, StoreError,
+    StoreResult,
 };
 
 pub(crate) fn not_found(id: Uuid) -> StoreError {
@@ -170,14 +171,15 @@ async fn write_group<T: SqlTx>(
     let max_steps = lock_trajectories(tx, &ids).await?;
     let stored = stored_steps(tx, folded, &max_steps).await?;
     let plan = group::plan(folded, &max_steps, &stored);
-    for chunk in plan.rows.chunks(sql::STEP_CHUNK) {
-        tx.execute(sql::upsert_steps(chunk, now)).await?;
-    }
-    for chunk in plan.counters.chunks(sql::ID_CHUNK / 4) {
-        tx.execute(sql::update_counters(chunk, now)).await?;
-    }
-    for chunk in plan.tools.chunks(sql::ID_CHUNK) {
-        tx.execute(sql::upsert_tool_stats(chunk)).await?;
+    let (merged, new): (Vec<_>, Vec<_>) = plan.rows.into_iter().partition(|row| row.stored);
+    let parts = sql::PlanParts {
+        new: &new,
+        merged: &merged,
+        counters: &plan.counters,
+        tools: &plan.tools,
+    };
+    for statement in <T::Db as Dialect>::write_plan(&parts, now) {
+        tx.execute(statement).await?;
     }
     Ok(ids
         .into_iter()
