@@ -123,7 +123,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Steps after a step number, for live tailing. */
+        /**
+         * Steps after a step number, for live tailing. The answer is written as the steps are read,
+         *     500 at a time, so even 10,000 long steps are never all in memory.
+         */
         get: operations["steps"];
         put?: never;
         post?: never;
