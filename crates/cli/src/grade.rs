@@ -113,14 +113,7 @@ pub async fn run(args: GradeArgs) -> anyhow::Result<()> {
         (None, true) if args.dry_run => None,
         (None, true) => {
             let config = args.llm.config(args.concurrency)?;
-            if args.max_cost.is_some() && config.price.is_none() {
-                bail!(
-                    "--max-cost needs a price, and model {:?} has no known list price: pass \
-                     --price-input and --price-output (USD per million tokens) so the budget \
-                     can be enforced",
-                    config.model
-                );
-            }
+            crate::optimize::require_price(args.max_cost, &config)?;
             let llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(config)?);
             let template = match &args.template {
                 Some(p) => Some(

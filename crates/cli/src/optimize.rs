@@ -445,6 +445,12 @@ pub async fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     if args.evaluator == EvaluatorKind::Command && args.eval_cmd.is_none() {
         bail!("--evaluator command needs --eval-cmd (or LIGHTNING_EVAL_CMD)");
     }
+    if let Some(config) = &llm_config {
+        require_price(args.max_cost, config)?;
+        if args.evaluator == EvaluatorKind::Judge {
+            require_price(args.max_cost, &judge_config(&args, config))?;
+        }
+    }
     let prompt_text = match &args.prompt_file {
         Some(p) => Some(strip_label(&read_file(p, "prompt file")?).to_string()),
         None => None,
@@ -558,6 +564,40 @@ fn dry_run(
 /// The judge's own LLM client, when the evaluator is the judge.
 type JudgeLlm = Option<Arc<dyn Llm>>;
 
+/// The judge's LLM settings: the proposer's, with `--judge-model` (or the provider's default
+/// judge) and that model's list price unless a price was given.
+fn judge_config(args: &OptimizeArgs, llm_config: &LlmConfig) -> LlmConfig {
+    let mut config = llm_config.clone();
+    config.model = args
+        .judge_model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| {
+            llm_config
+                .provider
+                .default_judge_model(&llm_config.model)
+                .to_string()
+        });
+    if config.price == llm_config.price || config.price.is_none() {
+        config.price =
+            lightning_optimizer::llm::Price::for_model(&config.model).or(llm_config.price);
+    }
+    config
+}
+
+/// `--max-cost` can only be kept when every model it pays for has a price.
+pub fn require_price(max_cost: Option<f64>, config: &LlmConfig) -> anyhow::Result<()> {
+    if max_cost.is_some() && config.price.is_none() {
+        bail!(
+            "--max-cost needs a price, and model {:?} has no known list price: pass \
+             --price-input and --price-output (USD per million tokens) so the budget can be \
+             enforced",
+            config.model
+        );
+    }
+    Ok(())
+}
+
 /// The evaluator, and the judge's own LLM client when it is the judge.
 fn build_evaluator(
     args: &OptimizeArgs,
@@ -566,21 +606,7 @@ fn build_evaluator(
 ) -> anyhow::Result<(Arc<dyn Evaluator>, JudgeLlm)> {
     Ok(match args.evaluator {
         EvaluatorKind::Judge => {
-            let mut config = llm_config.clone();
-            config.model = args
-                .judge_model
-                .clone()
-                .filter(|m| !m.trim().is_empty())
-                .unwrap_or_else(|| {
-                    llm_config
-                        .provider
-                        .default_judge_model(&llm_config.model)
-                        .to_string()
-                });
-            if config.price == llm_config.price || config.price.is_none() {
-                config.price =
-                    lightning_optimizer::llm::Price::for_model(&config.model).or(llm_config.price);
-            }
+            let config = judge_config(args, llm_config);
             let judge_llm: Arc<dyn Llm> = Arc::new(HttpLlm::new(config.clone())?);
             let mut judge = JudgeEvaluator::new(judge_llm.clone(), templates.judge.clone());
             judge.price = config.price;

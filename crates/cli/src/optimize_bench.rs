@@ -36,8 +36,8 @@ pub struct OptimizeBenchArgs {
     #[command(flatten)]
     synthetic: crate::bench_synthetic::SyntheticArgs,
 
-    /// Store to benchmark: postgres://… for PostgreSQL (a fresh schema is used and dropped via
-    /// TEST_DATABASE_URL when this is `test`), else a temporary SQLite file.
+    /// Store to benchmark: `sqlite` (a temporary file) or `postgres` (a fresh schema in the
+    /// database at TEST_DATABASE_URL, dropped afterwards).
     #[arg(long, default_value = "sqlite")]
     backend: String,
 

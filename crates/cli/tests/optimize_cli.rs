@@ -82,6 +82,52 @@ fn missing_key_is_named_before_the_database_is_touched() {
     assert!(err.contains("OPENAI_API_KEY is not set"), "{err}");
 }
 
+#[test]
+fn a_budget_without_a_price_is_refused_before_the_database_is_touched() {
+    let env = [
+        ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+        ("ANTHROPIC_API_KEY", "sk-test-not-used"),
+        ("LIGHTNING_DB_CONNECT_TIMEOUT", "0"),
+    ];
+    // The proposer's model has no list price.
+    let (ok, _, err) = lightning(
+        &[
+            "optimize",
+            "--agent",
+            "a",
+            "--model",
+            "house-model-7",
+            "--max-cost",
+            "5",
+        ],
+        &env,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("--max-cost needs a price") && err.contains("house-model-7"),
+        "{err}"
+    );
+    // With prices given, it gets past the check (and fails later, at the unreachable database).
+    let (ok, _, err) = lightning(
+        &[
+            "optimize",
+            "--agent",
+            "a",
+            "--model",
+            "house-model-7",
+            "--max-cost",
+            "5",
+            "--price-input",
+            "1",
+            "--price-output",
+            "2",
+        ],
+        &env,
+    );
+    assert!(!ok);
+    assert!(!err.contains("--max-cost needs a price"), "{err}");
+}
+
 #[tokio::test]
 async fn dry_run_refuses_a_test_set_too_small_to_say_anything() {
     let t = seeded().await;
