@@ -133,6 +133,10 @@ struct Measurement {
     steps_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Mean steps per group-commit transaction during the measurement.
+    steps_per_transaction: f64,
+    /// Mean wall time of one group-commit transaction, ms.
+    transaction_ms: f64,
 }
 
 /// Everything one run measured, for `--json`.
@@ -298,11 +302,13 @@ async fn measure(
     concurrency: usize,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<Measurement> {
+    let stats = store.clone();
     let target = match path {
         Path::Direct => Target::Direct(store),
         Path::Collector => Target::Http(HttpTarget::start(store).await?),
     };
     let stop = Stop::Deadline(Instant::now() + Duration::from_secs_f64(args.seconds));
+    let before = stats.group_commit_stats();
     let run = drive_all(
         Arc::new(target),
         concurrency,
@@ -311,6 +317,11 @@ async fn measure(
         BATCHES_PER_TRAJECTORY,
     )
     .await?;
+    let after = stats.group_commit_stats();
+    let transactions = after
+        .transactions
+        .saturating_sub(before.transactions)
+        .max(1) as f64;
     Ok(Measurement {
         backend,
         path,
@@ -319,6 +330,8 @@ async fn measure(
         steps_per_sec: run.steps_per_sec(args.batch),
         p50_ms: run.percentile_ms(0.50),
         p99_ms: run.percentile_ms(0.99),
+        steps_per_transaction: after.steps.saturating_sub(before.steps) as f64 / transactions,
+        transaction_ms: 1e3 * (after.busy_seconds - before.busy_seconds) / transactions,
     })
 }
 
@@ -801,7 +814,9 @@ impl HttpTarget {
         }
     }
 
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    /// Posts `body` serialized straight to bytes (no intermediate `Value`: the load generator
+    /// shares the CPUs with the server it measures).
+    async fn post(&self, path: &str, body: &impl Serialize) -> anyhow::Result<Value> {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
@@ -859,9 +874,7 @@ impl Target {
         };
         Ok(match self {
             Target::Direct(store) => store.start_trajectory(&t).await?,
-            Target::Http(http) => http
-                .post("/api/trajectories/start", &serde_json::to_value(&t)?)
-                .await?["trajectoryId"]
+            Target::Http(http) => http.post("/api/trajectories/start", &t).await?["trajectoryId"]
                 .as_str()
                 .ok_or_else(|| anyhow::anyhow!("start returned no trajectoryId"))?
                 .parse()?,
@@ -896,7 +909,7 @@ impl Target {
                 Target::Http(http) => {
                     http.post(
                         &format!("/api/trajectories/{trajectory}/steps/batch"),
-                        &json!({"steps": batch_steps}),
+                        &lightning_core::ingest::StepBatch { steps: batch_steps },
                     )
                     .await?;
                 }
@@ -927,7 +940,7 @@ fn print_report(args: &BenchArgs, r: &Report) {
             args.seconds
         );
         println!(
-            "{:<9} {:>5} {:>14} {:>9} {:>9} {:>14} {:>9} {:>9} {:>8}",
+            "{:<9} {:>5} {:>14} {:>9} {:>9} {:>14} {:>9} {:>9} {:>8} {:>9} {:>7}",
             "backend",
             "conc",
             "http steps/s",
@@ -936,12 +949,14 @@ fn print_report(args: &BenchArgs, r: &Report) {
             "direct steps/s",
             "p50 ms",
             "p99 ms",
-            "ratio"
+            "ratio",
+            "steps/tx",
+            "tx ms"
         );
         for pair in r.ingest.chunks(2) {
             let (direct, http) = (&pair[0], &pair[1]);
             println!(
-                "{:<9} {:>5} {:>14.0} {:>9.2} {:>9.2} {:>14.0} {:>9.2} {:>9.2} {:>7.0}%",
+                "{:<9} {:>5} {:>14.0} {:>9.2} {:>9.2} {:>14.0} {:>9.2} {:>9.2} {:>7.0}% {:>9.1} {:>7.2}",
                 backend_name(http.backend),
                 http.concurrency,
                 http.steps_per_sec,
@@ -951,9 +966,11 @@ fn print_report(args: &BenchArgs, r: &Report) {
                 direct.p50_ms,
                 direct.p99_ms,
                 100.0 * ratio(http.steps_per_sec, direct.steps_per_sec),
+                http.steps_per_transaction,
+                http.transaction_ms,
             );
         }
-        println!("ratio = collector over HTTP / direct store writes\n");
+        println!("ratio = collector over HTTP / direct store writes; steps/tx and tx ms: mean size and wall time of the http run's group-commit transactions\n");
     }
     if !r.long.is_empty() {
         println!("Long trajectories (HTTP, one client per trajectory; start/end = first/last 10 % of batches):");

@@ -76,7 +76,11 @@ impl Metrics {
         h.sum += secs;
     }
 
-    pub fn render(&self, pool: lightning_store::PoolStatus) -> String {
+    pub fn render(
+        &self,
+        pool: lightning_store::PoolStatus,
+        group: lightning_store::GroupCommitStats,
+    ) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP lightning_http_requests_total HTTP requests by method, route and status.\n",
@@ -158,8 +162,53 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
+        render_group_commit(&mut out, group);
         out
     }
+}
+
+/// The step-batch group commit: mean steps per transaction = steps / transactions, writer
+/// occupancy = rate(seconds) / writers.
+fn render_group_commit(out: &mut String, g: lightning_store::GroupCommitStats) {
+    let counters: [(&str, &str, f64); 5] = [
+        (
+            "lightning_group_commit_transactions_total",
+            "Group-commit transactions run (a failed group's one-by-one retries included).",
+            g.transactions as f64,
+        ),
+        (
+            "lightning_group_commit_batches_total",
+            "Step batches written through group commit.",
+            g.batches as f64,
+        ),
+        (
+            "lightning_group_commit_steps_total",
+            "Steps in those batches.",
+            g.steps as f64,
+        ),
+        (
+            "lightning_group_commit_seconds_total",
+            "Wall time inside group-commit transactions, summed over writers.",
+            g.busy_seconds,
+        ),
+        (
+            "lightning_group_commit_split_total",
+            "Groups that failed and were retried batch by batch.",
+            g.split_groups as f64,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    let name = "lightning_group_commit_queued_steps";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Steps waiting for a group-commit writer.\n# TYPE {name} gauge\n{name} {}",
+        g.queued_steps
+    );
 }
 
 /// Inner layer (runs after routing): records which route template matched.
@@ -181,7 +230,9 @@ pub async fn label_route(req: Request, next: Next) -> Response {
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
         (status = 401, body = crate::openapi::ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics.render(state.store.pool_status());
+    let body = state
+        .metrics
+        .render(state.store.pool_status(), state.store.group_commit_stats());
     (
         [(
             header::CONTENT_TYPE,
@@ -204,11 +255,23 @@ mod tests {
         m.observe("XYZZY", UNMATCHED, 405, Duration::from_micros(10));
         m.observe(&"Q".repeat(4096), UNMATCHED, 405, Duration::from_micros(10));
         m.steps_ingested.fetch_add(10, Ordering::Relaxed);
-        let text = m.render(lightning_store::PoolStatus {
-            size: 2,
-            idle: 1,
-            max: 10,
-        });
+        let text = m.render(
+            lightning_store::PoolStatus {
+                size: 2,
+                idle: 1,
+                max: 10,
+            },
+            lightning_store::GroupCommitStats {
+                transactions: 3,
+                steps: 120,
+                busy_seconds: 0.25,
+                ..Default::default()
+            },
+        );
+        assert!(text.contains("\nlightning_group_commit_transactions_total 3\n"));
+        assert!(text.contains("\nlightning_group_commit_steps_total 120\n"));
+        assert!(text.contains("\nlightning_group_commit_seconds_total 0.25\n"));
+        assert!(text.contains("\nlightning_group_commit_queued_steps 0\n"));
         assert!(text.contains(
             "lightning_http_requests_total{method=\"GET\",route=\"/api/stats\",status=\"200\"} 2"
         ));

@@ -983,6 +983,11 @@ async fn metrics_count_requests_by_route_template_and_ingested_steps() {
         "lightning_http_request_duration_seconds_count{route=\"/api/trajectories/start\"} 1",
         "lightning_steps_ingested_total 2",
         "lightning_trajectories_started_total 1",
+        // One group transaction held the one valid batch.
+        "\nlightning_group_commit_transactions_total 1\n",
+        "\nlightning_group_commit_batches_total 1\n",
+        "\nlightning_group_commit_steps_total 2\n",
+        "\nlightning_group_commit_queued_steps 0\n",
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }

@@ -17,8 +17,12 @@
 //! counters and per-tool rollup, so a batch costs O(batch), not O(steps already stored).
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, HashMap, HashSet},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -81,20 +85,65 @@ pub(crate) struct GroupCommit {
     queue: mpsc::UnboundedSender<Pending>,
     permits: Arc<Semaphore>,
     capacity: usize,
+    counters: Arc<Counters>,
+}
+
+/// What the writers have done, for [`GroupCommit::stats`].
+#[derive(Default)]
+struct Counters {
+    transactions: AtomicU64,
+    batches: AtomicU64,
+    steps: AtomicU64,
+    busy_nanos: AtomicU64,
+    split_groups: AtomicU64,
+}
+
+impl Counters {
+    /// Runs one group transaction, counting it and its wall time.
+    async fn timed<T>(&self, transaction: impl std::future::Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = transaction.await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        result
+    }
 }
 
 impl GroupCommit {
     pub(crate) fn start(writer: Arc<dyn GroupWriter>, config: GroupConfig) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         let rx = Arc::new(Mutex::new(rx));
+        let counters = Arc::new(Counters::default());
         for _ in 0..config.writers.max(1) {
-            tokio::spawn(run_writer(rx.clone(), writer.clone(), config));
+            tokio::spawn(run_writer(
+                rx.clone(),
+                writer.clone(),
+                config,
+                counters.clone(),
+            ));
         }
         let capacity = config.queue_steps.max(1);
         Self {
             queue,
             permits: Arc::new(Semaphore::new(capacity)),
             capacity,
+            counters,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> crate::GroupCommitStats {
+        let c = &self.counters;
+        let waiting = self
+            .capacity
+            .saturating_sub(self.permits.available_permits());
+        crate::GroupCommitStats {
+            transactions: c.transactions.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            steps: c.steps.load(Ordering::Relaxed),
+            busy_seconds: c.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            split_groups: c.split_groups.load(Ordering::Relaxed),
+            queued_steps: waiting as u64,
         }
     }
 
@@ -131,6 +180,7 @@ async fn run_writer(
     rx: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
     writer: Arc<dyn GroupWriter>,
     config: GroupConfig,
+    counters: Arc<Counters>,
 ) {
     loop {
         let group = {
@@ -138,7 +188,7 @@ async fn run_writer(
             collect(&mut rx, &config).await
         };
         match group {
-            Some(group) => commit(writer.as_ref(), group).await,
+            Some(group) => commit(writer.as_ref(), group, &counters).await,
             None => return,
         }
     }
@@ -171,12 +221,17 @@ async fn collect(
     Some(group)
 }
 
-async fn commit(writer: &dyn GroupWriter, group: Vec<Pending>) {
+async fn commit(writer: &dyn GroupWriter, group: Vec<Pending>, counters: &Counters) {
     let batches: Vec<(Uuid, &[NewStep])> = group
         .iter()
         .map(|p| (p.trajectory_id, p.steps.as_slice()))
         .collect();
-    let outcome = writer.write_group(&batches).await;
+    let steps: usize = batches.iter().map(|(_, s)| s.len()).sum();
+    counters
+        .batches
+        .fetch_add(batches.len() as u64, Ordering::Relaxed);
+    counters.steps.fetch_add(steps as u64, Ordering::Relaxed);
+    let outcome = counters.timed(writer.write_group(&batches)).await;
     drop(batches);
     match outcome {
         Ok(missing) => {
@@ -194,9 +249,10 @@ async fn commit(writer: &dyn GroupWriter, group: Vec<Pending>) {
         }
         Err(e) => {
             tracing::warn!(error = %e, batches = group.len(), "group of step batches failed; retrying each batch alone");
+            counters.split_groups.fetch_add(1, Ordering::Relaxed);
             for p in group {
-                let result = writer
-                    .write_group(&[(p.trajectory_id, p.steps.as_slice())])
+                let result = counters
+                    .timed(writer.write_group(&[(p.trajectory_id, p.steps.as_slice())]))
                     .await
                     .and_then(|missing| match missing.is_empty() {
                         true => Ok(()),
@@ -208,24 +264,25 @@ async fn commit(writer: &dyn GroupWriter, group: Vec<Pending>) {
     }
 }
 
-/// The steps a group writes to one trajectory, folded by step number in arrival order.
+/// The steps a group writes to one trajectory, folded by step number in arrival order. A step
+/// sent once is borrowed from its batch; only a repeated step number is copied, to merge into.
 #[derive(Debug)]
-pub(crate) struct TrajectorySteps {
+pub(crate) struct TrajectorySteps<'a> {
     pub id: Uuid,
-    pub steps: BTreeMap<i64, NewStep>,
+    pub steps: BTreeMap<i64, Cow<'a, NewStep>>,
 }
 
 /// Folds the group's batches per trajectory (sorted by id, the order rows are locked in).
 /// Repeated step numbers merge by [`NewStep::merge`], as if written one after another.
-pub(crate) fn fold(batches: &[(Uuid, &[NewStep])]) -> Vec<TrajectorySteps> {
-    let mut by_id: BTreeMap<Uuid, BTreeMap<i64, NewStep>> = BTreeMap::new();
-    for (id, steps) in batches {
-        let folded = by_id.entry(*id).or_default();
-        for step in steps.iter() {
+pub(crate) fn fold<'a>(batches: &[(Uuid, &'a [NewStep])]) -> Vec<TrajectorySteps<'a>> {
+    let mut by_id: BTreeMap<Uuid, BTreeMap<i64, Cow<'a, NewStep>>> = BTreeMap::new();
+    for &(id, steps) in batches {
+        let folded = by_id.entry(id).or_default();
+        for step in steps {
             match folded.get_mut(&step.step_number) {
-                Some(existing) => existing.merge(step.clone()),
+                Some(existing) => existing.to_mut().merge(step.clone()),
                 None => {
-                    folded.insert(step.step_number, step.clone());
+                    folded.insert(step.step_number, Cow::Borrowed(step));
                 }
             }
         }
@@ -283,7 +340,7 @@ pub(crate) struct Plan<'a> {
 }
 
 /// Step numbers of `t` that may already be stored (those up to the stored maximum).
-pub(crate) fn maybe_stored(t: &TrajectorySteps, max_step_number: Option<i64>) -> Vec<i64> {
+pub(crate) fn maybe_stored(t: &TrajectorySteps<'_>, max_step_number: Option<i64>) -> Vec<i64> {
     match max_step_number {
         None => Vec::new(),
         Some(max) => t.steps.range(..=max).map(|(n, _)| *n).collect(),
@@ -293,7 +350,7 @@ pub(crate) fn maybe_stored(t: &TrajectorySteps, max_step_number: Option<i64>) ->
 /// Rows, counter changes and rollup changes for the existing trajectories of a group.
 /// `stored` holds the current state of every `(trajectory, step)` the group rewrites.
 pub(crate) fn plan<'a>(
-    trajectories: &'a [TrajectorySteps],
+    trajectories: &'a [TrajectorySteps<'_>],
     max_steps: &HashMap<Uuid, Option<i64>>,
     stored: &HashMap<(Uuid, i64), StoredStep>,
 ) -> Plan<'a> {
@@ -337,7 +394,7 @@ pub(crate) fn plan<'a>(
             delta.max_step_number = Some(delta.max_step_number.map_or(number, |m| m.max(number)));
             rows.push(StepRow {
                 trajectory_id: t.id,
-                step,
+                step: step.as_ref(),
                 kind,
                 stored: old.is_some(),
             });

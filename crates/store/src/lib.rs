@@ -61,6 +61,9 @@ pub trait Store:
     /// Connection pool use, for metrics.
     fn pool_status(&self) -> PoolStatus;
 
+    /// The step-batch group commit's work so far, for metrics and the bench.
+    fn group_commit_stats(&self) -> GroupCommitStats;
+
     /// Creates a trajectory, or does nothing when `trajectory_id` is given and already exists.
     async fn start_trajectory(&self, trajectory: &NewTrajectory) -> StoreResult<Uuid>;
 
@@ -100,6 +103,23 @@ pub trait Store:
 
     /// Deletes a trajectory and its steps; `NotFound` if there was none.
     async fn delete_trajectory(&self, trajectory_id: Uuid) -> StoreResult<()>;
+}
+
+/// What the group commit has done since the store opened (counters), and what waits (gauge).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GroupCommitStats {
+    /// Group transactions run, committed or not (a failed group's retries count one each).
+    pub transactions: u64,
+    /// Batches answered.
+    pub batches: u64,
+    /// Steps in those batches.
+    pub steps: u64,
+    /// Wall time spent inside group transactions, summed over the writers.
+    pub busy_seconds: f64,
+    /// Groups whose transaction failed and whose batches were retried one by one.
+    pub split_groups: u64,
+    /// Steps waiting in the queue now.
+    pub queued_steps: u64,
 }
 
 /// Connections open, idle, and allowed, summed over a backend's pools.

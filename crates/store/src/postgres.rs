@@ -52,7 +52,7 @@ impl Dialect for Postgres {
     /// four writes as data-modifying CTEs (their rows are disjoint: new and merged keys differ,
     /// each trajectory and each (trajectory, tool) appears once). The text is the same for
     /// any group, so each connection prepares it once.
-    fn write_plan<'a>(plan: &PlanParts<'_, '_>, now: DateTime<Utc>) -> Vec<QueryBuilder<'a, Self>> {
+    fn write_plan<'s>(plan: &PlanParts<'_, 's>, now: DateTime<Utc>) -> Vec<QueryBuilder<'s, Self>> {
         let mut qb = QueryBuilder::new("WITH new_steps AS (");
         push_step_rows(&mut qb, plan.new, now, StepWrite::Insert);
         qb.push("), merged_steps AS (");
@@ -66,20 +66,22 @@ impl Dialect for Postgres {
     }
 }
 
-/// `INSERT INTO trajectory_steps … SELECT * FROM UNNEST(<one array per column>)`.
-fn push_step_rows(
-    qb: &mut QueryBuilder<'_, Postgres>,
-    rows: &[StepRow<'_>],
+/// `INSERT INTO trajectory_steps … SELECT * FROM UNNEST(<one array per column>)`. The arrays
+/// borrow the steps' text and JSON (encoded straight from them into the statement's buffer).
+fn push_step_rows<'s>(
+    qb: &mut QueryBuilder<'s, Postgres>,
+    rows: &[StepRow<'s>],
     now: DateTime<Utc>,
     write: StepWrite,
 ) {
     qb.push(format!(
         "INSERT INTO trajectory_steps ({UPSERT_STEP_COLUMNS}) SELECT * FROM UNNEST("
     ));
-    let text = |f: fn(&StepRow<'_>) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    let json = |f: fn(&NewStep) -> Option<&Value>| {
+    let text =
+        |f: fn(&'s NewStep) -> Option<&'s str>| rows.iter().map(|r| f(r.step)).collect::<Vec<_>>();
+    let json = |f: fn(&'s NewStep) -> Option<&'s Value>| {
         rows.iter()
-            .map(|r| f(r.step).cloned().map(sqlx::types::Json))
+            .map(|r| f(r.step).map(sqlx::types::Json))
             .collect::<Vec<_>>()
     };
     qb.push_bind(rows.iter().map(|r| r.trajectory_id).collect::<Vec<_>>());
@@ -92,21 +94,25 @@ fn push_step_rows(
             .collect::<Vec<_>>(),
     );
     qb.push("::timestamptz[], ");
-    qb.push_bind(text(|r| Some(r.step.tool_name.clone())));
+    qb.push_bind(
+        rows.iter()
+            .map(|r| r.step.tool_name.as_str())
+            .collect::<Vec<_>>(),
+    );
     qb.push("::text[], ");
     qb.push_bind(json(|s| s.tool_input.as_ref()));
     qb.push("::jsonb[], ");
     qb.push_bind(json(|s| s.tool_output.as_ref()));
     qb.push("::jsonb[], ");
-    qb.push_bind(text(|r| r.step.error.clone()));
+    qb.push_bind(text(|s| s.error.as_deref()));
     qb.push("::text[], ");
     qb.push_bind(rows.iter().map(|r| r.step.duration_ms).collect::<Vec<_>>());
     qb.push("::int8[], ");
-    qb.push_bind(text(|r| r.step.tool_use_id.clone()));
+    qb.push_bind(text(|s| s.tool_use_id.as_deref()));
     qb.push("::text[], ");
     qb.push_bind(json(|s| s.metadata.as_ref()));
     qb.push("::jsonb[], ");
-    qb.push_bind(text(|r| Some(r.kind.as_str().to_string())));
+    qb.push_bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>());
     qb.push("::text[])");
     qb.push(write.clause());
 }

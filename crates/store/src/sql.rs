@@ -39,7 +39,8 @@ pub(crate) trait Dialect: Database {
     /// rollup. The default is one multi-row statement of each kind per chunk; PostgreSQL
     /// overrides it with a single statement whose text does not depend on the group's size, so
     /// a group costs one round trip and the statement is planned once per connection.
-    fn write_plan<'a>(plan: &PlanParts<'_, '_>, now: DateTime<Utc>) -> Vec<QueryBuilder<'a, Self>> {
+    /// The statements may borrow the rows' steps (`'s`) instead of copying them.
+    fn write_plan<'s>(plan: &PlanParts<'_, 's>, now: DateTime<Utc>) -> Vec<QueryBuilder<'s, Self>> {
         let mut statements = Vec::new();
         for (rows, write) in [
             (plan.new, StepWrite::Insert),

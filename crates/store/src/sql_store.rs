@@ -58,6 +58,10 @@ where
         SqlBackend::pool_status(self)
     }
 
+    fn group_commit_stats(&self) -> crate::GroupCommitStats {
+        self.group().stats()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.fetch_optional(QueryBuilder::new("SELECT 1")).await?;
         Ok(())
@@ -164,7 +168,7 @@ where
 /// exist, then write the plan. Returns the trajectories that do not exist.
 async fn write_group<T: SqlTx>(
     tx: &mut T,
-    folded: &[TrajectorySteps],
+    folded: &[TrajectorySteps<'_>],
     now: DateTime<Utc>,
 ) -> StoreResult<HashSet<Uuid>> {
     let ids: Vec<Uuid> = folded.iter().map(|t| t.id).collect();
@@ -206,7 +210,7 @@ async fn lock_trajectories<T: SqlTx>(
 /// per re-sent step.
 async fn stored_steps<T: SqlTx>(
     tx: &mut T,
-    folded: &[TrajectorySteps],
+    folded: &[TrajectorySteps<'_>],
     max_steps: &HashMap<Uuid, Option<i64>>,
 ) -> StoreResult<HashMap<(Uuid, i64), StoredStep>> {
     let probes: Vec<(Uuid, Vec<i64>)> = folded
