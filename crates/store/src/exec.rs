@@ -119,6 +119,13 @@ pub(crate) trait BeginTx: Send + Sync {
     type Tx: SqlTx;
 
     async fn begin_tx(&self) -> StoreResult<Self::Tx>;
+
+    /// Runs one statement as its own transaction (committed when it answers) and returns its
+    /// one row.
+    async fn fetch_one_alone(
+        &self,
+        qb: QueryBuilder<'_, <Self::Tx as SqlTx>::Db>,
+    ) -> StoreResult<<Self::Tx as SqlTx>::Row>;
 }
 
 /// A backend store: reads go to its reader pool, writes to its writer pool.
@@ -272,6 +279,12 @@ macro_rules! impl_sql_exec {
 
             async fn begin_tx(&self) -> $crate::StoreResult<Self::Tx> {
                 Ok(self.begin().await?)
+            }
+            async fn fetch_one_alone(
+                &self,
+                mut qb: sqlx::QueryBuilder<'_, $db>,
+            ) -> $crate::StoreResult<$row> {
+                Ok(qb.build().fetch_one(self).await?)
             }
         }
 

@@ -16,7 +16,7 @@ use crate::{
     group::{CounterDelta, StepRow, ToolDelta},
     redact_url,
     sql::{
-        Dialect, PlanParts, StepWrite, TypedRow, TOOL_STATS_COLUMNS, TOOL_STATS_MERGE,
+        AppendGuard, Dialect, PlanParts, StepWrite, TypedRow, TOOL_STATS_COLUMNS, TOOL_STATS_MERGE,
         UPSERT_STEP_COLUMNS,
     },
     sql_store::SqlBackend,
@@ -54,25 +54,61 @@ impl Dialect for Postgres {
     /// any group, so each connection prepares it once.
     fn write_plan<'s>(plan: &PlanParts<'_, 's>, now: DateTime<Utc>) -> Vec<QueryBuilder<'s, Self>> {
         let mut qb = QueryBuilder::new("WITH new_steps AS (");
-        push_step_rows(&mut qb, plan.new, now, StepWrite::Insert);
+        push_step_rows(&mut qb, plan.new, now, StepWrite::Insert, "");
         qb.push("), merged_steps AS (");
-        push_step_rows(&mut qb, plan.merged, now, StepWrite::Upsert);
+        push_step_rows(&mut qb, plan.merged, now, StepWrite::Upsert, "");
         qb.push("), counters AS (");
-        push_counters(&mut qb, plan.counters, now);
+        push_counters(&mut qb, plan.counters, now, "");
         qb.push("), tools AS (");
-        push_tool_stats(&mut qb, plan.tools);
+        push_tool_stats(&mut qb, plan.tools, "");
         qb.push(") SELECT 1");
         vec![qb]
+    }
+
+    /// `locked` takes the row locks in id order (materialized: referenced twice) and sees each
+    /// trajectory's latest committed `max_step_number`; `guard` is evaluated once, before any
+    /// write (each write filters on it), so a group that fails it writes nothing.
+    fn append_only<'s>(
+        plan: &PlanParts<'_, 's>,
+        guard: &AppendGuard,
+        now: DateTime<Utc>,
+    ) -> Option<QueryBuilder<'s, Self>> {
+        const ONLY_IF: &str = " AND (SELECT ok FROM guard)";
+        let mut qb = QueryBuilder::new(
+            "WITH locked AS (SELECT id, max_step_number FROM trajectories WHERE id = ANY(",
+        );
+        qb.push_bind(guard.ids.clone());
+        qb.push(
+            "::uuid[]) ORDER BY id FOR UPDATE), guard AS (SELECT (SELECT count(*) FROM locked) = ",
+        );
+        qb.push_bind(guard.ids.len() as i64);
+        qb.push(" AND NOT EXISTS (SELECT 1 FROM locked l JOIN UNNEST(");
+        qb.push_bind(guard.least.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+        qb.push("::uuid[], ");
+        qb.push_bind(guard.least.iter().map(|(_, n)| *n).collect::<Vec<_>>());
+        qb.push(
+            "::int8[]) AS g (id, least) ON g.id = l.id WHERE l.max_step_number >= g.least) AS ok), \
+             new_steps AS (",
+        );
+        push_step_rows(&mut qb, plan.new, now, StepWrite::Insert, ONLY_IF);
+        qb.push("), counters AS (");
+        push_counters(&mut qb, plan.counters, now, ONLY_IF);
+        qb.push("), tools AS (");
+        push_tool_stats(&mut qb, plan.tools, ONLY_IF);
+        qb.push(") SELECT CAST(CASE WHEN ok THEN 1 ELSE 0 END AS BIGINT) AS ok FROM guard");
+        Some(qb)
     }
 }
 
 /// `INSERT INTO trajectory_steps … SELECT * FROM UNNEST(<one array per column>)`. The arrays
 /// borrow the steps' text and JSON (encoded straight from them into the statement's buffer).
+/// `only_if` (`" AND <condition>"` or empty) filters the rows.
 fn push_step_rows<'s>(
     qb: &mut QueryBuilder<'s, Postgres>,
     rows: &[StepRow<'s>],
     now: DateTime<Utc>,
     write: StepWrite,
+    only_if: &str,
 ) {
     qb.push(format!(
         "INSERT INTO trajectory_steps ({UPSERT_STEP_COLUMNS}) SELECT * FROM UNNEST("
@@ -113,18 +149,25 @@ fn push_step_rows<'s>(
     qb.push_bind(json(|s| s.metadata.as_ref()));
     qb.push("::jsonb[], ");
     qb.push_bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>());
-    qb.push("::text[])");
+    qb.push("::text[]) WHERE true");
+    qb.push(only_if);
     qb.push(write.clause());
 }
 
 /// The counter changes of [`crate::sql::update_counters`], from arrays.
-fn push_counters(qb: &mut QueryBuilder<'_, Postgres>, deltas: &[CounterDelta], now: DateTime<Utc>) {
+/// A delta without a step number keeps the stored maximum.
+fn push_counters(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    deltas: &[CounterDelta],
+    now: DateTime<Utc>,
+    only_if: &str,
+) {
     qb.push("UPDATE trajectories AS t SET updated_at = ");
     qb.push_bind(now);
     qb.push(
         ", status = CASE WHEN t.status = 'abandoned' THEN 'running' ELSE t.status END, \
          step_count = t.step_count + d.steps, error_count = t.error_count + d.errors, \
-         max_step_number = d.max_step_number FROM UNNEST(",
+         max_step_number = COALESCE(d.max_step_number, t.max_step_number) FROM UNNEST(",
     );
     qb.push_bind(deltas.iter().map(|d| d.trajectory_id).collect::<Vec<_>>());
     qb.push("::uuid[], ");
@@ -134,10 +177,15 @@ fn push_counters(qb: &mut QueryBuilder<'_, Postgres>, deltas: &[CounterDelta], n
     qb.push("::int8[], ");
     qb.push_bind(deltas.iter().map(|d| d.max_step_number).collect::<Vec<_>>());
     qb.push("::int8[]) AS d (id, steps, errors, max_step_number) WHERE t.id = d.id");
+    qb.push(only_if);
 }
 
 /// The rollup changes of [`crate::sql::upsert_tool_stats`], from arrays.
-fn push_tool_stats(qb: &mut QueryBuilder<'_, Postgres>, deltas: &[((Uuid, String), ToolDelta)]) {
+fn push_tool_stats(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    deltas: &[((Uuid, String), ToolDelta)],
+    only_if: &str,
+) {
     qb.push(format!(
         "INSERT INTO trajectory_tool_stats ({TOOL_STATS_COLUMNS}) SELECT * FROM UNNEST("
     ));
@@ -161,7 +209,8 @@ fn push_tool_stats(qb: &mut QueryBuilder<'_, Postgres>, deltas: &[((Uuid, String
         qb.push_bind(deltas.iter().map(|(_, d)| field(d)).collect::<Vec<_>>());
         qb.push("::int8[]");
     }
-    qb.push(")");
+    qb.push(") WHERE true");
+    qb.push(only_if);
     qb.push(TOOL_STATS_MERGE);
 }
 

@@ -58,6 +58,30 @@ pub(crate) trait Dialect: Database {
         }
         statements
     }
+
+    /// One statement, run as its own transaction, that locks the group's trajectories and
+    /// writes `plan` (all rows new, computed as if nothing were stored) only if `guard` holds;
+    /// it answers one row whose `ok` is 1 if it wrote and 0 if it wrote nothing. The usual
+    /// append-only group then costs one round trip instead of BEGIN, lock, write and COMMIT.
+    /// `None`: the backend has no such statement (SQLite: its writer is in-process, a round
+    /// trip costs no network wait).
+    fn append_only<'s>(
+        _plan: &PlanParts<'_, 's>,
+        _guard: &AppendGuard,
+        _now: DateTime<Utc>,
+    ) -> Option<QueryBuilder<'s, Self>> {
+        None
+    }
+}
+
+/// What [`Dialect::append_only`] checks under the trajectories' row locks before it writes:
+/// every trajectory exists, and none has a stored step numbered at or above the least step
+/// the group writes to it (so every row is new and the plan computed for "nothing stored"
+/// is exact).
+pub(crate) struct AppendGuard {
+    pub ids: Vec<Uuid>,
+    /// `(trajectory, least step number in the group)` for each trajectory with steps.
+    pub least: Vec<(Uuid, i64)>,
 }
 
 /// A group's plan as [`Dialect::write_plan`] writes it.

@@ -158,10 +158,43 @@ where
     async fn write_group(&self, batches: &[(Uuid, &[NewStep])]) -> StoreResult<HashSet<Uuid>> {
         let now = time::now();
         let folded = group::fold(batches);
+        if append_only(self, &folded, now).await? {
+            return Ok(HashSet::new());
+        }
         let mut tx = self.begin_tx().await?;
         let result = write_group(&mut tx, &folded, now).await;
         finish_tx(tx, result).await
     }
+}
+
+/// The usual group (every trajectory exists, every step is past its stored maximum) in one
+/// statement where the backend has one ([`Dialect::append_only`]); `false` when it wrote
+/// nothing and the group needs [`write_group`].
+async fn append_only<P: BeginTx>(
+    pool: &P,
+    folded: &[TrajectorySteps<'_>],
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let nothing_stored: HashMap<Uuid, Option<i64>> = folded.iter().map(|t| (t.id, None)).collect();
+    let plan = group::plan(folded, &nothing_stored, &HashMap::new());
+    let parts = sql::PlanParts {
+        new: &plan.rows,
+        merged: &[],
+        counters: &plan.counters,
+        tools: &plan.tools,
+    };
+    let guard = sql::AppendGuard {
+        ids: folded.iter().map(|t| t.id).collect(),
+        least: folded
+            .iter()
+            .filter_map(|t| t.steps.keys().next().map(|&least| (t.id, least)))
+            .collect(),
+    };
+    let Some(statement) = <<P::Tx as SqlTx>::Db as Dialect>::append_only(&parts, &guard, now)
+    else {
+        return Ok(false);
+    };
+    Ok(pool.fetch_one_alone(statement).await?.int("ok")? == 1)
 }
 
 /// The group's transaction: lock the trajectories, read the stored state of the steps that may
@@ -245,4 +278,73 @@ fn decode_stored_step<R: ColumnRow>(row: &R) -> StoreResult<StoredStep> {
         has_error: row.int("has_error")? != 0,
         duration_ms: row.opt_int("duration_ms")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use lightning_core::NewTrajectory;
+
+    use super::*;
+    use crate::{scratch::ScratchStore, GroupConfig};
+
+    fn step(n: i64) -> NewStep {
+        NewStep {
+            step_number: n,
+            tool_name: "Bash".into(),
+            error: (n == 2).then(|| "exit 1".to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// The one-statement path on PostgreSQL writes a group only when all of it is new, and
+    /// otherwise writes nothing at all (the group then takes the locking path).
+    #[tokio::test]
+    async fn the_one_statement_append_writes_all_of_a_new_group_or_nothing() {
+        let url = crate::scratch::postgres_url_from_env();
+        let scratch = ScratchStore::postgres(&url, 2, GroupConfig::default())
+            .await
+            .expect("PostgreSQL is required for tests");
+        let pool = sqlx::PgPool::connect(&scratch.database_url).await.unwrap();
+        let s = &scratch.store;
+        let new = NewTrajectory {
+            agent_id: "a".into(),
+            ..Default::default()
+        };
+        let id = s.start_trajectory(&new).await.unwrap();
+        let other = s.start_trajectory(&new).await.unwrap();
+        let now = time::now();
+        let append = |batches: Vec<(Uuid, Vec<NewStep>)>| {
+            let pool = pool.clone();
+            async move {
+                let batches: Vec<(Uuid, &[NewStep])> =
+                    batches.iter().map(|(id, s)| (*id, s.as_slice())).collect();
+                append_only(&pool, &group::fold(&batches), now)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(append(vec![(id, vec![step(1), step(2)]), (other, vec![step(7)])]).await);
+        // A re-sent step number, or an unknown trajectory, anywhere in the group: nothing.
+        assert!(!append(vec![(other, vec![step(8)]), (id, vec![step(2), step(3)])]).await);
+        let missing = Uuid::now_v7();
+        assert!(!append(vec![(id, vec![step(3)]), (missing, vec![step(1)])]).await);
+        let t = s.get_trajectory(id).await.unwrap();
+        assert_eq!((t.step_count, t.error_count), (2, 1));
+        let stored: Vec<i64> = s
+            .list_steps(id, None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|st| st.step_number)
+            .collect();
+        assert_eq!(stored, [1, 2]);
+        assert_eq!(s.get_trajectory(other).await.unwrap().step_count, 1);
+        // Past the stored maximum it writes again, and keeps counting exactly.
+        assert!(append(vec![(id, vec![step(3)]), (other, vec![step(8)])]).await);
+        assert_eq!(s.get_trajectory(id).await.unwrap().step_count, 3);
+        assert_eq!(s.get_trajectory(other).await.unwrap().step_count, 2);
+        let stats = s.stats(&Default::default()).await.unwrap();
+        let bash = stats.tools.iter().find(|t| t.tool_name == "Bash").unwrap();
+        assert_eq!((bash.calls, bash.errors), (5, 1));
+    }
 }
