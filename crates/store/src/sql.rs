@@ -449,6 +449,14 @@ pub(crate) fn delete_trajectory<'a, DB: Dialect>(id: Uuid) -> QueryBuilder<'a, D
     qb
 }
 
+/// A deleted trajectory's steps (PostgreSQL has no cascade for them since migration 0011; on
+/// SQLite the cascade has already removed them).
+pub(crate) fn delete_steps<'a, DB: Dialect>(id: Uuid) -> QueryBuilder<'a, DB> {
+    let mut qb = QueryBuilder::new("DELETE FROM trajectory_steps WHERE trajectory_id = ");
+    DB::bind_id(&mut qb, id);
+    qb
+}
+
 /// Appends ` AND …` conditions on the trajectory table aliased as `t`.
 pub(crate) fn push_time_and_agent<DB: Dialect>(
     qb: &mut QueryBuilder<'_, DB>,

@@ -143,9 +143,18 @@ where
         rows.iter().map(sql::decode_agent).collect()
     }
 
+    /// The trajectory row first: a group writing its steps holds that row's lock, so this
+    /// waits for the group, and the steps statement (a new snapshot) then sees its rows; a
+    /// group after it finds no trajectory and writes nothing.
     async fn delete_trajectory(&self, trajectory_id: Uuid) -> StoreResult<()> {
-        let affected = self.execute(sql::delete_trajectory(trajectory_id)).await?;
-        one_trajectory(affected, trajectory_id)
+        let mut tx = self.begin().await?;
+        let result = async {
+            let affected = tx.execute(sql::delete_trajectory(trajectory_id)).await?;
+            tx.execute(sql::delete_steps(trajectory_id)).await?;
+            one_trajectory(affected, trajectory_id)
+        }
+        .await;
+        finish_tx(tx, result).await
     }
 }
 

@@ -27,6 +27,7 @@ lightning_store::test_on_both_backends!(
     stats_aggregate_outcomes_tools_agents_and_timeline,
     agents_summarize_counts_and_last_seen,
     delete_removes_steps_too,
+    deleting_while_steps_arrive_leaves_no_orphan_steps,
     export_streams_every_trajectory_with_steps,
     json_values_round_trip_exactly,
     completion_status_is_stored_filtered_and_counted,
@@ -571,6 +572,7 @@ async fn delete_removes_steps_too(t: &TestStore) {
         Err(StoreError::NotFound(_))
     ));
     assert!(s.list_steps(id, None, 10).await.unwrap().is_empty());
+    assert_eq!(orphan_steps(t).await, 0);
     assert!(matches!(
         s.delete_trajectory(id).await,
         Err(StoreError::NotFound(_))
@@ -581,6 +583,62 @@ async fn delete_removes_steps_too(t: &TestStore) {
         .unwrap()
         .tools
         .is_empty());
+}
+
+/// Step rows whose trajectory is gone, counted in the database itself (PostgreSQL has no
+/// foreign key on steps since migration 0011: the writer and the delete keep this at zero).
+async fn orphan_steps(t: &TestStore) -> i64 {
+    use sqlx::Connection;
+    const ORPHANS: &str = "SELECT COUNT(*) FROM trajectory_steps s \
+        WHERE NOT EXISTS (SELECT 1 FROM trajectories t WHERE t.id = s.trajectory_id)";
+    match t.store.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&t.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(ORPHANS).fetch_one(&mut c).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&t.database_url).await.unwrap();
+            sqlx::query_scalar(ORPHANS).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
+/// Batches keep arriving while the trajectory is deleted: each is written before the delete
+/// (and removed by it) or refused after it; no step row outlives its trajectory.
+async fn deleting_while_steps_arrive_leaves_no_orphan_steps(t: &TestStore) {
+    let s = &t.store;
+    let mut refused = 0;
+    for round in 0..6u64 {
+        let id = start(s, "a").await;
+        let writers: Vec<_> = (0..8i64)
+            .map(|w| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    for b in 0..50i64 {
+                        let first = (b * 8 + w) * 10;
+                        let steps: Vec<NewStep> =
+                            (first..first + 10).map(|n| step(n, "Read")).collect();
+                        match s.append_steps(id, &steps).await {
+                            Ok(()) => {}
+                            Err(StoreError::NotFound(_)) => return true,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    false
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(3 * round)).await;
+        s.delete_trajectory(id).await.unwrap();
+        for w in writers {
+            refused += usize::from(w.await.unwrap());
+        }
+        assert_eq!(orphan_steps(t).await, 0, "round {round}");
+    }
+    // The delete landed while writers were still sending, more than once.
+    assert!(refused > 8, "only {refused} writers saw the delete");
 }
 
 async fn export_streams_every_trajectory_with_steps(t: &TestStore) {
