@@ -394,24 +394,10 @@ async fn evaluation_runs_are_left_out_of_the_list_and_export_by_default(store: &
     let export = |query: &'static str| {
         let s = &s;
         async move {
-            let text = s
-                .request(
-                    Method::GET,
-                    &format!("/api/trajectories/export?agentId=evals{query}"),
-                )
-                .send()
+            s.ndjson(&format!("/api/trajectories/export?agentId=evals{query}"))
                 .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            text.lines()
-                .map(|l| {
-                    serde_json::from_str::<Value>(l).unwrap()["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                })
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_string())
                 .collect::<HashSet<String>>()
         }
     };

@@ -461,32 +461,14 @@ async fn export_lines_carry_scores(store: &TestStore) {
         json!({"name": "q", "value": 1, "comment": "line\nbreak"}),
     )
     .await;
-    let text = s
-        .request(Method::GET, "/api/trajectories/export?scoreName=q")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1, "{text}");
+    let lines = s.ndjson("/api/trajectories/export?scoreName=q").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["id"], json!(id));
     assert_eq!(lines[0]["scores"][0]["comment"], "line\nbreak");
-    let all = s
-        .request(Method::GET, "/api/trajectories/export")
-        .send()
+    let without: Vec<Value> = s
+        .ndjson("/api/trajectories/export")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let without: Vec<Value> = all
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .into_iter()
         .filter(|l| l["id"] != json!(id))
         .collect();
     assert_eq!(without[0]["scores"], json!([]));

@@ -26,6 +26,7 @@ use crate::{
 impl Dialect for Postgres {
     const ILIKE: &'static str = "ILIKE";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const APPEND_ONLY: bool = true;
 
     fn bind_id(qb: &mut QueryBuilder<'_, Self>, id: Uuid) {
         qb.push_bind(id);

@@ -23,6 +23,8 @@ pub(crate) trait Dialect: Database {
     /// Appended to a SELECT to lock the rows it returns (PostgreSQL), or nothing (SQLite, whose
     /// single writer already serializes transactions).
     const FOR_UPDATE: &'static str;
+    /// Whether [`Dialect::append_only`] has a statement.
+    const APPEND_ONLY: bool = false;
 
     fn bind_id(qb: &mut QueryBuilder<'_, Self>, id: Uuid);
     fn bind_ts(qb: &mut QueryBuilder<'_, Self>, ts: DateTime<Utc>);
@@ -64,7 +66,8 @@ pub(crate) trait Dialect: Database {
     /// it answers one row whose `ok` is 1 if it wrote and 0 if it wrote nothing. The usual
     /// append-only group then costs one round trip instead of BEGIN, lock, write and COMMIT.
     /// `None`: the backend has no such statement (SQLite: its writer is in-process, a round
-    /// trip costs no network wait).
+    /// trip costs no network wait); such a backend sets [`Dialect::APPEND_ONLY`] to `false` so
+    /// the group is not planned for it.
     fn append_only<'s>(
         _plan: &PlanParts<'_, 's>,
         _guard: &AppendGuard,

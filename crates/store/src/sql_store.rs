@@ -184,6 +184,9 @@ async fn append_only<P: BeginTx>(
     folded: &[TrajectorySteps<'_>],
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
+    if !<<P::Tx as SqlTx>::Db as Dialect>::APPEND_ONLY {
+        return Ok(false);
+    }
     let nothing_stored: HashMap<Uuid, Option<i64>> = folded.iter().map(|t| (t.id, None)).collect();
     let plan = group::plan(folded, &nothing_stored, &HashMap::new());
     let parts = sql::PlanParts {

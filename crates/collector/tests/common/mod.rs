@@ -92,6 +92,21 @@ impl Server {
         send(self.request(Method::GET, path)).await
     }
 
+    /// `GET path` answered as NDJSON (the export): one parsed value per line.
+    pub async fn ndjson(&self, path: &str) -> Vec<Value> {
+        let text = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
     pub async fn start_trajectory(&self, body: &Value) -> String {
         let (status, json) = self.post("/api/trajectories/start", body).await;
         assert_eq!(status, 200, "{json}");
