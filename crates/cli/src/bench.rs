@@ -92,6 +92,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     read_requests: usize,
 
+    /// Rounds of the `raw` suite: each round measures every ceiling, then the store direct, then
+    /// the collector, so machine noise falls on all of them alike; ratios are taken within a
+    /// round and reported as median (min–max).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    rounds: u16,
+
     /// Concurrent writer transactions on PostgreSQL, as `lightning serve
     /// --group-commit-writers` (default: half the measurement's connections, at most 4).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -163,6 +169,8 @@ struct LongRun {
 #[derive(Debug, Serialize)]
 struct RawRow {
     backend: BenchBackend,
+    /// 1-based round of `--rounds`.
+    round: usize,
     what: String,
     concurrency: usize,
     steps_per_sec: f64,
@@ -454,54 +462,86 @@ fn backend_name(b: BenchBackend) -> &'static str {
 }
 
 async fn raw_suite(args: &BenchArgs) -> anyhow::Result<Vec<RawRow>> {
-    use lightning_store::raw_ceiling::RawMode;
     let mut rows = Vec::new();
-    let duration = Duration::from_secs_f64(args.seconds);
     for &backend in &args.backend {
-        let clients = match backend {
-            BenchBackend::Sqlite => 1,
-            BenchBackend::Postgres => args.wide_concurrency,
-        };
-        let mut modes = vec![
-            ("INSERT 10 rows/tx", RawMode::Insert { rows_per_tx: 10 }),
-            ("INSERT 200 rows/tx", RawMode::Insert { rows_per_tx: 200 }),
-        ];
-        if backend == BenchBackend::Postgres {
-            modes.push(("COPY 200 rows/tx", RawMode::Copy { rows_per_tx: 200 }));
+        let modes = raw_modes(backend);
+        let progress = progress_bar(args, (modes.len() as u64 + 2) * u64::from(args.rounds));
+        for round in 1..=usize::from(args.rounds) {
+            rows.extend(raw_round(args, backend, round, &modes, &progress).await?);
         }
-        let progress = progress_bar(args, modes.len() as u64 + 1);
-        for (what, mode) in modes {
-            progress.set_message(format!("raw {backend:?} {what}"));
-            let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
-            let r = store
-                .raw_ceiling(mode, clients, duration, args.step_bytes)
-                .await?;
-            rows.push(RawRow {
-                backend,
-                what: what.into(),
-                concurrency: clients,
-                steps_per_sec: r.steps_per_sec,
-            });
-            progress.inc(1);
-        }
-        // The collector, same rows, same run, as many clients as the ceiling's connections.
-        progress.set_message(format!("raw {backend:?} collector"));
+        progress.finish_and_clear();
+    }
+    Ok(rows)
+}
+
+fn raw_modes(backend: BenchBackend) -> Vec<(&'static str, lightning_store::raw_ceiling::RawMode)> {
+    use lightning_store::raw_ceiling::RawMode;
+    let mut modes = vec![
+        ("INSERT 10 rows/tx", RawMode::Insert { rows_per_tx: 10 }),
+        ("INSERT 200 rows/tx", RawMode::Insert { rows_per_tx: 200 }),
+    ];
+    if backend == BenchBackend::Postgres {
+        modes.push(("COPY 200 rows/tx", RawMode::Copy { rows_per_tx: 200 }));
+    }
+    modes
+}
+
+/// The label of the raw suite's last row, the one every ratio divides.
+const RAW_COLLECTOR: &str = "lightning collector (HTTP, batches of --batch)";
+
+/// One round: every ceiling, the store direct, then the collector, each on a fresh store.
+async fn raw_round(
+    args: &BenchArgs,
+    backend: BenchBackend,
+    round: usize,
+    modes: &[(&'static str, lightning_store::raw_ceiling::RawMode)],
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<RawRow>> {
+    let duration = Duration::from_secs_f64(args.seconds);
+    let clients = match backend {
+        BenchBackend::Sqlite => 1,
+        BenchBackend::Postgres => args.wide_concurrency,
+    };
+    let mut rows = Vec::new();
+    for &(what, mode) in modes {
+        progress.set_message(format!("raw {backend:?} {what} (round {round})"));
+        let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
+        let r = store
+            .raw_ceiling(mode, clients, duration, args.step_bytes)
+            .await?;
+        rows.push(RawRow {
+            backend,
+            round,
+            what: what.into(),
+            concurrency: clients,
+            steps_per_sec: r.steps_per_sec,
+        });
+        progress.inc(1);
+    }
+    // The store's own write path with no HTTP in front, then the collector: same rows, same
+    // run, as many clients as the ceilings' connections.
+    for (path, what) in [
+        (Path::Direct, "lightning store, direct (no HTTP)"),
+        (Path::Collector, RAW_COLLECTOR),
+    ] {
+        progress.set_message(format!("raw {backend:?} {path:?} (round {round})"));
         let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
         let m = measure(
             args,
             backend,
-            Path::Collector,
+            path,
             args.wide_concurrency,
             store.store.clone(),
         )
         .await?;
         rows.push(RawRow {
             backend,
-            what: "lightning collector (HTTP, batches of --batch)".into(),
+            round,
+            what: what.into(),
             concurrency: args.wide_concurrency,
             steps_per_sec: m.steps_per_sec,
         });
-        progress.finish_and_clear();
+        progress.inc(1);
     }
     Ok(rows)
 }
@@ -927,6 +967,78 @@ fn ratio(a: f64, b: f64) -> f64 {
     a / b.max(f64::MIN_POSITIVE)
 }
 
+/// Median and range of `values` (not empty).
+fn median_range(values: &mut [f64]) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    (median, values[0], values[n - 1])
+}
+
+/// `median` alone for one round, else `median (min–max)`.
+fn median_and_range(values: &mut [f64], digits: usize, unit: &str) -> String {
+    let (median, min, max) = median_range(values);
+    if values.len() == 1 {
+        format!("{median:.digits$}{unit}")
+    } else {
+        format!("{median:.digits$}{unit} ({min:.digits$}–{max:.digits$})")
+    }
+}
+
+/// One line per writer: steps/s and collector/this, each ratio taken within its round.
+fn print_raw(args: &BenchArgs, rows: &[RawRow]) {
+    let rounds = rows.iter().map(|x| x.round).max().unwrap_or(1);
+    println!(
+        "Raw ceilings: the same rows into a bare table of the same columns and key, {} s each, \
+         {rounds} round(s), median (min–max):",
+        args.seconds
+    );
+    println!(
+        "{:<9} {:<48} {:>5} {:>22} {:>22}",
+        "backend", "writer", "conn", "steps/s", "collector/this"
+    );
+    for backend in [BenchBackend::Sqlite, BenchBackend::Postgres] {
+        let of_backend: Vec<_> = rows.iter().filter(|x| x.backend == backend).collect();
+        let collector = |round: usize| {
+            of_backend
+                .iter()
+                .find(|x| x.round == round && x.what == RAW_COLLECTOR)
+                .map(|x| x.steps_per_sec)
+        };
+        let mut writers: Vec<&str> = Vec::new();
+        for row in &of_backend {
+            if !writers.contains(&row.what.as_str()) {
+                writers.push(&row.what);
+            }
+        }
+        for what in writers {
+            let same: Vec<_> = of_backend.iter().filter(|x| x.what == what).collect();
+            let mut rates: Vec<f64> = same.iter().map(|x| x.steps_per_sec).collect();
+            let mut ratios: Vec<f64> = same
+                .iter()
+                .filter_map(|x| Some(ratio(collector(x.round)?, x.steps_per_sec)))
+                .collect();
+            println!(
+                "{:<9} {:<48} {:>5} {:>22} {:>22}",
+                backend_name(backend),
+                what,
+                same[0].concurrency,
+                median_and_range(&mut rates, 0, ""),
+                if ratios.is_empty() {
+                    "-".to_string()
+                } else {
+                    median_and_range(&mut ratios, 2, "x")
+                }
+            );
+        }
+    }
+    println!();
+}
+
 fn print_report(args: &BenchArgs, r: &Report) {
     println!(
         "Batches of {} steps of ~{} B; client and server on this machine; every ratio compares \
@@ -993,31 +1105,7 @@ fn print_report(args: &BenchArgs, r: &Report) {
         println!();
     }
     if !r.raw.is_empty() {
-        println!(
-            "Raw ceilings: the same rows into a bare table of the same columns and key, {} s each:",
-            args.seconds
-        );
-        println!(
-            "{:<9} {:<48} {:>5} {:>12} {:>16}",
-            "backend", "writer", "conn", "steps/s", "collector/this"
-        );
-        for backend in [BenchBackend::Sqlite, BenchBackend::Postgres] {
-            let rows: Vec<_> = r.raw.iter().filter(|x| x.backend == backend).collect();
-            let Some(collector) = rows.last() else {
-                continue;
-            };
-            for row in &rows {
-                println!(
-                    "{:<9} {:<48} {:>5} {:>12.0} {:>15.2}x",
-                    backend_name(backend),
-                    row.what,
-                    row.concurrency,
-                    row.steps_per_sec,
-                    ratio(collector.steps_per_sec, row.steps_per_sec)
-                );
-            }
-        }
-        println!();
+        print_raw(args, &r.raw);
     }
     if let Some(why) = &r.peer_skipped {
         println!("Express peer: skipped ({why})\n");
@@ -1065,5 +1153,21 @@ fn print_report(args: &BenchArgs, r: &Report) {
                 x.response_bytes
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_range_of_odd_and_even_counts() {
+        assert_eq!(median_range(&mut [3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert_eq!(median_range(&mut [4.0, 1.0, 3.0, 2.0]), (2.5, 1.0, 4.0));
+        assert_eq!(median_and_range(&mut [0.5], 2, "x"), "0.50x");
+        assert_eq!(
+            median_and_range(&mut [0.7, 0.5, 0.6], 2, "x"),
+            "0.60x (0.50–0.70)"
+        );
     }
 }
