@@ -486,7 +486,9 @@ fn raw_modes(backend: BenchBackend) -> Vec<(&'static str, lightning_store::raw_c
     modes
 }
 
-/// The label of the raw suite's last row, the one every ratio divides.
+/// The raw suite's rows after the ceilings: the store alone, then the collector (the row every
+/// ratio divides).
+const RAW_DIRECT: &str = "lightning store, direct (no HTTP)";
 const RAW_COLLECTOR: &str = "lightning collector (HTTP, batches of --batch)";
 
 /// One round: every ceiling, the store direct, then the collector, each on a fresh store.
@@ -520,10 +522,7 @@ async fn raw_round(
     }
     // The store's own write path with no HTTP in front, then the collector: same rows, same
     // run, as many clients as the ceilings' connections.
-    for (path, what) in [
-        (Path::Direct, "lightning store, direct (no HTTP)"),
-        (Path::Collector, RAW_COLLECTOR),
-    ] {
+    for (path, what) in [(Path::Direct, RAW_DIRECT), (Path::Collector, RAW_COLLECTOR)] {
         progress.set_message(format!("raw {backend:?} {path:?} (round {round})"));
         let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
         let m = measure(
@@ -1009,14 +1008,12 @@ fn print_raw(args: &BenchArgs, rows: &[RawRow]) {
                 .find(|x| x.round == round && x.what == RAW_COLLECTOR)
                 .map(|x| x.steps_per_sec)
         };
-        let mut writers: Vec<&str> = Vec::new();
-        for row in &of_backend {
-            if !writers.contains(&row.what.as_str()) {
-                writers.push(&row.what);
-            }
-        }
-        for what in writers {
+        let writers = raw_modes(backend).into_iter().map(|(what, _)| what);
+        for what in writers.chain([RAW_DIRECT, RAW_COLLECTOR]) {
             let same: Vec<_> = of_backend.iter().filter(|x| x.what == what).collect();
+            let Some(first) = same.first() else {
+                continue;
+            };
             let mut rates: Vec<f64> = same.iter().map(|x| x.steps_per_sec).collect();
             let mut ratios: Vec<f64> = same
                 .iter()
@@ -1026,7 +1023,7 @@ fn print_raw(args: &BenchArgs, rows: &[RawRow]) {
                 "{:<9} {:<48} {:>5} {:>22} {:>22}",
                 backend_name(backend),
                 what,
-                same[0].concurrency,
+                first.concurrency,
                 median_and_range(&mut rates, 0, ""),
                 if ratios.is_empty() {
                     "-".to_string()
