@@ -13,6 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lightning_collector::{ApiKey, CollectorConfig, DEFAULT_BODY_LIMIT};
 use lightning_core::{NewStep, NewTrajectory};
 use lightning_store::{scratch::ScratchStore, Store};
+
+use crate::bench_cpu::{database_is_local, load_runtime, CpuPerStep, CpuSample};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -143,6 +145,8 @@ struct Measurement {
     steps_per_transaction: f64,
     /// Mean wall time of one group-commit transaction, ms.
     transaction_ms: f64,
+    /// Processor time per step, where `/proc` can be read.
+    cpu: Option<CpuPerStep>,
 }
 
 /// Everything one run measured, for `--json`.
@@ -174,6 +178,8 @@ struct RawRow {
     what: String,
     concurrency: usize,
     steps_per_sec: f64,
+    /// Processor time per step, where `/proc` can be read.
+    cpu: Option<CpuPerStep>,
 }
 
 #[derive(Debug, Serialize)]
@@ -317,6 +323,7 @@ async fn measure(
     };
     let stop = Stop::Deadline(Instant::now() + Duration::from_secs_f64(args.seconds));
     let before = stats.group_commit_stats();
+    let cpu_before = cpu_sample(args, backend);
     let run = drive_all(
         Arc::new(target),
         concurrency,
@@ -325,6 +332,7 @@ async fn measure(
         BATCHES_PER_TRAJECTORY,
     )
     .await?;
+    let cpu_after = cpu_sample(args, backend);
     let after = stats.group_commit_stats();
     let transactions = after
         .transactions
@@ -340,7 +348,15 @@ async fn measure(
         p99_ms: run.percentile_ms(0.99),
         steps_per_transaction: after.steps.saturating_sub(before.steps) as f64 / transactions,
         transaction_ms: 1e3 * (after.busy_seconds - before.busy_seconds) / transactions,
+        cpu: cpu_before
+            .zip(cpu_after)
+            .map(|(b, a)| b.per_step(&a, (run.latencies.len() * args.batch) as f64)),
     })
+}
+
+/// CPU used so far; the database's processes are counted when it runs on this machine.
+fn cpu_sample(args: &BenchArgs, backend: BenchBackend) -> Option<CpuSample> {
+    CpuSample::now(backend == BenchBackend::Postgres && database_is_local(&args.postgres_url))
 }
 
 /// Per-batch latencies and completion times of one run.
@@ -399,7 +415,8 @@ async fn drive_all(
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (target, batch, bytes) = (target.clone(), args.batch, args.step_bytes);
-            tokio::spawn(async move {
+            // On the load generator's own thread: its CPU is reported apart from the server's.
+            load_runtime().spawn(async move {
                 target
                     .drive(stop, batch, bytes, batches_per_trajectory)
                     .await
@@ -508,15 +525,20 @@ async fn raw_round(
     for &(what, mode) in modes {
         progress.set_message(format!("raw {backend:?} {what} (round {round})"));
         let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
+        let cpu_before = cpu_sample(args, backend);
         let r = store
             .raw_ceiling(mode, clients, duration, args.step_bytes)
             .await?;
+        let cpu_after = cpu_sample(args, backend);
         rows.push(RawRow {
             backend,
             round,
             what: what.into(),
             concurrency: clients,
             steps_per_sec: r.steps_per_sec,
+            cpu: cpu_before
+                .zip(cpu_after)
+                .map(|(b, a)| b.per_step(&a, r.steps as f64)),
         });
         progress.inc(1);
     }
@@ -539,6 +561,7 @@ async fn raw_round(
             what: what.into(),
             concurrency: args.wide_concurrency,
             steps_per_sec: m.steps_per_sec,
+            cpu: m.cpu,
         });
         progress.inc(1);
     }
@@ -997,8 +1020,8 @@ fn print_raw(args: &BenchArgs, rows: &[RawRow]) {
         args.seconds
     );
     println!(
-        "{:<9} {:<48} {:>5} {:>22} {:>22}",
-        "backend", "writer", "conn", "steps/s", "collector/this"
+        "{:<9} {:<48} {:>5} {:>22} {:>22} {:>7} {:>7} {:>7}",
+        "backend", "writer", "conn", "steps/s", "collector/this", "load", "server", "db"
     );
     for backend in [BenchBackend::Sqlite, BenchBackend::Postgres] {
         let of_backend: Vec<_> = rows.iter().filter(|x| x.backend == backend).collect();
@@ -1019,8 +1042,16 @@ fn print_raw(args: &BenchArgs, rows: &[RawRow]) {
                 .iter()
                 .filter_map(|x| Some(ratio(collector(x.round)?, x.steps_per_sec)))
                 .collect();
+            let cpu = |part: fn(&CpuPerStep) -> Option<f64>| {
+                let mut us: Vec<f64> = same.iter().filter_map(|x| part(x.cpu.as_ref()?)).collect();
+                if us.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.1}", median_range(&mut us).0)
+                }
+            };
             println!(
-                "{:<9} {:<48} {:>5} {:>22} {:>22}",
+                "{:<9} {:<48} {:>5} {:>22} {:>22} {:>7} {:>7} {:>7}",
                 backend_name(backend),
                 what,
                 first.concurrency,
@@ -1029,11 +1060,18 @@ fn print_raw(args: &BenchArgs, rows: &[RawRow]) {
                     "-".to_string()
                 } else {
                     median_and_range(&mut ratios, 2, "x")
-                }
+                },
+                cpu(|c| Some(c.load_us)),
+                cpu(|c| Some(c.server_us)),
+                cpu(|c| c.database_us),
             );
         }
     }
-    println!();
+    println!(
+        "load / server / db: CPU µs per stored step (median of rounds) of the load generator's \
+         thread, the rest of this process (the collector, or the raw client) and the local \
+         PostgreSQL server's processes\n"
+    );
 }
 
 fn print_report(args: &BenchArgs, r: &Report) {

@@ -1,6 +1,7 @@
 //! `lightning`: the collector, the optimizer and their tools in one binary.
 
 mod bench;
+mod bench_cpu;
 mod bench_synthetic;
 mod dashboard;
 mod grade;

@@ -84,13 +84,30 @@ fn raw_suite_prints_medians_and_ranges_of_within_round_ratios() {
             .unwrap_or_else(|| panic!("no {what} line in:\n{text}"))
             .to_string()
     };
-    // The collector divided by itself, round by round.
-    assert!(
-        line("lightning collector").ends_with("1.00x (1.00–1.00)"),
-        "{text}"
-    );
-    // Every other writer: a median rate with its range, and a ratio with its range.
+    // The last three columns: CPU µs per step of the load generator, the rest of the process
+    // and the database ("-": SQLite runs in this process).
+    let cpu = |line: &str| -> Vec<String> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields[fields.len() - 3..]
+            .iter()
+            .map(|f| f.to_string())
+            .collect()
+    };
+    // The collector divided by itself, round by round; its load generator and server both used
+    // some CPU.
+    let collector = line("lightning collector");
+    assert!(collector.contains(" 1.00x (1.00–1.00) "), "{text}");
+    let [load, server, db] = <[String; 3]>::try_from(cpu(&collector)).unwrap();
+    assert!(load.parse::<f64>().unwrap() > 0.0, "{collector}");
+    assert!(server.parse::<f64>().unwrap() > 0.0, "{collector}");
+    assert_eq!(db, "-", "{collector}");
+    // Every other writer: a median rate with its range, and a ratio with its range; a raw
+    // writer has no load generator.
     let insert = line("INSERT 10 rows/tx");
     assert_eq!(insert.matches('(').count(), 2, "{insert}");
-    assert!(insert.trim_end().ends_with(')'), "{insert}");
+    assert_eq!(cpu(&insert)[0], "0.0", "{insert}");
+    assert!(
+        text.contains("load / server / db: CPU µs per stored step"),
+        "{text}"
+    );
 }

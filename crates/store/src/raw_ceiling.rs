@@ -21,6 +21,8 @@ pub enum RawMode {
 pub struct RawResult {
     pub steps_per_sec: f64,
     pub transactions: usize,
+    /// Rows written.
+    pub steps: u64,
 }
 
 const COLUMNS: &str = "trajectory_id, step_number, \"timestamp\", tool_name, tool_input, \
@@ -174,6 +176,7 @@ impl ScratchStore {
         Ok(RawResult {
             steps_per_sec: steps as f64 / started.elapsed().as_secs_f64(),
             transactions,
+            steps: steps as u64,
         })
     }
 
@@ -236,6 +239,7 @@ impl ScratchStore {
         Ok(RawResult {
             steps_per_sec: step as f64 / started.elapsed().as_secs_f64(),
             transactions,
+            steps: step as u64,
         })
     }
 }
