@@ -134,6 +134,39 @@ async def test_other_4xx_is_dropped_not_retried(server: Scripted, caplog: pytest
     assert len(rejected) == 1 and "422" in rejected[0], [r.getMessage() for r in caplog.records]
 
 
+async def test_warnings_are_logged_outside_the_outbox_lock(server: Scripted) -> None:
+    """A log handler that takes time (or logs through something that waits on the outbox) holds
+    up neither the hooks nor the sender: the outbox's lock is free while it runs."""
+    server.respond = lambda kind, n: (422 if kind == "steps" else 200, {})
+    lightning = make(server.url)
+    lock_free: list[bool] = []
+
+    class Probe(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "rejected" in record.getMessage():
+                other = threading.Thread(target=try_lock)
+                other.start()
+                other.join()
+
+    def try_lock() -> None:
+        lock = lightning._outbox._lock
+        got = lock.acquire(timeout=2)
+        if got:
+            lock.release()
+        lock_free.append(got)
+
+    probe = Probe(level=logging.WARNING)
+    logger = logging.getLogger("agent_lightning")
+    logger.addHandler(probe)
+    try:
+        await session(lightning, 3)
+        assert await lightning.flush(10)
+        await lightning.shutdown(1)
+    finally:
+        logger.removeHandler(probe)
+    assert lock_free == [True], lock_free
+
+
 @pytest.mark.parametrize("status", [400, 413])
 async def test_400_and_413_split_the_batch(server: Scripted, status: int) -> None:
     server.respond = lambda kind, n: (status if kind == "steps" and n == 0 else 200, {})

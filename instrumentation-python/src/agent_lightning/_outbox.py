@@ -119,7 +119,11 @@ class Outbox:
         self._prepare_fn = prepare
         self.spool = spool
         self._start_for = start_for
-        self._warn = warn
+        # Warnings are raised under the lock but logged outside it (`_emit_warnings`): a slow or
+        # re-entrant log handler must hold up neither the hooks nor the sender.
+        self._log_warning = warn
+        self._warnings: collections.deque[str] = collections.deque()
+        self._warn = self._warnings.append
         self._debug = debug
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -166,6 +170,7 @@ class Outbox:
             ):
                 self._kick = True
                 self._wake.notify()
+        self._emit_warnings()
         return item
 
     def update(self, item: Item | None, trajectory_id: str, fields: dict[str, Any], kind: str = "step") -> Item | None:
@@ -208,6 +213,7 @@ class Outbox:
         self._claim_spool()
         next_timer = time.monotonic() + self.config.flush_interval
         while True:
+            self._emit_warnings()
             # prepare (sanitize, size, enforce the byte bound) whenever woken, even while backing off
             try:
                 self._prepare_pending()
@@ -339,6 +345,7 @@ class Outbox:
 
     def _send_all(self) -> None:
         while True:
+            self._emit_warnings()
             self._prepare_pending()
             release = False
             with self._lock:
@@ -496,6 +503,16 @@ class Outbox:
         self._lose(len(items), sum(i.nbytes for i in items), outcome.error)
         self._settled(items)
         return False
+
+    def _emit_warnings(self) -> None:
+        """Logs the warnings raised so far; called without the lock. Never raises."""
+        while True:
+            try:
+                message = self._warnings.popleft()
+            except IndexError:
+                return
+            with contextlib.suppress(Exception):
+                self._log_warning(message)
 
     # ------------------------------------------------------------------ loss, spool, replay
 
@@ -659,3 +676,4 @@ class Outbox:
             self.spool.release_claimed()
         with contextlib.suppress(Exception):
             self._thread.join(0.05)
+        self._emit_warnings()
