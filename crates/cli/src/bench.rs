@@ -13,10 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lightning_collector::{ApiKey, CollectorConfig, DEFAULT_BODY_LIMIT};
 use lightning_core::{NewStep, NewTrajectory};
 use lightning_store::{scratch::ScratchStore, Store};
-
-use crate::bench_cpu::{database_is_local, load_runtime, CpuPerStep, CpuSample};
 use serde::Serialize;
 use serde_json::{json, Value};
+
+use crate::bench_cpu::{database_is_local, load_runtime, CpuPerStep, CpuSample};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -323,7 +323,7 @@ async fn measure(
     };
     let stop = Stop::Deadline(Instant::now() + Duration::from_secs_f64(args.seconds));
     let before = stats.group_commit_stats();
-    let cpu_before = cpu_sample(args, backend);
+    let cpu = cpu_sample(args, backend);
     let run = drive_all(
         Arc::new(target),
         concurrency,
@@ -332,7 +332,7 @@ async fn measure(
         BATCHES_PER_TRAJECTORY,
     )
     .await?;
-    let cpu_after = cpu_sample(args, backend);
+    let cpu = cpu_since(cpu, args, backend, run.latencies.len() * args.batch);
     let after = stats.group_commit_stats();
     let transactions = after
         .transactions
@@ -348,15 +348,24 @@ async fn measure(
         p99_ms: run.percentile_ms(0.99),
         steps_per_transaction: after.steps.saturating_sub(before.steps) as f64 / transactions,
         transaction_ms: 1e3 * (after.busy_seconds - before.busy_seconds) / transactions,
-        cpu: cpu_before
-            .zip(cpu_after)
-            .map(|(b, a)| b.per_step(&a, (run.latencies.len() * args.batch) as f64)),
+        cpu,
     })
 }
 
 /// CPU used so far; the database's processes are counted when it runs on this machine.
 fn cpu_sample(args: &BenchArgs, backend: BenchBackend) -> Option<CpuSample> {
     CpuSample::now(backend == BenchBackend::Postgres && database_is_local(&args.postgres_url))
+}
+
+/// CPU used since `before` (a [`cpu_sample`]), per step of the `steps` written.
+fn cpu_since(
+    before: Option<CpuSample>,
+    args: &BenchArgs,
+    backend: BenchBackend,
+    steps: usize,
+) -> Option<CpuPerStep> {
+    let after = cpu_sample(args, backend)?;
+    Some(before?.per_step(&after, steps as f64))
 }
 
 /// Per-batch latencies and completion times of one run.
@@ -525,20 +534,18 @@ async fn raw_round(
     for &(what, mode) in modes {
         progress.set_message(format!("raw {backend:?} {what} (round {round})"));
         let store = fresh_store(args, backend, args.wide_concurrency as u32).await?;
-        let cpu_before = cpu_sample(args, backend);
+        let cpu = cpu_sample(args, backend);
         let r = store
             .raw_ceiling(mode, clients, duration, args.step_bytes)
             .await?;
-        let cpu_after = cpu_sample(args, backend);
+        let cpu = cpu_since(cpu, args, backend, r.steps as usize);
         rows.push(RawRow {
             backend,
             round,
             what: what.into(),
             concurrency: clients,
             steps_per_sec: r.steps_per_sec,
-            cpu: cpu_before
-                .zip(cpu_after)
-                .map(|(b, a)| b.per_step(&a, r.steps as f64)),
+            cpu,
         });
         progress.inc(1);
     }

@@ -4,7 +4,7 @@
 //! throughput ratio between two writers is mostly a ratio of these sums, so the bench prints
 //! them next to it. Read from Linux's `/proc`; elsewhere the figures are absent.
 
-use std::{collections::HashMap, fs, sync::OnceLock};
+use std::{fs, sync::OnceLock};
 
 use serde::Serialize;
 
@@ -30,50 +30,18 @@ pub fn load_runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// Processor seconds used so far.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
     /// This whole process, threads that have exited included.
     process: f64,
     /// The load generator's threads.
     load: f64,
-    /// The `postgres` processes on this machine, when the database is one of them.
-    database: Option<Processes>,
-}
-
-/// Seconds of each process of one name, and of the children they have reaped.
-#[derive(Debug, Clone, Default)]
-struct Processes {
-    own: HashMap<u32, f64>,
-    children: f64,
-}
-
-impl Processes {
-    fn now(name: &str) -> Self {
-        let mut p = Self::default();
-        for (pid, stat) in stats_in("/proc", name) {
-            p.own.insert(pid, stat.own);
-            p.children += stat.children;
-        }
-        p
-    }
-
-    /// Seconds used from `self` to `later`. A backend that exits in between has its whole
-    /// lifetime added to its postmaster's reaped children, so what it had used by `self` is
-    /// taken off again; one that starts in between counts from zero.
-    fn used_until(&self, later: &Self) -> f64 {
-        let alive: f64 = later
-            .own
-            .iter()
-            .map(|(pid, s)| s - self.own.get(pid).copied().unwrap_or(0.0))
-            .sum();
-        let exited: f64 = self
-            .own
-            .iter()
-            .filter(|(pid, _)| !later.own.contains_key(pid))
-            .map(|(_, s)| s)
-            .sum();
-        alive + (later.children - self.children) - exited
-    }
+    /// The `postgres` processes on this machine, their own time and that of the children
+    /// they have reaped, when the database is one of them. The difference of two such totals
+    /// is exact: a backend that exits in between moves its whole lifetime from its own entry
+    /// to its postmaster's reaped children, so what it had used by the first sample cancels;
+    /// one that starts in between counts from zero.
+    database: Option<f64>,
 }
 
 /// Processor time per stored step, in microseconds.
@@ -94,7 +62,11 @@ impl CpuSample {
     pub fn now(database: bool) -> Option<Self> {
         let process = read_stat("/proc/self/stat")?.own;
         let load = threads_named(LOAD_THREAD);
-        let database = database.then(|| Processes::now("postgres"));
+        let database = database.then(|| {
+            stats_in("/proc", "postgres")
+                .map(|s| s.own + s.children)
+                .sum()
+        });
         Some(Self {
             process,
             load,
@@ -109,11 +81,7 @@ impl CpuSample {
         CpuPerStep {
             load_us: us(load),
             server_us: us(later.process - self.process - load),
-            database_us: self
-                .database
-                .as_ref()
-                .zip(later.database.as_ref())
-                .map(|(a, b)| us(a.used_until(b))),
+            database_us: self.database.zip(later.database).map(|(a, b)| us(b - a)),
         }
     }
 }
@@ -166,20 +134,22 @@ fn parse_stat(stat: &str) -> Option<Stat> {
 }
 
 fn threads_named(name: &str) -> f64 {
-    stats_in("/proc/self/task", name).map(|(_, s)| s.own).sum()
+    stats_in("/proc/self/task", name).map(|s| s.own).sum()
 }
 
 /// The entries of `dir` (pids or thread ids) whose command is `name`.
-fn stats_in<'a>(dir: &str, name: &'a str) -> impl Iterator<Item = (u32, Stat)> + 'a {
+fn stats_in<'a>(dir: &str, name: &'a str) -> impl Iterator<Item = Stat> + 'a {
     fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter_map(|e| {
-            let id = e.file_name().to_str()?.parse().ok()?;
-            Some((id, read_stat(e.path().join("stat").to_str()?)?))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
         })
-        .filter(move |(_, s)| s.name == name)
+        .filter_map(|e| read_stat(e.path().join("stat").to_str()?))
+        .filter(move |s| s.name == name)
 }
 
 #[cfg(test)]
@@ -216,21 +186,17 @@ mod tests {
     fn per_step_splits_the_load_generator_from_the_rest() {
         // pid 1 (the postmaster) uses 0.5 s and reaps pid 2, which had used 9 s by the first
         // sample and 10 s in all; pid 3 runs throughout (2.5 s), pid 4 starts in between (1 s).
+        // Totals: own times of pids 1-3 plus reaped children, then of pids 1, 3, 4 plus the
+        // children, pid 2's 10 s among them.
         let before = CpuSample {
             process: 10.0,
             load: 2.0,
-            database: Some(Processes {
-                own: HashMap::from([(1, 1.0), (2, 9.0), (3, 50.0)]),
-                children: 100.0,
-            }),
+            database: Some(1.0 + 9.0 + 50.0 + 100.0),
         };
         let after = CpuSample {
             process: 13.0,
             load: 2.5,
-            database: Some(Processes {
-                own: HashMap::from([(1, 1.5), (3, 52.5), (4, 1.0)]),
-                children: 110.0,
-            }),
+            database: Some(1.5 + 52.5 + 1.0 + 110.0),
         };
         let cpu = before.per_step(&after, 100_000.0);
         assert!((cpu.load_us - 5.0).abs() < 1e-9);
@@ -239,7 +205,7 @@ mod tests {
         assert!((cpu.database_us.unwrap() - 50.0).abs() < 1e-9, "{cpu:?}");
         let none = CpuSample {
             database: None,
-            ..before.clone()
+            ..before
         };
         assert_eq!(none.per_step(&after, 1.0).database_us, None);
     }
