@@ -799,7 +799,8 @@ async fn seed_reads(
         }
     };
     let big = start(0).await?;
-    for chunk in steps(0, BIG, args.read_step_bytes).chunks(1000) {
+    for first in (0..BIG).step_by(1000) {
+        let chunk = steps(first as i64, (BIG - first).min(1000), args.read_step_bytes);
         store.append_steps(big, chunk).await?;
     }
     progress.inc(1);
@@ -814,7 +815,7 @@ async fn seed_reads(
                 if i % 5 == 0 {
                     batch[SMALL - 1].error = Some("exit 1".into());
                 }
-                store.append_steps(id, &batch).await?;
+                store.append_steps(id, batch).await?;
                 if i % 3 != 0 {
                     let c = lightning_core::Completion {
                         success: i % 4 != 0,
@@ -974,7 +975,7 @@ impl Target {
             let batch_steps = steps((sent * batch) as i64, batch, bytes);
             let began = Instant::now();
             match self {
-                Target::Direct(store) => store.append_steps(trajectory, &batch_steps).await?,
+                Target::Direct(store) => store.append_steps(trajectory, batch_steps).await?,
                 Target::Http(http) => {
                     http.post(
                         &format!("/api/trajectories/{trajectory}/steps/batch"),

@@ -238,7 +238,7 @@ async fn seed(store: &Arc<dyn Store>, n: usize, steps: usize) -> anyhow::Result<
                         ..Default::default()
                     })
                     .collect();
-                store.append_steps(id, &batch).await?;
+                store.append_steps(id, batch).await?;
                 store
                     .complete_trajectory(
                         id,

@@ -29,7 +29,7 @@ async fn seeded(backend: Backend) -> (TestStore, Vec<Uuid>) {
         t.store
             .append_steps(
                 id,
-                &[NewStep {
+                vec![NewStep {
                     step_number: 0,
                     tool_name: "Bash".into(),
                     tool_input: Some(json!({"command": format!("make test-{i}")})),

@@ -29,7 +29,7 @@ async fn seeded() -> TestStore {
         t.store
             .append_steps(
                 id,
-                &[NewStep {
+                vec![NewStep {
                     step_number: 0,
                     tool_name: "Bash".into(),
                     error: failed.then(|| format!("exit status {i}")),

@@ -310,7 +310,7 @@ pub async fn seed_store_with_errors(
         store
             .append_steps(
                 id,
-                &[NewStep {
+                vec![NewStep {
                     step_number: 0,
                     tool_name: "Bash".into(),
                     tool_input: Some(

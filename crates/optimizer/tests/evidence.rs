@@ -821,7 +821,7 @@ impl Evaluator for RecordingEvaluator {
         self.store
             .append_steps(
                 id,
-                &[NewStep {
+                vec![NewStep {
                     step_number: 0,
                     tool_name: "Bash".into(),
                     error: error.clone(),

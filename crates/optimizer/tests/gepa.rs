@@ -283,7 +283,7 @@ async fn critiques_read_the_rollouts_own_trajectory() {
     t.store
         .append_steps(
             id,
-            &[
+            vec![
                 NewStep {
                     step_number: 0,
                     kind: Some(StepKind::Message),

@@ -132,7 +132,7 @@ async fn seed(store: &Arc<dyn Store>) {
         store
             .append_steps(
                 id,
-                &[
+                vec![
                     NewStep {
                         step_number: 0,
                         tool_name: "lookup_order".into(),

@@ -71,7 +71,8 @@ pub trait Store:
     /// transaction with other callers' batches (group commit); returns once it has committed.
     /// `NotFound` when the trajectory does not exist; then nothing is written. `Overloaded`
     /// when the write queue is full.
-    async fn append_steps(&self, trajectory_id: Uuid, steps: &[NewStep]) -> StoreResult<()>;
+    /// Takes the steps by value: the writer keeps them until the group has committed.
+    async fn append_steps(&self, trajectory_id: Uuid, steps: Vec<NewStep>) -> StoreResult<()>;
 
     /// Marks `running` trajectories with no activity since `idle_since` as `abandoned`;
     /// returns how many. Safe to run from several collectors at once.

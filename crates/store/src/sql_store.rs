@@ -74,8 +74,8 @@ where
         Ok(id)
     }
 
-    async fn append_steps(&self, trajectory_id: Uuid, steps: &[NewStep]) -> StoreResult<()> {
-        self.group().submit(trajectory_id, steps.to_vec()).await
+    async fn append_steps(&self, trajectory_id: Uuid, steps: Vec<NewStep>) -> StoreResult<()> {
+        self.group().submit(trajectory_id, steps).await
     }
 
     async fn abandon_idle(&self, idle_since: DateTime<Utc>) -> StoreResult<u64> {

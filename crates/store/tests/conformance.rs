@@ -146,7 +146,7 @@ async fn steps_are_stored_in_order_with_counts(t: &TestStore) {
     }
     .validate()
     .unwrap();
-    s.append_steps(id, &steps).await.unwrap();
+    s.append_steps(id, steps).await.unwrap();
     let stored = s.list_steps(id, None, 100).await.unwrap();
     let order: Vec<_> = stored
         .iter()
@@ -165,7 +165,10 @@ async fn steps_are_stored_in_order_with_counts(t: &TestStore) {
 async fn steps_for_unknown_trajectory_write_nothing(t: &TestStore) {
     let s = &t.store;
     let ghost = Uuid::new_v4();
-    let err = s.append_steps(ghost, &[step(1, "Read")]).await.unwrap_err();
+    let err = s
+        .append_steps(ghost, vec![step(1, "Read")])
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::NotFound(ref what) if what.contains(&ghost.to_string())),
         "{err}"
@@ -181,7 +184,7 @@ async fn resent_steps_merge_instead_of_duplicating(t: &TestStore) {
     let opened_at = lightning_core::time::now() - Duration::seconds(5);
     let mut open = step(1, "Read");
     open.timestamp = Some(opened_at);
-    s.append_steps(id, &[open.clone()]).await.unwrap();
+    s.append_steps(id, vec![open.clone()]).await.unwrap();
     let mut closed = NewStep {
         step_number: 1,
         tool_name: "Read".into(),
@@ -190,9 +193,9 @@ async fn resent_steps_merge_instead_of_duplicating(t: &TestStore) {
         timestamp: Some(opened_at + Duration::seconds(1)),
         ..Default::default()
     };
-    s.append_steps(id, &[closed.clone()]).await.unwrap();
+    s.append_steps(id, vec![closed.clone()]).await.unwrap();
     closed.tool_output = None; // a retry that lost a field must not erase it
-    s.append_steps(id, &[closed]).await.unwrap();
+    s.append_steps(id, vec![closed]).await.unwrap();
     let stored = s.list_steps(id, None, 10).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].tool_input, Some(json!({"n": 1})));
@@ -212,7 +215,7 @@ async fn concurrent_identical_batches_never_duplicate(t: &TestStore) {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (s, batch) = (s.clone(), batch.clone());
-            tokio::spawn(async move { s.append_steps(id, &batch).await })
+            tokio::spawn(async move { s.append_steps(id, batch).await })
         })
         .collect();
     for task in tasks {
@@ -227,13 +230,13 @@ async fn large_batch_spanning_statements_is_atomic(t: &TestStore) {
     let s = &t.store;
     let id = start(s, "a").await;
     let steps: Vec<NewStep> = (0..2500).map(|n| step(n, "Grep")).collect();
-    s.append_steps(id, &steps).await.unwrap();
+    s.append_steps(id, steps.clone()).await.unwrap();
     assert_eq!(s.get_trajectory(id).await.unwrap().step_count, 2500);
     assert_eq!(s.list_steps(id, None, 10_000).await.unwrap().len(), 2500);
     // Steps for a trajectory that is gone are refused as a whole, chunks included.
     let other = start(s, "b").await;
     s.delete_trajectory(other).await.unwrap();
-    assert!(s.append_steps(other, &steps).await.is_err());
+    assert!(s.append_steps(other, steps).await.is_err());
     assert!(s.list_steps(other, None, 10).await.unwrap().is_empty());
     t.assert_no_locks_left().await;
 }
@@ -453,7 +456,7 @@ async fn stats_aggregate_outcomes_tools_agents_and_timeline(t: &TestStore) {
         failing.duration_ms = Some(30);
         let mut read = step(1, "Read");
         read.duration_ms = Some(10);
-        s.append_steps(id, &[read, failing]).await.unwrap();
+        s.append_steps(id, vec![read, failing]).await.unwrap();
         if let Some(success) = success {
             let c = Completion {
                 success,
@@ -565,7 +568,7 @@ async fn agents_summarize_counts_and_last_seen(t: &TestStore) {
 async fn delete_removes_steps_too(t: &TestStore) {
     let s = &t.store;
     let id = start(s, "a").await;
-    s.append_steps(id, &[step(1, "Read")]).await.unwrap();
+    s.append_steps(id, vec![step(1, "Read")]).await.unwrap();
     s.delete_trajectory(id).await.unwrap();
     assert!(matches!(
         s.get_trajectory(id).await,
@@ -620,7 +623,7 @@ async fn deleting_while_steps_arrive_leaves_no_orphan_steps(t: &TestStore) {
                         let first = (b * 8 + w) * 10;
                         let steps: Vec<NewStep> =
                             (first..first + 10).map(|n| step(n, "Read")).collect();
-                        match s.append_steps(id, &steps).await {
+                        match s.append_steps(id, steps).await {
                             Ok(()) => {}
                             Err(StoreError::NotFound(_)) => return true,
                             Err(e) => panic!("{e}"),
@@ -647,7 +650,7 @@ async fn export_streams_every_trajectory_with_steps(t: &TestStore) {
         let id = start_at(s, "x", i).await;
         let steps: Vec<NewStep> = (1..=(i % 4)).map(|n| step(n, "Read")).collect();
         if !steps.is_empty() {
-            s.append_steps(id, &steps).await.unwrap();
+            s.append_steps(id, steps).await.unwrap();
         }
     }
     let all: Vec<_> = export_stream(s.clone(), TrajectoryFilter::default())
@@ -704,7 +707,7 @@ async fn json_values_round_trip_exactly(t: &TestStore) {
             ..Default::default()
         })
         .collect();
-    s.append_steps(id, &steps).await.unwrap();
+    s.append_steps(id, steps).await.unwrap();
     let stored = s.list_steps(id, None, 10).await.unwrap();
     for (got, want) in stored.iter().zip(&values) {
         assert_eq!(got.tool_input.as_ref(), Some(want));
@@ -805,7 +808,9 @@ async fn idle_sweep_abandons_and_late_activity_corrects(t: &TestStore) {
         (2, 0, Some(1.0))
     );
     // A late step reopens it, a late completion settles it.
-    s.append_steps(stepped, &[step(1, "Read")]).await.unwrap();
+    s.append_steps(stepped, vec![step(1, "Read")])
+        .await
+        .unwrap();
     let got = s.get_trajectory(stepped).await.unwrap();
     assert_eq!((got.status, got.step_count), (Status::Running, 1));
     complete(s, idle, false).await;
@@ -851,7 +856,7 @@ async fn step_kinds_are_stored_and_only_tools_count(t: &TestStore) {
     };
     let mut failing = step(4, "Bash");
     failing.error = Some("exit 1".into());
-    s.append_steps(id, &[step(1, "Read"), message.clone(), event, failing])
+    s.append_steps(id, vec![step(1, "Read"), message.clone(), event, failing])
         .await
         .unwrap();
     let stored = s.list_steps(id, None, 10).await.unwrap();
@@ -871,7 +876,7 @@ async fn step_kinds_are_stored_and_only_tools_count(t: &TestStore) {
     message.kind = None;
     message.tool_output = None;
     message.duration_ms = Some(5);
-    s.append_steps(id, &[message]).await.unwrap();
+    s.append_steps(id, vec![message]).await.unwrap();
     assert_eq!(
         s.list_steps(id, Some(1), 1).await.unwrap()[0].kind,
         StepKind::Message
@@ -945,7 +950,7 @@ async fn counters_and_tool_stats_stay_exact_under_concurrent_merges(t: &TestStor
                             st
                         })
                         .collect();
-                    s.append_steps(id, &batch).await.unwrap();
+                    s.append_steps(id, batch).await.unwrap();
                 }
             })
         })
@@ -1016,7 +1021,7 @@ async fn a_failing_batch_does_not_fail_its_neighbours(t: &TestStore) {
             tokio::spawn(async move {
                 let tool = if i == 5 { "poison" } else { "Read" };
                 let steps: Vec<NewStep> = (0..10).map(|n| step(n, tool)).collect();
-                s.append_steps(id, &steps).await
+                s.append_steps(id, steps).await
             })
         })
         .collect();

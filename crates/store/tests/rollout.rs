@@ -191,7 +191,7 @@ async fn runs(store: &dyn Store, agent: &str, version: Option<i64>, n: usize, su
         store
             .append_steps(
                 id,
-                &[NewStep {
+                vec![NewStep {
                     step_number: 0,
                     tool_name: "Bash".into(),
                     error: (!ok).then(|| "exit 1".into()),

@@ -53,11 +53,9 @@ pub async fn steps_batch(
         // Still 404 for an unknown trajectory, so clients learn about it early.
         state.store.get_trajectory(id).await?;
     } else {
-        state.store.append_steps(id, &steps).await?;
-        state
-            .metrics
-            .steps_ingested
-            .fetch_add(steps.len() as u64, Relaxed);
+        let count = steps.len() as u64;
+        state.store.append_steps(id, steps).await?;
+        state.metrics.steps_ingested.fetch_add(count, Relaxed);
     }
     Ok(Json(SuccessResponse::OK))
 }
