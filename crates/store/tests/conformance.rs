@@ -184,7 +184,7 @@ async fn resent_steps_merge_instead_of_duplicating(t: &TestStore) {
     let opened_at = lightning_core::time::now() - Duration::seconds(5);
     let mut open = step(1, "Read");
     open.timestamp = Some(opened_at);
-    s.append_steps(id, vec![open.clone()]).await.unwrap();
+    s.append_steps(id, vec![open]).await.unwrap();
     let mut closed = NewStep {
         step_number: 1,
         tool_name: "Read".into(),
